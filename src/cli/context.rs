@@ -1,0 +1,124 @@
+//! What every command needs: where the plan is, which town, which Redis.
+
+use std::path::{Path, PathBuf};
+
+use super::{CliError, Global};
+use crate::plan::{self, Plan, valid_id};
+use crate::store::{RedisTarget, Store};
+
+pub struct Context {
+    /// The plan file as given (relative paths stay relative for messages).
+    pub file: PathBuf,
+    /// The directory the plan lives in: `.tt/` and relative paths start here.
+    pub project_dir: PathBuf,
+    town_flag: Option<String>,
+}
+
+impl Context {
+    pub fn new(global: Global) -> Result<Self, CliError> {
+        let cwd = std::env::current_dir().map_err(|source| CliError::Io {
+            what: "cannot read the current directory".into(),
+            source,
+        })?;
+        let file = global.file;
+        let abs = cwd.join(&file);
+        let project_dir = abs
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| cwd.clone());
+        if let Some(t) = &global.town
+            && !valid_id(t)
+        {
+            return Err(CliError::Usage {
+                message: format!("town name `{t}` is not valid"),
+                help: "use 1 to 128 of the characters A-Z a-z 0-9 . _ -".into(),
+            });
+        }
+        Ok(Self {
+            file,
+            project_dir,
+            town_flag: global.town,
+        })
+    }
+
+    /// Loads and validates the plan.
+    pub fn load_plan(&self) -> Result<Plan, CliError> {
+        Ok(plan::load_file(&self.file)?)
+    }
+
+    /// `--town`/`TT_TOWN`, else `[town] name`, else the directory name.
+    pub fn town(&self, from_file: Option<&str>) -> String {
+        if let Some(t) = &self.town_flag {
+            return t.clone();
+        }
+        if let Some(t) = from_file.filter(|t| valid_id(t)) {
+            return t.to_string();
+        }
+        let dir = self
+            .project_dir
+            .canonicalize()
+            .unwrap_or_else(|_| self.project_dir.clone());
+        town_from_dir(&dir)
+    }
+
+    /// `REDIS_URL`, else `[town] redis_url`, else the embedded server.
+    pub fn target(&self, file_url: Option<&str>) -> RedisTarget {
+        let env = std::env::var("REDIS_URL").ok();
+        RedisTarget::resolve(env.as_deref(), file_url, &self.project_dir)
+    }
+
+    /// Opens the store for the plan's town.
+    pub async fn store_for(&self, plan: &Plan) -> Result<Store, CliError> {
+        let town = self.town(plan.town.name.as_deref());
+        let target = self.target(plan.town.redis_url.as_deref());
+        Ok(Store::open(&target, &town).await?)
+    }
+
+    /// Opens the store for commands that only read Redis: the file is
+    /// consulted for `[town]` if it exists, but need not be valid.
+    pub async fn store(&self) -> Result<Store, CliError> {
+        let (name, url) = match std::fs::read_to_string(&self.file) {
+            Ok(text) => plan::peek_town(&text),
+            Err(_) => (None, None),
+        };
+        let town = self.town(name.as_deref());
+        let target = self.target(url.as_deref());
+        Ok(Store::open(&target, &town).await?)
+    }
+}
+
+/// A town name from a directory name: invalid characters become `-`.
+pub fn town_from_dir(dir: &Path) -> String {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(128)
+        .collect();
+    if cleaned.is_empty() {
+        "default".into()
+    } else {
+        cleaned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn town_names_from_directories_are_valid() {
+        assert_eq!(town_from_dir(Path::new("/home/x/my shop")), "my-shop");
+        assert_eq!(town_from_dir(Path::new("/")), "default");
+        assert!(valid_id(&town_from_dir(Path::new("/tmp/ünï"))));
+    }
+}

@@ -1,0 +1,87 @@
+//! How `tt` prints: diagnostics through miette, tables, and JSON.
+
+use std::io::{IsTerminal, Write};
+
+use super::CliError;
+
+/// Whether stdout is a terminal that wants color.
+pub fn color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+pub fn install_error_hook() {
+    let stderr_tty = std::io::stderr().is_terminal();
+    let color = stderr_tty && std::env::var_os("NO_COLOR").is_none();
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .force_graphical(true)
+                .color(color)
+                .unicode(stderr_tty)
+                .terminal_links(false)
+                .context_lines(1)
+                .build(),
+        )
+    }));
+}
+
+pub fn print_error(e: CliError) {
+    let report = miette::Report::new(e);
+    eprintln!("{report:?}");
+}
+
+/// Prints diagnostics that are not fatal (warnings).
+pub fn print_diagnostic(d: impl miette::Diagnostic + Send + Sync + 'static) {
+    let report = miette::Report::new(d);
+    eprintln!("{report:?}");
+}
+
+/// Prints a JSON value on stdout.
+pub fn json(value: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut out, value);
+    let _ = writeln!(out);
+}
+
+/// Left-aligned columns, two spaces apart; the last column is not padded.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let cols = header.len();
+    let mut width = header.iter().map(|h| h.chars().count()).collect::<Vec<_>>();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(cols) {
+            width[i] = width[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut l = String::new();
+        for (i, cell) in cells.enumerate() {
+            if i + 1 == cols {
+                l.push_str(cell);
+            } else {
+                l.push_str(cell);
+                let pad = width[i].saturating_sub(cell.chars().count()) + 2;
+                l.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+/// Cuts text to `max` characters on one line.
+pub fn short(text: &str, max: usize) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max {
+        one_line
+    } else {
+        let mut s: String = one_line.chars().take(max.saturating_sub(1)).collect();
+        s.push('…');
+        s
+    }
+}

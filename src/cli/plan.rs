@@ -1,0 +1,223 @@
+//! `tt plan`: validate and show the plan — groups as a tree, dependency
+//! waves, order per agent, counts — without touching Redis.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::{CliError, Context, output};
+use crate::graph::Graph;
+use crate::plan::{LoadError, Plan};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print the plan (or its problems) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
+    let plan = match ctx.load_plan() {
+        Ok(p) => p,
+        Err(CliError::Plan(e @ LoadError::Invalid { .. })) if args.json => {
+            let problems: Vec<_> = e.problems().iter().map(|p| p.to_json()).collect();
+            output::json(&json!({ "valid": false, "problems": problems }));
+            return Ok(2);
+        }
+        Err(e) => return Err(e),
+    };
+    for w in &plan.warnings {
+        output::print_diagnostic(w.clone());
+    }
+    let graph = Graph::from_plan(&plan);
+    let view = View::new(&plan, &graph);
+    if args.json {
+        output::json(&view.json(ctx.town(plan.town.name.as_deref())));
+    } else {
+        print!("{}", view.text(&ctx.town(plan.town.name.as_deref())));
+    }
+    Ok(0)
+}
+
+struct View<'a> {
+    plan: &'a Plan,
+    graph: &'a Graph,
+    waves: Vec<Vec<usize>>,
+    /// Agent (or "(backlog)") → tasks in dispatch order.
+    per_agent: BTreeMap<String, Vec<usize>>,
+}
+
+const BACKLOG: &str = "(backlog)";
+
+impl<'a> View<'a> {
+    fn new(plan: &'a Plan, graph: &'a Graph) -> Self {
+        let waves = graph.waves();
+        let mut per_agent: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for wave in &waves {
+            for &i in wave {
+                let agent = if graph.is_group(i) {
+                    plan.tasks[i].agent.as_deref()
+                } else {
+                    plan.agent_for(&plan.tasks[i])
+                };
+                per_agent
+                    .entry(agent.unwrap_or(BACKLOG).to_string())
+                    .or_default()
+                    .push(i);
+            }
+        }
+        Self {
+            plan,
+            graph,
+            waves,
+            per_agent,
+        }
+    }
+
+    fn id(&self, i: usize) -> &str {
+        &self.plan.tasks[i].id
+    }
+
+    fn ids(&self, list: &[usize]) -> Vec<&str> {
+        list.iter().map(|&i| self.id(i)).collect()
+    }
+
+    fn groups(&self) -> Vec<usize> {
+        (0..self.graph.len())
+            .filter(|&i| self.graph.is_group(i) && self.graph.parent(i).is_none())
+            .collect()
+    }
+
+    fn text(&self, town: &str) -> String {
+        let plan = self.plan;
+        let n_groups = (0..self.graph.len())
+            .filter(|&i| self.graph.is_group(i))
+            .count();
+        let mut out = format!(
+            "{}: valid — {} task{}, {} group{}, {} agent{} declared, town `{town}`\n",
+            plan.file_name(),
+            plan.tasks.len(),
+            plural(plan.tasks.len()),
+            n_groups,
+            plural(n_groups),
+            plan.agents.len(),
+            plural(plan.agents.len()),
+        );
+        if let Some(d) = &plan.meta.description {
+            out.push_str(&format!("{d}\n"));
+        }
+        let groups = self.groups();
+        if !groups.is_empty() {
+            out.push_str("\nGroups:\n");
+            for g in groups {
+                self.tree(&mut out, g, "  ", "  ");
+            }
+        }
+        out.push_str("\nWaves (what can run together, if every task succeeds):\n");
+        if self.waves.is_empty() {
+            out.push_str("  nothing left to run\n");
+        }
+        for (k, wave) in self.waves.iter().enumerate() {
+            out.push_str(&format!("  {:>3}  {}\n", k + 1, self.ids(wave).join(", ")));
+        }
+        if !self.per_agent.is_empty() {
+            out.push_str("\nOrder per agent:\n");
+            let width = self.per_agent.keys().map(|k| k.len()).max().unwrap_or(0);
+            for (agent, list) in &self.per_agent {
+                out.push_str(&format!(
+                    "  {agent:<width$}  {}\n",
+                    self.ids(list).join(" → ")
+                ));
+            }
+        }
+        let done = (0..self.graph.len())
+            .filter(|&i| self.graph.status(i) == crate::Status::Completed)
+            .count();
+        if done > 0 {
+            out.push_str(&format!("\n{done} already completed in the file\n"));
+        }
+        out
+    }
+
+    fn tree(&self, out: &mut String, i: usize, first: &str, rest: &str) {
+        let t = &self.plan.tasks[i];
+        let mut line = format!("{first}{}", t.id);
+        if self.graph.is_group(i) {
+            match &t.agent {
+                Some(a) => line.push_str(&format!("  (join step on {a})")),
+                None => line.push_str("  (group)"),
+            }
+        }
+        if !t.depends_on.is_empty() {
+            line.push_str(&format!("  after {}", t.depends_on.join(", ")));
+        }
+        out.push_str(&line);
+        out.push('\n');
+        let children = self.graph.children(i);
+        // Iterative would be needed only for absurd depths; groups are
+        // shallow in practice, and `tt plan` is a human view, so cap it.
+        if rest.len() > 200 {
+            if !children.is_empty() {
+                out.push_str(&format!("{rest}… {} more levels\n", children.len()));
+            }
+            return;
+        }
+        for (k, &c) in children.iter().enumerate() {
+            let last = k + 1 == children.len();
+            let (f, r) = if last {
+                ("└─ ", "   ")
+            } else {
+                ("├─ ", "│  ")
+            };
+            self.tree(out, c, &format!("{rest}{f}"), &format!("{rest}{r}"));
+        }
+    }
+
+    fn json(&self, town: String) -> serde_json::Value {
+        let plan = self.plan;
+        let tasks: Vec<_> = plan
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                json!({
+                    "id": t.id,
+                    "description": t.description,
+                    "agent": if self.graph.is_group(i) { t.agent.clone() } else { plan.agent_for(t).map(String::from) },
+                    "parent": t.parent,
+                    "depends_on": t.depends_on,
+                    "tags": t.tags,
+                    "priority": t.effective_priority(),
+                    "status": self.graph.status(i),
+                    "group": self.graph.is_group(i),
+                })
+            })
+            .collect();
+        let groups: Vec<_> = (0..self.graph.len())
+            .filter(|&i| self.graph.is_group(i))
+            .map(|g| json!({ "id": self.id(g), "children": self.ids(self.graph.children(g)) }))
+            .collect();
+        let waves: Vec<_> = self.waves.iter().map(|w| self.ids(w)).collect();
+        let per_agent: BTreeMap<_, _> = self
+            .per_agent
+            .iter()
+            .map(|(a, l)| (a.clone(), self.ids(l)))
+            .collect();
+        let warnings: Vec<_> = plan.warnings.iter().map(|w| w.to_json()).collect();
+        json!({
+            "valid": true,
+            "file": plan.file_name(),
+            "town": town,
+            "counts": { "tasks": plan.tasks.len(), "groups": groups.len(), "agents": plan.agents.len(), "waves": waves.len() },
+            "tasks": tasks,
+            "groups": groups,
+            "waves": waves,
+            "order": per_agent,
+            "problems": warnings,
+        })
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,209 @@
+//! `tt tasks` and `tt task <id>`: what Redis holds, with statuses and
+//! readiness from the same graph dispatch uses.
+
+use serde_json::{Value, json};
+
+use super::{CliError, Context, output};
+use crate::Status;
+use crate::graph::{Graph, Readiness};
+use crate::store::TaskRecord;
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only tasks with this status (pending, assigned, running, completed, failed, cancelled).
+    #[arg(long, value_parser = parse_status)]
+    status: Option<Status>,
+    /// Only tasks for this agent.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Only tasks with this tag.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Print a JSON array.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// Task id.
+    id: String,
+    /// Print a JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    Status::parse(s).ok_or_else(|| {
+        format!(
+            "`{s}` is not a status; use one of: {}",
+            Status::ALL.map(Status::as_str).join(", ")
+        )
+    })
+}
+
+/// Records with the graph built over them.
+pub struct Town {
+    pub records: Vec<TaskRecord>,
+    pub graph: Graph,
+}
+
+impl Town {
+    pub fn new(records: Vec<TaskRecord>) -> Self {
+        let graph = Graph::new(records.iter().map(TaskRecord::node).collect());
+        Self { records, graph }
+    }
+
+    /// A record as JSON, with its status as users see it and why it waits.
+    pub fn json(&self, i: usize) -> Value {
+        let r = &self.records[i];
+        let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+        v["status"] = json!(self.graph.status(i));
+        v["stored_status"] = json!(r.status);
+        v["group"] = json!(self.graph.is_group(i));
+        v["waiting"] = match self.graph.readiness(i) {
+            Readiness::Waiting(w) => json!(w.to_string()),
+            Readiness::Ready => json!(null),
+            Readiness::NotPending => json!(null),
+        };
+        if self.graph.is_group(i) {
+            let p = self.graph.progress(i);
+            v["progress"] = json!({ "completed": p.completed, "failed": p.failed, "running": p.running, "total": p.total });
+        }
+        v
+    }
+}
+
+pub async fn list(ctx: &Context, args: ListArgs) -> Result<u8, CliError> {
+    let store = ctx.store().await?;
+    let town = Town::new(store.tasks().await?);
+    let shown: Vec<usize> = (0..town.records.len())
+        .filter(|&i| {
+            let r = &town.records[i];
+            args.status.is_none_or(|s| town.graph.status(i) == s)
+                && args
+                    .agent
+                    .as_deref()
+                    .is_none_or(|a| r.agent.as_deref() == Some(a))
+                && args
+                    .tag
+                    .as_deref()
+                    .is_none_or(|t| r.tags.iter().any(|x| x == t))
+        })
+        .collect();
+    if args.json {
+        output::json(&Value::Array(shown.iter().map(|&i| town.json(i)).collect()));
+        return Ok(0);
+    }
+    if shown.is_empty() {
+        if town.records.is_empty() {
+            println!(
+                "no tasks in town `{}` — push a plan with `tt sync push`",
+                store.town()
+            );
+        } else {
+            println!("no tasks match");
+        }
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = shown
+        .iter()
+        .map(|&i| {
+            let r = &town.records[i];
+            let mut status = town.graph.status(i).to_string();
+            if town.graph.is_group(i) {
+                let p = town.graph.progress(i);
+                status = format!("{status} {}/{}", p.completed, p.total);
+            }
+            vec![
+                r.id.clone(),
+                status,
+                r.agent.clone().unwrap_or_else(|| "-".into()),
+                r.parent.clone().unwrap_or_else(|| "-".into()),
+                output::short(&r.description, 60),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        output::table(&["ID", "STATUS", "AGENT", "PARENT", "DESCRIPTION"], &rows)
+    );
+    Ok(0)
+}
+
+pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
+    if !crate::plan::valid_id(&args.id) {
+        return Err(CliError::Usage {
+            message: format!("`{}` is not a valid task id", args.id),
+            help: "task ids use 1 to 128 of the characters A-Z a-z 0-9 . _ -".into(),
+        });
+    }
+    let store = ctx.store().await?;
+    let town = Town::new(store.tasks().await?);
+    let Some(i) = town.graph.index_of(&args.id) else {
+        let ids = town.records.iter().map(|r| r.id.as_str());
+        let help = match crate::plan::did_you_mean(&args.id, ids) {
+            Some(s) => format!("did you mean `{s}`? `tt tasks` lists every task"),
+            None => "`tt tasks` lists every task".into(),
+        };
+        return Err(CliError::UnknownTask {
+            id: args.id,
+            town: store.town().into(),
+            help,
+        });
+    };
+    if args.json {
+        output::json(&town.json(i));
+        return Ok(0);
+    }
+    let r = &town.records[i];
+    let mut out = String::new();
+    let mut field = |k: &str, v: String| out.push_str(&format!("{k:<12} {v}\n"));
+    field("id", r.id.clone());
+    let mut status = town.graph.status(i).to_string();
+    if let Readiness::Waiting(w) = town.graph.readiness(i) {
+        status = format!("{status} — {w}");
+    }
+    field("status", status);
+    if town.graph.is_group(i) {
+        let p = town.graph.progress(i);
+        field(
+            "progress",
+            format!(
+                "{}/{} done, {} failed, {} running",
+                p.completed, p.total, p.failed, p.running
+            ),
+        );
+    }
+    field(
+        "agent",
+        r.agent.clone().unwrap_or_else(|| "- (backlog)".into()),
+    );
+    if let Some(p) = &r.parent {
+        field("parent", p.clone());
+    }
+    if !r.depends_on.is_empty() {
+        field("depends_on", r.depends_on.join(", "));
+    }
+    if !r.tags.is_empty() {
+        field("tags", r.tags.join(", "));
+    }
+    field("priority", format!("P{}", r.priority));
+    field("attempt", r.attempt.to_string());
+    field("source", format!("{:?}", r.source).to_lowercase());
+    if let Some(w) = &r.worker {
+        field("worker", w.clone());
+    }
+    if let Some(c) = r.exit_code {
+        field("exit code", c.to_string());
+    }
+    if let Some(e) = &r.error {
+        field("error", e.clone());
+    }
+    if let Some(reason) = &r.reason {
+        field("reason", reason.clone());
+    }
+    out.push_str(&format!("\n{}\n", r.description));
+    print!("{out}");
+    Ok(0)
+}

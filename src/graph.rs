@@ -1,0 +1,598 @@
+//! The task graph: groups (parent → children) and dependencies, and the one
+//! readiness function that dispatch, `tt plan`, `tt status` and every other
+//! view use, so they never disagree about whether a task may run.
+//!
+//! Rules (DESIGN "Ready"):
+//! - a task is ready when it is pending, every `depends_on` is completed,
+//!   every ancestor group's `depends_on` is completed, and no ancestor is
+//!   cancelled;
+//! - a group (a task others name as `parent`) has a status derived from its
+//!   children; cancelled children do not count. A group with its own agent
+//!   runs once, as a join step, after every child completed; a group with
+//!   none completes when they do and is never dispatched;
+//! - depending on a group waits for the whole group.
+
+use std::collections::HashMap;
+
+use petgraph::algo::toposort;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::Status;
+
+/// What the graph needs to know of one task.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub id: String,
+    pub parent: Option<String>,
+    pub depends_on: Vec<String>,
+    /// Whether the task runs on an agent if it is a group (join step).
+    /// Leaf tasks always run: on their agent or from the backlog.
+    pub has_agent: bool,
+    pub status: Status,
+    pub priority: u8,
+    /// Position in the file (ad-hoc tasks come after every file task).
+    pub order: u64,
+}
+
+/// Why a pending task is not ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    /// A dependency (of the task or of a group it belongs to) is not done.
+    Dependency { task: String, status: Status },
+    /// A dependency failed or was cancelled: only `tt retry` or an edit helps.
+    Blocked { task: String, status: Status },
+    /// A group waiting for its children (`done` of `total` completed).
+    Children { done: usize, total: usize },
+    /// A group with no agent: it completes when its children do.
+    GroupWithoutAgent,
+    /// An ancestor group was cancelled.
+    GroupCancelled { group: String },
+}
+
+impl std::fmt::Display for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Wait::Dependency { task, status } => write!(f, "waits for {task} ({status})"),
+            Wait::Blocked { task, status } => write!(f, "blocked: {task} {status}"),
+            Wait::Children { done, total } => write!(f, "waits for children ({done}/{total} done)"),
+            Wait::GroupWithoutAgent => f.write_str("group: completes with its children"),
+            Wait::GroupCancelled { group } => write!(f, "group {group} cancelled"),
+        }
+    }
+}
+
+/// Readiness of one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    Waiting(Wait),
+    /// Not pending: already dispatched, running or finished.
+    NotPending,
+}
+
+/// Progress of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    pub completed: usize,
+    pub failed: usize,
+    pub running: usize,
+    /// Children that count (not cancelled).
+    pub total: usize,
+}
+
+pub struct Graph {
+    nodes: Vec<Node>,
+    index: HashMap<String, usize>,
+    children: Vec<Vec<usize>>,
+    parent: Vec<Option<usize>>,
+    deps: Vec<Vec<usize>>,
+    dependants: Vec<Vec<usize>>,
+    /// Status with groups derived from their children.
+    effective: Vec<Status>,
+}
+
+impl Graph {
+    /// Builds the graph. References to unknown tasks are ignored (the plan
+    /// validator reports them; ad-hoc tasks may name anything).
+    pub fn new(nodes: Vec<Node>) -> Self {
+        let index: HashMap<String, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.clone(), i))
+            .collect();
+        let n = nodes.len();
+        let mut children = vec![Vec::new(); n];
+        let mut parent = vec![None; n];
+        let mut deps = vec![Vec::new(); n];
+        let mut dependants = vec![Vec::new(); n];
+        for (i, node) in nodes.iter().enumerate() {
+            if let Some(&p) = node.parent.as_deref().and_then(|p| index.get(p))
+                && p != i
+            {
+                parent[i] = Some(p);
+                children[p].push(i);
+            }
+            for d in &node.depends_on {
+                if let Some(&j) = index.get(d.as_str())
+                    && j != i
+                {
+                    deps[i].push(j);
+                    dependants[j].push(i);
+                }
+            }
+        }
+        let mut g = Graph {
+            effective: nodes.iter().map(|n| n.status).collect(),
+            nodes,
+            index,
+            children,
+            parent,
+            deps,
+            dependants,
+        };
+        g.derive_groups();
+        g
+    }
+
+    /// Group statuses, children first. Parent links form a forest once the
+    /// plan is valid; a cycle from hand-edited Redis data is cut, not looped.
+    fn derive_groups(&mut self) {
+        let n = self.nodes.len();
+        let mut pending_children: Vec<usize> = self.children.iter().map(Vec::len).collect();
+        let mut stack: Vec<usize> = (0..n).filter(|&i| pending_children[i] == 0).collect();
+        while let Some(i) = stack.pop() {
+            if !self.children[i].is_empty() {
+                self.effective[i] = self.group_status(i);
+            }
+            if let Some(p) = self.parent[i] {
+                pending_children[p] -= 1;
+                if pending_children[p] == 0 {
+                    stack.push(p);
+                }
+            }
+        }
+    }
+
+    fn group_status(&self, g: usize) -> Status {
+        let own = self.nodes[g].status;
+        if own == Status::Cancelled || (self.nodes[g].has_agent && own != Status::Pending) {
+            return own;
+        }
+        let p = self.progress(g);
+        if p.total == 0 {
+            return own;
+        }
+        if p.failed > 0 {
+            Status::Failed
+        } else if p.completed == p.total {
+            if self.nodes[g].has_agent {
+                own
+            } else {
+                Status::Completed
+            }
+        } else if p.running > 0 || p.completed > 0 {
+            Status::Running
+        } else {
+            Status::Pending
+        }
+    }
+
+    /// The graph of a plan as the file states it (statuses from `status =`).
+    pub fn from_plan(plan: &crate::plan::Plan) -> Self {
+        let groups: std::collections::HashSet<&str> = plan
+            .tasks
+            .iter()
+            .filter_map(|t| t.parent.as_deref())
+            .collect();
+        Graph::new(
+            plan.tasks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Node {
+                    id: t.id.clone(),
+                    parent: t.parent.clone(),
+                    depends_on: t.depends_on.clone(),
+                    has_agent: if groups.contains(t.id.as_str()) {
+                        t.agent.is_some()
+                    } else {
+                        true
+                    },
+                    status: t.status.map_or(Status::Pending, Status::applied),
+                    priority: t.effective_priority(),
+                    order: i as u64,
+                })
+                .collect(),
+        )
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    pub fn node(&self, i: usize) -> &Node {
+        &self.nodes[i]
+    }
+
+    pub fn is_group(&self, i: usize) -> bool {
+        !self.children[i].is_empty()
+    }
+
+    pub fn children(&self, i: usize) -> &[usize] {
+        &self.children[i]
+    }
+
+    pub fn parent(&self, i: usize) -> Option<usize> {
+        self.parent[i]
+    }
+
+    /// Tasks that name `i` in `depends_on`.
+    pub fn dependants(&self, i: usize) -> &[usize] {
+        &self.dependants[i]
+    }
+
+    /// Status as users see it: a group's is derived from its children.
+    pub fn status(&self, i: usize) -> Status {
+        self.effective[i]
+    }
+
+    /// Children counts of a group (cancelled children are left out).
+    pub fn progress(&self, g: usize) -> Progress {
+        let mut p = Progress::default();
+        for &c in &self.children[g] {
+            match self.effective[c] {
+                Status::Cancelled => continue,
+                Status::Completed => p.completed += 1,
+                Status::Failed => p.failed += 1,
+                Status::Running | Status::Assigned => p.running += 1,
+                Status::Pending => {}
+            }
+            p.total += 1;
+        }
+        p
+    }
+
+    /// The readiness function.
+    pub fn readiness(&self, i: usize) -> Readiness {
+        if self.nodes[i].status != Status::Pending {
+            return Readiness::NotPending;
+        }
+        // The task's own dependencies, then each ancestor's.
+        let mut at = Some(i);
+        while let Some(t) = at {
+            if t != i && self.effective[t] == Status::Cancelled {
+                return Readiness::Waiting(Wait::GroupCancelled {
+                    group: self.nodes[t].id.clone(),
+                });
+            }
+            for &d in &self.deps[t] {
+                match self.effective[d] {
+                    Status::Completed => {}
+                    s @ (Status::Failed | Status::Cancelled) => {
+                        return Readiness::Waiting(Wait::Blocked {
+                            task: self.nodes[d].id.clone(),
+                            status: s,
+                        });
+                    }
+                    s => {
+                        return Readiness::Waiting(Wait::Dependency {
+                            task: self.nodes[d].id.clone(),
+                            status: s,
+                        });
+                    }
+                }
+            }
+            at = self.parent[t];
+        }
+        if self.is_group(i) {
+            if !self.nodes[i].has_agent {
+                return Readiness::Waiting(Wait::GroupWithoutAgent);
+            }
+            let p = self.progress(i);
+            if p.total > 0 && p.completed < p.total {
+                return Readiness::Waiting(Wait::Children {
+                    done: p.completed,
+                    total: p.total,
+                });
+            }
+        }
+        Readiness::Ready
+    }
+
+    /// Ready tasks in dispatch order: (priority, file order).
+    pub fn ready(&self) -> Vec<usize> {
+        let mut ready: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.readiness(i) == Readiness::Ready)
+            .collect();
+        self.sort_dispatch_order(&mut ready);
+        ready
+    }
+
+    pub fn sort_dispatch_order(&self, tasks: &mut [usize]) {
+        tasks.sort_by_key(|&i| (self.nodes[i].priority, self.nodes[i].order));
+    }
+
+    /// Whether `tt run` dispatches this task at all (groups without an agent
+    /// never run; they complete with their children).
+    pub fn runs(&self, i: usize) -> bool {
+        !self.is_group(i) || self.nodes[i].has_agent
+    }
+
+    /// Dispatch waves if every task succeeds: wave 1 is what is ready now,
+    /// wave 2 what becomes ready once wave 1 completed, and so on. Each wave
+    /// is in dispatch order. Finished and cancelled tasks are left out.
+    pub fn waves(&self) -> Vec<Vec<usize>> {
+        let n = self.nodes.len();
+        // start(t) = 2t waits for done(d) of deps and start(parent);
+        // done(t) = 2t+1 waits for start(t) and done(child).
+        let mut g: DiGraph<(), ()> = DiGraph::with_capacity(2 * n, 4 * n);
+        for _ in 0..2 * n {
+            g.add_node(());
+        }
+        let start = |i: usize| NodeIndex::new(2 * i);
+        let done = |i: usize| NodeIndex::new(2 * i + 1);
+        for i in 0..n {
+            g.add_edge(done(i), start(i), ());
+            for &d in &self.deps[i] {
+                g.add_edge(start(i), done(d), ());
+            }
+            if let Some(p) = self.parent[i] {
+                g.add_edge(start(i), start(p), ());
+                g.add_edge(done(p), done(i), ());
+            }
+        }
+        let Ok(order) = toposort(&g, None) else {
+            return Vec::new();
+        };
+        let mut level = vec![0usize; 2 * n];
+        for node in order.into_iter().rev() {
+            let waits = g
+                .neighbors(node)
+                .map(|t| level[t.index()])
+                .max()
+                .unwrap_or(0);
+            let i = node.index() / 2;
+            let is_done = node.index() % 2 == 1;
+            let status = self.nodes[i].status;
+            let counts =
+                is_done && self.runs(i) && !matches!(status, Status::Completed | Status::Cancelled);
+            level[node.index()] = waits + usize::from(counts);
+        }
+        let mut waves: Vec<Vec<usize>> = Vec::new();
+        for i in 0..n {
+            let status = self.nodes[i].status;
+            if !self.runs(i) || status.is_final() {
+                continue;
+            }
+            let w = level[2 * i + 1];
+            if w == 0 {
+                continue;
+            }
+            if waves.len() < w {
+                waves.resize_with(w, Vec::new);
+            }
+            waves[w - 1].push(i);
+        }
+        for wave in &mut waves {
+            self.sort_dispatch_order(wave);
+        }
+        waves
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, parent: Option<&str>, deps: &[&str]) -> Node {
+        Node {
+            id: id.into(),
+            parent: parent.map(String::from),
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            has_agent: true,
+            status: Status::Pending,
+            priority: 2,
+            order: 0,
+        }
+    }
+
+    fn graph(mut nodes: Vec<Node>) -> Graph {
+        for (i, n) in nodes.iter_mut().enumerate() {
+            n.order = i as u64;
+        }
+        Graph::new(nodes)
+    }
+
+    fn ids(g: &Graph, list: &[usize]) -> Vec<String> {
+        list.iter().map(|&i| g.node(i).id.clone()).collect()
+    }
+
+    fn with_status(mut nodes: Vec<Node>, id: &str, s: Status) -> Vec<Node> {
+        for n in &mut nodes {
+            if n.id == id {
+                n.status = s;
+            }
+        }
+        nodes
+    }
+
+    #[test]
+    fn dependencies_gate_readiness() {
+        let nodes = vec![node("schema", None, &[]), node("login", None, &["schema"])];
+        let g = graph(nodes.clone());
+        assert_eq!(ids(&g, &g.ready()), ["schema"]);
+        assert_eq!(
+            g.readiness(1),
+            Readiness::Waiting(Wait::Dependency {
+                task: "schema".into(),
+                status: Status::Pending
+            })
+        );
+        let g = graph(with_status(nodes.clone(), "schema", Status::Completed));
+        assert_eq!(ids(&g, &g.ready()), ["login"]);
+        let g = graph(with_status(nodes, "schema", Status::Failed));
+        assert_eq!(
+            g.readiness(1).clone(),
+            Readiness::Waiting(Wait::Blocked {
+                task: "schema".into(),
+                status: Status::Failed
+            })
+        );
+        assert_eq!(
+            format!(
+                "{}",
+                match g.readiness(1) {
+                    Readiness::Waiting(w) => w,
+                    _ => unreachable!(),
+                }
+            ),
+            "blocked: schema failed"
+        );
+    }
+
+    #[test]
+    fn dispatch_order_is_priority_then_file_order() {
+        let mut nodes = vec![
+            node("a", None, &[]),
+            node("b", None, &[]),
+            node("c", None, &[]),
+        ];
+        nodes[2].priority = 0;
+        let g = graph(nodes);
+        assert_eq!(ids(&g, &g.ready()), ["c", "a", "b"]);
+    }
+
+    #[test]
+    fn group_with_agent_joins_after_children() {
+        let nodes = vec![
+            node("auth", None, &[]),
+            node("login", Some("auth"), &[]),
+            node("logout", Some("auth"), &[]),
+        ];
+        let g = graph(nodes.clone());
+        assert_eq!(ids(&g, &g.ready()), ["login", "logout"]);
+        assert_eq!(
+            g.readiness(0),
+            Readiness::Waiting(Wait::Children { done: 0, total: 2 })
+        );
+        let nodes = with_status(nodes, "login", Status::Completed);
+        let g = graph(nodes.clone());
+        assert_eq!(g.status(0), Status::Running);
+        assert_eq!(
+            g.progress(0),
+            Progress {
+                completed: 1,
+                failed: 0,
+                running: 0,
+                total: 2
+            }
+        );
+        let g = graph(with_status(nodes, "logout", Status::Completed));
+        assert_eq!(ids(&g, &g.ready()), ["auth"]);
+        assert_eq!(g.status(0), Status::Pending, "join step still to run");
+    }
+
+    #[test]
+    fn group_without_agent_completes_with_children_and_unblocks_dependants() {
+        let mut nodes = vec![
+            node("auth", None, &[]),
+            node("login", Some("auth"), &[]),
+            node("deploy", None, &["auth"]),
+        ];
+        nodes[0].has_agent = false;
+        let g = graph(nodes.clone());
+        assert_eq!(ids(&g, &g.ready()), ["login"]);
+        assert_eq!(g.readiness(0), Readiness::Waiting(Wait::GroupWithoutAgent));
+        let g = graph(with_status(nodes, "login", Status::Completed));
+        assert_eq!(g.status(0), Status::Completed);
+        assert_eq!(ids(&g, &g.ready()), ["deploy"]);
+    }
+
+    #[test]
+    fn children_wait_for_their_groups_dependencies() {
+        let mut nodes = vec![
+            node("schema", None, &[]),
+            node("auth", None, &["schema"]),
+            node("login", Some("auth"), &[]),
+        ];
+        nodes[1].has_agent = false;
+        let g = graph(nodes);
+        assert_eq!(ids(&g, &g.ready()), ["schema"]);
+        assert!(matches!(
+            g.readiness(2),
+            Readiness::Waiting(Wait::Dependency { .. })
+        ));
+    }
+
+    #[test]
+    fn cancelled_group_stops_children_and_cancelled_children_do_not_count() {
+        let nodes = vec![
+            node("auth", None, &[]),
+            node("login", Some("auth"), &[]),
+            node("old", Some("auth"), &[]),
+        ];
+        let g = graph(with_status(nodes.clone(), "auth", Status::Cancelled));
+        assert!(g.ready().is_empty());
+        let nodes = with_status(nodes, "old", Status::Cancelled);
+        let g = graph(with_status(nodes, "login", Status::Completed));
+        assert_eq!(ids(&g, &g.ready()), ["auth"]);
+    }
+
+    #[test]
+    fn failed_child_fails_the_group() {
+        let nodes = vec![node("auth", None, &[]), node("login", Some("auth"), &[])];
+        let g = graph(with_status(nodes, "login", Status::Failed));
+        assert_eq!(g.status(0), Status::Failed);
+    }
+
+    #[test]
+    fn waves_follow_dependencies_and_groups() {
+        let mut nodes = vec![
+            node("schema", None, &[]),
+            node("auth", None, &[]),
+            node("login", Some("auth"), &["schema"]),
+            node("logout", Some("auth"), &[]),
+            node("docs", None, &[]),
+            node("deploy", None, &["auth"]),
+        ];
+        nodes[1].has_agent = true;
+        let g = graph(nodes);
+        let waves: Vec<Vec<String>> = g.waves().iter().map(|w| ids(&g, w)).collect();
+        assert_eq!(
+            waves,
+            vec![
+                vec!["schema", "logout", "docs"],
+                vec!["login"],
+                vec!["auth"],
+                vec!["deploy"],
+            ]
+        );
+    }
+
+    #[test]
+    fn deep_parent_chains_do_not_overflow() {
+        let n = 10_000;
+        let nodes: Vec<Node> = (0..n)
+            .map(|i| {
+                let parent = (i > 0).then(|| format!("t{}", i - 1));
+                let mut nd = node(&format!("t{i}"), None, &[]);
+                nd.parent = parent;
+                nd
+            })
+            .collect();
+        let g = graph(nodes);
+        assert_eq!(ids(&g, &g.ready()), [format!("t{}", n - 1)]);
+        assert_eq!(g.waves().len(), n);
+    }
+}

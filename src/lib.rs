@@ -1,0 +1,14 @@
+//! tinytown (`tt`): a declarative, TOML-driven workflow runner for teams of
+//! coding agents.
+//!
+//! Data flows one way: file → [`plan`] → [`graph`] → [`sync`] → Redis
+//! ([`store`]) → dispatch → agent → Redis → events. Only [`store`] speaks
+//! Redis; only [`cli`] prints.
+
+pub mod cli;
+pub mod graph;
+pub mod plan;
+pub mod store;
+pub mod sync;
+
+pub use plan::Status;

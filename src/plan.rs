@@ -1,0 +1,86 @@
+//! The plan: tasks.toml parsed, checked and typed.
+//!
+//! [`load`] turns text into a [`Plan`] or into every [`Problem`] the file has
+//! (syntax, keys, values, references, cycles) in one pass, each pointing at
+//! its span. Nothing that fails here ever reaches Redis.
+
+mod diagnostic;
+mod load;
+mod model;
+mod validate;
+
+pub use diagnostic::{LoadError, Problem, Severity};
+pub use load::{PRESETS, did_you_mean, load, load_file, parse_duration};
+pub use model::{
+    AgentSpec, DEFAULT_PRIORITY, Meta, PlanFile, Span, Status, TaskSpans, TaskSpec, TownConfig,
+    agent_keys, meta_keys, task_keys, top_keys, town_keys,
+};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Ids of tasks and agents: `[A-Za-z0-9._-]{1,128}`. Checked wherever an id
+/// arrives (file, command line, Redis message).
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// A validated plan, with the source it came from so later stages can still
+/// point at spans.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub path: PathBuf,
+    pub source: Arc<String>,
+    pub town: TownConfig,
+    pub meta: Meta,
+    /// Declared agents, in file order.
+    pub agents: Vec<(String, AgentSpec)>,
+    /// Tasks in file order.
+    pub tasks: Vec<TaskSpec>,
+    /// Non-fatal findings (unknown agent names and the like).
+    pub warnings: Vec<Problem>,
+}
+
+impl Plan {
+    pub fn agent(&self, name: &str) -> Option<&AgentSpec> {
+        self.agents.iter().find(|(n, _)| n == name).map(|(_, a)| a)
+    }
+
+    pub fn task(&self, id: &str) -> Option<&TaskSpec> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
+
+    /// The agent a task goes to: its own, else `[meta] default_agent`.
+    pub fn agent_for<'a>(&'a self, task: &'a TaskSpec) -> Option<&'a str> {
+        task.agent.as_deref().or(self.meta.default_agent.as_deref())
+    }
+
+    /// The file name shown in messages.
+    pub fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
+}
+
+/// `[town] name` and `redis_url` from a file that may be invalid, so
+/// read-only commands still find the right town.
+pub fn peek_town(text: &str) -> (Option<String>, Option<String>) {
+    let (root, _) = toml::de::DeTable::parse_recoverable(text);
+    let Some(town) = root.get_ref().get("town") else {
+        return (None, None);
+    };
+    let toml::de::DeValue::Table(t) = town.get_ref() else {
+        return (None, None);
+    };
+    let string = |k: &str| match t.get(k).map(|v| v.get_ref()) {
+        Some(toml::de::DeValue::String(s)) => Some(s.to_string()),
+        _ => None,
+    };
+    (string("name"), string("redis_url"))
+}

@@ -1,0 +1,604 @@
+//! tasks.toml text → [`Plan`], walking the spanned TOML tree by hand so that
+//! every problem in the file is reported in one pass (serde stops at the
+//! first), each with the span of the value at fault.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use miette::NamedSource;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::model::{
+    AgentSpec, Meta, Span, Status, TaskSpans, TaskSpec, TownConfig, agent_keys, meta_keys,
+    task_keys, top_keys, town_keys,
+};
+use super::{LoadError, Plan, Problem, valid_id, validate};
+
+/// Agent CLIs that have a preset (see `agent::presets`).
+pub const PRESETS: &[&str] = &[
+    "claude", "codex", "gemini", "aider", "goose", "opencode", "amp", "shell",
+];
+
+/// Reads and loads a file.
+pub fn load_file(path: &Path) -> Result<Plan, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    load(path, text)
+}
+
+/// Loads a plan from text. `path` names the file in messages and is where
+/// relative paths in it start.
+pub fn load(path: &Path, text: String) -> Result<Plan, LoadError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let source = Arc::new(text);
+    let named = NamedSource::new(name.clone(), source.clone());
+    let mut loader = Loader {
+        src: named,
+        problems: Vec::new(),
+    };
+    let (root, syntax_errors) = DeTable::parse_recoverable(source.as_str());
+    let had_syntax_errors = !syntax_errors.is_empty();
+    for err in syntax_errors {
+        let span = err.span().unwrap_or(0..0);
+        let message = err.message().trim().to_string();
+        loader.error(
+            "tt::plan::syntax",
+            span,
+            format!("invalid TOML: {message}"),
+            "here",
+            Some("fix the TOML syntax; see https://toml.io for the format"),
+        );
+    }
+    let file = loader.file(root.get_ref());
+    if !had_syntax_errors {
+        validate::references(&mut loader.problems, &loader.src, &file);
+    }
+    let mut problems = loader.problems;
+    problems.sort_by_key(|p| p.labels.first().map_or(0, |(s, _)| s.start));
+    if problems.iter().any(Problem::is_error) {
+        return Err(LoadError::Invalid {
+            file: name,
+            problems,
+        });
+    }
+    Ok(Plan {
+        path: path.to_path_buf(),
+        source,
+        town: file.town,
+        meta: file.meta,
+        agents: file.agents,
+        tasks: file.tasks,
+        warnings: problems,
+    })
+}
+
+/// What the walk produced, before cross-reference checks.
+pub(super) struct Parsed {
+    pub town: TownConfig,
+    pub town_spans: HashMap<&'static str, Span>,
+    pub meta: Meta,
+    pub default_agent_span: Option<Span>,
+    pub agents: Vec<(String, AgentSpec)>,
+    pub agents_declared: bool,
+    pub tasks: Vec<TaskSpec>,
+}
+
+struct Loader {
+    src: NamedSource<Arc<String>>,
+    problems: Vec<Problem>,
+}
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+impl Loader {
+    fn error(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: Option<&str>,
+    ) {
+        let mut p = Problem::new(&self.src, code, span, message, label);
+        if let Some(h) = help {
+            p = p.help(h);
+        }
+        self.problems.push(p);
+    }
+
+    fn file(&mut self, root: &DeTable<'_>) -> Parsed {
+        let mut parsed = Parsed {
+            town: TownConfig::default(),
+            town_spans: HashMap::new(),
+            meta: Meta::default(),
+            default_agent_span: None,
+            agents: Vec::new(),
+            agents_declared: false,
+            tasks: Vec::new(),
+        };
+        self.check_keys(root, &top_keys(), "the top level", TOP_ALIASES);
+        for (key, value) in root {
+            match key.get_ref().as_ref() {
+                "town" => {
+                    if let Some(t) = self.table(value, "[town]") {
+                        self.town(t, &mut parsed);
+                    }
+                }
+                "meta" => {
+                    if let Some(t) = self.table(value, "[meta]") {
+                        self.meta(t, &mut parsed);
+                    }
+                }
+                "agents" => {
+                    if let Some(t) = self.table(value, "[agents]") {
+                        parsed.agents_declared = true;
+                        for (name, spec) in t {
+                            if let Some(agent) = self.agent(name, spec) {
+                                parsed.agents.push((name.get_ref().to_string(), agent));
+                            }
+                        }
+                    }
+                }
+                "tasks" => self.tasks(value, &mut parsed.tasks),
+                "$schema" => {
+                    self.string(value, "`$schema`");
+                }
+                _ => {}
+            }
+        }
+        parsed
+    }
+
+    fn town(&mut self, t: &DeTable<'_>, parsed: &mut Parsed) {
+        self.check_keys(t, &town_keys(), "[town]", &[]);
+        if let Some(v) = t.get("name") {
+            if let Some((name, span)) = self.string(v, "`[town] name`") {
+                if !valid_id(&name) {
+                    self.error(
+                        "tt::plan::bad-town",
+                        span.clone(),
+                        format!("town name `{name}` is not a valid name"),
+                        "invalid town name",
+                        Some("use 1 to 128 of the characters A-Z a-z 0-9 . _ -"),
+                    );
+                }
+                parsed.town_spans.insert("name", span);
+                parsed.town.name = Some(name);
+            }
+        }
+        if let Some(v) = t.get("redis_url") {
+            if let Some((url, span)) = self.string(v, "`[town] redis_url`") {
+                let scheme_ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
+                    .iter()
+                    .any(|s| url.starts_with(s));
+                if !scheme_ok {
+                    self.error(
+                        "tt::plan::bad-redis-url",
+                        span.clone(),
+                        "`redis_url` is not a Redis URL",
+                        "expected redis://, rediss://, redis+unix:// or unix://",
+                        Some("for example: redis_url = \"redis://127.0.0.1:6379/0\""),
+                    );
+                }
+                parsed.town_spans.insert("redis_url", span);
+                parsed.town.redis_url = Some(url);
+            }
+        }
+    }
+
+    fn meta(&mut self, t: &DeTable<'_>, parsed: &mut Parsed) {
+        self.check_keys(t, &meta_keys(), "[meta]", &[]);
+        if let Some(v) = t.get("description") {
+            parsed.meta.description = self.string(v, "`[meta] description`").map(|(s, _)| s);
+        }
+        if let Some(v) = t.get("default_agent") {
+            if let Some((name, span)) = self.string(v, "`default_agent`") {
+                self.check_id(&name, span.clone(), "agent name");
+                parsed.default_agent_span = Some(span);
+                parsed.meta.default_agent = Some(name);
+            }
+        }
+    }
+
+    fn agent(
+        &mut self,
+        name: &Spanned<std::borrow::Cow<'_, str>>,
+        value: &Value<'_>,
+    ) -> Option<AgentSpec> {
+        let agent_name = name.get_ref().as_ref();
+        let ok_name = self.check_id(agent_name, name.span(), "agent name");
+        let section = format!("[agents.{agent_name}]");
+        let t = self.table(value, &section)?;
+        self.check_keys(t, &agent_keys(), &section, AGENT_ALIASES);
+        let mut spec = AgentSpec::default();
+        if let Some(v) = t.get("cli") {
+            if let Some((cli, span)) = self.string(v, "`cli`") {
+                if !PRESETS.contains(&cli.as_str()) {
+                    let hint = did_you_mean(&cli, PRESETS.iter().copied());
+                    self.error(
+                        "tt::plan::unknown-preset",
+                        span,
+                        format!("unknown agent cli `{cli}`"),
+                        hint.as_deref()
+                            .map_or("not a preset".into(), |h| format!("did you mean `{h}`?")),
+                        Some(&format!(
+                            "presets: {}; or give `command = [\"prog\", \"{{description}}\"]`",
+                            PRESETS.join(", ")
+                        )),
+                    );
+                }
+                spec.cli = Some(cli);
+            }
+        }
+        if let Some(v) = t.get("command") {
+            if let Some(argv) = self.string_array(v, "`command`") {
+                if argv.is_empty() {
+                    self.error(
+                        "tt::plan::empty-command",
+                        v.span(),
+                        "`command` is empty",
+                        "needs at least the program",
+                        Some("for example: command = [\"make\", \"{id}\"]"),
+                    );
+                }
+                spec.command = Some(argv.into_iter().map(|(s, _)| s).collect());
+            }
+        }
+        if spec.cli.is_some() && spec.command.is_some() {
+            self.error(
+                "tt::plan::cli-and-command",
+                value.span(),
+                format!("agent `{agent_name}` has both `cli` and `command`"),
+                "keep one",
+                Some("`cli` picks a preset command line; `command` gives your own"),
+            );
+        } else if spec.cli.is_none() && spec.command.is_none() {
+            self.error(
+                "tt::plan::no-command",
+                name.span(),
+                format!("agent `{agent_name}` has neither `cli` nor `command`"),
+                "what should this agent run?",
+                Some("add `cli = \"claude\"` (a preset) or `command = [\"prog\", \"{description}\"]`"),
+            );
+        }
+        spec.count = self.int_in(t.get("count"), "`count`", 1, 256);
+        spec.retries = self.int_in(t.get("retries"), "`retries`", 0, 100);
+        spec.prefetch = self.int_in(t.get("prefetch"), "`prefetch`", 1, 1000);
+        if let Some(v) = t.get("timeout") {
+            if let Some((s, span)) = self.string(v, "`timeout`") {
+                if parse_duration(&s).is_none() {
+                    self.error(
+                        "tt::plan::bad-duration",
+                        span,
+                        format!("`{s}` is not a duration"),
+                        "expected a duration",
+                        Some("write it like \"90s\", \"30m\" or \"1h 30m\""),
+                    );
+                }
+                spec.timeout = Some(s);
+            }
+        }
+        if let Some(v) = t.get("env") {
+            if let Some(env) = self.table(v, "`env`") {
+                for (k, val) in env {
+                    if let Some((s, _)) = self.string(val, &format!("`env.{}`", k.get_ref())) {
+                        spec.env.insert(k.get_ref().to_string(), s);
+                    }
+                }
+            }
+        }
+        if let Some(v) = t.get("workdir") {
+            spec.workdir = self.string(v, "`workdir`").map(|(s, _)| s);
+        }
+        if let Some(v) = t.get("backlog") {
+            spec.backlog = self.boolean(v, "`backlog`");
+        }
+        ok_name.then_some(spec)
+    }
+
+    fn tasks(&mut self, value: &Value<'_>, out: &mut Vec<TaskSpec>) {
+        let DeValue::Array(items) = value.get_ref() else {
+            self.error(
+                "tt::plan::bad-type",
+                value.span(),
+                "`tasks` must be an array of tables",
+                "not [[tasks]]",
+                Some("write each task as a `[[tasks]]` table"),
+            );
+            return;
+        };
+        let keys = task_keys();
+        for item in items.iter() {
+            let Some(t) = self.table(item, "[[tasks]]") else {
+                continue;
+            };
+            self.check_keys(t, &keys, "[[tasks]]", TASK_ALIASES);
+            let mut task = TaskSpec {
+                spans: TaskSpans {
+                    table: item.span(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            match t.get("id") {
+                Some(v) => {
+                    if let Some((id, span)) = self.string(v, "`id`") {
+                        self.check_id(&id, span.clone(), "task id");
+                        task.id = id;
+                        task.spans.id = span;
+                    }
+                }
+                None => self.error(
+                    "tt::plan::missing-id",
+                    header_span(item.span(), self.src.inner()),
+                    "task has no `id`",
+                    "this [[tasks]] entry",
+                    Some("add a unique `id = \"…\"` ([A-Za-z0-9._-], up to 128 characters)"),
+                ),
+            }
+            if let Some(v) = t.get("description") {
+                if let Some((d, _)) = self.string(v, "`description`") {
+                    task.description = d;
+                }
+            }
+            if let Some(v) = t.get("agent") {
+                if let Some((a, span)) = self.string(v, "`agent`") {
+                    self.check_id(&a, span.clone(), "agent name");
+                    task.agent = Some(a);
+                    task.spans.agent = Some(span);
+                }
+            }
+            if let Some(v) = t.get("status") {
+                if let Some((s, span)) = self.string(v, "`status`") {
+                    match Status::parse(&s) {
+                        Some(st) => task.status = Some(st),
+                        None => {
+                            let names = Status::ALL.map(Status::as_str);
+                            let label = did_you_mean(&s, names.iter().copied())
+                                .map_or("unknown status".into(), |h| {
+                                    format!("did you mean `{h}`?")
+                                });
+                            self.error(
+                                "tt::plan::bad-status",
+                                span,
+                                format!("`{s}` is not a task status"),
+                                label,
+                                Some(&format!("use one of: {}", names.join(", "))),
+                            );
+                        }
+                    }
+                }
+            }
+            if let Some(v) = t.get("tags") {
+                if let Some(tags) = self.string_array(v, "`tags`") {
+                    task.tags = tags.into_iter().map(|(s, _)| s).collect();
+                }
+            }
+            if let Some(v) = t.get("parent") {
+                if let Some((p, span)) = self.string(v, "`parent`") {
+                    task.parent = Some(p);
+                    task.spans.parent = Some(span);
+                }
+            }
+            if let Some(v) = t.get("depends_on") {
+                let deps = match v.get_ref() {
+                    DeValue::String(s) => Some(vec![(s.to_string(), v.span())]),
+                    _ => self.string_array(v, "`depends_on`"),
+                };
+                for (d, span) in deps.unwrap_or_default() {
+                    task.depends_on.push(d);
+                    task.spans.depends_on.push(span);
+                }
+            }
+            task.priority = self.int_in(t.get("priority"), "`priority`", 0, 4);
+            out.push(task);
+        }
+    }
+
+    fn check_id(&mut self, id: &str, span: Span, what: &str) -> bool {
+        if valid_id(id) {
+            return true;
+        }
+        let why = if id.is_empty() {
+            "is empty".to_string()
+        } else if id.len() > 128 {
+            format!("is {} characters long", id.len())
+        } else {
+            let bad: String = id
+                .chars()
+                .filter(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+                .take(5)
+                .collect();
+            format!("contains `{bad}`")
+        };
+        self.error(
+            "tt::plan::bad-id",
+            span,
+            format!("{what} `{id}` {why}"),
+            format!("invalid {what}"),
+            Some("use 1 to 128 of the characters A-Z a-z 0-9 . _ -"),
+        );
+        false
+    }
+
+    fn check_keys(
+        &mut self,
+        t: &DeTable<'_>,
+        allowed: &[String],
+        section: &str,
+        aliases: &[(&str, &str)],
+    ) {
+        for key in t.keys() {
+            let k = key.get_ref().as_ref();
+            if allowed.iter().any(|a| a == k) {
+                continue;
+            }
+            let suggestion = aliases
+                .iter()
+                .find(|(alias, _)| *alias == k)
+                .map(|(_, real)| real.to_string())
+                .or_else(|| did_you_mean(k, allowed.iter().map(String::as_str)));
+            let label = suggestion.as_deref().map_or_else(
+                || "unknown key".to_string(),
+                |s| format!("did you mean `{s}`?"),
+            );
+            let help = format!("keys allowed in {section}: {}", allowed.join(", "));
+            self.error(
+                "tt::plan::unknown-key",
+                key.span(),
+                format!("unknown key `{k}` in {section}"),
+                label,
+                Some(&help),
+            );
+        }
+    }
+
+    fn table<'a, 'i>(&mut self, v: &'a Value<'i>, what: &str) -> Option<&'a DeTable<'i>> {
+        match v.get_ref() {
+            DeValue::Table(t) => Some(t),
+            other => {
+                self.type_error(v.span(), what, "a table", other);
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, v: &Value<'_>, what: &str) -> Option<(String, Span)> {
+        match v.get_ref() {
+            DeValue::String(s) => Some((s.to_string(), v.span())),
+            other => {
+                self.type_error(v.span(), what, "a string", other);
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, v: &Value<'_>, what: &str) -> Option<bool> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            other => {
+                self.type_error(v.span(), what, "true or false", other);
+                None
+            }
+        }
+    }
+
+    fn string_array(&mut self, v: &Value<'_>, what: &str) -> Option<Vec<(String, Span)>> {
+        let DeValue::Array(items) = v.get_ref() else {
+            self.type_error(v.span(), what, "an array of strings", v.get_ref());
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items.iter() {
+            out.push(self.string(item, &format!("each item of {what}"))?);
+        }
+        Some(out)
+    }
+
+    fn int_in<T: TryFrom<i64>>(
+        &mut self,
+        v: Option<&Value<'_>>,
+        what: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<T> {
+        let v = v?;
+        let DeValue::Integer(i) = v.get_ref() else {
+            self.type_error(v.span(), what, "an integer", v.get_ref());
+            return None;
+        };
+        let n = i64::from_str_radix(i.as_str(), i.radix()).ok();
+        match n.filter(|n| (min..=max).contains(n)) {
+            Some(n) => T::try_from(n).ok(),
+            None => {
+                self.error(
+                    "tt::plan::out-of-range",
+                    v.span(),
+                    format!("{what} must be between {min} and {max}"),
+                    "out of range",
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn type_error(&mut self, span: Span, what: &str, expected: &str, found: &DeValue<'_>) {
+        self.error(
+            "tt::plan::bad-type",
+            span,
+            format!("{what} must be {expected}, not {}", type_name(found)),
+            format!("expected {expected}"),
+            None,
+        );
+    }
+}
+
+fn type_name(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// The first line of a table's span, so a label sits under `[[tasks]]`
+/// rather than under the whole entry.
+fn header_span(span: Span, text: &str) -> Span {
+    let body = text.get(span.clone()).unwrap_or("");
+    let end = body.find('\n').map_or(span.end, |i| span.start + i);
+    span.start..end
+}
+
+/// Names people write for our keys, with the key they meant.
+const TASK_ALIASES: &[(&str, &str)] = &[
+    ("dependencies", "depends_on"),
+    ("deps", "depends_on"),
+    ("depends", "depends_on"),
+    ("needs", "depends_on"),
+    ("after", "depends_on"),
+    ("assignee", "agent"),
+    ("owner", "agent"),
+    ("title", "description"),
+    ("name", "id"),
+    ("group", "parent"),
+    ("convoy", "parent"),
+    ("state", "status"),
+    ("prio", "priority"),
+];
+const AGENT_ALIASES: &[(&str, &str)] = &[
+    ("replicas", "count"),
+    ("instances", "count"),
+    ("cmd", "command"),
+    ("preset", "cli"),
+    ("cwd", "workdir"),
+    ("dir", "workdir"),
+    ("retry", "retries"),
+    ("environment", "env"),
+];
+const TOP_ALIASES: &[(&str, &str)] = &[("task", "tasks"), ("agent", "agents"), ("project", "town")];
+
+/// The closest candidate, if it is close enough to be what was meant.
+pub fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    candidates
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.to_string())
+}
+
+/// Durations as people write them: `90s`, `30m`, `1h 30m`, `1h30m`.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    humantime::parse_duration(s.trim()).ok()
+}

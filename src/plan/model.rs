@@ -1,0 +1,277 @@
+//! The shape of tasks.toml as Rust types. These types are the single source
+//! of the JSON schema (`tt schema`) and of the key names the loader accepts.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Byte range in the source file.
+pub type Span = Range<usize>;
+
+/// The whole file. Every section is optional; a tinytown 0.10 file has only
+/// `[meta]` and `[[tasks]]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "tinytown tasks.toml")]
+pub struct PlanFile {
+    /// JSON-schema pointer some editors write into the document.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    #[serde(default)]
+    pub town: TownConfig,
+    #[serde(default)]
+    pub meta: Meta,
+    /// Agents that `tt run` starts and supervises, by name.
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentSpec>,
+    #[serde(default)]
+    pub tasks: Vec<TaskSpec>,
+}
+
+/// `[town]`: where this project's state lives.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TownConfig {
+    /// Namespace in Redis (`tt:<name>:…`). Default: the directory name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9._-]{1,128}$"))]
+    pub name: Option<String>,
+    /// Redis to use when `REDIS_URL` is not set. Default: an embedded
+    /// `redis-server` on a unix socket under `.tt/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+}
+
+/// `[meta]`: tinytown 0.10 compatible plan metadata.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    /// What this plan is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Agent for tasks that name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_agent: Option<String>,
+}
+
+/// `[agents.<name>]`: a worker that `tt run` starts and supervises.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// A preset for a known agent CLI: `claude`, `codex`, `gemini`, `aider`,
+    /// `goose`, `opencode`, `shell`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cli: Option<String>,
+    /// An argv run per task, never through a shell. Placeholders `{id}`,
+    /// `{description}`, `{tags}`, `{parent}` are substituted per argument.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Replicas `<name>-1` … `<name>-N` that share the inbox. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 256))]
+    pub count: Option<u32>,
+    /// Longest a task may run, like `30m`, `1h30m`, `90s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Extra attempts after a failure before the task is failed. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
+    pub retries: Option<u32>,
+    /// Assigned-but-unclaimed tasks kept in the inbox per replica. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub prefetch: Option<u32>,
+    /// Extra environment for the command.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Directory the command runs in, relative to tasks.toml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// Also take ready tasks that have no agent (the town backlog).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<bool>,
+}
+
+/// A task's lifecycle status: `pending → assigned → running → completed |
+/// failed`, and `cancelled` from any non-final state. In the file,
+/// `assigned` and `running` are accepted because `tt sync pull` may write
+/// them; they mean "not done yet" when the file is applied.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Assigned,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Pending,
+        Status::Assigned,
+        Status::Running,
+        Status::Completed,
+        Status::Failed,
+        Status::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Assigned => "assigned",
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Completed | Status::Failed | Status::Cancelled)
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// What applying this file status sets in Redis: work in flight is not
+    /// something a file can declare, so it means pending.
+    pub fn applied(self) -> Status {
+        match self {
+            Status::Assigned | Status::Running => Status::Pending,
+            other => other,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `[[tasks]]` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// Unique id, `[A-Za-z0-9._-]{1,128}`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9._-]{1,128}$"))]
+    pub id: String,
+    /// What to do; the prompt an agent receives.
+    #[serde(default)]
+    pub description: String,
+    /// Agent that runs it. Default: `[meta] default_agent`, else the backlog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Applied when it differs from what the file said last time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// Free-form labels. A `P0`…`P4` tag is the priority when `priority` is absent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The group (convoy) this task belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Tasks (or groups) that must be completed first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// 0 (first) … 4 (last). Ties keep file order. Default 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 4))]
+    pub priority: Option<u8>,
+    /// Where each value sits in the file, for diagnostics.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub spans: TaskSpans,
+}
+
+/// Byte spans of a task's values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskSpans {
+    /// The whole `[[tasks]]` table.
+    pub table: Span,
+    pub id: Span,
+    pub agent: Option<Span>,
+    pub parent: Option<Span>,
+    pub depends_on: Vec<Span>,
+}
+
+/// Priority used when neither `priority` nor a `P<n>` tag says.
+pub const DEFAULT_PRIORITY: u8 = 2;
+
+impl TaskSpec {
+    /// `priority`, else a `P0`–`P4` tag (how tinytown 0.10 users wrote it),
+    /// else [`DEFAULT_PRIORITY`].
+    pub fn effective_priority(&self) -> u8 {
+        self.priority
+            .or_else(|| {
+                self.tags.iter().find_map(|t| match t.as_bytes() {
+                    [b'P' | b'p', d @ b'0'..=b'4'] => Some(d - b'0'),
+                    _ => None,
+                })
+            })
+            .unwrap_or(DEFAULT_PRIORITY)
+    }
+}
+
+fn keys_of<T: JsonSchema>() -> Vec<String> {
+    let schema = schemars::schema_for!(T);
+    schema
+        .get("properties")
+        .and_then(|p| p.as_object())
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Keys allowed at the top level, read from the schema so the loader and the
+/// schema cannot disagree.
+pub fn top_keys() -> Vec<String> {
+    keys_of::<PlanFile>()
+}
+pub fn town_keys() -> Vec<String> {
+    keys_of::<TownConfig>()
+}
+pub fn meta_keys() -> Vec<String> {
+    keys_of::<Meta>()
+}
+pub fn agent_keys() -> Vec<String> {
+    keys_of::<AgentSpec>()
+}
+pub fn task_keys() -> Vec<String> {
+    keys_of::<TaskSpec>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_lists_come_from_the_schema() {
+        assert!(task_keys().contains(&"depends_on".to_string()));
+        assert!(!task_keys().contains(&"spans".to_string()));
+        assert!(agent_keys().contains(&"prefetch".to_string()));
+        let mut top = top_keys();
+        top.sort();
+        assert_eq!(top, ["$schema", "agents", "meta", "tasks", "town"]);
+    }
+
+    #[test]
+    fn priority_falls_back_to_p_tags() {
+        let mut t = TaskSpec {
+            tags: vec!["api".into(), "P1".into()],
+            ..Default::default()
+        };
+        assert_eq!(t.effective_priority(), 1);
+        t.priority = Some(3);
+        assert_eq!(t.effective_priority(), 3);
+        t.priority = None;
+        t.tags.clear();
+        assert_eq!(t.effective_priority(), DEFAULT_PRIORITY);
+    }
+}

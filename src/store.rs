@@ -1,0 +1,119 @@
+//! Everything that speaks Redis.
+//!
+//! [`keys`] names every key; [`connection`] decides which Redis to use
+//! (`REDIS_URL`, `[town] redis_url`, or the embedded server from [`server`])
+//! and opens the connection; the rest of the crate calls methods on
+//! [`Store`] and never builds a command itself.
+
+pub mod connection;
+mod error;
+pub mod keys;
+pub mod server;
+mod sync;
+mod task;
+
+pub use connection::{RedisTarget, connect};
+pub use error::StoreError;
+pub use keys::Keys;
+pub use sync::{SyncCounts, TaskDef};
+pub use task::{Source, TaskRecord};
+
+use std::collections::HashMap;
+
+use redis::aio::ConnectionManager;
+
+/// One town's view of a Redis.
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    keys: Keys,
+    town: String,
+}
+
+impl Store {
+    /// Connects to `target` for `town`.
+    pub async fn open(target: &RedisTarget, town: &str) -> Result<Self, StoreError> {
+        let conn = connect(target).await?;
+        Ok(Self::with_connection(conn, town))
+    }
+
+    pub fn with_connection(conn: ConnectionManager, town: &str) -> Self {
+        Self {
+            conn,
+            keys: Keys::new(town),
+            town: town.to_string(),
+        }
+    }
+
+    /// The same connection, for another town.
+    pub fn with_connection_of(other: &Store, town: &str) -> Self {
+        Self::with_connection(other.conn.clone(), town)
+    }
+
+    pub fn town(&self) -> &str {
+        &self.town
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Every task of the town, in dispatch order (priority, file order).
+    pub async fn tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.keys.tasks())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await?;
+        self.records(&ids).await
+    }
+
+    /// Records of these ids, in the same order; ids with no record are
+    /// skipped.
+    pub async fn records(&self, ids: &[String]) -> Result<Vec<TaskRecord>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut out = Vec::with_capacity(ids.len());
+        // Pipelined in chunks so a 100k-task town is a few round trips, not
+        // 100k, without one giant reply.
+        for chunk in ids.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.hgetall(self.keys.task(id));
+            }
+            let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+            for (id, h) in chunk.iter().zip(hashes) {
+                if !h.is_empty() {
+                    out.push(TaskRecord::from_hash(&self.keys.task(id), h)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One task, if it exists.
+    pub async fn task(&self, id: &str) -> Result<Option<TaskRecord>, StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.task(id);
+        let h: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        TaskRecord::from_hash(&key, h).map(Some)
+    }
+
+    /// Every town that has synced into this Redis.
+    pub async fn towns(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut towns: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys::TOWNS)
+            .query_async(&mut conn)
+            .await?;
+        towns.sort();
+        Ok(towns)
+    }
+}

@@ -1,0 +1,362 @@
+//! Which Redis `tt` uses, and opening connections to it.
+//!
+//! The choice, first match wins: a non-empty `REDIS_URL`, then
+//! `[town] redis_url` in tasks.toml, else the embedded server of the project
+//! (see [`super::server`]). Commands share one [`ConnectionManager`] from
+//! [`connect`], which reconnects by itself; every blocking loop (`BLMOVE`)
+//! opens its own connection with [`connect_blocking`], because a blocking
+//! call on a shared connection stalls every command queued behind it.
+//!
+//! Connecting never hangs: an unreachable server fails within
+//! [`CONNECT_DEADLINE`] with [`StoreError::Unreachable`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, RedisError};
+
+use super::{StoreError, server};
+
+/// Timeout of one attempt to open a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Retries after the first attempt fails; with the backoff below they take
+/// well under a second against a server that refuses connections.
+const CONNECT_RETRIES: usize = 3;
+const RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(1);
+/// Upper bound of the whole initial connection, whatever the network does
+/// (a firewall that drops packets makes every attempt wait its timeout).
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The oldest Redis with everything tt uses (`BLMOVE`, `GETDEL`, `XADD …
+/// LIMIT`, `SET … GET`).
+const MIN_REDIS: (u32, u32) = (6, 2);
+
+/// Where tt's Redis is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// A server the user runs, by URL (`redis://`, `rediss://`,
+    /// `redis+unix://`, `valkey://`).
+    Url(String),
+    /// The project's own `redis-server`, kept in `state_dir` (`.tt/`).
+    Embedded { state_dir: PathBuf },
+}
+
+impl RedisTarget {
+    /// Chooses the Redis: `env_url` (`REDIS_URL`) if non-empty, then
+    /// `file_url` (`[town] redis_url`) if non-empty, else the embedded
+    /// server under `<project_dir>/.tt`.
+    pub fn resolve(env_url: Option<&str>, file_url: Option<&str>, project_dir: &Path) -> Self {
+        let given = |url: Option<&str>| {
+            url.map(str::trim)
+                .filter(|url| !url.is_empty())
+                .map(str::to_owned)
+        };
+        match given(env_url).or_else(|| given(file_url)) {
+            Some(url) => Self::Url(url),
+            None => Self::Embedded {
+                state_dir: project_dir.join(".tt"),
+            },
+        }
+    }
+
+    /// For messages: the URL with its password replaced by `***`, or where
+    /// the embedded server listens.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Url(url) => redact(url),
+            Self::Embedded { state_dir } => format!(
+                "embedded redis-server at {}",
+                server::socket_path(state_dir).display()
+            ),
+        }
+    }
+}
+
+/// `url` with every password replaced by `***`: the one in the user info
+/// (`redis://user:pass@host`, `rediss://:pass@host`) and `password=` or
+/// `pass=` query parameters (the latter is how `redis+unix://` URLs carry
+/// one). Anything else, including a bare user name, is kept.
+pub fn redact(url: &str) -> String {
+    let (main, fragment) = match url.split_once('#') {
+        Some((main, fragment)) => (main, Some(fragment)),
+        None => (url, None),
+    };
+    let (before_query, query) = match main.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (main, None),
+    };
+
+    let mut out = String::with_capacity(url.len());
+    match before_query.split_once("://") {
+        Some((scheme, rest)) => {
+            out.push_str(scheme);
+            out.push_str("://");
+            // The last `@` ends the user info: a password with an unescaped
+            // `@` or `/` is still hidden entirely.
+            match rest.rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    match userinfo.split_once(':') {
+                        Some((user, _password)) => {
+                            out.push_str(user);
+                            out.push_str(":***");
+                        }
+                        None => out.push_str(userinfo),
+                    }
+                    out.push('@');
+                    out.push_str(host);
+                }
+                None => out.push_str(rest),
+            }
+        }
+        None => out.push_str(before_query),
+    }
+
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _))
+                    if key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("pass") =>
+                {
+                    format!("{key}=***")
+                }
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+/// The client for `target`, starting the embedded server if needed.
+async fn client(target: &RedisTarget) -> Result<Client, StoreError> {
+    match target {
+        RedisTarget::Url(url) => Client::open(url.as_str()).map_err(|e| StoreError::InvalidUrl {
+            url: redact(url),
+            reason: e.to_string(),
+        }),
+        RedisTarget::Embedded { state_dir } => {
+            let sock = server::ensure_running(state_dir).await?;
+            // Built from the path, not a URL, so no path needs escaping.
+            Client::open(ConnectionAddr::Unix(sock)).map_err(|e| StoreError::InvalidUrl {
+                url: target.describe(),
+                reason: e.to_string(),
+            })
+        }
+    }
+}
+
+/// The error for a failed connection attempt.
+fn connect_error(target: &RedisTarget, source: RedisError) -> StoreError {
+    let url = target.describe();
+    match source.kind() {
+        ErrorKind::AuthenticationFailed => StoreError::Auth { url, source },
+        // Also what redis-rs reports for `rediss://` without TLS support.
+        ErrorKind::InvalidClientConfig => StoreError::InvalidUrl {
+            url,
+            reason: source.to_string(),
+        },
+        _ => StoreError::Unreachable { url, source },
+    }
+}
+
+fn deadline_error(target: &RedisTarget) -> StoreError {
+    StoreError::Unreachable {
+        url: target.describe(),
+        source: RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no connection within {CONNECT_DEADLINE:?}"),
+        )),
+    }
+}
+
+/// Opens the shared connection to `target` (starting the embedded server
+/// if that is the target) and checks that the server is Redis ≥ 6.2 or
+/// Valkey.
+///
+/// The manager reconnects by itself after the connection drops. Commands
+/// keep redis-rs' default response timeout (500 ms): never send a blocking
+/// command on it, use [`connect_blocking`].
+pub async fn connect(target: &RedisTarget) -> Result<ConnectionManager, StoreError> {
+    let client = client(target).await?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_number_of_retries(CONNECT_RETRIES)
+        .set_min_delay(RETRY_MIN_DELAY)
+        .set_max_delay(RETRY_MAX_DELAY);
+    let mut manager = tokio::time::timeout(
+        CONNECT_DEADLINE,
+        ConnectionManager::new_with_config(client, config),
+    )
+    .await
+    .map_err(|_| deadline_error(target))?
+    .map_err(|e| connect_error(target, e))?;
+    check_version(&mut manager, target).await?;
+    Ok(manager)
+}
+
+/// Opens a connection of its own for one blocking loop (`BLMOVE … 5`),
+/// with no response timeout: redis-rs' default of 500 ms would fail every
+/// blocking call that waits longer.
+///
+/// It does not reconnect by itself; on an error for which
+/// [`StoreError::is_connection_error`] holds, open a new one.
+pub async fn connect_blocking(target: &RedisTarget) -> Result<MultiplexedConnection, StoreError> {
+    let client = client(target).await?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(None);
+    tokio::time::timeout(
+        CONNECT_DEADLINE,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await
+    .map_err(|_| deadline_error(target))?
+    .map_err(|e| connect_error(target, e))
+}
+
+async fn check_version(
+    conn: &mut ConnectionManager,
+    target: &RedisTarget,
+) -> Result<(), StoreError> {
+    let info: String = match redis::cmd("INFO").arg("server").query_async(conn).await {
+        Ok(info) => info,
+        // A managed Redis may forbid INFO (ACLs); that is no reason to
+        // refuse it, the commands tt needs will fail clearly if missing.
+        Err(e) if matches!(e.kind(), ErrorKind::Server(_)) => {
+            tracing::debug!(error = %e, "cannot check the Redis version");
+            return Ok(());
+        }
+        Err(e) => return Err(connect_error(target, e)),
+    };
+    match unsupported_version(&info) {
+        Some(version) => Err(StoreError::UnsupportedServer {
+            url: target.describe(),
+            version,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The server's version if `INFO server` shows a Redis older than 6.2.
+/// Valkey (which reports `valkey_version`, and a `redis_version` of 7.2
+/// for compatibility) and servers that report no version pass.
+fn unsupported_version(info: &str) -> Option<String> {
+    let field = |name: &str| {
+        info.lines().find_map(|line| {
+            line.trim()
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(':'))
+        })
+    };
+    if field("valkey_version").is_some() {
+        return None;
+    }
+    let version = field("redis_version")?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    let major = parts.next().flatten()?;
+    let minor = parts.next().flatten().unwrap_or(0);
+    ((major, minor) < MIN_REDIS).then(|| version.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_passwords() {
+        let cases = [
+            (
+                "redis://user:secret@host:6379/0",
+                "redis://user:***@host:6379/0",
+            ),
+            ("rediss://:secret@host", "rediss://:***@host"),
+            ("redis://:p@ss/w:rd@host:1", "redis://:***@host:1"),
+            (
+                "redis://host:6379?password=secret&db=1",
+                "redis://host:6379?password=***&db=1",
+            ),
+            (
+                "redis+unix:///run/redis.sock?pass=secret",
+                "redis+unix:///run/redis.sock?pass=***",
+            ),
+            (
+                "redis://u:x@h/?protocol=3&Password=y#f",
+                "redis://u:***@h/?protocol=3&Password=***#f",
+            ),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn redact_keeps_urls_without_passwords() {
+        for url in [
+            "redis://127.0.0.1:6379/0",
+            "redis://default@host",
+            "redis+unix:///tmp/x/redis.sock",
+            "valkey://h?protocol=resp3",
+            "not a url",
+            "",
+        ] {
+            assert_eq!(redact(url), url);
+        }
+    }
+
+    #[test]
+    fn resolve_prefers_env_then_file_then_embedded() {
+        let dir = Path::new("/p");
+        let url = |s: &str| RedisTarget::Url(s.to_owned());
+        assert_eq!(
+            RedisTarget::resolve(Some("redis://e"), Some("redis://f"), dir),
+            url("redis://e")
+        );
+        assert_eq!(
+            RedisTarget::resolve(Some(""), Some("redis://f"), dir),
+            url("redis://f")
+        );
+        assert_eq!(
+            RedisTarget::resolve(None, Some("redis://f"), dir),
+            url("redis://f")
+        );
+        assert_eq!(
+            RedisTarget::resolve(Some(" "), Some(""), dir),
+            RedisTarget::Embedded {
+                state_dir: PathBuf::from("/p/.tt")
+            }
+        );
+    }
+
+    #[test]
+    fn describe_redacts_and_names_the_socket() {
+        let url = RedisTarget::Url("redis://:pw@h".into());
+        assert_eq!(url.describe(), "redis://:***@h");
+        let embedded = RedisTarget::Embedded {
+            state_dir: PathBuf::from("/nonexistent-tt-test/.tt"),
+        };
+        assert_eq!(
+            embedded.describe(),
+            "embedded redis-server at /nonexistent-tt-test/.tt/redis.sock"
+        );
+    }
+
+    #[test]
+    fn versions_below_6_2_are_unsupported() {
+        let info = |v: &str| format!("# Server\r\nredis_version:{v}\r\nredis_mode:standalone\r\n");
+        assert_eq!(unsupported_version(&info("7.0.15")), None);
+        assert_eq!(unsupported_version(&info("6.2.0")), None);
+        assert_eq!(unsupported_version(&info("6.0.9")), Some("6.0.9".into()));
+        assert_eq!(unsupported_version(&info("5.0.7")), Some("5.0.7".into()));
+        let valkey = "# Server\r\nredis_version:7.2.4\r\nvalkey_version:8.0.1\r\n";
+        assert_eq!(unsupported_version(valkey), None);
+        assert_eq!(unsupported_version("# Server\r\n"), None);
+    }
+}

@@ -1,0 +1,201 @@
+//! Errors of the Redis layer: finding or starting a server, connecting, and
+//! reading what is stored.
+//!
+//! Each variant says what went wrong and how to fix it; URLs in messages are
+//! always redacted (see [`super::connection::redact`]), because errors end up
+//! in terminals, logs and bug reports.
+
+use std::path::PathBuf;
+
+/// Something went wrong between `tt` and Redis.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum StoreError {
+    /// The embedded default needs `redis-server`, and there is none.
+    #[error("`{program}` was not found on PATH")]
+    #[diagnostic(
+        code(tt::store::no_redis_server),
+        help(
+            "tt starts a private Redis for this project by default: install it \
+             (`apt-get install redis-server` or `brew install redis`), or set \
+             `REDIS_URL` (or `[town] redis_url` in tasks.toml) to use a Redis you already run"
+        )
+    )]
+    NoRedisServer { program: String },
+
+    /// The embedded server was started but never answered.
+    #[error("the embedded `redis-server` in `{dir}` did not start: {reason}{log_tail}")]
+    #[diagnostic(
+        code(tt::store::server_start),
+        help(
+            "read `{}`; `tt down` stops a half-started server, and setting `REDIS_URL` \
+             uses another Redis instead",
+            .dir.join("redis.log").display()
+        )
+    )]
+    ServerStart {
+        dir: PathBuf,
+        reason: String,
+        /// The last lines of the server's log (or its stderr), each line
+        /// indented, starting with a newline; empty when there was no output.
+        log_tail: String,
+    },
+
+    /// The embedded server would not stop.
+    #[error("the embedded `redis-server` in `{dir}` did not stop: {reason}{log_tail}")]
+    #[diagnostic(
+        code(tt::store::server_stop),
+        help(
+            "read `{}`; the server's pid is in `{}`",
+            .dir.join("redis.log").display(),
+            .dir.join("redis.pid").display()
+        )
+    )]
+    ServerStop {
+        dir: PathBuf,
+        reason: String,
+        log_tail: String,
+    },
+
+    /// No Redis answered at the address.
+    #[error("cannot reach Redis at `{url}`")]
+    #[diagnostic(
+        code(tt::store::unreachable),
+        help(
+            "check that the URL is right and that the server runs and accepts connections \
+             from here (try `redis-cli -u <url> ping`); unset `REDIS_URL` to use the \
+             embedded server"
+        )
+    )]
+    Unreachable {
+        /// Redacted.
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// The server refused the credentials.
+    #[error("Redis at `{url}` refused the credentials")]
+    #[diagnostic(
+        code(tt::store::auth),
+        help(
+            "check the user name and password in the URL \
+             (`redis://user:password@host:port`)"
+        )
+    )]
+    Auth {
+        /// Redacted.
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// `REDIS_URL` or `[town] redis_url` is not a Redis URL.
+    #[error("`{url}` is not a usable Redis URL: {reason}")]
+    #[diagnostic(
+        code(tt::store::invalid_url),
+        help(
+            "use `redis://[user:password@]host[:port][/db]` or \
+             `redis+unix:///path/to/redis.sock`"
+        )
+    )]
+    InvalidUrl {
+        /// Redacted.
+        url: String,
+        reason: String,
+    },
+
+    /// The server is too old for the commands tt uses.
+    #[error("Redis at `{url}` is version {version}; tt needs Redis 6.2 or newer, or Valkey")]
+    #[diagnostic(
+        code(tt::store::unsupported_server),
+        help(
+            "upgrade the server, or unset `REDIS_URL` to let tt start its own \
+             `redis-server`"
+        )
+    )]
+    UnsupportedServer {
+        /// Redacted.
+        url: String,
+        version: String,
+    },
+
+    /// A command failed.
+    #[error("a Redis command failed: {0}")]
+    #[diagnostic(
+        code(tt::store::redis),
+        help("if this repeats, check the server's log and that it is not out of memory")
+    )]
+    Redis(#[from] redis::RedisError),
+
+    /// A file of the embedded server could not be read or written.
+    #[error("cannot {what}")]
+    #[diagnostic(code(tt::store::io))]
+    Io {
+        /// What tt was doing, e.g. "create `.tt`".
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A value in Redis that tt cannot read, e.g. edited by hand.
+    #[error("the value of `{key}` in Redis is not what tt wrote: {what}")]
+    #[diagnostic(
+        code(tt::store::corrupt),
+        help("fix or delete the key with `redis-cli` (`tt sync push` writes task records again)")
+    )]
+    Corrupt { key: String, what: String },
+}
+
+impl StoreError {
+    /// Whether the connection (not the command) failed, so that retrying
+    /// once the server is back could succeed.
+    ///
+    /// Decided by the error's kind, never by its message text: messages
+    /// change between redis-rs and server versions.
+    pub fn is_connection_error(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Redis(e) => {
+                e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+                    || e.is_io_error()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Formats the last `lines` lines of `text` for [`StoreError::ServerStart`]:
+/// each indented, after a newline, or nothing for empty text.
+pub(crate) fn log_tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = all.len().saturating_sub(lines);
+    all[start..].iter().map(|l| format!("\n    {l}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_tail_keeps_the_last_lines_indented() {
+        assert_eq!(log_tail("", 3), "");
+        assert_eq!(log_tail("a\nb\n\nc\nd\n", 2), "\n    c\n    d");
+    }
+
+    #[test]
+    fn connection_errors_are_decided_by_kind() {
+        let refused =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(StoreError::Redis(refused).is_connection_error());
+        let wrong_type =
+            redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "not a hash"));
+        assert!(!StoreError::Redis(wrong_type).is_connection_error());
+        let corrupt = StoreError::Corrupt {
+            key: "k".into(),
+            what: "x".into(),
+        };
+        assert!(!corrupt.is_connection_error());
+    }
+}

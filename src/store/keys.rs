@@ -1,0 +1,117 @@
+//! The one place that names Redis keys. Every key of a town starts with
+//! `tt:<town>:`, so many towns share one Redis without touching each other.
+
+/// Key names of one town.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(town: &str) -> Self {
+        Self {
+            prefix: format!("tt:{town}:"),
+        }
+    }
+
+    /// `tt:<town>:` — what every key of this town starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Hash: one task's definition, status and progress.
+    pub fn task(&self, id: &str) -> String {
+        format!("{}task:{id}", self.prefix)
+    }
+
+    /// Prefix of every task hash, for scripts that build task keys themselves.
+    pub fn task_prefix(&self) -> String {
+        format!("{}task:", self.prefix)
+    }
+
+    /// Sorted set: every task id, scored by (priority, file order).
+    pub fn tasks(&self) -> String {
+        format!("{}tasks", self.prefix)
+    }
+
+    /// Hash: id → fingerprint of each task that came from the file, so a
+    /// resync reads every fingerprint with one command.
+    pub fn fingerprints(&self) -> String {
+        format!("{}fingerprints", self.prefix)
+    }
+
+    /// Hash: town-wide facts (plan fingerprint, file name, last sync time).
+    pub fn meta(&self) -> String {
+        format!("{}meta", self.prefix)
+    }
+
+    /// Hash: one agent's state.
+    pub fn agent(&self, id: &str) -> String {
+        format!("{}agent:{id}", self.prefix)
+    }
+
+    /// Set: ids of every agent known to the town.
+    pub fn agents(&self) -> String {
+        format!("{}agents", self.prefix)
+    }
+
+    /// String with TTL: an agent's heartbeat.
+    pub fn alive(&self, id: &str) -> String {
+        format!("{}alive:{id}", self.prefix)
+    }
+
+    /// List: messages waiting for an agent.
+    pub fn inbox(&self, id: &str) -> String {
+        format!("{}inbox:{id}", self.prefix)
+    }
+
+    /// List: what an agent took from its inbox and has not finished.
+    pub fn claimed(&self, id: &str) -> String {
+        format!("{}claimed:{id}", self.prefix)
+    }
+
+    /// List: ready tasks with no agent.
+    pub fn backlog(&self) -> String {
+        format!("{}backlog", self.prefix)
+    }
+
+    /// Stream: every transition.
+    pub fn events(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+
+    /// String with TTL: the lease of the runner that dispatches for the town.
+    pub fn runner(&self) -> String {
+        format!("{}runner", self.prefix)
+    }
+}
+
+/// The global set of town names, so `tt towns` finds every town without SCAN.
+pub const TOWNS: &str = "tt:towns";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_under_the_town_prefix() {
+        let k = Keys::new("shop");
+        for key in [
+            k.task("a"),
+            k.tasks(),
+            k.fingerprints(),
+            k.meta(),
+            k.agent("x"),
+            k.agents(),
+            k.alive("x"),
+            k.inbox("x"),
+            k.claimed("x"),
+            k.backlog(),
+            k.events(),
+            k.runner(),
+        ] {
+            assert!(key.starts_with("tt:shop:"), "{key}");
+        }
+        assert_eq!(k.task("login"), "tt:shop:task:login");
+    }
+}

@@ -1,0 +1,93 @@
+-- Applies one chunk of a plan diff atomically. Called by Store::apply_sync.
+-- ARGV[1] key prefix "tt:<town>:", ARGV[2] town name, ARGV[3] plan
+-- fingerprint to record ("" for all but the last chunk), ARGV[4] "1" to
+-- record file statuses as seen without applying them, ARGV[5] number of
+-- upserts, ARGV[6] number of removals, then 11 fields per upsert
+-- (id, fingerprint, description, agent, tags, parent, depends_on, priority,
+-- order, file status, score), then the removed ids.
+-- Returns {added, changed, removed}.
+local prefix, town, plan_fp = ARGV[1], ARGV[2], ARGV[3]
+local adopt = ARGV[4] == '1'
+local nu, nr = tonumber(ARGV[5]), tonumber(ARGV[6])
+local t = redis.call('TIME')
+local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
+local tasks_key, fps_key, events_key = prefix .. 'tasks', prefix .. 'fingerprints', prefix .. 'events'
+
+local final = { completed = true, failed = true, cancelled = true }
+local function applied(s)
+  if s == 'assigned' or s == 'running' then return 'pending' end
+  return s
+end
+local function event(kind, id, ...)
+  redis.call('XADD', events_key, 'MAXLEN', '~', '100000', '*',
+    'kind', kind, 'task', id, 'at', now, ...)
+end
+
+local added, changed, removed = 0, 0, 0
+local i = 7
+for _ = 1, nu do
+  local id, fp, desc, agent, tags, parent, deps, prio, order, fstatus, score =
+    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5],
+    ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
+  i = i + 11
+  local key = prefix .. 'task:' .. id
+  local cur = redis.call('HMGET', key, 'status', 'file_status', 'removed', 'id')
+  local def = { 'id', id, 'description', desc, 'agent', agent, 'tags', tags,
+    'parent', parent, 'depends_on', deps, 'priority', prio, 'order', order,
+    'file_status', fstatus, 'fingerprint', fp, 'source', 'file', 'updated', now }
+  if not cur[4] then
+    local status = 'pending'
+    if fstatus ~= '' then status = applied(fstatus) end
+    redis.call('HSET', key, 'status', status, 'attempt', '0', 'created', now, unpack(def))
+    added = added + 1
+    event('added', id, 'status', status)
+  else
+    local old, status, reason = cur[1] or 'pending', cur[1] or 'pending', nil
+    if cur[3] == '1' then
+      redis.call('HDEL', key, 'removed')
+      if status == 'cancelled' then status, reason = 'pending', 'back in the file' end
+    end
+    if not adopt and fstatus ~= '' and fstatus ~= (cur[2] or '') then
+      local want = applied(fstatus)
+      if want == 'pending' then
+        if final[status] then status, reason = 'pending', 'file set status = pending' end
+      elseif want ~= status and (not final[status] or want == 'completed') then
+        status, reason = want, 'file set status = ' .. want
+      end
+    end
+    redis.call('HSET', key, 'status', status, unpack(def))
+    if reason then
+      redis.call('HSET', key, 'reason', reason)
+    end
+    changed = changed + 1
+    if status ~= old then
+      event('changed', id, 'from', old, 'status', status, 'reason', reason or '')
+    else
+      event('changed', id, 'status', status)
+    end
+  end
+  redis.call('ZADD', tasks_key, score, id)
+  redis.call('HSET', fps_key, id, fp)
+end
+for _ = 1, nr do
+  local id = ARGV[i]
+  i = i + 1
+  local key = prefix .. 'task:' .. id
+  local status = redis.call('HGET', key, 'status')
+  if status then
+    local fields = { 'removed', '1', 'updated', now }
+    if not final[status] then
+      table.insert(fields, 'status'); table.insert(fields, 'cancelled')
+      table.insert(fields, 'reason'); table.insert(fields, 'removed from the file')
+    end
+    redis.call('HSET', key, unpack(fields))
+    removed = removed + 1
+    event('removed', id, 'from', status)
+  end
+  redis.call('HDEL', fps_key, id)
+end
+if plan_fp ~= '' then
+  redis.call('HSET', prefix .. 'meta', 'plan_fp', plan_fp, 'synced', now)
+  redis.call('SADD', 'tt:towns', town)
+end
+return { added, changed, removed }

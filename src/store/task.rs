@@ -1,0 +1,123 @@
+//! Task records as stored in `tt:<town>:task:<id>` hashes, readable with
+//! `redis-cli HGETALL`: plain strings, lists as JSON arrays.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::StoreError;
+use crate::Status;
+
+/// Where a task came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// A `[[tasks]]` entry.
+    File,
+    /// `tt assign`.
+    Cli,
+}
+
+/// One task as Redis holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRecord {
+    pub id: String,
+    pub description: String,
+    /// The agent it goes to (its own, else `[meta] default_agent`); `None`
+    /// means the backlog, or for a group, no join step.
+    pub agent: Option<String>,
+    pub status: Status,
+    pub parent: Option<String>,
+    pub tags: Vec<String>,
+    pub depends_on: Vec<String>,
+    pub priority: u8,
+    /// Dispatch position among equal priorities (file order).
+    pub order: u64,
+    pub attempt: u32,
+    pub source: Source,
+    /// Status the file said when last applied.
+    pub file_status: Option<Status>,
+    /// Removed from the file (kept for history).
+    pub removed: bool,
+    /// The worker that holds or last ran it.
+    pub worker: Option<String>,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    /// Why it is in its status (cancelled: removed from file, …).
+    pub reason: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created: Option<u64>,
+    pub updated: Option<u64>,
+    pub started: Option<u64>,
+    pub finished: Option<u64>,
+    pub fingerprint: Option<String>,
+}
+
+impl TaskRecord {
+    /// Parses a hash. `key` names it in the error when it cannot be read.
+    pub fn from_hash(key: &str, mut h: HashMap<String, String>) -> Result<Self, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt {
+            key: key.to_string(),
+            what,
+        };
+        let mut take = |f: &str| h.remove(f).filter(|v| !v.is_empty());
+        let id = take("id").ok_or_else(|| corrupt("has no `id` field".into()))?;
+        let status_text = take("status").unwrap_or_else(|| "pending".into());
+        let status = Status::parse(&status_text)
+            .ok_or_else(|| corrupt(format!("has unknown status `{status_text}`")))?;
+        let list = |v: Option<String>, name: &str| -> Result<Vec<String>, StoreError> {
+            match v {
+                None => Ok(Vec::new()),
+                Some(s) => serde_json::from_str(&s).map_err(|e| {
+                    corrupt(format!("field `{name}` is not a JSON list of strings: {e}"))
+                }),
+            }
+        };
+        let tags = list(take("tags"), "tags")?;
+        let depends_on = list(take("depends_on"), "depends_on")?;
+        let num = |v: Option<String>| v.and_then(|s| s.parse::<u64>().ok());
+        Ok(TaskRecord {
+            description: take("description").unwrap_or_default(),
+            agent: take("agent"),
+            parent: take("parent"),
+            priority: num(take("priority"))
+                .map_or(crate::plan::DEFAULT_PRIORITY, |p| p.min(4) as u8),
+            order: num(take("order")).unwrap_or(0),
+            attempt: num(take("attempt")).map_or(0, |a| a.min(u32::MAX as u64) as u32),
+            source: match take("source").as_deref() {
+                Some("cli") => Source::Cli,
+                _ => Source::File,
+            },
+            file_status: take("file_status").and_then(|s| Status::parse(&s)),
+            removed: take("removed").is_some_and(|v| v == "1"),
+            worker: take("worker"),
+            exit_code: take("exit_code").and_then(|s| s.parse().ok()),
+            error: take("error"),
+            reason: take("reason"),
+            created: num(take("created")),
+            updated: num(take("updated")),
+            started: num(take("started")),
+            finished: num(take("finished")),
+            fingerprint: take("fingerprint"),
+            id,
+            status,
+            tags,
+            depends_on,
+        })
+    }
+}
+
+impl TaskRecord {
+    /// What the readiness function needs of this record.
+    pub fn node(&self) -> crate::graph::Node {
+        crate::graph::Node {
+            id: self.id.clone(),
+            parent: self.parent.clone(),
+            depends_on: self.depends_on.clone(),
+            has_agent: self.agent.is_some(),
+            status: self.status,
+            priority: self.priority,
+            order: self.order,
+        }
+    }
+}
