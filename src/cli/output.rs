@@ -4,11 +4,6 @@ use std::io::{IsTerminal, Write};
 
 use super::CliError;
 
-/// Whether stdout is a terminal that wants color.
-pub fn color() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-}
-
 pub fn install_error_hook() {
     let stderr_tty = std::io::stderr().is_terminal();
     let color = stderr_tty && std::env::var_os("NO_COLOR").is_none();

@@ -158,38 +158,38 @@ impl Loader {
 
     fn town(&mut self, t: &DeTable<'_>, parsed: &mut Parsed) {
         self.check_keys(t, &town_keys(), "[town]", &[]);
-        if let Some(v) = t.get("name") {
-            if let Some((name, span)) = self.string(v, "`[town] name`") {
-                if !valid_id(&name) {
-                    self.error(
-                        "tt::plan::bad-town",
-                        span.clone(),
-                        format!("town name `{name}` is not a valid name"),
-                        "invalid town name",
-                        Some("use 1 to 128 of the characters A-Z a-z 0-9 . _ -"),
-                    );
-                }
-                parsed.town_spans.insert("name", span);
-                parsed.town.name = Some(name);
+        if let Some(v) = t.get("name")
+            && let Some((name, span)) = self.string(v, "`[town] name`")
+        {
+            if !valid_id(&name) {
+                self.error(
+                    "tt::plan::bad-town",
+                    span.clone(),
+                    format!("town name `{name}` is not a valid name"),
+                    "invalid town name",
+                    Some("use 1 to 128 of the characters A-Z a-z 0-9 . _ -"),
+                );
             }
+            parsed.town_spans.insert("name", span);
+            parsed.town.name = Some(name);
         }
-        if let Some(v) = t.get("redis_url") {
-            if let Some((url, span)) = self.string(v, "`[town] redis_url`") {
-                let scheme_ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
-                    .iter()
-                    .any(|s| url.starts_with(s));
-                if !scheme_ok {
-                    self.error(
-                        "tt::plan::bad-redis-url",
-                        span.clone(),
-                        "`redis_url` is not a Redis URL",
-                        "expected redis://, rediss://, redis+unix:// or unix://",
-                        Some("for example: redis_url = \"redis://127.0.0.1:6379/0\""),
-                    );
-                }
-                parsed.town_spans.insert("redis_url", span);
-                parsed.town.redis_url = Some(url);
+        if let Some(v) = t.get("redis_url")
+            && let Some((url, span)) = self.string(v, "`[town] redis_url`")
+        {
+            let scheme_ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
+                .iter()
+                .any(|s| url.starts_with(s));
+            if !scheme_ok {
+                self.error(
+                    "tt::plan::bad-redis-url",
+                    span.clone(),
+                    "`redis_url` is not a Redis URL",
+                    "expected redis://, rediss://, redis+unix:// or unix://",
+                    Some("for example: redis_url = \"redis://127.0.0.1:6379/0\""),
+                );
             }
+            parsed.town_spans.insert("redis_url", span);
+            parsed.town.redis_url = Some(url);
         }
     }
 
@@ -198,12 +198,12 @@ impl Loader {
         if let Some(v) = t.get("description") {
             parsed.meta.description = self.string(v, "`[meta] description`").map(|(s, _)| s);
         }
-        if let Some(v) = t.get("default_agent") {
-            if let Some((name, span)) = self.string(v, "`default_agent`") {
-                self.check_id(&name, span.clone(), "agent name");
-                parsed.default_agent_span = Some(span);
-                parsed.meta.default_agent = Some(name);
-            }
+        if let Some(v) = t.get("default_agent")
+            && let Some((name, span)) = self.string(v, "`default_agent`")
+        {
+            self.check_id(&name, span.clone(), "agent name");
+            parsed.default_agent_span = Some(span);
+            parsed.meta.default_agent = Some(name);
         }
     }
 
@@ -218,38 +218,38 @@ impl Loader {
         let t = self.table(value, &section)?;
         self.check_keys(t, &agent_keys(), &section, AGENT_ALIASES);
         let mut spec = AgentSpec::default();
-        if let Some(v) = t.get("cli") {
-            if let Some((cli, span)) = self.string(v, "`cli`") {
-                if !PRESETS.contains(&cli.as_str()) {
-                    let hint = did_you_mean(&cli, PRESETS.iter().copied());
-                    self.error(
-                        "tt::plan::unknown-preset",
-                        span,
-                        format!("unknown agent cli `{cli}`"),
-                        hint.as_deref()
-                            .map_or("not a preset".into(), |h| format!("did you mean `{h}`?")),
-                        Some(&format!(
-                            "presets: {}; or give `command = [\"prog\", \"{{description}}\"]`",
-                            PRESETS.join(", ")
-                        )),
-                    );
-                }
-                spec.cli = Some(cli);
+        if let Some(v) = t.get("cli")
+            && let Some((cli, span)) = self.string(v, "`cli`")
+        {
+            if !PRESETS.contains(&cli.as_str()) {
+                let hint = did_you_mean(&cli, PRESETS.iter().copied());
+                self.error(
+                    "tt::plan::unknown-preset",
+                    span,
+                    format!("unknown agent cli `{cli}`"),
+                    hint.as_deref()
+                        .map_or("not a preset".into(), |h| format!("did you mean `{h}`?")),
+                    Some(&format!(
+                        "presets: {}; or give `command = [\"prog\", \"{{description}}\"]`",
+                        PRESETS.join(", ")
+                    )),
+                );
             }
+            spec.cli = Some(cli);
         }
-        if let Some(v) = t.get("command") {
-            if let Some(argv) = self.string_array(v, "`command`") {
-                if argv.is_empty() {
-                    self.error(
-                        "tt::plan::empty-command",
-                        v.span(),
-                        "`command` is empty",
-                        "needs at least the program",
-                        Some("for example: command = [\"make\", \"{id}\"]"),
-                    );
-                }
-                spec.command = Some(argv.into_iter().map(|(s, _)| s).collect());
+        if let Some(v) = t.get("command")
+            && let Some(argv) = self.string_array(v, "`command`")
+        {
+            if argv.is_empty() {
+                self.error(
+                    "tt::plan::empty-command",
+                    v.span(),
+                    "`command` is empty",
+                    "needs at least the program",
+                    Some("for example: command = [\"make\", \"{id}\"]"),
+                );
             }
+            spec.command = Some(argv.into_iter().map(|(s, _)| s).collect());
         }
         if spec.cli.is_some() && spec.command.is_some() {
             self.error(
@@ -271,26 +271,26 @@ impl Loader {
         spec.count = self.int_in(t.get("count"), "`count`", 1, 256);
         spec.retries = self.int_in(t.get("retries"), "`retries`", 0, 100);
         spec.prefetch = self.int_in(t.get("prefetch"), "`prefetch`", 1, 1000);
-        if let Some(v) = t.get("timeout") {
-            if let Some((s, span)) = self.string(v, "`timeout`") {
-                if parse_duration(&s).is_none() {
-                    self.error(
-                        "tt::plan::bad-duration",
-                        span,
-                        format!("`{s}` is not a duration"),
-                        "expected a duration",
-                        Some("write it like \"90s\", \"30m\" or \"1h 30m\""),
-                    );
-                }
-                spec.timeout = Some(s);
+        if let Some(v) = t.get("timeout")
+            && let Some((s, span)) = self.string(v, "`timeout`")
+        {
+            if parse_duration(&s).is_none() {
+                self.error(
+                    "tt::plan::bad-duration",
+                    span,
+                    format!("`{s}` is not a duration"),
+                    "expected a duration",
+                    Some("write it like \"90s\", \"30m\" or \"1h 30m\""),
+                );
             }
+            spec.timeout = Some(s);
         }
-        if let Some(v) = t.get("env") {
-            if let Some(env) = self.table(v, "`env`") {
-                for (k, val) in env {
-                    if let Some((s, _)) = self.string(val, &format!("`env.{}`", k.get_ref())) {
-                        spec.env.insert(k.get_ref().to_string(), s);
-                    }
+        if let Some(v) = t.get("env")
+            && let Some(env) = self.table(v, "`env`")
+        {
+            for (k, val) in env {
+                if let Some((s, _)) = self.string(val, &format!("`env.{}`", k.get_ref())) {
+                    spec.env.insert(k.get_ref().to_string(), s);
                 }
             }
         }
@@ -343,49 +343,47 @@ impl Loader {
                     Some("add a unique `id = \"…\"` ([A-Za-z0-9._-], up to 128 characters)"),
                 ),
             }
-            if let Some(v) = t.get("description") {
-                if let Some((d, _)) = self.string(v, "`description`") {
-                    task.description = d;
-                }
+            if let Some(v) = t.get("description")
+                && let Some((d, _)) = self.string(v, "`description`")
+            {
+                task.description = d;
             }
-            if let Some(v) = t.get("agent") {
-                if let Some((a, span)) = self.string(v, "`agent`") {
-                    self.check_id(&a, span.clone(), "agent name");
-                    task.agent = Some(a);
-                    task.spans.agent = Some(span);
-                }
+            if let Some(v) = t.get("agent")
+                && let Some((a, span)) = self.string(v, "`agent`")
+            {
+                self.check_id(&a, span.clone(), "agent name");
+                task.agent = Some(a);
+                task.spans.agent = Some(span);
             }
-            if let Some(v) = t.get("status") {
-                if let Some((s, span)) = self.string(v, "`status`") {
-                    match Status::parse(&s) {
-                        Some(st) => task.status = Some(st),
-                        None => {
-                            let names = Status::ALL.map(Status::as_str);
-                            let label = did_you_mean(&s, names.iter().copied())
-                                .map_or("unknown status".into(), |h| {
-                                    format!("did you mean `{h}`?")
-                                });
-                            self.error(
-                                "tt::plan::bad-status",
-                                span,
-                                format!("`{s}` is not a task status"),
-                                label,
-                                Some(&format!("use one of: {}", names.join(", "))),
-                            );
-                        }
+            if let Some(v) = t.get("status")
+                && let Some((s, span)) = self.string(v, "`status`")
+            {
+                match Status::parse(&s) {
+                    Some(st) => task.status = Some(st),
+                    None => {
+                        let names = Status::ALL.map(Status::as_str);
+                        let label = did_you_mean(&s, names.iter().copied())
+                            .map_or("unknown status".into(), |h| format!("did you mean `{h}`?"));
+                        self.error(
+                            "tt::plan::bad-status",
+                            span,
+                            format!("`{s}` is not a task status"),
+                            label,
+                            Some(&format!("use one of: {}", names.join(", "))),
+                        );
                     }
                 }
             }
-            if let Some(v) = t.get("tags") {
-                if let Some(tags) = self.string_array(v, "`tags`") {
-                    task.tags = tags.into_iter().map(|(s, _)| s).collect();
-                }
+            if let Some(v) = t.get("tags")
+                && let Some(tags) = self.string_array(v, "`tags`")
+            {
+                task.tags = tags.into_iter().map(|(s, _)| s).collect();
             }
-            if let Some(v) = t.get("parent") {
-                if let Some((p, span)) = self.string(v, "`parent`") {
-                    task.parent = Some(p);
-                    task.spans.parent = Some(span);
-                }
+            if let Some(v) = t.get("parent")
+                && let Some((p, span)) = self.string(v, "`parent`")
+            {
+                task.parent = Some(p);
+                task.spans.parent = Some(span);
             }
             if let Some(v) = t.get("depends_on") {
                 let deps = match v.get_ref() {
@@ -589,12 +587,17 @@ const AGENT_ALIASES: &[(&str, &str)] = &[
 ];
 const TOP_ALIASES: &[(&str, &str)] = &[("task", "tasks"), ("agent", "agents"), ("project", "town")];
 
-/// The closest candidate, if it is close enough to be what was meant.
+/// The closest candidate, if it is close enough to be what was meant: a
+/// couple of typos (edits or swapped letters) or a near-identical spelling.
 pub fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
     candidates
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter_map(|c| {
+            let edits = strsim::damerau_levenshtein(word, c);
+            let close =
+                edits <= c.chars().count().max(3) / 3 || strsim::jaro_winkler(word, c) > 0.85;
+            close.then_some((edits, c))
+        })
+        .min_by_key(|(edits, _)| *edits)
         .map(|(_, c)| c.to_string())
 }
 

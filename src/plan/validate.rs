@@ -329,13 +329,16 @@ fn cycle_in(g: &DiGraph<(), Edge>, scc: &[NodeIndex]) -> Option<Vec<petgraph::gr
     let members: std::collections::HashSet<NodeIndex> = scc.iter().copied().collect();
     // Start at a node with a dependency edge, so the printed path begins
     // with something the user wrote.
-    let first = *scc
+    // The lowest such node keeps the output stable from run to run.
+    let first = scc
         .iter()
-        .find(|&&n| {
+        .copied()
+        .filter(|&n| {
             g.edges(n)
                 .any(|e| matches!(g[e.id()], Edge::Dep { .. }) && members.contains(&e.target()))
         })
-        .unwrap_or(&scc[0]);
+        .min()
+        .or_else(|| scc.iter().copied().min())?;
     // Breadth-first search back to `first` inside the component.
     let mut prev: HashMap<NodeIndex, petgraph::graph::EdgeIndex> = HashMap::new();
     let mut queue = std::collections::VecDeque::from([first]);

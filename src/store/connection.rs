@@ -16,6 +16,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, RedisError};
 
+use super::error::is_error_reply;
 use super::{StoreError, server};
 
 /// Timeout of one attempt to open a connection.
@@ -158,6 +159,7 @@ fn connect_error(target: &RedisTarget, source: RedisError) -> StoreError {
     let url = target.describe();
     match source.kind() {
         ErrorKind::AuthenticationFailed => StoreError::Auth { url, source },
+        ErrorKind::Parse => StoreError::NotRedis { url, source },
         // Also what redis-rs reports for `rediss://` without TLS support.
         ErrorKind::InvalidClientConfig => StoreError::InvalidUrl {
             url,
@@ -230,7 +232,7 @@ async fn check_version(
         Ok(info) => info,
         // A managed Redis may forbid INFO (ACLs); that is no reason to
         // refuse it, the commands tt needs will fail clearly if missing.
-        Err(e) if matches!(e.kind(), ErrorKind::Server(_)) => {
+        Err(e) if is_error_reply(&e) => {
             tracing::debug!(error = %e, "cannot check the Redis version");
             return Ok(());
         }

@@ -73,6 +73,19 @@ pub enum StoreError {
         source: redis::RedisError,
     },
 
+    /// Something answered at the address, but not in Redis' protocol.
+    #[error("`{url}` answered, but not like a Redis server")]
+    #[diagnostic(
+        code(tt::store::not_redis),
+        help("check the host and port in the URL: something else listens there")
+    )]
+    NotRedis {
+        /// Redacted.
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+
     /// The server refused the credentials.
     #[error("Redis at `{url}` refused the credentials")]
     #[diagnostic(
@@ -164,6 +177,15 @@ impl StoreError {
             _ => false,
         }
     }
+}
+
+/// Whether `e` is an error reply of the server (`ERR …`, `NOPERM …`,
+/// `NOAUTH …`), as opposed to a failure to talk to it.
+pub(crate) fn is_error_reply(e: &redis::RedisError) -> bool {
+    matches!(
+        e.kind(),
+        redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+    )
 }
 
 /// Formats the last `lines` lines of `text` for [`StoreError::ServerStart`]:

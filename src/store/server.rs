@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use redis::{AsyncConnectionConfig, ConnectionAddr, ErrorKind, ServerErrorKind};
 
 use super::StoreError;
-use super::error::log_tail;
+use super::error::{is_error_reply, log_tail};
 
 const SOCKET: &str = "redis.sock";
 const SOCKET_RECORD: &str = "redis.sock.path";
@@ -240,7 +240,7 @@ pub async fn ensure_running_with(
         }
     }
 
-    prepare_socket_dir(&sock)?;
+    prepare_socket_dir(&dir, &sock)?;
     start(&dir, &sock, launcher).await?;
     wait_ready(&dir, &sock, START_DEADLINE).await?;
     record_socket(&dir, &sock)?;
@@ -267,12 +267,14 @@ pub async fn stop(state_dir: &Path) -> Result<bool, StoreError> {
     if answered {
         shutdown(&sock).await;
         if wait_stopped(&sock, pid, STOP_DEADLINE).await {
+            remove_socket_dir(&dir, &sock);
             return Ok(true);
         }
     }
     if let Some(pid) = pid {
         signal(pid, libc::SIGTERM);
         if wait_stopped(&sock, Some(pid), STOP_DEADLINE).await {
+            remove_socket_dir(&dir, &sock);
             return Ok(true);
         }
         return Err(StoreError::ServerStop {
@@ -327,13 +329,12 @@ fn private_dir(dir: &Path) -> Result<(), StoreError> {
 /// For a socket in the `/tmp` fallback, creates its directory with mode
 /// 0700 and refuses one that another user made: `/tmp` is shared, and a
 /// directory someone else controls could hand us their socket.
-fn prepare_socket_dir(sock: &Path) -> Result<(), StoreError> {
-    let Some(dir) = sock.parent() else {
-        return Ok(());
-    };
-    if !dir.starts_with("/tmp") {
+fn prepare_socket_dir(state_dir: &Path, sock: &Path) -> Result<(), StoreError> {
+    let dir = fallback_dir(state_dir);
+    if sock.parent() != Some(dir.as_path()) {
         return Ok(()); // inside the state directory, already private
     }
+    let dir = dir.as_path();
     let io_err = |what: &str, source| StoreError::Io {
         what: format!("{what} `{}`", dir.display()),
         source,
@@ -358,6 +359,16 @@ fn prepare_socket_dir(sock: &Path) -> Result<(), StoreError> {
             .map_err(|e| io_err("make private (mode 0700)", e))?;
     }
     Ok(())
+}
+
+/// Removes the `/tmp` fallback directory of a stopped server, if it is
+/// empty (the server removes its socket on shutdown), so `tt down` leaves
+/// nothing behind in `/tmp`.
+fn remove_socket_dir(dir: &Path, sock: &Path) {
+    let fallback = fallback_dir(dir);
+    if sock.parent() == Some(fallback.as_path()) {
+        let _ = std::fs::remove_dir(fallback);
+    }
 }
 
 /// Writes `redis.sock.path` when it is missing or out of date. It is for
@@ -543,7 +554,7 @@ async fn probe(sock: &Path) -> Probe {
         Ok(_) => Probe::Ready,
         Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::BusyLoading) => Probe::Loading,
         // Any other error reply still comes from a live server.
-        Err(e) if matches!(e.kind(), ErrorKind::Server(_)) => Probe::Ready,
+        Err(e) if is_error_reply(&e) => Probe::Ready,
         Err(_) => Probe::Down,
     }
 }
@@ -563,7 +574,7 @@ async fn shutdown(sock: &Path) {
         .get_multiplexed_async_connection_with_config(&config)
         .await
         && let Err(e) = redis::cmd("SHUTDOWN").query_async::<()>(&mut conn).await
-        && matches!(e.kind(), ErrorKind::Server(_))
+        && is_error_reply(&e)
     {
         tracing::warn!(error = %e, "redis-server refused SHUTDOWN");
     }
@@ -613,7 +624,7 @@ fn is_alive(pid: i32) -> bool {
         // The state follows the parenthesized command name.
         Ok(stat) => stat
             .rsplit_once(')')
-            .is_none_or(|(_, rest)| rest.trim_start().chars().next() != Some('Z')),
+            .is_none_or(|(_, rest)| !rest.trim_start().starts_with('Z')),
         Err(_) => true,
     }
 }

@@ -1,0 +1,266 @@
+//! `tt plan`, `tt schema`, `tt init` and the loader on hostile input.
+
+use crate::support::Tt;
+
+const TEN_MISTAKES: &str = r#"[town]
+name = "bad town"
+
+[agents.dev]
+command = ["true"]
+count = 0
+
+[[tasks]]
+id = "auth"
+depnds_on = ["x"]
+
+[[tasks]]
+id = "login"
+parent = "auht"
+status = "complete"
+
+[[tasks]]
+id = "login"
+
+[[tasks]]
+id = "a b"
+
+[[tasks]]
+description = "no id"
+
+[[tasks]]
+id = "x"
+depends_on = ["x"]
+priority = 9
+
+[[tasks]]
+id = "y"
+depends_on = ["z"]
+
+[[tasks]]
+id = "z"
+depends_on = ["y"]
+"#;
+
+#[test]
+fn every_mistake_gets_its_own_diagnostic_with_its_line() {
+    let out = Tt::new()
+        .file("tasks.toml", TEN_MISTAKES)
+        .args(["plan", "--json"])
+        .run()
+        .code(2);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let got: Vec<(String, u64)> = v["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .map(|p| {
+            (
+                p["code"]
+                    .as_str()
+                    .unwrap_or("")
+                    .trim_start_matches("tt::plan::")
+                    .to_string(),
+                p["line"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64)> = [
+        ("bad-town", 2),
+        ("out-of-range", 6),
+        ("unknown-key", 10),
+        ("unknown-task", 14),
+        ("bad-status", 15),
+        ("duplicate-id", 18),
+        ("bad-id", 21),
+        ("missing-id", 23),
+        ("self-dependency", 28),
+        ("out-of-range", 29),
+        ("dependency-cycle", 33),
+    ]
+    .iter()
+    .map(|(c, l)| (c.to_string(), *l))
+    .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn diagnostics_name_file_line_and_fix() {
+    Tt::new()
+        .file("tasks.toml", TEN_MISTAKES)
+        .arg("plan")
+        .run()
+        .code(2)
+        .stderr_contains("has 11 problems")
+        .stderr_contains("tasks.toml:10:1")
+        .stderr_contains("did you mean `depends_on`?")
+        .stderr_contains("did you mean `auth`?")
+        .stderr_contains("did you mean `completed`?")
+        .stderr_contains("dependency cycle: y → z → y");
+}
+
+#[test]
+fn parent_cycles_print_the_path() {
+    Tt::new()
+        .file(
+            "tasks.toml",
+            "[[tasks]]\nid = \"a\"\nparent = \"c\"\n[[tasks]]\nid = \"b\"\nparent = \"a\"\n[[tasks]]\nid = \"c\"\nparent = \"b\"\n",
+        )
+        .arg("plan")
+        .run()
+        .code(2)
+        .stderr_contains("parent cycle: a → c → b → a");
+}
+
+#[test]
+fn a_task_waiting_for_its_own_group_is_a_cycle() {
+    Tt::new()
+        .file(
+            "tasks.toml",
+            "[[tasks]]\nid = \"auth\"\n[[tasks]]\nid = \"login\"\nparent = \"auth\"\ndepends_on = [\"auth\"]\n",
+        )
+        .arg("plan")
+        .run()
+        .code(2)
+        .stderr_contains("dependency cycle")
+        .stderr_contains("group `auth` waits for its child `login`");
+}
+
+#[test]
+fn syntax_errors_point_at_the_line() {
+    Tt::new()
+        .file(
+            "tasks.toml",
+            "[[tasks]]\nid = \"a\"\ndescription = \"unterminated\n",
+        )
+        .arg("plan")
+        .run()
+        .code(2)
+        .stderr_contains("invalid TOML")
+        .stderr_contains("tasks.toml:3:");
+}
+
+#[test]
+fn unknown_agents_are_warnings_only_when_agents_are_declared() {
+    let file = "[agents.dev]\ncommand = [\"true\"]\n[[tasks]]\nid = \"a\"\nagent = \"dve\"\n";
+    Tt::new()
+        .file("tasks.toml", file)
+        .arg("plan")
+        .run()
+        .success()
+        .stderr_contains("unknown agent `dve`")
+        .stderr_contains("did you mean `dev`?");
+    Tt::new()
+        .file(
+            "tasks.toml",
+            "[[tasks]]\nid = \"a\"\nagent = \"elsewhere\"\n",
+        )
+        .arg("plan")
+        .run()
+        .success()
+        .stderr_lacks("unknown agent");
+}
+
+#[test]
+fn plan_shows_groups_waves_and_order() {
+    let out = Tt::new()
+        .file("tasks.toml", crate::example("shop.toml"))
+        .arg("plan")
+        .run()
+        .success();
+    let s = &out.stdout;
+    assert!(s.contains("6 tasks, 1 group, 2 agents"), "{s}");
+    assert!(s.contains("auth  (join step on reviewer)"), "{s}");
+    assert!(s.contains("├─ login") && s.contains("└─ logout"), "{s}");
+    assert!(s.contains("  1  schema, docs"), "{s}");
+    assert!(s.contains("  2  login, logout"), "{s}");
+    assert!(s.contains("  3  auth"), "{s}");
+    assert!(s.contains("  4  checkout"), "{s}");
+    assert!(
+        s.contains("backend   schema → docs → login → logout → checkout"),
+        "{s}"
+    );
+}
+
+#[test]
+fn plan_json_lists_waves_and_tasks() {
+    let out = Tt::new()
+        .file("tasks.toml", crate::example("shop.toml"))
+        .args(["plan", "--json"])
+        .run()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["town"], "shop");
+    assert_eq!(v["waves"][0], serde_json::json!(["schema", "docs"]));
+    assert_eq!(v["counts"]["tasks"], 6);
+    let login = v["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["id"] == "login"))
+        .cloned();
+    assert_eq!(
+        login.map(|l| l["agent"].clone()),
+        Some(serde_json::json!("backend"))
+    );
+}
+
+#[test]
+fn every_example_and_the_project_plan_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join("examples"))
+        .expect("examples/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.push(root.join("tasks.toml"));
+    assert!(files.len() >= 4);
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read");
+        Tt::new()
+            .file("tasks.toml", &text)
+            .arg("plan")
+            .run()
+            .success();
+    }
+}
+
+#[test]
+fn missing_file_says_how_to_start() {
+    Tt::new()
+        .arg("plan")
+        .run()
+        .code(2)
+        .stderr_contains("cannot read `tasks.toml`")
+        .stderr_contains("tt init");
+}
+
+#[test]
+fn init_writes_a_valid_plan_and_ignores_state() {
+    let tt = Tt::new().file(".gitignore", "target/\n");
+    tt.run_with(["init"]).success();
+    let dir = tt.dir();
+    let gitignore = std::fs::read_to_string(dir.join(".gitignore")).expect("gitignore");
+    assert_eq!(gitignore, "target/\n.tt/\n");
+    let plan = std::fs::read_to_string(dir.join("tasks.toml")).expect("tasks.toml");
+    assert!(plan.starts_with("#:schema ./.tt/tasks.schema.json"));
+    assert!(dir.join(".tt/tasks.schema.json").exists());
+    tt.run_with(["plan"]).success();
+    tt.run_with(["init"])
+        .code(2)
+        .stderr_contains("already exists");
+}
+
+#[test]
+fn committed_schema_is_current() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let committed =
+        std::fs::read_to_string(root.join("schemas/tasks.schema.json")).unwrap_or_default();
+    assert!(
+        committed == tinytown::cli::schema_json(),
+        "schemas/tasks.schema.json is stale: run `cargo run -- schema > schemas/tasks.schema.json`"
+    );
+    Tt::new()
+        .arg("schema")
+        .run()
+        .success()
+        .stdout_contains("\"depends_on\"");
+}

@@ -1,0 +1,583 @@
+//! What every integration test uses: a private `redis-server` per test
+//! ([`RedisServer`]), a fluent runner of the real `tt` binary ([`Tt`]), and
+//! [`wait_until`] for conditions that become true eventually.
+//!
+//! Tests talk to a real Redis, never a mock: tt's value is in how it uses
+//! Redis. Each test gets its own server on a unix socket in a temp dir, so
+//! tests run in parallel without sharing state, and nothing listens on TCP.
+
+// Each test module uses a different part of the harness.
+#![allow(dead_code)]
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long a private server may take to answer its first PING.
+const SERVER_START: Duration = Duration::from_secs(10);
+
+/// Polls `f` every 20 ms until it returns true; panics with `what` if it has
+/// not after `deadline`. For conditions that become true eventually — never
+/// sleep and hope instead.
+pub fn wait_until(deadline: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        if started.elapsed() >= deadline {
+            panic!("timed out after {deadline:?} waiting until {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A private `redis-server` for one test: unix socket in a temp dir, no TCP
+/// port, no persistence. Killed and reaped on drop.
+pub struct RedisServer {
+    child: Child,
+    socket: PathBuf,
+    // Dropped after the child is killed (fields drop in order, after Drop).
+    dir: TempDir,
+}
+
+impl RedisServer {
+    /// Starts a server and waits until it answers PING.
+    ///
+    /// Panics if `redis-server` is not installed: tests need a real Redis
+    /// and never skip silently.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// [`RedisServer::start`] with extra arguments, e.g.
+    /// `["--requirepass", "secret"]`.
+    pub fn start_with(extra_args: &[&str]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("tt-redis-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let socket = dir.path().join("redis.sock");
+        let log = std::fs::File::create(dir.path().join("redis.log")).unwrap();
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "redis-server not found on PATH: install it (apt-get install redis-server) \
+                 — tests need a real Redis"
+            ),
+            Err(e) => panic!("cannot run redis-server: {e}"),
+        };
+        let mut server = Self { child, socket, dir };
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "redis-server exited with {status} before answering:\n{}",
+                    server.log()
+                );
+            }
+            if server.try_ping() {
+                return server;
+            }
+            if started.elapsed() >= SERVER_START {
+                panic!(
+                    "redis-server did not answer within {SERVER_START:?}:\n{}",
+                    server.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn try_ping(&self) -> bool {
+        let Ok(client) = redis::Client::open(self.url()) else {
+            return false;
+        };
+        let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(500)) else {
+            return false;
+        };
+        // A server started with `--requirepass` answers NOAUTH: it is up.
+        match redis::cmd("PING").query::<String>(&mut conn) {
+            Ok(_) => true,
+            Err(e) => matches!(
+                e.kind(),
+                redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+            ),
+        }
+    }
+
+    /// The server's log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+    }
+
+    /// `redis+unix:///…/redis.sock`, as `REDIS_URL` or for
+    /// [`tinytown::store::RedisTarget::Url`].
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket.display())
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// A synchronous connection, for assertions.
+    pub fn conn(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    /// Every key matching `pattern`, sorted.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query(&mut self.conn())
+            .unwrap();
+        keys.sort();
+        keys
+    }
+
+    /// `INFO <section>` as `field → value`.
+    pub fn info(&self, section: &str) -> Vec<(String, String)> {
+        let text: String = redis::cmd("INFO")
+            .arg(section)
+            .query(&mut self.conn())
+            .unwrap();
+        text.lines()
+            .filter_map(|line| line.split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+            .collect()
+    }
+
+    fn info_u64(&self, section: &str, field: &str) -> u64 {
+        self.info(section)
+            .into_iter()
+            .find(|(k, _)| k == field)
+            .unwrap_or_else(|| panic!("INFO {section} has no `{field}`"))
+            .1
+            .parse()
+            .unwrap()
+    }
+
+    /// Commands the server has processed, including the harness's own
+    /// (each helper call adds its INFO/KEYS).
+    pub fn commands_processed(&self) -> u64 {
+        self.info_u64("stats", "total_commands_processed")
+    }
+
+    /// How often command `name` (lowercase; `config|get` for subcommands)
+    /// was called, from `INFO commandstats`.
+    pub fn command_calls(&self, name: &str) -> u64 {
+        let field = format!("cmdstat_{}", name.to_ascii_lowercase());
+        self.info("commandstats")
+            .into_iter()
+            .find(|(k, _)| *k == field)
+            .and_then(|(_, v)| {
+                v.split(',')
+                    .find_map(|kv| kv.strip_prefix("calls="))
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Calls of every command that can write, so a test can assert that
+    /// something (a no-op `tt sync push`) wrote nothing: compare before and
+    /// after. Scripts (`EVAL`, `EVALSHA`, `FCALL`) and `EXEC` count as
+    /// writes whatever they do; read-only scripts should use `EVALSHA_RO`.
+    pub fn write_calls(&self) -> u64 {
+        let stats = self.info("commandstats");
+        stats
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("cmdstat_")?;
+                WRITE_COMMANDS.contains(&name).then_some(v)
+            })
+            .filter_map(|v| {
+                v.split(',')
+                    .find_map(|kv| kv.strip_prefix("calls="))
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
+            .sum()
+    }
+
+    /// Changes to the data since the server started (redis' dirty counter,
+    /// `rdb_changes_since_last_save`; never reset, as this server does not
+    /// save): unlike [`RedisServer::write_calls`] it also sees writes inside
+    /// scripts, and ignores write commands that changed nothing.
+    pub fn changes(&self) -> u64 {
+        self.info_u64("persistence", "rdb_changes_since_last_save")
+    }
+}
+
+/// Commands that can modify data (lowercase, as in `INFO commandstats`).
+const WRITE_COMMANDS: &[&str] = &[
+    "append",
+    "blmove",
+    "blpop",
+    "brpop",
+    "brpoplpush",
+    "copy",
+    "decr",
+    "decrby",
+    "del",
+    "eval",
+    "evalsha",
+    "exec",
+    "expire",
+    "expireat",
+    "fcall",
+    "getdel",
+    "getex",
+    "getset",
+    "hdel",
+    "hincrby",
+    "hincrbyfloat",
+    "hmset",
+    "hset",
+    "hsetnx",
+    "incr",
+    "incrby",
+    "linsert",
+    "lmove",
+    "lpop",
+    "lpush",
+    "lpushx",
+    "lrem",
+    "lset",
+    "ltrim",
+    "mset",
+    "msetnx",
+    "persist",
+    "pexpire",
+    "pexpireat",
+    "psetex",
+    "rename",
+    "renamenx",
+    "rpop",
+    "rpoplpush",
+    "rpush",
+    "rpushx",
+    "sadd",
+    "set",
+    "setex",
+    "setnx",
+    "smove",
+    "spop",
+    "srem",
+    "unlink",
+    "xack",
+    "xadd",
+    "xautoclaim",
+    "xclaim",
+    "xdel",
+    "xgroup|create",
+    "xgroup|destroy",
+    "xtrim",
+    "zadd",
+    "zincrby",
+    "zpopmax",
+    "zpopmin",
+    "zrem",
+    "zremrangebyrank",
+    "zremrangebyscore",
+];
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Stops the embedded server of `state_dir` (if one runs) from any context,
+/// including a `Drop` inside a `#[tokio::test]`: a runtime cannot be
+/// entered from within another, so this runs one on its own thread.
+pub fn stop_embedded(state_dir: &Path) {
+    let state_dir = state_dir.to_path_buf();
+    let stopped = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(tinytown::store::server::stop(&state_dir))
+    })
+    .join();
+    if let Ok(Err(e)) = stopped {
+        eprintln!("could not stop the embedded redis-server: {e}");
+    }
+}
+
+/// A run of the real `tt` binary in a temp project directory, built up
+/// fluently:
+///
+/// ```ignore
+/// Tt::new()
+///     .file("tasks.toml", "…")
+///     .redis(&server)
+///     .args(["sync", "push"])
+///     .run()
+///     .success()
+///     .stdout_contains("pushed");
+/// ```
+///
+/// The inherited environment loses `REDIS_URL` and every `TT_*` variable,
+/// and gets `NO_COLOR=1` and `CI=true`, so a developer's shell never leaks
+/// into a test. An embedded server that `tt` starts in the project is
+/// stopped on drop.
+pub struct Tt {
+    dir: TempDir,
+    cwd: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(OsString, Option<OsString>)>,
+    stdin: Option<Vec<u8>>,
+}
+
+impl Default for Tt {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tt {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("tt-test-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut env: Vec<(OsString, Option<OsString>)> = std::env::vars_os()
+            .filter(|(k, _)| k == "REDIS_URL" || k.to_string_lossy().starts_with("TT_"))
+            .map(|(k, _)| (k, None))
+            .collect();
+        env.push(("NO_COLOR".into(), Some("1".into())));
+        env.push(("CI".into(), Some("true".into())));
+        Self {
+            cwd: dir.path().to_path_buf(),
+            dir,
+            args: Vec::new(),
+            env,
+            stdin: None,
+        }
+    }
+
+    /// Writes `contents` to `rel_path` in the project (creating parent
+    /// directories), now.
+    pub fn file(self, rel_path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Self {
+        self.write(rel_path, contents);
+        self
+    }
+
+    /// [`Tt::file`] without giving up the runner, to change a file between
+    /// runs.
+    pub fn write(&self, rel_path: impl AsRef<Path>, contents: impl AsRef<[u8]>) {
+        let path = self.dir.path().join(rel_path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(path, contents).unwrap();
+    }
+
+    /// Reads a file of the project.
+    pub fn read(&self, rel_path: impl AsRef<Path>) -> String {
+        std::fs::read_to_string(self.dir.path().join(rel_path)).unwrap()
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self
+    }
+
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.env.push((key.as_ref().to_owned(), None));
+        self
+    }
+
+    /// Points `tt` at `server` through `REDIS_URL`.
+    pub fn redis(self, server: &RedisServer) -> Self {
+        self.env("REDIS_URL", server.url())
+    }
+
+    /// Runs in `rel_path` inside the project instead of its root.
+    pub fn current_dir(mut self, rel_path: impl AsRef<Path>) -> Self {
+        self.cwd = self.dir.path().join(rel_path);
+        self
+    }
+
+    pub fn stdin(mut self, input: impl AsRef<[u8]>) -> Self {
+        self.stdin = Some(input.as_ref().to_vec());
+        self
+    }
+
+    /// The project directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The configured command, to spawn a long-running `tt` (e.g. `tt run`)
+    /// yourself. Its stdio is inherited unless you set it.
+    pub fn command(&self) -> Command {
+        self.command_with(&self.args)
+    }
+
+    fn command_with(&self, args: &[OsString]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tt"));
+        command.args(args).current_dir(&self.cwd);
+        for (key, value) in &self.env {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        command
+    }
+
+    /// Runs `tt` with the arguments given so far and waits for it.
+    pub fn run(&self) -> Output {
+        self.execute(self.command())
+    }
+
+    /// Runs `tt` with `args` instead of those given so far (same project,
+    /// same environment): for several commands in one project.
+    pub fn run_with<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        self.execute(self.command_with(&args))
+    }
+
+    fn execute(&self, mut command: Command) -> Output {
+        command
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        if let Some(input) = &self.stdin {
+            child.stdin.take().unwrap().write_all(input).unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        Output {
+            command: format!("{command:?}"),
+            // Killed by a signal: no exit code.
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Drop for Tt {
+    fn drop(&mut self) {
+        let state_dir = self.dir.path().join(".tt");
+        if state_dir.join("redis.pid").exists() {
+            stop_embedded(&state_dir);
+        }
+    }
+}
+
+/// What a run of `tt` did. The assertions print everything on failure.
+pub struct Output {
+    pub command: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    #[track_caller]
+    pub fn success(self) -> Self {
+        self.code(0)
+    }
+
+    #[track_caller]
+    pub fn code(self, code: i32) -> Self {
+        if self.code != code {
+            panic!("expected exit code {code}\n{self}");
+        }
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_contains(self, needle: &str) -> Self {
+        if !self.stdout.contains(needle) {
+            panic!("expected stdout to contain {needle:?}\n{self}");
+        }
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_contains(self, needle: &str) -> Self {
+        if !self.stderr.contains(needle) {
+            panic!("expected stderr to contain {needle:?}\n{self}");
+        }
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_lacks(self, needle: &str) -> Self {
+        if self.stdout.contains(needle) {
+            panic!("expected stdout not to contain {needle:?}\n{self}");
+        }
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_lacks(self, needle: &str) -> Self {
+        if self.stderr.contains(needle) {
+            panic!("expected stderr not to contain {needle:?}\n{self}");
+        }
+        self
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "command: {}\nexit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.command, self.code, self.stdout, self.stderr
+        )
+    }
+}
