@@ -70,6 +70,16 @@ impl Keys {
         format!("{}claimed:{id}", self.prefix)
     }
 
+    /// List: control messages for one worker (stop a task, shut down).
+    pub fn control(&self, worker: &str) -> String {
+        format!("{}control:{worker}", self.prefix)
+    }
+
+    /// List: inbox messages that could not be read.
+    pub fn deadletter(&self) -> String {
+        format!("{}deadletter", self.prefix)
+    }
+
     /// List: ready tasks with no agent.
     pub fn backlog(&self) -> String {
         format!("{}backlog", self.prefix)
@@ -109,6 +119,8 @@ mod tests {
             k.backlog(),
             k.events(),
             k.runner(),
+            k.control("x"),
+            k.deadletter(),
         ] {
             assert!(key.starts_with("tt:shop:"), "{key}");
         }
