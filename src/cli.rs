@@ -2,12 +2,23 @@
 //! place that prints and maps errors to exit codes (0 ok, 1 failed work,
 //! 2 bad input or usage).
 
+mod assign;
+mod cancel;
 mod context;
 mod error;
+mod history;
+mod inbox;
 mod init;
+mod kill;
+mod list;
 mod output;
 mod plan;
+mod prune;
+mod retry;
+mod run;
 mod schema;
+mod send;
+mod status;
 mod sync;
 mod tasks;
 mod towns;
@@ -79,6 +90,106 @@ pub enum Command {
     Task(tasks::ShowArgs),
     /// Every town in this Redis, with its task counts.
     Towns(towns::Args),
+    /// Run the plan: sync it, start the agents, dispatch ready tasks, and
+    /// reload on every save of tasks.toml.
+    ///
+    /// Examples:
+    ///   tt run
+    ///   tt run --until-done          # exit 0 when all completed, 1 if any failed
+    ///   tt run --no-agents           # agents run elsewhere (`tt agent NAME`)
+    Run(run::Args),
+    /// The town at a glance: task counts, group progress, agents, the
+    /// runner, and why pending tasks wait.
+    ///
+    /// `--watch` redraws whenever an event happens (it blocks on the events
+    /// stream, it does not poll) until Ctrl-C.
+    ///
+    /// Examples:
+    ///   tt status
+    ///   tt status --watch
+    ///   tt status --json
+    Status(status::Args),
+    /// Workers of the town: state, current task, last heartbeat, host, pid.
+    ///
+    /// A worker whose heartbeat expired shows as `dead`.
+    ///
+    /// Examples:
+    ///   tt list
+    ///   tt list --json
+    List(list::Args),
+    /// Add an ad-hoc task for an agent; `tt run` dispatches it like any other.
+    ///
+    /// The task has `source = cli`: reloading tasks.toml never cancels it.
+    /// Its id defaults to the next free `adhoc-<n>`; it runs after the file's
+    /// tasks of the same priority. Exit status 2 if the id is taken.
+    ///
+    /// Examples:
+    ///   tt assign backend "Fix the flaky login test"
+    ///   tt assign backend "Add rate limiting" --id rate-limit --parent auth --tags api,P1
+    ///   tt assign reviewer "Review the auth work" --depends-on auth --priority 1
+    Assign(assign::Args),
+    /// Put a message into an agent's inbox (`--urgent`: at the head).
+    ///
+    /// `supervisor` is the runner: `tt run` prints what it receives.
+    ///
+    /// Examples:
+    ///   tt send backend "Rebase on main before the next task"
+    ///   tt send backend --urgent "Stop touching the schema"
+    ///   tt send supervisor "Deploying at 5pm"
+    Send(send::Args),
+    /// What waits in an agent's inbox, head first.
+    ///
+    /// Examples:
+    ///   tt inbox backend
+    ///   tt inbox supervisor --json
+    Inbox(inbox::Args),
+    /// Events of the town, oldest first (the last 100 by default).
+    ///
+    /// One line each: time (UTC), kind, task, agent, attempt, detail.
+    /// `--follow` then prints new events as they happen, until Ctrl-C.
+    ///
+    /// Examples:
+    ///   tt history
+    ///   tt history --task login
+    ///   tt history --follow --limit 20
+    ///   tt history --json | jq 'select(.kind == "failed")'
+    History(history::Args),
+    /// Ask a worker, or every worker of an agent, to shut down.
+    ///
+    /// The worker stops its current process and exits; its task is
+    /// requeued by the runner.
+    ///
+    /// Examples:
+    ///   tt kill backend-2
+    ///   tt kill backend
+    Kill(kill::Args),
+    /// Forget workers that stopped or whose heartbeat expired.
+    ///
+    /// Live workers are never touched; a dead one still holding claimed work
+    /// is kept until the runner requeues it.
+    ///
+    /// Examples:
+    ///   tt prune
+    Prune(prune::Args),
+    /// Cancel a task (a group: with its unfinished tasks).
+    ///
+    /// A running task's worker is told to stop it. Exit status 2 if the task
+    /// already finished.
+    ///
+    /// Examples:
+    ///   tt cancel login
+    ///   tt cancel auth --reason "postponed to next sprint"
+    Cancel(cancel::Args),
+    /// Run a failed or cancelled task again (a group: its failed tasks and
+    /// those cancelled with it).
+    ///
+    /// The task goes back to pending; the runner dispatches it as the next
+    /// attempt. Exit status 2 for any other status.
+    ///
+    /// Examples:
+    ///   tt retry login
+    ///   tt retry auth
+    Retry(retry::Args),
     /// Stop the embedded redis-server of this project (state is kept on disk).
     Down,
 }
@@ -126,6 +237,17 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Tasks(args) => tasks::list(&ctx, args).await,
         Command::Task(args) => tasks::show(&ctx, args).await,
         Command::Towns(args) => towns::run(&ctx, args).await,
+        Command::Run(args) => run::run(&ctx, args).await,
+        Command::Status(args) => status::run(&ctx, args).await,
+        Command::List(args) => list::run(&ctx, args).await,
+        Command::Assign(args) => assign::run(&ctx, args).await,
+        Command::Send(args) => send::run(&ctx, args).await,
+        Command::Inbox(args) => inbox::run(&ctx, args).await,
+        Command::History(args) => history::run(&ctx, args).await,
+        Command::Kill(args) => kill::run(&ctx, args).await,
+        Command::Prune(args) => prune::run(&ctx, args).await,
+        Command::Cancel(args) => cancel::run(&ctx, args).await,
+        Command::Retry(args) => retry::run(&ctx, args).await,
         Command::Down => towns::down(&ctx).await,
     }
 }

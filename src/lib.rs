@@ -6,9 +6,12 @@
 //! Redis; only [`cli`] prints.
 
 pub mod cli;
+pub mod dispatch;
 pub mod graph;
 pub mod plan;
+pub mod runner;
 pub mod store;
 pub mod sync;
+pub mod watch;
 
 pub use plan::Status;

@@ -5,15 +5,24 @@
 //! and opens the connection; the rest of the crate calls methods on
 //! [`Store`] and never builds a command itself.
 
+mod admin;
 pub mod connection;
+mod dispatch;
 mod error;
+mod events;
 pub mod keys;
 pub mod server;
 mod sync;
 mod task;
 
+pub use admin::{
+    ADHOC_ORDER_BASE, AgentInfo, Assigned, CancelOutcome, InboxEntry, KillOutcome, NewTask, Pruned,
+    RunnerLease, agent_name_of,
+};
 pub use connection::{RedisTarget, connect};
+pub use dispatch::{Dispatch, Event, parse_entries};
 pub use error::StoreError;
+pub use events::{EventFollower, STREAM_START};
 pub use keys::Keys;
 pub use sync::{SyncCounts, TaskDef};
 pub use task::{Source, TaskRecord};

@@ -3,7 +3,9 @@
 
 mod support;
 
+mod fuzz;
 mod plan;
+mod run;
 mod store;
 mod sync;
 

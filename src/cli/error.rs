@@ -15,6 +15,10 @@ pub enum CliError {
     #[diagnostic(transparent)]
     Store(#[from] StoreError),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Run(#[from] crate::runner::RunError),
+
     #[error("{message}")]
     #[diagnostic(code(tt::usage), help("{help}"))]
     Usage { message: String, help: String },
@@ -42,6 +46,10 @@ impl CliError {
         match self {
             CliError::Plan(_) | CliError::Usage { .. } | CliError::UnknownTask { .. } => 2,
             CliError::Store(StoreError::InvalidUrl { .. }) => 2,
+            CliError::Run(
+                crate::runner::RunError::Plan(_) | crate::runner::RunError::LeaseHeld { .. },
+            ) => 2,
+            CliError::Run(_) => 1,
             CliError::Store(_) | CliError::Io { .. } => 1,
         }
     }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use miette::NamedSource;
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::load::{Parsed, did_you_mean};
@@ -271,7 +271,9 @@ fn wait_cycles(
             g.add_edge(done(p), done(i), Edge::Contains { group: p, child: i });
         }
     }
-    for scc in tarjan_scc(&g) {
+    // kosaraju_scc is iterative; tarjan_scc recurses and overflows the stack
+    // on chains thousands deep.
+    for scc in kosaraju_scc(&g) {
         if scc.len() < 2 {
             continue;
         }
@@ -379,7 +381,17 @@ fn report_cycle(
     let Some(first) = steps.first() else { return };
     let mut path: Vec<&str> = steps.iter().map(|s| s.0).collect();
     path.push(first.0);
-    let path = path.join(" → ");
+    // A cycle through thousands of tasks would be an unreadable message.
+    let path = if path.len() > 12 {
+        let hidden = path.len() - 10;
+        format!(
+            "{} → … ({hidden} more) → {}",
+            path[..8].join(" → "),
+            path[path.len() - 2..].join(" → ")
+        )
+    } else {
+        path.join(" → ")
+    };
     let mut p = Problem::new(
         src,
         code,
@@ -387,7 +399,8 @@ fn report_cycle(
         format!("{what}: {path}"),
         first.2.clone(),
     );
-    for (_, span, label) in steps.iter().skip(1) {
+    // Label at most a screenful of places.
+    for (_, span, label) in steps.iter().skip(1).take(20) {
         p = p.label(span.clone(), label.clone());
     }
     problems.push(p.help(help));

@@ -94,6 +94,12 @@ impl Keys {
     pub fn runner(&self) -> String {
         format!("{}runner", self.prefix)
     }
+
+    /// String (INCR counter): numbers `tt assign` tasks, for their default
+    /// id (`adhoc-<n>`) and their order after every file task.
+    pub fn adhoc_counter(&self) -> String {
+        format!("{}adhoc", self.prefix)
+    }
 }
 
 /// The global set of town names, so `tt towns` finds every town without SCAN.
@@ -121,6 +127,7 @@ mod tests {
             k.runner(),
             k.control("x"),
             k.deadletter(),
+            k.adhoc_counter(),
         ] {
             assert!(key.starts_with("tt:shop:"), "{key}");
         }

@@ -39,10 +39,18 @@ pub struct TaskRecord {
     pub file_status: Option<Status>,
     /// Removed from the file (kept for history).
     pub removed: bool,
+    /// The agent whose inbox it was last put into.
+    pub assigned_to: Option<String>,
     /// The worker that holds or last ran it.
     pub worker: Option<String>,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
+    /// The last lines the command printed.
+    pub output: Option<String>,
+    /// Log file of the last attempt.
+    pub log: Option<String>,
+    /// Not dispatched again before this time (retry backoff), ms.
+    pub retry_at: Option<u64>,
     /// Why it is in its status (cancelled: removed from file, …).
     pub reason: Option<String>,
     /// Milliseconds since the Unix epoch.
@@ -90,7 +98,11 @@ impl TaskRecord {
             },
             file_status: take("file_status").and_then(|s| Status::parse(&s)),
             removed: take("removed").is_some_and(|v| v == "1"),
+            assigned_to: take("assigned_to"),
             worker: take("worker"),
+            output: take("output"),
+            log: take("log"),
+            retry_at: num(take("retry_at")),
             exit_code: take("exit_code").and_then(|s| s.parse().ok()),
             error: take("error"),
             reason: take("reason"),

@@ -31,7 +31,7 @@ for _ = 1, nu do
     ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
   i = i + 11
   local key = prefix .. 'task:' .. id
-  local cur = redis.call('HMGET', key, 'status', 'file_status', 'removed', 'id')
+  local cur = redis.call('HMGET', key, 'status', 'file_status', 'removed', 'id', 'agent', 'worker', 'attempt')
   local def = { 'id', id, 'description', desc, 'agent', agent, 'tags', tags,
     'parent', parent, 'depends_on', deps, 'priority', prio, 'order', order,
     'file_status', fstatus, 'fingerprint', fp, 'source', 'file', 'updated', now }
@@ -55,6 +55,11 @@ for _ = 1, nu do
         status, reason = want, 'file set status = ' .. want
       end
     end
+    if status == 'assigned' and (cur[5] or '') ~= agent then
+      -- Queued for the old agent: dispatch again to the new one. The old
+      -- inbox message is dropped at claim (assigned_to no longer matches).
+      status, reason = 'pending', 'agent changed to ' .. (agent ~= '' and agent or 'backlog')
+    end
     redis.call('HSET', key, 'status', status, unpack(def))
     if reason then
       redis.call('HSET', key, 'reason', reason)
@@ -73,8 +78,14 @@ for _ = 1, nr do
   local id = ARGV[i]
   i = i + 1
   local key = prefix .. 'task:' .. id
-  local status = redis.call('HGET', key, 'status')
+  local cur = redis.call('HMGET', key, 'status', 'worker', 'attempt')
+  local status = cur[1]
   if status then
+    if status == 'running' and cur[2] then
+      -- Stop the process; its finish report will find the task cancelled.
+      redis.call('LPUSH', prefix .. 'control:' .. cur[2],
+        cjson.encode({ kind = 'stop', task = id, attempt = tonumber(cur[3]) or 0 }))
+    end
     local fields = { 'removed', '1', 'updated', now }
     if not final[status] then
       table.insert(fields, 'status'); table.insert(fields, 'cancelled')

@@ -1,0 +1,259 @@
+//! What one agent runs and how: built from `[agents.<name>]` in tasks.toml,
+//! from command-line flags, or both (flags win), and checked before a
+//! worker starts so a typo fails at once, not at the first task.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::AgentError;
+use super::command::{self, TaskVars};
+use super::presets;
+use crate::plan::{self, AgentSpec};
+
+/// `retries` when nothing says: a failure fails the task.
+pub const DEFAULT_RETRIES: u32 = 0;
+/// `prefetch` when nothing says.
+pub const DEFAULT_PREFETCH: u32 = 1;
+
+/// A checked agent definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// The agent name: the inbox its workers read.
+    pub name: String,
+    /// The preset the command came from, if any.
+    pub cli: Option<String>,
+    /// The argv template (see [`super::command`]); never empty.
+    pub command: Vec<String>,
+    /// Longest an attempt may run before its process group is stopped.
+    pub timeout: Option<Duration>,
+    /// Attempts after the first that failures may use.
+    pub retries: u32,
+    /// Assigned-but-unclaimed tasks the dispatcher keeps per worker.
+    pub prefetch: u32,
+    /// Replicas `tt run` starts.
+    pub count: u32,
+    /// Extra environment of the command.
+    pub env: BTreeMap<String, String>,
+    /// Absolute directory the command runs in.
+    pub workdir: PathBuf,
+    /// Also takes ready tasks that have no agent.
+    pub backlog: bool,
+}
+
+/// What the command line of `tt agent` / `tt spawn` sets; each `Some`
+/// replaces the value from tasks.toml.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub cli: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub timeout: Option<String>,
+    pub retries: Option<u32>,
+    pub workdir: Option<String>,
+    /// `--backlog`: only turns it on.
+    pub backlog: bool,
+}
+
+impl Overrides {
+    /// Whether the flags alone say what to run.
+    pub fn has_command(&self) -> bool {
+        self.cli.is_some() || self.command.is_some()
+    }
+}
+
+impl AgentConfig {
+    /// The agent as `[agents.<name>]` declares it; `workdir` is relative to
+    /// `project_dir` (the directory of tasks.toml).
+    pub fn from_spec(name: &str, spec: &AgentSpec, project_dir: &Path) -> Result<Self, AgentError> {
+        Self::resolve(name, Some(spec), &Overrides::default(), project_dir, "tasks.toml")
+    }
+
+    /// The agent from tasks.toml (if declared there) with `flags` on top.
+    /// `file` names tasks.toml in the error when neither gives a command.
+    pub fn resolve(
+        name: &str,
+        spec: Option<&AgentSpec>,
+        flags: &Overrides,
+        project_dir: &Path,
+        file: &str,
+    ) -> Result<Self, AgentError> {
+        let empty = AgentSpec::default();
+        let spec = spec.unwrap_or(&empty);
+        // A flag that names the command replaces both of the file's ways.
+        let (cli, command) = if flags.has_command() {
+            (flags.cli.as_deref(), flags.command.as_deref())
+        } else {
+            (spec.cli.as_deref(), spec.command.as_deref())
+        };
+        let (cli, command) = match (cli, command) {
+            (Some(cli), _) => {
+                let preset = presets::preset(cli).ok_or_else(|| unknown_preset(cli))?;
+                (
+                    Some(cli.to_string()),
+                    preset.argv.iter().map(|a| a.to_string()).collect(),
+                )
+            }
+            (None, Some(argv)) => (None, argv.to_vec()),
+            (None, None) => {
+                return Err(AgentError::NoCommand {
+                    name: name.to_string(),
+                    file: file.to_string(),
+                });
+            }
+        };
+        if command.first().is_none_or(|program| program.is_empty()) {
+            return Err(AgentError::EmptyCommand {
+                name: name.to_string(),
+            });
+        }
+        let timeout = match flags.timeout.as_ref().or(spec.timeout.as_ref()) {
+            Some(text) => Some(
+                plan::parse_duration(text)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| AgentError::BadTimeout {
+                        value: text.clone(),
+                    })?,
+            ),
+            None => None,
+        };
+        let workdir = match flags.workdir.as_ref().or(spec.workdir.as_ref()) {
+            Some(dir) => project_dir.join(dir),
+            None => project_dir.to_path_buf(),
+        };
+        Ok(Self {
+            name: name.to_string(),
+            cli,
+            command,
+            timeout,
+            retries: flags.retries.or(spec.retries).unwrap_or(DEFAULT_RETRIES),
+            prefetch: spec.prefetch.unwrap_or(DEFAULT_PREFETCH).max(1),
+            count: spec.count.unwrap_or(1).max(1),
+            env: spec.env.clone(),
+            workdir,
+            backlog: flags.backlog || spec.backlog.unwrap_or(false),
+        })
+    }
+
+    /// The argv of one task.
+    pub fn argv(&self, vars: &TaskVars) -> Vec<String> {
+        command::render(&self.command, vars)
+    }
+
+    /// The program, for messages: the preset name or the first argument.
+    pub fn program(&self) -> &str {
+        self.command.first().map_or("", String::as_str)
+    }
+}
+
+fn unknown_preset(cli: &str) -> AgentError {
+    let names = presets::names();
+    let list = names.join(", ");
+    let help = match plan::did_you_mean(cli, names.iter().copied()) {
+        Some(near) => format!("did you mean `{near}`? presets: {list}"),
+        None => format!("presets: {list}; or give your own argv with `--command prog {{id}}`"),
+    };
+    AgentError::UnknownPreset {
+        cli: cli.to_string(),
+        help,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> AgentSpec {
+        AgentSpec {
+            command: Some(vec!["make".into(), "{id}".into()]),
+            timeout: Some("90s".into()),
+            retries: Some(2),
+            prefetch: Some(3),
+            count: Some(2),
+            env: BTreeMap::from([("RUST_LOG".into(), "info".into())]),
+            workdir: Some("sub/dir".into()),
+            backlog: Some(true),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_spec_becomes_a_config() {
+        let c = AgentConfig::from_spec("backend", &spec(), Path::new("/p")).unwrap();
+        assert_eq!(c.command, ["make", "{id}"]);
+        assert_eq!(c.cli, None);
+        assert_eq!(c.timeout, Some(Duration::from_secs(90)));
+        assert_eq!((c.retries, c.prefetch, c.count), (2, 3, 2));
+        assert_eq!(c.workdir, Path::new("/p/sub/dir"));
+        assert!(c.backlog);
+        assert_eq!(c.env["RUST_LOG"], "info");
+    }
+
+    #[test]
+    fn defaults() {
+        let s = AgentSpec {
+            cli: Some("shell".into()),
+            ..Default::default()
+        };
+        let c = AgentConfig::from_spec("x", &s, Path::new("/p")).unwrap();
+        assert_eq!(c.command, ["sh", "-c", "{description}"]);
+        assert_eq!(c.cli.as_deref(), Some("shell"));
+        assert_eq!(c.timeout, None);
+        assert_eq!((c.retries, c.prefetch, c.count), (0, 1, 1));
+        assert_eq!(c.workdir, Path::new("/p"));
+        assert!(!c.backlog);
+    }
+
+    #[test]
+    fn flags_replace_the_file() {
+        let flags = Overrides {
+            cli: Some("claude".into()),
+            timeout: Some("5m".into()),
+            retries: Some(0),
+            workdir: Some("/abs".into()),
+            ..Default::default()
+        };
+        let c = AgentConfig::resolve("b", Some(&spec()), &flags, Path::new("/p"), "t.toml").unwrap();
+        assert_eq!(c.command[0], "claude");
+        assert_eq!(c.timeout, Some(Duration::from_secs(300)));
+        assert_eq!(c.retries, 0);
+        assert_eq!(c.workdir, Path::new("/abs"));
+        assert_eq!(c.env["RUST_LOG"], "info", "what flags do not set stays");
+    }
+
+    #[test]
+    fn bad_definitions_are_usage_errors() {
+        let none = AgentConfig::resolve("b", None, &Overrides::default(), Path::new("/p"), "t.toml");
+        assert!(matches!(none, Err(AgentError::NoCommand { .. })));
+        let typo = Overrides {
+            cli: Some("cluade".into()),
+            ..Default::default()
+        };
+        match AgentConfig::resolve("b", None, &typo, Path::new("/p"), "t.toml") {
+            Err(e @ AgentError::UnknownPreset { .. }) => {
+                assert_eq!(e.exit_code(), 2);
+                let AgentError::UnknownPreset { help, .. } = e else {
+                    unreachable!()
+                };
+                assert!(help.contains("did you mean `claude`?"), "{help}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let empty = Overrides {
+            command: Some(vec![]),
+            ..Default::default()
+        };
+        assert!(matches!(
+            AgentConfig::resolve("b", None, &empty, Path::new("/p"), "t.toml"),
+            Err(AgentError::EmptyCommand { .. })
+        ));
+        let slow = Overrides {
+            command: Some(vec!["x".into()]),
+            timeout: Some("soon".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            AgentConfig::resolve("b", None, &slow, Path::new("/p"), "t.toml"),
+            Err(AgentError::BadTimeout { .. })
+        ));
+    }
+}

@@ -1,0 +1,350 @@
+//! Running one attempt's command as a process of its own.
+//!
+//! The command runs in a new process group (its pid is the group id), so
+//! stopping it — on a timeout, a `stop` control message or the worker's own
+//! shutdown — signals everything it started, not just the first process:
+//! SIGTERM to the group, then SIGKILL to what is left after a grace period.
+//! A terminal's Ctrl-C reaches only the worker's group; the worker decides
+//! what happens to the command.
+//!
+//! stdin is closed (`/dev/null`): agents run non-interactively, and a
+//! prompt nobody answers must fail, not hang. stdout and stderr are
+//! appended to the attempt's log file, and lines of tt's own start with
+//! `[tt]`. A command that cannot start is an [`Ending`] like any other.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+/// How long a stopped command has between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How much of the end of the log is kept with the task as its output.
+pub const TAIL_BYTES: u64 = 2048;
+
+/// One attempt's command line and surroundings.
+#[derive(Debug, Clone, Copy)]
+pub struct Launch<'a> {
+    /// Program and arguments, already substituted; never through a shell.
+    pub argv: &'a [String],
+    /// Set on top of the worker's own environment, later entries winning.
+    pub env: &'a [(String, String)],
+    pub workdir: &'a Path,
+    /// Log file, created with its directories and appended to.
+    pub log: &'a Path,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Exited by itself with this code.
+    Exited(i32),
+    /// Killed by a signal tt did not send.
+    Signaled(i32),
+    /// Ran longer than its timeout and was stopped.
+    TimedOut(Duration),
+    /// Stopped on request (`stop` control message).
+    Stopped,
+    /// Never started; the message says why.
+    NotStarted(String),
+}
+
+impl Ending {
+    /// The exit code, when the command exited by itself.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            Ending::Exited(code) => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Why the attempt failed, unless its exit code says it all.
+    pub fn error(&self) -> Option<String> {
+        match self {
+            Ending::Exited(_) => None,
+            Ending::Signaled(sig) => Some(format!("killed by signal {sig}")),
+            Ending::TimedOut(after) => Some(format!(
+                "timed out after {}",
+                humantime::format_duration(*after)
+            )),
+            Ending::Stopped => Some("stopped on request".into()),
+            Ending::NotStarted(why) => Some(why.clone()),
+        }
+    }
+
+    pub fn succeeded(&self) -> bool {
+        *self == Ending::Exited(0)
+    }
+
+    fn of(status: ExitStatus) -> Self {
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Ending::Exited(code),
+            (None, Some(sig)) => Ending::Signaled(sig),
+            // Neither: not on unix.
+            (None, None) => Ending::Signaled(0),
+        }
+    }
+}
+
+/// A started command.
+pub struct Running {
+    child: Child,
+    /// Process group id: the child's pid.
+    pgid: i32,
+    done: bool,
+}
+
+/// Starts the command. The error is the reason it could not start, ready
+/// to be recorded (and already written to the log when the log exists).
+pub fn start(launch: Launch<'_>) -> Result<Running, String> {
+    let log = open_log(launch.log)?;
+    let fail = |why: String| {
+        note(launch.log, &why);
+        Err(why)
+    };
+    let Some(program) = launch.argv.first() else {
+        return fail("the command is empty".into());
+    };
+    if !launch.workdir.is_dir() {
+        return fail(format!(
+            "the working directory `{}` does not exist",
+            launch.workdir.display()
+        ));
+    }
+    let (out, err) = match log.try_clone() {
+        Ok(copy) => (Stdio::from(copy), Stdio::from(log)),
+        Err(e) => return fail(format!("cannot share the log file: {e}")),
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(&launch.argv[1..])
+        .current_dir(launch.workdir)
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
+    match cmd.spawn() {
+        Ok(child) => {
+            let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
+                return fail(format!("`{program}` exited before tt saw its pid"));
+            };
+            Ok(Running {
+                child,
+                pgid: pid,
+                done: false,
+            })
+        }
+        Err(e) => fail(spawn_error(program, &e)),
+    }
+}
+
+fn spawn_error(program: &str, e: &std::io::Error) -> String {
+    let is_path = program.contains('/');
+    match e.kind() {
+        std::io::ErrorKind::NotFound if is_path => format!("`{program}` does not exist"),
+        std::io::ErrorKind::NotFound => format!(
+            "`{program}` not found on PATH: install it, or fix the agent's `cli`/`command`"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!("`{program}` is not executable"),
+        _ => format!("cannot start `{program}`: {e}"),
+    }
+}
+
+fn open_log(path: &Path) -> Result<File, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open the log `{}`: {e}", path.display()))
+}
+
+impl Running {
+    /// The process id (and process group id).
+    pub fn pid(&self) -> u32 {
+        self.pgid.unsigned_abs()
+    }
+
+    /// Waits for the command to exit. Cancel-safe: dropping the future
+    /// leaves the command running, to wait again or stop.
+    pub async fn wait(&mut self) -> Ending {
+        let status = self.child.wait().await;
+        self.done = true;
+        match status {
+            Ok(status) => Ending::of(status),
+            Err(e) => Ending::NotStarted(format!("lost track of the process: {e}")),
+        }
+    }
+
+    /// Stops the whole process group: SIGTERM, up to `grace` for it to
+    /// go, then SIGKILL for whatever is left. Returns once the command
+    /// itself has exited.
+    pub async fn stop(&mut self, grace: Duration) {
+        let started = Instant::now();
+        self.signal(libc::SIGTERM);
+        if tokio::time::timeout(grace, self.child.wait()).await.is_err() {
+            self.signal(libc::SIGKILL);
+            let _ = self.child.wait().await;
+        }
+        self.done = true;
+        // The command is gone; give the rest of its group what is left of
+        // the grace to exit on SIGTERM too, then kill it.
+        while started.elapsed() < grace && self.group_exists() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.signal(libc::SIGKILL);
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: killpg only sends a signal; the group is the one this
+        // command leads (process_group(0) made its pid the group id).
+        unsafe {
+            libc::killpg(self.pgid, sig);
+        }
+    }
+
+    fn group_exists(&self) -> bool {
+        // SAFETY: signal 0 checks for existence and sends nothing.
+        unsafe { libc::killpg(self.pgid, 0) == 0 }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Never leave a command behind when the worker gives up on it
+        // (a panic, an early return).
+        if !self.done {
+            self.signal(libc::SIGKILL);
+        }
+    }
+}
+
+/// Appends a line of tt's own (`[tt] …`) to a log. Best effort: the log is
+/// for people, and a full disk must not stop the worker.
+pub fn note(log: &Path, line: &str) {
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(log) {
+        let _ = writeln!(f, "[tt] {line}");
+    }
+}
+
+/// The last `max` bytes of a file as text (cut at a character boundary,
+/// invalid UTF-8 replaced); empty if it cannot be read.
+pub fn tail(path: &Path, max: u64) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if f.seek(SeekFrom::Start(len.saturating_sub(max))).is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    if f.take(max).read_to_end(&mut buf).is_err() {
+        return String::new();
+    }
+    // Skip the continuation bytes of a character cut in half.
+    let start = buf
+        .iter()
+        .position(|b| (b & 0xC0) != 0x80)
+        .unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[start..]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    fn argv(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn tail_keeps_the_end_on_a_char_boundary() {
+        let d = dir();
+        let p = d.path().join("log");
+        std::fs::write(&p, "aé".repeat(1000)).unwrap();
+        let t = tail(&p, 5);
+        assert!(t.len() <= 5 && t.ends_with('é') && !t.contains('\u{FFFD}'), "{t:?}");
+        std::fs::write(&p, "short").unwrap();
+        assert_eq!(tail(&p, TAIL_BYTES), "short");
+        assert_eq!(tail(&d.path().join("missing"), 10), "");
+    }
+
+    #[tokio::test]
+    async fn output_goes_to_the_log_and_exit_codes_come_back() {
+        let d = dir();
+        let log = d.path().join("logs/t/1.log");
+        let env = [("TT_X".to_string(), "from env".to_string())];
+        let cmd = argv(&["sh", "-c", "echo out; echo err >&2; echo \"$TT_X\"; exit 3"]);
+        let mut run = start(Launch {
+            argv: &cmd,
+            env: &env,
+            workdir: d.path(),
+            log: &log,
+        })
+        .unwrap();
+        assert_eq!(run.wait().await, Ending::Exited(3));
+        assert_eq!(tail(&log, TAIL_BYTES), "out\nerr\nfrom env\n");
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_an_ending_not_a_crash() {
+        let d = dir();
+        let log = d.path().join("1.log");
+        let cmd = argv(&["tt-no-such-program-xyz", "a"]);
+        let why = match start(Launch {
+            argv: &cmd,
+            env: &[],
+            workdir: d.path(),
+            log: &log,
+        }) {
+            Err(why) => why,
+            Ok(_) => panic!("started"),
+        };
+        assert!(why.starts_with("`tt-no-such-program-xyz` not found on PATH"), "{why}");
+        assert!(tail(&log, TAIL_BYTES).contains("not found on PATH"));
+    }
+
+    #[tokio::test]
+    async fn stop_ends_the_whole_group() {
+        let d = dir();
+        let log = d.path().join("1.log");
+        let pidfile = d.path().join("pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+        let cmd = argv(&["sh", "-c", &script]);
+        let mut run = start(Launch {
+            argv: &cmd,
+            env: &[],
+            workdir: d.path(),
+            log: &log,
+        })
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let grandchild: i32 = loop {
+            if let Some(pid) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "no grandchild");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let started = Instant::now();
+        run.stop(STOP_GRACE).await;
+        assert!(started.elapsed() < STOP_GRACE, "sh and sleep exit on SIGTERM");
+        // Gone, or a zombie waiting for init.
+        let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+        assert!(stat.is_empty() || stat.contains(") Z"), "{stat}");
+    }
+}

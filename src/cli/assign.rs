@@ -1,0 +1,124 @@
+//! `tt assign <agent> "<description>"`: an ad-hoc task, created pending
+//! with `source = cli` and dispatched by the runner like any file task
+//! (after every file task of its priority). A reload of tasks.toml never
+//! cancels it: only tasks that came from the file can leave with it.
+
+use serde_json::json;
+
+use super::cancel::{check_task_id, find_task};
+use super::tasks::Town;
+use super::{CliError, Context, output};
+use crate::store::{Assigned, NewTask};
+
+/// The well-known id of the runner: it takes messages, never tasks.
+pub(super) const SUPERVISOR: &str = "supervisor";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Agent that runs it.
+    agent: String,
+    /// What to do (the prompt the agent gets).
+    description: String,
+    /// Task id. Default: the next free `adhoc-<n>`.
+    #[arg(long)]
+    id: Option<String>,
+    /// Group it belongs to.
+    #[arg(long)]
+    parent: Option<String>,
+    /// Tags, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Tasks that must complete first, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    depends_on: Vec<String>,
+    /// 0 (first) to 4 (last).
+    #[arg(long, default_value_t = crate::plan::DEFAULT_PRIORITY,
+          value_parser = clap::value_parser!(u8).range(0..=4))]
+    priority: u8,
+    /// Print the created task as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Refuses names that cannot be an agent's.
+pub(super) fn check_agent_name(name: &str) -> Result<(), CliError> {
+    if crate::plan::valid_id(name) {
+        Ok(())
+    } else {
+        Err(CliError::Usage {
+            message: format!("`{name}` is not a valid agent name"),
+            help: "agent names use 1 to 128 of the characters A-Z a-z 0-9 . _ -".into(),
+        })
+    }
+}
+
+pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
+    check_agent_name(&args.agent)?;
+    if args.agent == SUPERVISOR {
+        return Err(CliError::Usage {
+            message: "`supervisor` is the runner itself; it runs no tasks".into(),
+            help: "assign the task to an agent, or `tt send supervisor \"…\"` to leave a note"
+                .into(),
+        });
+    }
+    if args.description.trim().is_empty() {
+        return Err(CliError::Usage {
+            message: "the description is empty".into(),
+            help: "it is what the agent is asked to do: `tt assign backend \"fix the login test\"`"
+                .into(),
+        });
+    }
+    if let Some(id) = &args.id {
+        check_task_id(id)?;
+    }
+    let tags: Vec<String> = args
+        .tags
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let store = ctx.store().await?;
+    // References must exist: a typo would otherwise make a dependency that
+    // never blocks, or a group of one.
+    let town = Town::new(store.tasks().await?);
+    for r in args.parent.iter().chain(&args.depends_on) {
+        check_task_id(r)?;
+        if Some(r) == args.id.as_ref() {
+            return Err(CliError::Usage {
+                message: format!("task `{r}` cannot be its own parent or dependency"),
+                help: "name another task in `--parent` / `--depends-on`".into(),
+            });
+        }
+        find_task(&town, &store, r)?;
+    }
+    let task = NewTask {
+        id: args.id.clone().unwrap_or_default(),
+        description: args.description.clone(),
+        agent: args.agent.clone(),
+        tags,
+        parent: args.parent.clone().unwrap_or_default(),
+        depends_on: args.depends_on.clone(),
+        priority: args.priority,
+    };
+    let id = match store.assign(&task).await? {
+        Assigned::Created { id } => id,
+        Assigned::Exists { id } => {
+            return Err(CliError::Usage {
+                message: format!("task `{id}` already exists in town `{}`", store.town()),
+                help: format!(
+                    "choose another `--id`, or leave it out for the next `adhoc-<n>`; `tt task {id}` shows the existing one"
+                ),
+            });
+        }
+    };
+    if args.json {
+        let record = store.task(&id).await?;
+        output::json(&json!(record));
+        return Ok(0);
+    }
+    println!(
+        "added {id} for `{}` (pending; `tt run` dispatches it)",
+        args.agent
+    );
+    Ok(0)
+}

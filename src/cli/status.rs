@@ -1,0 +1,304 @@
+//! `tt status`: the town at a glance — task counts (groups derived from
+//! their children), group progress, workers, the runner, and why pending
+//! tasks wait, all from the same graph dispatch uses.
+//!
+//! `--watch` redraws whenever an event arrives: it blocks on the events
+//! stream (`XREAD BLOCK`), it does not poll. Heartbeat ages and expired
+//! heartbeats produce no event, so a quiet town is also redrawn when a
+//! blocking read times out (every [`super::history::BLOCK`]).
+
+use std::io::{IsTerminal, Write};
+
+use serde_json::{Value, json};
+
+use super::history::{follow_target, next_events};
+use super::list::{agent_json, ago, current_task, duration};
+use super::tasks::Town;
+use super::{CliError, Context, output};
+use crate::Status;
+use crate::graph::{Readiness, Wait};
+use crate::store::{AgentInfo, EventFollower, RunnerLease, Store};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Redraw whenever something happens, until Ctrl-C.
+    #[arg(long)]
+    watch: bool,
+    /// Print one JSON object (with `--watch`, one line per redraw).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Waiting tasks listed in text; the rest are counted.
+const WAITING_SHOWN: usize = 20;
+
+/// Everything one drawing needs, read at one moment.
+struct Snapshot {
+    town: String,
+    now: u64,
+    tasks: Town,
+    agents: Vec<AgentInfo>,
+    runner: Option<RunnerLease>,
+}
+
+impl Snapshot {
+    async fn read(store: &Store) -> Result<Self, CliError> {
+        Ok(Snapshot {
+            town: store.town().to_string(),
+            now: store.now_ms().await?,
+            tasks: Town::new(store.tasks().await?),
+            agents: store.agents().await?,
+            runner: store.runner_lease().await?,
+        })
+    }
+
+    fn count(&self, s: Status) -> usize {
+        (0..self.tasks.records.len())
+            .filter(|&i| self.tasks.graph.status(i) == s)
+            .count()
+    }
+
+    fn ready(&self) -> usize {
+        (0..self.tasks.records.len())
+            .filter(|&i| self.tasks.graph.readiness(i) == Readiness::Ready)
+            .count()
+    }
+
+    fn groups(&self) -> Vec<usize> {
+        (0..self.tasks.records.len())
+            .filter(|&i| self.tasks.graph.is_group(i))
+            .collect()
+    }
+
+    /// Pending tasks that wait, with why, in dispatch order. A group
+    /// without an agent is left out: it never runs, its progress says all.
+    fn waiting(&self) -> Vec<(usize, Wait)> {
+        let g = &self.tasks.graph;
+        let mut ids: Vec<usize> = (0..self.tasks.records.len()).collect();
+        g.sort_dispatch_order(&mut ids);
+        ids.into_iter()
+            .filter_map(|i| match g.readiness(i) {
+                Readiness::Waiting(Wait::GroupWithoutAgent) => None,
+                Readiness::Waiting(w) => Some((i, w)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn json(&self) -> Value {
+        let g = &self.tasks.graph;
+        let counts: serde_json::Map<String, Value> = Status::ALL
+            .iter()
+            .map(|&s| (s.as_str().to_string(), json!(self.count(s))))
+            .collect();
+        let groups: Vec<Value> = self
+            .groups()
+            .into_iter()
+            .map(|i| {
+                let p = g.progress(i);
+                json!({
+                    "id": self.tasks.records[i].id,
+                    "status": g.status(i),
+                    "completed": p.completed,
+                    "failed": p.failed,
+                    "running": p.running,
+                    "total": p.total,
+                })
+            })
+            .collect();
+        let waiting: Vec<Value> = self
+            .waiting()
+            .into_iter()
+            .map(|(i, w)| json!({ "id": self.tasks.records[i].id, "reason": w.to_string() }))
+            .collect();
+        json!({
+            "town": self.town,
+            "tasks": self.tasks.records.len(),
+            "counts": counts,
+            "ready": self.ready(),
+            "groups": groups,
+            "agents": self.agents.iter().map(|a| agent_json(a, self.now)).collect::<Vec<_>>(),
+            "runner": self.runner,
+            "waiting": waiting,
+        })
+    }
+
+    fn text(&self) -> String {
+        let g = &self.tasks.graph;
+        let mut out = format!("town {} · {} tasks\n", self.town, self.tasks.records.len());
+        if self.tasks.records.is_empty() {
+            out.push_str("  no tasks yet — `tt sync push` or `tt run` loads tasks.toml\n");
+        } else {
+            let counts: Vec<String> = Status::ALL
+                .iter()
+                .map(|&s| format!("{s} {}", self.count(s)))
+                .collect();
+            out.push_str(&format!("  {}\n", counts.join(" · ")));
+            let ready = self.ready();
+            if ready > 0 {
+                out.push_str(&format!("  {ready} ready to dispatch\n"));
+            }
+        }
+        out.push_str(&format!("runner  {}\n", self.runner_text(self.ready() > 0)));
+
+        let groups = self.groups();
+        if !groups.is_empty() {
+            out.push_str("\ngroups\n");
+            let rows: Vec<Vec<String>> = groups
+                .iter()
+                .map(|&i| {
+                    let p = g.progress(i);
+                    let mut more = Vec::new();
+                    if p.running > 0 {
+                        more.push(format!("{} running", p.running));
+                    }
+                    if p.failed > 0 {
+                        more.push(format!("{} failed", p.failed));
+                    }
+                    let more = if more.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", more.join(", "))
+                    };
+                    vec![
+                        self.tasks.records[i].id.clone(),
+                        format!("{}/{} done{more}", p.completed, p.total),
+                        g.status(i).to_string(),
+                    ]
+                })
+                .collect();
+            out.push_str(&rows_text(&rows));
+        }
+
+        out.push_str("\nagents\n");
+        if self.agents.is_empty() {
+            out.push_str("  none registered\n");
+        } else {
+            let rows: Vec<Vec<String>> = self
+                .agents
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.id.clone(),
+                        a.state.clone(),
+                        current_task(a),
+                        a.heartbeat.map_or_else(
+                            || "no heartbeat".into(),
+                            |h| format!("heartbeat {}", ago(self.now, h)),
+                        ),
+                    ]
+                })
+                .collect();
+            out.push_str(&rows_text(&rows));
+        }
+
+        let waiting = self.waiting();
+        if !waiting.is_empty() {
+            out.push_str("\nwaiting\n");
+            let rows: Vec<Vec<String>> = waiting
+                .iter()
+                .take(WAITING_SHOWN)
+                .map(|(i, w)| vec![self.tasks.records[*i].id.clone(), w.to_string()])
+                .collect();
+            out.push_str(&rows_text(&rows));
+            if waiting.len() > WAITING_SHOWN {
+                out.push_str(&format!(
+                    "  … and {} more (`tt tasks --status pending`)\n",
+                    waiting.len() - WAITING_SHOWN
+                ));
+            }
+        }
+        out
+    }
+
+    fn runner_text(&self, work_waits: bool) -> String {
+        let Some(r) = &self.runner else {
+            return if work_waits {
+                "none — start `tt run` to dispatch ready tasks".into()
+            } else {
+                "none".into()
+            };
+        };
+        let mut s = if r.id.is_empty() {
+            "?".to_string()
+        } else {
+            r.id.clone()
+        };
+        match (&r.host, r.pid) {
+            (Some(h), Some(p)) => s.push_str(&format!(" on {h} (pid {p})")),
+            (Some(h), None) => s.push_str(&format!(" on {h}")),
+            (None, Some(p)) => s.push_str(&format!(" (pid {p})")),
+            (None, None) => {}
+        }
+        if let Some(since) = r.since {
+            s.push_str(&format!(
+                ", for {}",
+                duration(self.now.saturating_sub(since))
+            ));
+        }
+        s
+    }
+}
+
+/// Rows as aligned columns, indented, without a header.
+fn rows_text(rows: &[Vec<String>]) -> String {
+    let cols = rows.first().map_or(0, Vec::len);
+    let header = vec![""; cols];
+    output::table(&header, rows)
+        .lines()
+        .skip(1)
+        .map(|l| format!("  {l}\n"))
+        .collect()
+}
+
+pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
+    let store = ctx.store().await?;
+    if !args.watch {
+        draw(&Snapshot::read(&store).await?, args.json);
+        return Ok(0);
+    }
+    // Follow from the newest event *before* the first drawing, so nothing
+    // that happens while drawing goes unseen.
+    let (_, last) = store.recent_events(0, None).await?;
+    let mut follower = EventFollower::open(&store, &follow_target(ctx), &last).await?;
+    let clear = !args.json && std::io::stdout().is_terminal();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut shown = String::new();
+    loop {
+        let snap = Snapshot::read(&store).await?;
+        let text = if args.json {
+            snap.json().to_string()
+        } else {
+            snap.text()
+        };
+        // A timeout with nothing new draws again only if the text changed
+        // (an age ticked over, a heartbeat expired).
+        if text != shown {
+            if clear {
+                print!("\x1b[H\x1b[2J");
+            } else if !shown.is_empty() && !args.json {
+                println!("---");
+            }
+            if args.json {
+                println!("{text}");
+            } else {
+                print!("{text}");
+            }
+            let _ = std::io::stdout().flush();
+            shown = text;
+        }
+        tokio::select! {
+            events = next_events(&mut follower) => { events?; }
+            _ = &mut ctrl_c => return Ok(0),
+        }
+    }
+}
+
+fn draw(snap: &Snapshot, json: bool) {
+    if json {
+        output::json(&snap.json());
+    } else {
+        print!("{}", snap.text());
+    }
+}

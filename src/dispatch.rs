@@ -1,0 +1,94 @@
+//! One dispatch pass: from the town's records, decide what goes to which
+//! inbox next. Readiness comes from [`crate::graph`], the one function every
+//! view uses; the store's script re-checks status and the inbox window
+//! atomically, so a stale decision can only be a skipped task, never a
+//! double dispatch.
+
+use std::collections::HashMap;
+
+use crate::Status;
+use crate::graph::{Graph, Readiness};
+use crate::store::{Dispatch, TaskRecord};
+
+/// What the dispatcher knows of an agent name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSlot {
+    /// Most entries its inbox may hold: `prefetch × count`.
+    pub window: u32,
+    /// Takes tasks that have no agent.
+    pub backlog: bool,
+}
+
+/// The town as one pass sees it.
+pub struct Snapshot {
+    pub records: Vec<TaskRecord>,
+    pub graph: Graph,
+}
+
+impl Snapshot {
+    pub fn new(records: Vec<TaskRecord>) -> Self {
+        let graph = Graph::new(records.iter().map(TaskRecord::node).collect());
+        Self { records, graph }
+    }
+
+    /// Tasks to dispatch now, in (priority, file order), and the earliest
+    /// time (ms) a task waiting for its retry backoff becomes due.
+    pub fn plan_dispatch(
+        &self,
+        agents: &HashMap<String, AgentSlot>,
+        now_ms: u64,
+    ) -> (Vec<Dispatch>, Option<u64>) {
+        let mut out = Vec::new();
+        let mut next_retry: Option<u64> = None;
+        let mut backlog_agents: Vec<(&String, &AgentSlot)> =
+            agents.iter().filter(|(_, a)| a.backlog).collect();
+        backlog_agents.sort_by_key(|(name, _)| name.as_str());
+        for i in self.graph.ready() {
+            let r = &self.records[i];
+            if let Some(at) = r.retry_at
+                && at > now_ms
+            {
+                next_retry = Some(next_retry.map_or(at, |n| n.min(at)));
+                continue;
+            }
+            let (agent, window) = match &r.agent {
+                Some(a) => (a.clone(), agents.get(a).map_or(1, |s| s.window)),
+                // No agent: the first backlog agent in name order.
+                None => match backlog_agents.first() {
+                    Some((name, slot)) => ((*name).clone(), slot.window),
+                    None => continue,
+                },
+            };
+            out.push(Dispatch {
+                task: r.id.clone(),
+                agent,
+                window,
+            });
+        }
+        (out, next_retry)
+    }
+
+    /// Whether anything can still happen without outside help: work in
+    /// flight, or ready work that has somewhere to go.
+    pub fn active(&self, agents: &HashMap<String, AgentSlot>) -> bool {
+        let has_backlog_agent = agents.values().any(|a| a.backlog);
+        (0..self.records.len()).any(|i| match self.graph.status(i) {
+            Status::Assigned | Status::Running => !self.graph.is_group(i),
+            Status::Pending => {
+                self.graph.readiness(i) == Readiness::Ready
+                    && (self.records[i].agent.is_some() || has_backlog_agent)
+            }
+            _ => false,
+        })
+    }
+
+    /// Counts of statuses as users see them (groups derived), leaf tasks
+    /// and groups alike.
+    pub fn counts(&self) -> HashMap<Status, usize> {
+        let mut c = HashMap::new();
+        for i in 0..self.records.len() {
+            *c.entry(self.graph.status(i)).or_insert(0) += 1;
+        }
+        c
+    }
+}

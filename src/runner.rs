@@ -1,0 +1,442 @@
+//! `tt run`: keep the town moving. One async loop reacts to three things —
+//! saves of tasks.toml, transitions in the events stream, agent processes
+//! exiting — and after each, dispatches whatever became ready. Nothing
+//! polls: the loop sleeps in a blocking `XREAD`, a file watch and timers
+//! (lease renewal, retry backoff).
+//!
+//! One runner per town: a lease key with a TTL, renewed well before it
+//! expires. A second runner is refused (or waits with `--wait`).
+
+mod supervisor;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+
+pub use supervisor::AgentNote;
+use supervisor::Supervisor;
+
+use crate::Status;
+use crate::dispatch::{AgentSlot, Snapshot};
+use crate::plan::{self, LoadError, Plan};
+use crate::store::{Event, RedisTarget, Store, StoreError, SyncCounts, connection};
+use crate::sync::{self, Adopt};
+use crate::watch::{self, WatchError};
+
+/// How long the lease lives without renewal; renewed every third of it.
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
+
+pub struct Options {
+    pub file: PathBuf,
+    pub project_dir: PathBuf,
+    pub town: String,
+    pub target: RedisTarget,
+    /// Exit when nothing is pending, assigned or running.
+    pub until_done: bool,
+    /// Do not start the `[agents]` of the file.
+    pub no_agents: bool,
+    /// Wait for another runner's lease instead of refusing.
+    pub wait: bool,
+}
+
+/// What the runner tells its caller (the CLI prints it).
+#[derive(Debug)]
+pub enum Report {
+    Started {
+        town: String,
+        counts: SyncCounts,
+        agents: usize,
+    },
+    Reloaded(SyncCounts),
+    /// A save that does not validate: the last good plan keeps running.
+    Invalid(LoadError),
+    FileGone,
+    Event(Event),
+    Agent(AgentNote),
+    /// `tt send supervisor …`
+    Message(String),
+    WaitingForLease(String),
+    Progress(HashMap<Status, usize>),
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub counts: HashMap<Status, usize>,
+    pub failed: Vec<String>,
+    /// Pending tasks that can never run (blocked, or no agent for them).
+    pub stuck: Vec<(String, String)>,
+    pub interrupted: bool,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RunError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Plan(#[from] LoadError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Watch(#[from] WatchError),
+    #[error("town `{town}` already has a runner: {holder}")]
+    #[diagnostic(
+        code(tt::run::lease),
+        help(
+            "one `tt run` dispatches for a town at a time; stop the other one, pass `--wait` to take over when it stops, or use `--town` for a separate town"
+        )
+    )]
+    LeaseHeld { town: String, holder: String },
+    #[error("lost the runner lease of town `{town}` to {holder}")]
+    #[diagnostic(
+        code(tt::run::lease_lost),
+        help("another `tt run` took over this town; this one stops dispatching")
+    )]
+    LeaseLost { town: String, holder: String },
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn lease_holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "localhost".into());
+    serde_json::json!({
+        "id": format!("{host}:{}", std::process::id()),
+        "host": host,
+        "pid": std::process::id(),
+        "since": now_ms(),
+    })
+    .to_string()
+}
+
+/// Describes a lease value for messages.
+fn describe_holder(value: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(value) {
+        Ok(v) => format!(
+            "pid {} on {}",
+            v["pid"].as_u64().unwrap_or(0),
+            v["host"].as_str().unwrap_or("?")
+        ),
+        Err(_) => value.to_string(),
+    }
+}
+
+struct Runner<F: FnMut(Report)> {
+    opts: Options,
+    store: Store,
+    plan: Plan,
+    text: String,
+    holder: String,
+    report: F,
+}
+
+/// Runs until done (`--until-done`), interrupted, or a fatal error.
+pub async fn run<F: FnMut(Report)>(opts: Options, mut report: F) -> Result<Summary, RunError> {
+    let plan = plan::load_file(&opts.file)?;
+    let text = plan.source.as_str().to_string();
+    let store = Store::open(&opts.target, &opts.town).await?;
+    let holder = lease_holder();
+    loop {
+        match store.acquire_lease(&holder, LEASE_TTL).await? {
+            None => break,
+            Some(other) if opts.wait => {
+                report(Report::WaitingForLease(describe_holder(&other)));
+                tokio::time::sleep(LEASE_TTL / 3).await;
+            }
+            Some(other) => {
+                return Err(RunError::LeaseHeld {
+                    town: opts.town.clone(),
+                    holder: describe_holder(&other),
+                });
+            }
+        }
+    }
+    let mut runner = Runner {
+        opts,
+        store,
+        plan,
+        text,
+        holder,
+        report,
+    };
+    let result = runner.main_loop().await;
+    let _ = runner.store.release_lease(&runner.holder).await;
+    result
+}
+
+impl<F: FnMut(Report)> Runner<F> {
+    async fn main_loop(&mut self) -> Result<Summary, RunError> {
+        let counts = sync::push(&self.store, &self.plan, Adopt::No).await?;
+        (self.report)(Report::Started {
+            town: self.opts.town.clone(),
+            counts,
+            agents: self.plan.agents.len(),
+        });
+        let (_watcher, mut saves) = watch::watch(&self.opts.file)?;
+
+        let (note_tx, mut notes) = mpsc::unbounded_channel();
+        let mut agents = Supervisor::new(
+            &self.opts.file,
+            &self.opts.town,
+            &self.opts.project_dir,
+            note_tx,
+        );
+        if !self.opts.no_agents {
+            agents.apply(&self.plan.agents).await;
+        }
+
+        // Events arrive on a dedicated blocking connection, read by a task
+        // of its own so the loop below can wait on everything at once.
+        let (ev_tx, mut events) = mpsc::unbounded_channel::<Result<Vec<Event>, StoreError>>();
+        let reader = {
+            let store = self.store.clone();
+            let target = self.opts.target.clone();
+            let mut after = store.last_event_id().await?;
+            tokio::spawn(async move {
+                let mut conn = None;
+                loop {
+                    if conn.is_none() {
+                        match connection::connect_blocking(&target).await {
+                            Ok(c) => conn = Some(c),
+                            Err(e) => {
+                                if ev_tx.send(Err(e)).is_err() {
+                                    return;
+                                }
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                                continue;
+                            }
+                        }
+                    }
+                    let Some(c) = conn.as_mut() else { continue };
+                    match store.read_events(c, &after, Duration::from_secs(5)).await {
+                        Ok(batch) => {
+                            if let Some(last) = batch.last() {
+                                after = last.id.clone();
+                            }
+                            if !batch.is_empty() && ev_tx.send(Ok(batch)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            conn = None;
+                            if ev_tx.send(Err(e)).is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                }
+            })
+        };
+
+        let mut lease = tokio::time::interval(LEASE_TTL / 3);
+        lease.tick().await;
+        let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
+        let mut retry_wake: Option<u64> = None;
+        let outcome = loop {
+            let snapshot = match self.dispatch().await {
+                Ok((s, next)) => {
+                    retry_wake = next;
+                    Some(s)
+                }
+                Err(e) if e.is_connection_error() => None,
+                Err(e) => break Err(e.into()),
+            };
+            if self.opts.until_done
+                && let Some(s) = &snapshot
+                && !s.active(&self.slots())
+            {
+                break Ok(summary(s, false));
+            }
+            let retry_sleep = async {
+                match retry_wake {
+                    Some(at) => {
+                        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(()) = saves.recv() => {
+                    // Fold a burst of notifications into one reload.
+                    while saves.try_recv().is_ok() {}
+                    self.reload(&mut agents).await?;
+                }
+                Some(batch) = events.recv() => match batch {
+                    Ok(batch) => self.on_events(batch).await?,
+                    Err(e) => (self.report)(Report::Agent(AgentNote::SpawnFailed {
+                        id: "events".into(),
+                        error: format!("reading events failed, retrying: {e}"),
+                    })),
+                },
+                Some(note) = notes.recv() => (self.report)(Report::Agent(note)),
+                _ = lease.tick() => {
+                    match self.store.acquire_lease(&self.holder, LEASE_TTL).await {
+                        Ok(None) => {}
+                        Ok(Some(other)) => break Err(RunError::LeaseLost { town: self.opts.town.clone(), holder: describe_holder(&other) }),
+                        // Redis away: keep going, the connection manager reconnects.
+                        Err(e) if e.is_connection_error() => {}
+                        Err(e) => break Err(e.into()),
+                    }
+                }
+                _ = retry_sleep => {}
+                _ = tokio::signal::ctrl_c() => break self.final_summary(true).await,
+                _ = terminate.recv() => break self.final_summary(true).await,
+            }
+        };
+        reader.abort();
+        // Agents finish or stop their commands; what they had claimed is
+        // left for recovery, never marked done.
+        agents.stop_all().await;
+        outcome
+    }
+
+    async fn final_summary(&self, interrupted: bool) -> Result<Summary, RunError> {
+        let snapshot = Snapshot::new(self.store.tasks().await?);
+        Ok(summary(&snapshot, interrupted))
+    }
+
+    /// Window and backlog flag of every declared agent.
+    fn slots(&self) -> HashMap<String, AgentSlot> {
+        self.plan
+            .agents
+            .iter()
+            .map(|(name, a)| {
+                (
+                    name.clone(),
+                    AgentSlot {
+                        window: a.prefetch.unwrap_or(1).max(1) * a.count.unwrap_or(1).max(1),
+                        backlog: a.backlog.unwrap_or(false),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    async fn dispatch(&mut self) -> Result<(Snapshot, Option<u64>), StoreError> {
+        let snapshot = Snapshot::new(self.store.tasks().await?);
+        let (batch, next_retry) = snapshot.plan_dispatch(&self.slots(), now_ms());
+        if batch.is_empty() {
+            return Ok((snapshot, next_retry));
+        }
+        let sent = self.store.dispatch(&batch).await?;
+        if sent.is_empty() {
+            return Ok((snapshot, next_retry));
+        }
+        // Statuses changed: the caller's view must include them.
+        Ok((Snapshot::new(self.store.tasks().await?), next_retry))
+    }
+
+    async fn on_events(&mut self, batch: Vec<Event>) -> Result<(), RunError> {
+        let mut messages = false;
+        for e in batch {
+            if e.kind == "message" && e.agent == "supervisor" {
+                messages = true;
+            }
+            (self.report)(Report::Event(e));
+        }
+        if messages {
+            for m in self.store.take_supervisor_messages().await? {
+                let body = serde_json::from_str::<serde_json::Value>(&m)
+                    .ok()
+                    .and_then(|v| {
+                        let from = v["from"].as_str().unwrap_or("?").to_string();
+                        v["body"].as_str().map(|b| format!("{from}: {b}"))
+                    })
+                    .unwrap_or(m);
+                (self.report)(Report::Message(body));
+            }
+        }
+        Ok(())
+    }
+
+    async fn reload(&mut self, agents: &mut Supervisor) -> Result<(), RunError> {
+        let text = match std::fs::read_to_string(&self.opts.file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Mid-save (delete and recreate) or really gone: keep the
+                // last plan; the next save reloads.
+                (self.report)(Report::FileGone);
+                return Ok(());
+            }
+            Err(e) => {
+                (self.report)(Report::Invalid(LoadError::Read {
+                    path: self.opts.file.display().to_string(),
+                    source: e,
+                }));
+                return Ok(());
+            }
+        };
+        if text == self.text {
+            return Ok(());
+        }
+        let plan = match plan::load(&self.opts.file, text.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                (self.report)(Report::Invalid(e));
+                // Remember it so the same broken text is not reported twice.
+                self.text = text;
+                return Ok(());
+            }
+        };
+        let counts = sync::push(&self.store, &plan, Adopt::No).await?;
+        self.text = text;
+        self.plan = plan;
+        if !self.opts.no_agents {
+            agents.apply(&self.plan.agents).await;
+        }
+        (self.report)(Report::Reloaded(counts));
+        Ok(())
+    }
+}
+
+fn summary(s: &Snapshot, interrupted: bool) -> Summary {
+    let mut failed = Vec::new();
+    let mut stuck = Vec::new();
+    for i in 0..s.records.len() {
+        match s.graph.status(i) {
+            Status::Failed if !s.graph.is_group(i) => failed.push(s.records[i].id.clone()),
+            Status::Pending => {
+                let why = match s.graph.readiness(i) {
+                    crate::graph::Readiness::Waiting(w) => w.to_string(),
+                    _ => "no agent takes it (set `agent`, `[meta] default_agent`, or an agent with `backlog = true`)".into(),
+                };
+                stuck.push((s.records[i].id.clone(), why));
+            }
+            _ => {}
+        }
+    }
+    Summary {
+        counts: s.counts(),
+        failed,
+        stuck,
+        interrupted,
+    }
+}
+
+/// A signal stream, or one that never fires if the platform refuses it.
+fn signal(kind: tokio::signal::unix::SignalKind) -> SignalStream {
+    SignalStream(tokio::signal::unix::signal(kind).ok())
+}
+
+struct SignalStream(Option<tokio::signal::unix::Signal>);
+
+impl SignalStream {
+    async fn recv(&mut self) {
+        match &mut self.0 {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Starting, watching and stopping the agent processes `tt run` owns.
+//!
+//! Each replica (`backend-1`, `backend-2`, …) is a child `tt agent` process
+//! in its own process group, so a Ctrl-C in the terminal reaches the runner
+//! alone and the runner decides the order of shutdown. A replica that exits
+//! is restarted with exponential backoff; one that stays up a while resets
+//! its backoff.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+
+use crate::plan::AgentSpec;
+
+/// First restart delay; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A replica that ran this long is considered healthy again.
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+/// How long a replica gets to finish after SIGTERM before SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// Something the supervisor wants the runner to report.
+#[derive(Debug, Clone)]
+pub enum AgentNote {
+    Started {
+        id: String,
+        pid: u32,
+    },
+    Exited {
+        id: String,
+        status: String,
+        restart_in: Option<Duration>,
+    },
+    SpawnFailed {
+        id: String,
+        error: String,
+    },
+}
+
+struct Replica {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The agent processes of one runner.
+pub struct Supervisor {
+    exe: PathBuf,
+    file: PathBuf,
+    town: String,
+    logs: PathBuf,
+    specs: HashMap<String, AgentSpec>,
+    replicas: HashMap<String, Replica>,
+    notes: mpsc::UnboundedSender<AgentNote>,
+}
+
+impl Supervisor {
+    pub fn new(
+        file: &Path,
+        town: &str,
+        project_dir: &Path,
+        notes: mpsc::UnboundedSender<AgentNote>,
+    ) -> Self {
+        Self {
+            // Agents are this same binary in `tt agent` mode.
+            exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("tt")),
+            file: file.to_path_buf(),
+            town: town.to_string(),
+            logs: project_dir.join(".tt/logs/agents"),
+            specs: HashMap::new(),
+            replicas: HashMap::new(),
+            notes,
+        }
+    }
+
+    /// Brings the running replicas in line with the declared agents:
+    /// starts new ones, restarts changed ones, stops removed ones.
+    pub async fn apply(&mut self, agents: &[(String, AgentSpec)]) {
+        let wanted: HashMap<String, AgentSpec> = agents.iter().cloned().collect();
+        let changed: Vec<String> = self
+            .specs
+            .iter()
+            .filter(|(name, spec)| wanted.get(*name) != Some(spec))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &changed {
+            let ids: Vec<String> = self
+                .replicas
+                .keys()
+                .filter(|id| replica_of(id) == Some(name.as_str()))
+                .cloned()
+                .collect();
+            for id in ids {
+                self.stop_one(&id).await;
+            }
+            self.specs.remove(name);
+        }
+        for (name, spec) in agents {
+            if self.specs.contains_key(name) {
+                continue;
+            }
+            for k in 1..=spec.count.unwrap_or(1).max(1) {
+                self.start_one(name, &format!("{name}-{k}"));
+            }
+            self.specs.insert(name.clone(), spec.clone());
+        }
+    }
+
+    fn start_one(&mut self, name: &str, id: &str) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("agent")
+            .arg(name)
+            .arg("--id")
+            .arg(id)
+            .arg("-f")
+            .arg(&self.file)
+            .arg("--town")
+            .arg(&self.town)
+            .stdin(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(false);
+        let log = self.logs.join(format!("{id}.log"));
+        let task = tokio::spawn(keep_running(
+            cmd,
+            id.to_string(),
+            log,
+            stop_rx,
+            self.notes.clone(),
+        ));
+        self.replicas.insert(
+            id.to_string(),
+            Replica {
+                stop: stop_tx,
+                task,
+            },
+        );
+    }
+
+    async fn stop_one(&mut self, id: &str) {
+        if let Some(r) = self.replicas.remove(id) {
+            let _ = r.stop.send(true);
+            let _ = r.task.await;
+        }
+    }
+
+    /// Stops every replica (SIGTERM, then SIGKILL after [`GRACE`]).
+    pub async fn stop_all(&mut self) {
+        for r in self.replicas.values() {
+            let _ = r.stop.send(true);
+        }
+        for (_, r) in self.replicas.drain() {
+            let _ = r.task.await;
+        }
+        self.specs.clear();
+    }
+}
+
+fn replica_of(id: &str) -> Option<&str> {
+    id.rsplit_once('-').map(|(name, _)| name)
+}
+
+async fn keep_running(
+    mut cmd: Command,
+    id: String,
+    log: PathBuf,
+    mut stop: watch::Receiver<bool>,
+    notes: mpsc::UnboundedSender<AgentNote>,
+) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let spawned = open_log(&log).and_then(|(out, err)| {
+            cmd.stdout(out).stderr(err);
+            cmd.spawn()
+        });
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = notes.send(AgentNote::SpawnFailed {
+                    id: id.clone(),
+                    error: e.to_string(),
+                });
+                if wait_or_stop(&mut stop, backoff).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        let _ = notes.send(AgentNote::Started {
+            id: id.clone(),
+            pid,
+        });
+        let started = tokio::time::Instant::now();
+        tokio::select! {
+            status = child.wait() => {
+                if started.elapsed() >= HEALTHY_AFTER {
+                    backoff = MIN_BACKOFF;
+                }
+                let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                let _ = notes.send(AgentNote::Exited { id: id.clone(), status, restart_in: Some(backoff) });
+                if wait_or_stop(&mut stop, backoff).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            _ = stop.changed() => {
+                terminate(&mut child, pid).await;
+                let _ = notes.send(AgentNote::Exited { id: id.clone(), status: "stopped".into(), restart_in: None });
+                return;
+            }
+        }
+    }
+}
+
+/// Sleeps `d` unless told to stop first; returns whether to stop.
+async fn wait_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+/// SIGTERM to the replica's process group (it forwards to its command),
+/// SIGKILL to the group if it outlives [`GRACE`].
+async fn terminate(child: &mut tokio::process::Child, pid: u32) {
+    signal_group(pid, libc::SIGTERM);
+    if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+        signal_group(pid, libc::SIGKILL);
+        let _ = child.wait().await;
+    }
+}
+
+fn signal_group(pid: u32, signal: libc::c_int) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    if pid > 0 {
+        // SAFETY: kill(2) with a negative pid signals that process group;
+        // it has no memory-safety preconditions.
+        unsafe {
+            libc::kill(-pid, signal);
+        }
+    }
+}
+
+fn open_log(path: &Path) -> std::io::Result<(std::fs::File, std::fs::File)> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let err = out.try_clone()?;
+    Ok((out, err))
+}

@@ -1,0 +1,500 @@
+//! What the operator commands do to a town: read agents, inboxes and the
+//! runner lease (`tt status`, `tt list`, `tt inbox`), and change state
+//! (`tt assign`, `tt send`, `tt kill`, `tt prune`, `tt cancel`,
+//! `tt retry`). Every change is one Lua script in `scripts/`, so it checks
+//! and writes atomically and records its event in the same step.
+
+use std::collections::HashMap;
+
+use redis::Script;
+use serde::Serialize;
+
+use super::sync::score;
+use super::{Store, StoreError};
+use crate::Status;
+
+/// Orders of ad-hoc tasks start here, after every file task (a file would
+/// need 10^11 entries to reach it) and below the priority step of
+/// [`score`], so priority still comes first.
+pub const ADHOC_ORDER_BASE: u64 = 100_000_000_000;
+
+/// One worker as its agent hash and heartbeat key describe it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentInfo {
+    /// Worker id (`backend-1`).
+    pub id: String,
+    /// Agent name (`backend`): whose inbox it reads.
+    pub name: String,
+    /// State as users see it: `dead` when the heartbeat key expired
+    /// (unless the worker said it stopped), else what the worker wrote.
+    pub state: String,
+    /// What the worker wrote in `state`.
+    pub recorded_state: Option<String>,
+    pub task: Option<String>,
+    pub attempt: Option<u32>,
+    pub pid: Option<u32>,
+    pub host: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub started: Option<u64>,
+    /// Last heartbeat, milliseconds since the Unix epoch.
+    pub heartbeat: Option<u64>,
+    /// Takes backlog work (tasks with no agent).
+    pub backlog: bool,
+    /// The heartbeat key exists.
+    pub alive: bool,
+}
+
+impl AgentInfo {
+    fn from_hash(id: &str, mut h: HashMap<String, String>, alive: bool) -> Self {
+        let mut take = |f: &str| h.remove(f).filter(|v| !v.is_empty());
+        let recorded_state = take("state");
+        let state = match recorded_state.as_deref() {
+            Some("stopped") => "stopped".to_string(),
+            _ if !alive => "dead".to_string(),
+            Some(s) => s.to_string(),
+            None => "unknown".to_string(),
+        };
+        AgentInfo {
+            name: take("name").unwrap_or_else(|| agent_name_of(id).to_string()),
+            task: take("task"),
+            attempt: take("attempt").and_then(|v| v.parse().ok()),
+            pid: take("pid").and_then(|v| v.parse().ok()),
+            host: take("host"),
+            started: take("started").and_then(|v| v.parse().ok()),
+            heartbeat: take("heartbeat").and_then(|v| v.parse().ok()),
+            backlog: take("backlog").is_some_and(|v| v == "1" || v == "true"),
+            id: id.to_string(),
+            recorded_state,
+            state,
+            alive,
+        }
+    }
+}
+
+/// The agent name of a worker id that carries none: `backend-2` →
+/// `backend`, as workers are named `<agent>-<n>` or `<agent>-<pid>`.
+pub fn agent_name_of(worker: &str) -> &str {
+    match worker.rsplit_once('-') {
+        Some((name, n))
+            if !name.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            name
+        }
+        _ => worker,
+    }
+}
+
+/// Who holds the runner lease (`tt:<town>:runner`).
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct RunnerLease {
+    pub id: String,
+    pub host: Option<String>,
+    pub pid: Option<u32>,
+    /// When it took the lease, milliseconds since the Unix epoch.
+    pub since: Option<u64>,
+    /// Milliseconds until the lease expires unless renewed.
+    pub ttl_ms: Option<u64>,
+}
+
+impl RunnerLease {
+    /// Reads the lease value: JSON `{"id","host","pid","since"}`; any other
+    /// text is taken as the holder's id, so a lease written by another
+    /// version still shows who holds it.
+    fn parse(raw: &str, ttl_ms: Option<u64>) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Json {
+            id: Option<String>,
+            host: Option<String>,
+            pid: Option<u32>,
+            since: Option<u64>,
+        }
+        match serde_json::from_str::<Json>(raw) {
+            Ok(j) => RunnerLease {
+                id: j.id.unwrap_or_default(),
+                host: j.host,
+                pid: j.pid,
+                since: j.since,
+                ttl_ms,
+            },
+            Err(_) => RunnerLease {
+                id: raw.to_string(),
+                ttl_ms,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// A task for `tt assign`.
+#[derive(Debug, Clone, Default)]
+pub struct NewTask {
+    /// Empty: the next free `adhoc-<n>`.
+    pub id: String,
+    pub description: String,
+    pub agent: String,
+    pub tags: Vec<String>,
+    /// Empty: none.
+    pub parent: String,
+    pub depends_on: Vec<String>,
+    pub priority: u8,
+}
+
+/// What `tt assign` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assigned {
+    Created {
+        id: String,
+    },
+    /// A task with this id exists already; nothing changed.
+    Exists {
+        id: String,
+    },
+}
+
+/// One entry of an inbox.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum InboxEntry {
+    Task {
+        task: String,
+        attempt: u32,
+    },
+    Message {
+        from: String,
+        body: String,
+    },
+    /// Not a message tt reads (a worker moves it to the dead-letter list).
+    Unreadable {
+        raw: String,
+    },
+}
+
+impl InboxEntry {
+    pub fn parse(raw: &str) -> Self {
+        let unreadable = || InboxEntry::Unreadable {
+            raw: raw.to_string(),
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(raw) else {
+            return unreadable();
+        };
+        let text = |f: &str| v.get(f).and_then(serde_json::Value::as_str);
+        match text("kind") {
+            Some("task") => match (text("task"), v.get("attempt").and_then(|a| a.as_u64())) {
+                (Some(task), Some(attempt)) => InboxEntry::Task {
+                    task: task.to_string(),
+                    attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                },
+                _ => unreadable(),
+            },
+            Some("message") => InboxEntry::Message {
+                from: text("from").unwrap_or("?").to_string(),
+                body: text("body").unwrap_or_default().to_string(),
+            },
+            _ => unreadable(),
+        }
+    }
+}
+
+/// What `tt kill` did to one worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KillOutcome {
+    /// Told to shut down; its state is `stopping` until it exits.
+    Killed,
+    /// No such worker.
+    Missing,
+    /// It had stopped already.
+    Stopped,
+    /// Its heartbeat expired: nothing runs to read a shutdown message.
+    Dead,
+}
+
+/// One worker `tt prune` looked at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    pub worker: String,
+    pub agent: String,
+    /// `stopped` or `dead`.
+    pub state: String,
+    /// False: kept because its claimed list still holds work.
+    pub removed: bool,
+    /// Removed: messages dropped with the inbox of its agent's last worker.
+    /// Kept: entries in its claimed list.
+    pub count: u64,
+}
+
+/// What `tt cancel` did to one task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CancelOutcome {
+    pub id: String,
+    /// Status before; `None` when the task does not exist.
+    pub before: Option<Status>,
+    pub cancelled: bool,
+}
+
+impl Store {
+    /// The server's clock in milliseconds since the Unix epoch: ages are
+    /// measured against it, like every time the scripts record.
+    pub async fn now_ms(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await?;
+        Ok(secs * 1000 + micros / 1000)
+    }
+
+    /// Every worker registered in the town, by id.
+    pub async fn agents(&self) -> Result<Vec<AgentInfo>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.agents())
+            .query_async(&mut conn)
+            .await?;
+        ids.sort();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.hgetall(self.keys.agent(id));
+                pipe.exists(self.keys.alive(id));
+            }
+            let replies: Vec<(HashMap<String, String>, bool)> = pipe.query_async(&mut conn).await?;
+            for (id, (hash, alive)) in chunk.iter().zip(replies) {
+                out.push(AgentInfo::from_hash(id, hash, alive));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The runner lease, if a runner holds it.
+    pub async fn runner_lease(&self) -> Result<Option<RunnerLease>, StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.runner();
+        let (raw, ttl): (Option<String>, i64) = redis::pipe()
+            .get(&key)
+            .pttl(&key)
+            .query_async(&mut conn)
+            .await?;
+        Ok(raw.map(|raw| RunnerLease::parse(&raw, u64::try_from(ttl).ok())))
+    }
+
+    /// Creates an ad-hoc task: pending, `source = cli`, ordered after every
+    /// file task. A reload never cancels it (sync only removes tasks it has
+    /// a fingerprint of).
+    pub async fn assign(&self, task: &NewTask) -> Result<Assigned, StoreError> {
+        let mut conn = self.conn.clone();
+        let (created, id): (i64, String) = Script::new(include_str!("scripts/assign.lua"))
+            .arg(self.keys.prefix())
+            .arg(&self.town)
+            .arg(self.keys.adhoc_counter())
+            .arg(&task.id)
+            .arg(&task.description)
+            .arg(&task.agent)
+            .arg(json_list(&task.tags))
+            .arg(&task.parent)
+            .arg(json_list(&task.depends_on))
+            .arg(task.priority)
+            .arg(score(task.priority, 0))
+            .arg(ADHOC_ORDER_BASE)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(if created == 1 {
+            Assigned::Created { id }
+        } else {
+            Assigned::Exists { id }
+        })
+    }
+
+    /// Puts a direct message into `agent`'s inbox, at the head when
+    /// `urgent`, and records a `message` event. Returns the inbox length.
+    pub async fn send(
+        &self,
+        agent: &str,
+        from: &str,
+        body: &str,
+        urgent: bool,
+    ) -> Result<u64, StoreError> {
+        let msg = serde_json::json!({ "kind": "message", "from": from, "body": body }).to_string();
+        let mut conn = self.conn.clone();
+        Ok(Script::new(include_str!("scripts/send.lua"))
+            .arg(self.keys.prefix())
+            .arg(agent)
+            .arg(msg)
+            .arg(if urgent { "1" } else { "0" })
+            .arg(from)
+            .arg(body)
+            .invoke_async(&mut conn)
+            .await?)
+    }
+
+    /// What waits in `agent`'s inbox, head first.
+    pub async fn inbox(&self, agent: &str) -> Result<Vec<InboxEntry>, StoreError> {
+        let mut conn = self.conn.clone();
+        let raw: Vec<String> = redis::cmd("LRANGE")
+            .arg(self.keys.inbox(agent))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await?;
+        Ok(raw.iter().map(|r| InboxEntry::parse(r)).collect())
+    }
+
+    /// Tells these workers to shut down (a `shutdown` control message,
+    /// state `stopping`, event `killed`); workers that are missing, stopped
+    /// or dead are left alone.
+    pub async fn kill(&self, workers: &[String]) -> Result<Vec<KillOutcome>, StoreError> {
+        if workers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let script = Script::new(include_str!("scripts/kill.lua"));
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(self.keys.prefix());
+        for w in workers {
+            invocation.arg(w);
+        }
+        let out: Vec<String> = invocation.invoke_async(&mut conn).await?;
+        Ok(out
+            .iter()
+            .map(|o| match o.as_str() {
+                "killed" => KillOutcome::Killed,
+                "stopped" => KillOutcome::Stopped,
+                "dead" => KillOutcome::Dead,
+                _ => KillOutcome::Missing,
+            })
+            .collect())
+    }
+
+    /// Forgets stopped and dead workers (see `scripts/prune.lua`).
+    pub async fn prune(&self) -> Result<Vec<Pruned>, StoreError> {
+        let mut conn = self.conn.clone();
+        let out: Vec<(String, String, String, String, u64)> =
+            Script::new(include_str!("scripts/prune.lua"))
+                .arg(self.keys.prefix())
+                .invoke_async(&mut conn)
+                .await?;
+        let mut pruned: Vec<Pruned> = out
+            .into_iter()
+            .map(|(worker, agent, state, outcome, count)| Pruned {
+                worker,
+                agent,
+                state,
+                removed: outcome == "pruned",
+                count,
+            })
+            .collect();
+        pruned.sort_by(|a, b| a.worker.cmp(&b.worker));
+        Ok(pruned)
+    }
+
+    /// Cancels `(task id, reason)` pairs in order: each one not yet
+    /// final becomes `cancelled`, a running one's worker gets a `stop`
+    /// control message, an assigned one leaves its inbox.
+    pub async fn cancel(
+        &self,
+        tasks: &[(String, String)],
+    ) -> Result<Vec<CancelOutcome>, StoreError> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let script = Script::new(include_str!("scripts/cancel.lua"));
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(self.keys.prefix());
+        for (id, reason) in tasks {
+            invocation.arg(id).arg(reason);
+        }
+        let out: Vec<(String, i64)> = invocation.invoke_async(&mut conn).await?;
+        Ok(tasks
+            .iter()
+            .zip(out)
+            .map(|((id, _), (before, cancelled))| CancelOutcome {
+                id: id.clone(),
+                before: Status::parse(&before),
+                cancelled: cancelled == 1,
+            })
+            .collect())
+    }
+
+    /// Puts failed or cancelled tasks back to pending (error, exit code and
+    /// retry time cleared, attempt kept). Returns, per id, the status it
+    /// had, or `None` when it was left alone.
+    pub async fn retry(&self, ids: &[String]) -> Result<Vec<Option<Status>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let script = Script::new(include_str!("scripts/retry.lua"));
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(self.keys.prefix());
+        for id in ids {
+            invocation.arg(id);
+        }
+        let out: Vec<String> = invocation.invoke_async(&mut conn).await?;
+        Ok(out.iter().map(|s| Status::parse(s)).collect())
+    }
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_names_come_from_worker_ids() {
+        assert_eq!(agent_name_of("backend-1"), "backend");
+        assert_eq!(agent_name_of("db-admin-12345"), "db-admin");
+        assert_eq!(agent_name_of("backend"), "backend");
+        assert_eq!(agent_name_of("-1"), "-1");
+        assert_eq!(agent_name_of("x-"), "x-");
+    }
+
+    #[test]
+    fn inbox_entries_parse_leniently() {
+        assert_eq!(
+            InboxEntry::parse(r#"{"kind":"task","task":"a","attempt":2}"#),
+            InboxEntry::Task {
+                task: "a".into(),
+                attempt: 2
+            }
+        );
+        assert_eq!(
+            InboxEntry::parse(r#"{"kind":"message","from":"ann","body":"hi"}"#),
+            InboxEntry::Message {
+                from: "ann".into(),
+                body: "hi".into()
+            }
+        );
+        for raw in ["nope", r#"{"kind":"task"}"#, "[]"] {
+            assert_eq!(
+                InboxEntry::parse(raw),
+                InboxEntry::Unreadable { raw: raw.into() }
+            );
+        }
+    }
+
+    #[test]
+    fn runner_lease_reads_json_or_plain_text() {
+        let l = RunnerLease::parse(r#"{"id":"r1","host":"h","pid":7,"since":5}"#, Some(900));
+        assert_eq!(l.id, "r1");
+        assert_eq!(l.pid, Some(7));
+        assert_eq!(l.ttl_ms, Some(900));
+        assert_eq!(RunnerLease::parse("h:7", None).id, "h:7");
+    }
+
+    #[test]
+    fn dead_is_decided_by_the_heartbeat_key() {
+        let h = |state: &str| HashMap::from([("state".to_string(), state.to_string())]);
+        assert_eq!(AgentInfo::from_hash("a-1", h("idle"), true).state, "idle");
+        assert_eq!(
+            AgentInfo::from_hash("a-1", h("working"), false).state,
+            "dead"
+        );
+        assert_eq!(
+            AgentInfo::from_hash("a-1", h("stopped"), false).state,
+            "stopped"
+        );
+        assert_eq!(AgentInfo::from_hash("a-1", h("idle"), true).name, "a");
+    }
+}

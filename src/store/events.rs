@@ -1,0 +1,132 @@
+//! Reading the events stream (`tt:<town>:events`) for `tt history` and
+//! `tt status --watch`: the newest entries (optionally of one task) with
+//! `XREVRANGE … COUNT`, and waiting for new ones with `XREAD BLOCK` on a
+//! connection of its own ([`EventFollower`]).
+//!
+//! The stream is capped (`MAXLEN ~ 100000`), so history goes back as far as
+//! the cap keeps, no further.
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+
+use super::connection::connect_blocking;
+use super::dispatch::parse_entries;
+use super::{Event, RedisTarget, Store, StoreError};
+
+/// Entries read per `XREVRANGE` while looking for one task's events: big
+/// enough that a scan of the whole capped stream is ~100 round trips, small
+/// enough that one reply stays a few hundred KiB.
+const SCAN_PAGE: usize = 1000;
+
+/// Stream id that sorts before every entry: "read everything after this".
+pub const STREAM_START: &str = "0-0";
+
+impl Store {
+    /// The newest `limit` events, oldest first, and the id of the newest
+    /// entry of the whole stream ([`STREAM_START`] when it is empty) to
+    /// follow from, so that nothing falls between reading and following.
+    ///
+    /// With `task`, only that task's events: the stream is scanned from
+    /// the newest entry back until `limit` of them are found.
+    pub async fn recent_events(
+        &self,
+        limit: usize,
+        task: Option<&str>,
+    ) -> Result<(Vec<Event>, String), StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.events();
+        let mut found: Vec<Event> = Vec::new();
+        let mut last_id: Option<String> = None;
+        let mut end = "+".to_string();
+        loop {
+            let page = match task {
+                // At least one entry, so the last id is learnt even for
+                // `--limit 0`.
+                None => limit.max(1),
+                Some(_) => SCAN_PAGE,
+            };
+            let reply: redis::Value = redis::cmd("XREVRANGE")
+                .arg(&key)
+                .arg(&end)
+                .arg("-")
+                .arg("COUNT")
+                .arg(page)
+                .query_async(&mut conn)
+                .await?;
+            let entries = parse_entries(reply);
+            let short = entries.len() < page;
+            let Some(oldest) = entries.last().map(|e| e.id.clone()) else {
+                break;
+            };
+            if last_id.is_none() {
+                last_id = entries.first().map(|e| e.id.clone());
+            }
+            for e in entries {
+                if found.len() >= limit {
+                    break;
+                }
+                if task.is_none_or(|t| e.task == t) {
+                    found.push(e);
+                }
+            }
+            if task.is_none() || found.len() >= limit || short {
+                break;
+            }
+            // `(` makes the range exclusive, so the next page starts
+            // strictly before what this one already returned.
+            end = format!("({oldest}");
+        }
+        found.reverse();
+        Ok((found, last_id.unwrap_or_else(|| STREAM_START.to_string())))
+    }
+}
+
+/// Waits for new events on a dedicated connection (`XREAD BLOCK` would
+/// stall every other command on the shared one).
+pub struct EventFollower {
+    store: Store,
+    target: RedisTarget,
+    conn: MultiplexedConnection,
+    /// Stream id of the last event handed out.
+    after: String,
+}
+
+impl EventFollower {
+    /// Follows `store`'s town from after stream id `after` (use the id from
+    /// [`Store::recent_events`], or [`STREAM_START`] for everything).
+    pub async fn open(
+        store: &Store,
+        target: &RedisTarget,
+        after: &str,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            store: store.clone(),
+            target: target.clone(),
+            conn: connect_blocking(target).await?,
+            after: after.to_string(),
+        })
+    }
+
+    /// Events after the last one returned, waiting up to `block` for the
+    /// first; empty when none came in time.
+    pub async fn next(&mut self, block: Duration) -> Result<Vec<Event>, StoreError> {
+        let events = self
+            .store
+            .read_events(&mut self.conn, &self.after, block)
+            .await?;
+        if let Some(last) = events.last() {
+            self.after = last.id.clone();
+        }
+        Ok(events)
+    }
+
+    /// Opens a new connection after [`StoreError::is_connection_error`]:
+    /// the blocking connection does not reconnect by itself. Following
+    /// resumes after the last event returned, so nothing is lost while the
+    /// stream still holds it.
+    pub async fn reconnect(&mut self) -> Result<(), StoreError> {
+        self.conn = connect_blocking(&self.target).await?;
+        Ok(())
+    }
+}

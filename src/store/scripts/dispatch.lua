@@ -1,0 +1,27 @@
+-- Dispatches ready tasks into inboxes, at most `window` entries per inbox.
+-- The runner decided readiness from the graph; this script re-checks what
+-- may have changed since (status still pending) and does the move
+-- atomically: status → assigned, attempt + 1, message into the inbox.
+-- ARGV[1] key prefix, then triples (task id, agent name, window).
+-- Returns the ids dispatched.
+local prefix = ARGV[1]
+local t = redis.call('TIME')
+local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
+local events_key = prefix .. 'events'
+local sent = {}
+for i = 2, #ARGV, 3 do
+  local id, agent, window = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local key = prefix .. 'task:' .. id
+  local inbox = prefix .. 'inbox:' .. agent
+  local status = redis.call('HGET', key, 'status')
+  if status == 'pending' and redis.call('LLEN', inbox) < window then
+    local attempt = redis.call('HINCRBY', key, 'attempt', 1)
+    redis.call('HSET', key, 'status', 'assigned', 'assigned_to', agent, 'updated', now)
+    redis.call('HDEL', key, 'retry_at', 'worker')
+    redis.call('RPUSH', inbox, cjson.encode({ kind = 'task', task = id, attempt = attempt }))
+    redis.call('XADD', events_key, 'MAXLEN', '~', '100000', '*',
+      'kind', 'dispatched', 'task', id, 'agent', agent, 'attempt', tostring(attempt), 'at', now)
+    sent[#sent + 1] = id
+  end
+end
+return sent

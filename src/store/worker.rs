@@ -1,0 +1,445 @@
+//! The worker's side of the protocol (docs/PROTOCOL.md): registering and
+//! heartbeating (`scripts/worker.lua`), claiming what it took from an inbox
+//! (`scripts/claim.lua`), reporting how an attempt ended
+//! (`scripts/finish.lua`), and the two blocking reads — `BLMOVE` from the
+//! inbox and `BLPOP` from the control list — on connections of their own
+//! ([`BlockingConn`]).
+//!
+//! Message formats (inbox, control) are parsed here, next to the keys they
+//! travel in, so the agent module deals in Rust values only.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::MultiplexedConnection;
+
+use super::connection::connect_blocking;
+use super::{Keys, RedisTarget, Store, StoreError};
+
+static WORKER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/worker.lua")));
+static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/claim.lua")));
+static FINISH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/finish.lua")));
+
+/// Who a worker is, as its records in Redis say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerIdentity {
+    /// Worker id (`backend-1`, `backend-<pid>`): keys `agent:`, `alive:`,
+    /// `claimed:`, `control:`.
+    pub id: String,
+    /// Agent name: the inbox it reads and the `assigned_to` it claims.
+    pub agent: String,
+    pub pid: u32,
+    pub host: String,
+    /// Also takes ready tasks that have no agent.
+    pub backlog: bool,
+    /// Unique to this process (`pid@host/<start time>`), stored in the
+    /// heartbeat key: tells this process from another with the same id.
+    pub token: String,
+}
+
+/// Result of [`Store::register_worker`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registered {
+    /// Registered. `leftover` messages sit in `claimed:<worker>` from an
+    /// earlier process with this id, for the runner's recovery.
+    Ok { leftover: u64 },
+    /// A live process holds the id; `holder` is its token.
+    Busy { holder: String },
+}
+
+/// Where a raw message came from, which decides the `assigned_to` a task
+/// must have to be claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageSource {
+    /// `inbox:<agent>`: the task must be assigned to the agent.
+    Inbox,
+    /// `backlog`: the task must be assigned to no agent.
+    Backlog,
+}
+
+/// A task to run, as [`Store::claim`] hands it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedTask {
+    pub id: String,
+    pub attempt: u32,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// Empty when the task has no parent.
+    pub parent: String,
+}
+
+/// What [`Store::claim`] made of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours: the task is now `running` on this worker.
+    Run(ClaimedTask),
+    /// Dropped without running: cancelled, reassigned, an old attempt.
+    Stale { reason: String },
+    /// A direct message (`tt send`): recorded, never run.
+    Message { from: String, body: String },
+    /// Unreadable: moved to `deadletter`.
+    DeadLetter { reason: String },
+}
+
+/// How one attempt ended, for [`Store::finish`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report<'a> {
+    pub worker: &'a str,
+    /// The message as it sits in `claimed:<worker>`.
+    pub raw: &'a str,
+    pub task: &'a str,
+    pub attempt: u32,
+    /// The command's exit code, when it exited by itself.
+    pub exit_code: Option<i32>,
+    /// Why the attempt failed when not by its exit code (not started,
+    /// timed out, stopped, killed by a signal).
+    pub error: Option<&'a str>,
+    /// The last bytes of the log.
+    pub output: &'a str,
+    pub log: &'a str,
+    /// Attempts after the first that a failure may use.
+    pub retries: u32,
+    /// Wait before a retry is dispatched.
+    pub backoff: Duration,
+}
+
+/// What [`Store::finish`] recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    Completed,
+    /// Back to `pending`, not dispatched before `retry_at` (ms since the
+    /// epoch, Redis time).
+    Retry { retry_at: u64 },
+    Failed,
+    /// The task moved on (cancelled, requeued to a new attempt): nothing
+    /// changed but a `rejected` event.
+    Stale { reason: String },
+}
+
+/// A message on `control:<worker>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Stop this attempt's process.
+    Stop { task: String, attempt: u32 },
+    /// Stop the current process, then exit.
+    Shutdown,
+    /// Not a control message tt knows; ignored (kept for the log).
+    Unknown(String),
+}
+
+impl Control {
+    /// Parses a control message; anything unreadable is [`Control::Unknown`].
+    pub fn parse(raw: &str) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Msg {
+            kind: String,
+            task: Option<String>,
+            attempt: Option<u32>,
+        }
+        match serde_json::from_str::<Msg>(raw) {
+            Ok(m) if m.kind == "shutdown" => Control::Shutdown,
+            Ok(Msg {
+                kind,
+                task: Some(task),
+                attempt: Some(attempt),
+            }) if kind == "stop" => Control::Stop { task, attempt },
+            _ => Control::Unknown(raw.to_string()),
+        }
+    }
+}
+
+impl Store {
+    /// Registers a worker: agent hash, `agents` set, first heartbeat
+    /// (`ttl`). Refused while another process holds the id.
+    pub async fn register_worker(
+        &self,
+        w: &WorkerIdentity,
+        ttl: Duration,
+    ) -> Result<Registered, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = WORKER
+            .arg(self.keys.prefix())
+            .arg("register")
+            .arg(&w.id)
+            .arg(&w.agent)
+            .arg(w.pid)
+            .arg(&w.host)
+            .arg(if w.backlog { "1" } else { "0" })
+            .arg(millis(ttl))
+            .arg(&w.token)
+            .invoke_async(&mut conn)
+            .await?;
+        match reply.as_slice() {
+            [ok, n] if ok == "ok" => Ok(Registered::Ok {
+                leftover: n.parse().unwrap_or(0),
+            }),
+            [busy, holder] if busy == "busy" => Ok(Registered::Busy {
+                holder: holder.clone(),
+            }),
+            _ => Err(self.unexpected("worker.lua register", &reply)),
+        }
+    }
+
+    /// Renews the heartbeat for `ttl` and records its time in the agent
+    /// hash.
+    pub async fn heartbeat(&self, w: &WorkerIdentity, ttl: Duration) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: Vec<String> = WORKER
+            .arg(self.keys.prefix())
+            .arg("heartbeat")
+            .arg(&w.id)
+            .arg(millis(ttl))
+            .arg(&w.token)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the worker stopped and drops its heartbeat, so the runner may
+    /// recover what it leaves in `claimed` without waiting for a TTL.
+    pub async fn worker_stopped(&self, w: &WorkerIdentity) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: Vec<String> = WORKER
+            .arg(self.keys.prefix())
+            .arg("stopped")
+            .arg(&w.id)
+            .arg(&w.token)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a worker's heartbeat is current.
+    pub async fn worker_alive(&self, worker: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("EXISTS")
+            .arg(self.keys.alive(worker))
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// Moves the head of the backlog into the worker's claimed list without
+    /// waiting: the backlog is checked between blocking reads of the inbox.
+    pub async fn take_backlog(&self, worker: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("LMOVE")
+            .arg(self.keys.backlog())
+            .arg(self.keys.claimed(worker))
+            .arg("LEFT")
+            .arg("RIGHT")
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// Claims a raw message that `w` moved into its claimed list from
+    /// `source`. `again` repeats a claim whose reply was lost.
+    pub async fn claim(
+        &self,
+        w: &WorkerIdentity,
+        raw: &str,
+        source: MessageSource,
+        again: bool,
+    ) -> Result<Claim, StoreError> {
+        let assignee = match source {
+            MessageSource::Inbox => w.agent.as_str(),
+            MessageSource::Backlog => "",
+        };
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = CLAIM
+            .arg(self.keys.prefix())
+            .arg(&w.id)
+            .arg(raw)
+            .arg(assignee)
+            .arg(if again { "1" } else { "0" })
+            .invoke_async(&mut conn)
+            .await?;
+        match reply.as_slice() {
+            [run, id, attempt, description, tags, parent] if run == "run" => {
+                let key = self.keys.task(id);
+                let attempt = attempt.parse().map_err(|_| StoreError::Corrupt {
+                    key: key.clone(),
+                    what: format!("attempt `{attempt}` is not a number"),
+                })?;
+                let tags = if tags.is_empty() {
+                    Vec::new()
+                } else {
+                    serde_json::from_str(tags).map_err(|e| StoreError::Corrupt {
+                        key,
+                        what: format!("field `tags` is not a JSON list of strings: {e}"),
+                    })?
+                };
+                Ok(Claim::Run(ClaimedTask {
+                    id: id.clone(),
+                    attempt,
+                    description: description.clone(),
+                    tags,
+                    parent: parent.clone(),
+                }))
+            }
+            [stale, reason] if stale == "stale" => Ok(Claim::Stale {
+                reason: reason.clone(),
+            }),
+            [message, from, body] if message == "message" => Ok(Claim::Message {
+                from: from.clone(),
+                body: body.clone(),
+            }),
+            [dead, reason] if dead == "deadletter" => Ok(Claim::DeadLetter {
+                reason: reason.clone(),
+            }),
+            _ => Err(self.unexpected("claim.lua", &reply)),
+        }
+    }
+
+    /// Records how an attempt ended: completed, retried, failed — or, if
+    /// the task moved on meanwhile, rejected as stale.
+    pub async fn finish(&self, r: &Report<'_>) -> Result<Finish, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = FINISH
+            .arg(self.keys.prefix())
+            .arg(r.worker)
+            .arg(r.raw)
+            .arg(r.task)
+            .arg(r.attempt)
+            .arg(r.exit_code.map(|c| c.to_string()).unwrap_or_default())
+            .arg(r.error.unwrap_or(""))
+            .arg(r.output)
+            .arg(r.log)
+            .arg(r.retries)
+            .arg(millis(r.backoff))
+            .invoke_async(&mut conn)
+            .await?;
+        match reply.as_slice() {
+            [done] if done == "completed" => Ok(Finish::Completed),
+            [failed] if failed == "failed" => Ok(Finish::Failed),
+            [retry, at] if retry == "retry" => Ok(Finish::Retry {
+                retry_at: at.parse().unwrap_or(0),
+            }),
+            [stale, reason] if stale == "stale" => Ok(Finish::Stale {
+                reason: reason.clone(),
+            }),
+            _ => Err(self.unexpected("finish.lua", &reply)),
+        }
+    }
+
+    fn unexpected(&self, script: &str, reply: &[String]) -> StoreError {
+        StoreError::Corrupt {
+            key: self.keys.prefix().to_string(),
+            what: format!("{script} answered {reply:?}"),
+        }
+    }
+}
+
+/// A connection of its own for one blocking loop (the inbox or the control
+/// list): blocking reads on the shared connection would stall every other
+/// command, and its 500 ms response timeout would fail them.
+///
+/// After an error for which [`StoreError::is_connection_error`] holds, the
+/// next call connects again.
+pub struct BlockingConn {
+    target: RedisTarget,
+    keys: Keys,
+    conn: Option<MultiplexedConnection>,
+}
+
+impl BlockingConn {
+    /// Connects for `store`'s town.
+    pub async fn open(store: &Store, target: &RedisTarget) -> Result<Self, StoreError> {
+        let mut this = Self {
+            target: target.clone(),
+            keys: store.keys.clone(),
+            conn: None,
+        };
+        this.conn().await?;
+        Ok(this)
+    }
+
+    async fn conn(&mut self) -> Result<&mut MultiplexedConnection, StoreError> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => connect_blocking(&self.target).await?,
+        };
+        Ok(self.conn.insert(conn))
+    }
+
+    /// Runs a blocking command; drops the connection when it failed, so the
+    /// next call opens a new one.
+    async fn blocking<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: redis::Cmd,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn().await?;
+        match cmd.query_async(conn).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let e = StoreError::from(e);
+                if e.is_connection_error() {
+                    self.conn = None;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the head of `inbox:<agent>` and moves it to
+    /// the tail of `claimed:<worker>` (`BLMOVE … LEFT RIGHT`): once moved, a
+    /// crash cannot lose it.
+    pub async fn next_message(
+        &mut self,
+        agent: &str,
+        worker: &str,
+        timeout: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let mut cmd = redis::cmd("BLMOVE");
+        cmd.arg(self.keys.inbox(agent))
+            .arg(self.keys.claimed(worker))
+            .arg("LEFT")
+            .arg("RIGHT")
+            .arg(timeout.as_secs_f64());
+        self.blocking(cmd).await
+    }
+
+    /// Waits up to `timeout` for the next message on `control:<worker>`.
+    pub async fn next_control(
+        &mut self,
+        worker: &str,
+        timeout: Duration,
+    ) -> Result<Option<Control>, StoreError> {
+        let mut cmd = redis::cmd("BLPOP");
+        cmd.arg(self.keys.control(worker))
+            .arg(timeout.as_secs_f64());
+        let popped: Option<(String, String)> = self.blocking(cmd).await?;
+        Ok(popped.map(|(_, raw)| Control::parse(&raw)))
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_messages_parse() {
+        assert_eq!(
+            Control::parse(r#"{"kind":"stop","task":"a","attempt":2}"#),
+            Control::Stop {
+                task: "a".into(),
+                attempt: 2
+            }
+        );
+        assert_eq!(Control::parse(r#"{"kind":"shutdown"}"#), Control::Shutdown);
+        for raw in [
+            "nope",
+            r#"{"kind":"stop"}"#,
+            r#"{"kind":"stop","task":"a","attempt":-1}"#,
+            r#"{"kind":"reboot"}"#,
+        ] {
+            assert_eq!(Control::parse(raw), Control::Unknown(raw.into()), "{raw}");
+        }
+    }
+}

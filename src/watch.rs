@@ -1,0 +1,91 @@
+//! Watching tasks.toml for saves.
+//!
+//! Editors save in different ways — write in place, write a temp file and
+//! rename it over (vim, VS Code, `sed -i`), delete and recreate, `git
+//! checkout` — and a watch on the file itself goes silent after the first
+//! rename. So the *directory* is watched and events are filtered on the file
+//! name. Events are debounced on the trailing edge ([`DEBOUNCE`]) so one save
+//! that touches the file several times is one reload; the runner then
+//! compares contents, so a save that changed nothing writes nothing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::RecursiveMode;
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use tokio::sync::mpsc;
+
+/// Quiet time after the last event before a reload: long enough to fold an
+/// editor's burst of writes and renames into one, short enough to feel live.
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Keeps the watch alive; dropping it stops watching.
+pub struct Watcher {
+    _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("cannot watch `{dir}` for changes to `{file}`: {source}")]
+#[diagnostic(
+    code(tt::watch),
+    help(
+        "check that the directory exists and is readable; on Linux, raise fs.inotify.max_user_watches if it is exhausted"
+    )
+)]
+pub struct WatchError {
+    dir: PathBuf,
+    file: String,
+    #[source]
+    source: notify::Error,
+}
+
+/// Watches `file`; each debounced change sends `()` on the returned channel.
+pub fn watch(file: &Path) -> Result<(Watcher, mpsc::UnboundedReceiver<()>), WatchError> {
+    let abs = if file.is_absolute() {
+        file.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(file)
+    };
+    let dir = abs
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let name = abs
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    let err = |source| WatchError {
+        dir: dir.clone(),
+        file: name.to_string_lossy().into_owned(),
+        source,
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let wanted = name.clone();
+    // notify calls this on its own thread; an unbounded send never blocks it.
+    let handler = move |result: DebounceEventResult| {
+        let Ok(events) = result else {
+            // A watcher error (e.g. queue overflow) may have hidden a save:
+            // reload to be safe.
+            let _ = tx.send(());
+            return;
+        };
+        let touches_file = events.iter().any(|e| {
+            e.paths
+                .iter()
+                .any(|p| p.file_name() == Some(wanted.as_os_str()))
+        });
+        if touches_file {
+            let _ = tx.send(());
+        }
+    };
+    let mut debouncer = new_debouncer(DEBOUNCE, None, handler).map_err(err)?;
+    debouncer
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .map_err(err)?;
+    Ok((
+        Watcher {
+            _debouncer: debouncer,
+        },
+        rx,
+    ))
+}

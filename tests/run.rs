@@ -1,0 +1,461 @@
+//! `tt run` end to end: real runner, real agents (`sh` commands), a private
+//! redis-server; every wait is for a condition, with a deadline.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use crate::RedisExt;
+use crate::support::{RedisServer, Tt, wait_until};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// An agent command that appends `<task id>` to `order.log` when it runs.
+const RECORD: &str = r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> order.log"]"#;
+
+/// A `tt run` in the background; killed on drop. Its output goes to files so
+/// tests can read it while it runs.
+struct Running {
+    child: Child,
+    out: std::path::PathBuf,
+}
+
+impl Running {
+    fn start(tt: &Tt, args: &[&str]) -> Self {
+        let out = tt.dir().join("run.out");
+        let file = std::fs::File::create(&out).expect("run.out");
+        let err = file.try_clone().expect("clone");
+        let mut cmd = tt.command();
+        cmd.args(args)
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err));
+        let child = cmd.spawn().expect("spawn tt run");
+        Running { child, out }
+    }
+
+    fn output(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.out) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    fn wait_output(&self, needle: &str) {
+        wait_until(DEADLINE, &format!("tt run prints {needle:?}"), || {
+            self.output().contains(needle)
+        });
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    fn stop(mut self) -> i32 {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let mut code = None;
+        wait_until(DEADLINE, "tt run exits after SIGTERM", || {
+            code = self
+                .child
+                .try_wait()
+                .ok()
+                .flatten()
+                .map(|s| s.code().unwrap_or(-1));
+            code.is_some()
+        });
+        code.unwrap_or(-1)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(tt: &Tt, name: &str) -> Vec<String> {
+    std::fs::read_to_string(tt.dir().join(name))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn pos(order: &[String], id: &str) -> usize {
+    order
+        .iter()
+        .position(|l| l == id)
+        .unwrap_or_else(|| panic!("{id} never ran: {order:?}"))
+}
+
+fn status(redis: &RedisServer, town: &str, id: &str) -> String {
+    redis
+        .hgetall(&format!("tt:{town}:task:{id}"))
+        .get("status")
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_plan_with_groups_and_dependencies_runs_in_order() {
+    let redis = RedisServer::start();
+    let plan = format!(
+        r#"
+[town]
+name = "shop"
+[meta]
+default_agent = "backend"
+[agents.backend]
+{RECORD}
+[agents.reviewer]
+{RECORD}
+[[tasks]]
+id = "schema"
+[[tasks]]
+id = "auth"
+agent = "reviewer"
+[[tasks]]
+id = "login"
+parent = "auth"
+depends_on = ["schema"]
+[[tasks]]
+id = "logout"
+parent = "auth"
+depends_on = ["schema"]
+[[tasks]]
+id = "checkout"
+depends_on = ["auth"]
+[[tasks]]
+id = "docs"
+priority = 4
+"#
+    );
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let out = tt.run_with(["run", "--until-done"]).success();
+    assert!(out.stdout.contains("6 completed, 0 failed"), "{out}");
+    let order = lines(&tt, "order.log");
+    assert_eq!(order.len(), 6, "each task ran once: {order:?}");
+    assert!(pos(&order, "schema") < pos(&order, "login"));
+    assert!(
+        pos(&order, "login") < pos(&order, "logout"),
+        "file order among equals: {order:?}"
+    );
+    assert!(
+        pos(&order, "logout") < pos(&order, "auth"),
+        "join step after children"
+    );
+    assert!(
+        pos(&order, "auth") < pos(&order, "checkout"),
+        "depends_on a group waits for it"
+    );
+    assert_eq!(order.iter().filter(|l| *l == "auth").count(), 1);
+    assert_eq!(status(&redis, "shop", "checkout"), "completed");
+}
+
+#[test]
+fn until_done_exits_1_when_a_task_fails_and_names_what_it_blocked() {
+    let redis = RedisServer::start();
+    let plan = r#"
+[town]
+name = "t"
+[meta]
+default_agent = "sh"
+[agents.sh]
+command = ["sh", "-c", "test \"$TT_TASK_ID\" != schema"]
+[[tasks]]
+id = "schema"
+[[tasks]]
+id = "api"
+depends_on = ["schema"]
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let out = tt.run_with(["run", "--until-done"]).code(1);
+    assert!(out.stdout.contains("failed: schema"), "{out}");
+    assert!(out.stdout.contains("api — blocked: schema failed"), "{out}");
+}
+
+/// A plan whose agent waits for `go-<id>` to exist before finishing, so a
+/// test decides when each task completes.
+fn gated_plan(tasks: &str) -> String {
+    format!(
+        r#"[town]
+name = "live"
+[meta]
+default_agent = "w"
+[agents.w]
+command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> order.log; while [ ! -e \"go-$TT_TASK_ID\" ]; do sleep 0.02; done"]
+{tasks}"#
+    )
+}
+
+fn task(id: &str) -> String {
+    format!("[[tasks]]\nid = \"{id}\"\n")
+}
+
+fn release(tt: &Tt, id: &str) {
+    tt.write(format!("go-{id}"), "");
+}
+
+#[test]
+fn saves_reload_the_plan_in_place_by_sed_and_by_rename() {
+    let redis = RedisServer::start();
+    let tt = Tt::new()
+        .file("tasks.toml", gated_plan(&task("a")))
+        .redis(&redis);
+    let run = Running::start(&tt, &["run"]);
+    wait_until(DEADLINE, "a runs", || lines(&tt, "order.log") == ["a"]);
+
+    // In-place write.
+    let mut text = tt.read("tasks.toml");
+    text.push_str(&task("b"));
+    std::fs::write(tt.dir().join("tasks.toml"), &text).expect("write");
+    run.wait_output("reloaded tasks.toml: +1 ~0 -0");
+
+    // sed -i (writes a temp file and renames it over).
+    let status = std::process::Command::new("sed")
+        .args(["-i", "s/^id = \"b\"$/id = \"b\"\\n[[tasks]]\\nid = \"c\"/"])
+        .arg(tt.dir().join("tasks.toml"))
+        .status()
+        .expect("sed");
+    assert!(status.success());
+    run.wait_output("reloaded tasks.toml: +1 ~0 -0\n");
+    wait_until(DEADLINE, "c is in redis", || {
+        status_of(&redis, "c") == "pending"
+    });
+
+    // Write to a temp file, then rename (how vim and VS Code save).
+    let mut text = tt.read("tasks.toml");
+    text.push_str(&task("d"));
+    let tmp = tt.dir().join(".tasks.toml.swp");
+    std::fs::write(&tmp, &text).expect("write tmp");
+    std::fs::rename(&tmp, tt.dir().join("tasks.toml")).expect("rename");
+    wait_until(DEADLINE, "d is in redis", || {
+        !status_of(&redis, "d").is_empty()
+    });
+
+    for id in ["a", "b", "c", "d"] {
+        release(&tt, id);
+    }
+    wait_until(DEADLINE, "all four complete", || {
+        ["a", "b", "c", "d"]
+            .iter()
+            .all(|id| status_of(&redis, id) == "completed")
+    });
+    assert_eq!(lines(&tt, "order.log"), ["a", "b", "c", "d"]);
+    assert_eq!(run.stop(), 0);
+}
+
+fn status_of(redis: &RedisServer, id: &str) -> String {
+    status(redis, "live", id)
+}
+
+#[test]
+fn removed_tasks_never_run_and_a_removed_running_task_is_stopped() {
+    let redis = RedisServer::start();
+    let plan = gated_plan(&format!("{}{}{}", task("a"), task("b"), task("c")));
+    let tt = Tt::new().file("tasks.toml", &plan).redis(&redis);
+    let run = Running::start(&tt, &["run"]);
+    wait_until(DEADLINE, "a runs", || status_of(&redis, "a") == "running");
+    // Remove the running `a` and the pending `c`.
+    let edited = plan.replace(&task("a"), "").replace(&task("c"), "");
+    tt.write("tasks.toml", &edited);
+    run.wait_output("reloaded tasks.toml: +0 ~");
+    wait_until(DEADLINE, "a is cancelled", || {
+        status_of(&redis, "a") == "cancelled"
+    });
+    wait_until(DEADLINE, "b starts once a's process is stopped", || {
+        status_of(&redis, "b") == "running"
+    });
+    release(&tt, "b");
+    wait_until(DEADLINE, "b completes", || {
+        status_of(&redis, "b") == "completed"
+    });
+    assert_eq!(status_of(&redis, "c"), "cancelled");
+    assert_eq!(lines(&tt, "order.log"), ["a", "b"], "c never ran");
+    run.stop();
+}
+
+#[test]
+fn reordering_not_yet_dispatched_tasks_changes_the_run_order() {
+    let redis = RedisServer::start();
+    let plan = gated_plan(&format!(
+        "{}{}{}{}",
+        task("a"),
+        task("b"),
+        task("c"),
+        task("d")
+    ));
+    let tt = Tt::new().file("tasks.toml", &plan).redis(&redis);
+    let run = Running::start(&tt, &["run"]);
+    // a runs, b waits in the inbox (prefetch 1); c and d are not dispatched.
+    wait_until(DEADLINE, "a runs and b is queued", || {
+        status_of(&redis, "a") == "running" && status_of(&redis, "b") == "assigned"
+    });
+    let swapped = gated_plan(&format!(
+        "{}{}{}{}",
+        task("a"),
+        task("b"),
+        task("d"),
+        task("c")
+    ));
+    tt.write("tasks.toml", &swapped);
+    run.wait_output("reloaded tasks.toml");
+    for id in ["a", "b", "c", "d"] {
+        release(&tt, id);
+    }
+    wait_until(DEADLINE, "all complete", || {
+        status_of(&redis, "c") == "completed" && status_of(&redis, "d") == "completed"
+    });
+    assert_eq!(lines(&tt, "order.log"), ["a", "b", "d", "c"]);
+    run.stop();
+}
+
+#[test]
+fn a_queued_task_follows_its_new_agent() {
+    let redis = RedisServer::start();
+    let agents = r#"[town]
+name = "live"
+[agents.slow]
+command = ["sh", "-c", "echo \"slow $TT_TASK_ID\" >> order.log; while [ ! -e go ]; do sleep 0.02; done"]
+[agents.fast]
+command = ["sh", "-c", "echo \"fast $TT_TASK_ID\" >> order.log"]
+"#;
+    let plan = format!(
+        "{agents}[[tasks]]\nid = \"a\"\nagent = \"slow\"\n[[tasks]]\nid = \"b\"\nagent = \"slow\"\n"
+    );
+    let tt = Tt::new().file("tasks.toml", &plan).redis(&redis);
+    let run = Running::start(&tt, &["run"]);
+    wait_until(DEADLINE, "b is queued behind a", || {
+        status_of(&redis, "b") == "assigned"
+    });
+    tt.write(
+        "tasks.toml",
+        plan.replace(
+            "id = \"b\"\nagent = \"slow\"",
+            "id = \"b\"\nagent = \"fast\"",
+        ),
+    );
+    wait_until(DEADLINE, "b completes on fast", || {
+        status_of(&redis, "b") == "completed"
+    });
+    tt.write("go", "");
+    wait_until(DEADLINE, "a completes", || {
+        status_of(&redis, "a") == "completed"
+    });
+    let order = lines(&tt, "order.log");
+    assert!(order.contains(&"fast b".to_string()), "{order:?}");
+    assert!(
+        !order.contains(&"slow b".to_string()),
+        "b ran once, on its new agent: {order:?}"
+    );
+    run.stop();
+}
+
+#[test]
+fn an_invalid_save_keeps_the_last_plan_and_the_next_valid_one_applies() {
+    let redis = RedisServer::start();
+    let tt = Tt::new()
+        .file("tasks.toml", gated_plan(&task("a")))
+        .redis(&redis);
+    let run = Running::start(&tt, &["run"]);
+    wait_until(DEADLINE, "a runs", || status_of(&redis, "a") == "running");
+    let good = tt.read("tasks.toml");
+    tt.write(
+        "tasks.toml",
+        format!("{good}[[tasks]]\nid = \"b\"\ndepends_on = [\"nope\"]\n"),
+    );
+    run.wait_output("unknown task `nope`");
+    assert!(run.output().contains("the last good plan keeps running"));
+    assert_eq!(
+        status_of(&redis, "b"),
+        "",
+        "nothing of the invalid file reached redis"
+    );
+    tt.write("tasks.toml", format!("{good}{}", task("b")));
+    wait_until(DEADLINE, "b arrives", || !status_of(&redis, "b").is_empty());
+    release(&tt, "a");
+    release(&tt, "b");
+    wait_until(DEADLINE, "b completes", || {
+        status_of(&redis, "b") == "completed"
+    });
+    run.stop();
+}
+
+#[test]
+fn an_unchanged_save_writes_nothing() {
+    let redis = RedisServer::start();
+    let tt = Tt::new()
+        .file("tasks.toml", gated_plan(&task("a")))
+        .redis(&redis);
+    let run = Running::start(&tt, &["run", "--no-agents"]);
+    wait_until(DEADLINE, "a is dispatched", || {
+        status_of(&redis, "a") == "assigned"
+    });
+    let before = redis.changes();
+    let text = tt.read("tasks.toml");
+    tt.write("tasks.toml", &text);
+    // A second, real change proves the watcher saw the first save by now.
+    tt.write("tasks.toml", format!("{text}{}", task("b")));
+    run.wait_output("reloaded tasks.toml: +1 ~0 -0");
+    assert_eq!(
+        run.output().matches("reloaded").count(),
+        1,
+        "{}",
+        run.output()
+    );
+    assert!(redis.changes() > before);
+    run.stop();
+}
+
+#[test]
+fn a_second_runner_on_the_same_town_is_refused() {
+    let redis = RedisServer::start();
+    let tt = Tt::new()
+        .file("tasks.toml", gated_plan(&task("a")))
+        .redis(&redis);
+    let run = Running::start(&tt, &["run", "--no-agents"]);
+    run.wait_output("town `live`");
+    tt.run_with(["run", "--no-agents"])
+        .code(2)
+        .stderr_contains("town `live` already has a runner")
+        .stderr_contains("--wait");
+    assert_eq!(run.stop(), 0);
+    // Its lease is released on a clean stop: a new runner starts at once.
+    let out = tt.run_with(["run", "--no-agents", "--until-done"]);
+    assert!(!out.stderr.contains("already has a runner"), "{out}");
+}
+
+#[test]
+fn supervisor_messages_show_in_the_runner_output() {
+    let redis = RedisServer::start();
+    let tt = Tt::new()
+        .file("tasks.toml", gated_plan(&task("a")))
+        .redis(&redis);
+    let run = Running::start(&tt, &["run", "--no-agents"]);
+    run.wait_output("town `live`");
+    redis.cmd(&[
+        "RPUSH",
+        "tt:live:inbox:supervisor",
+        r#"{"kind":"message","from":"ann","body":"hello runner"}"#,
+    ]);
+    redis.cmd(&[
+        "XADD",
+        "tt:live:events",
+        "*",
+        "kind",
+        "message",
+        "agent",
+        "supervisor",
+        "task",
+        "",
+    ]);
+    run.wait_output("message to supervisor from ann: hello runner");
+    run.stop();
+}
+
+#[allow(dead_code)]
+fn exists(p: &Path) -> bool {
+    p.exists()
+}
