@@ -2,6 +2,7 @@
 //! place that prints and maps errors to exit codes (0 ok, 1 failed work,
 //! 2 bad input or usage).
 
+mod agent;
 mod assign;
 mod cancel;
 mod context;
@@ -108,6 +109,7 @@ pub enum Command {
     ///   tt status
     ///   tt status --watch
     ///   tt status --json
+    #[command(verbatim_doc_comment)]
     Status(status::Args),
     /// Workers of the town: state, current task, last heartbeat, host, pid.
     ///
@@ -116,6 +118,7 @@ pub enum Command {
     /// Examples:
     ///   tt list
     ///   tt list --json
+    #[command(verbatim_doc_comment)]
     List(list::Args),
     /// Add an ad-hoc task for an agent; `tt run` dispatches it like any other.
     ///
@@ -127,6 +130,7 @@ pub enum Command {
     ///   tt assign backend "Fix the flaky login test"
     ///   tt assign backend "Add rate limiting" --id rate-limit --parent auth --tags api,P1
     ///   tt assign reviewer "Review the auth work" --depends-on auth --priority 1
+    #[command(verbatim_doc_comment)]
     Assign(assign::Args),
     /// Put a message into an agent's inbox (`--urgent`: at the head).
     ///
@@ -136,12 +140,14 @@ pub enum Command {
     ///   tt send backend "Rebase on main before the next task"
     ///   tt send backend --urgent "Stop touching the schema"
     ///   tt send supervisor "Deploying at 5pm"
+    #[command(verbatim_doc_comment)]
     Send(send::Args),
     /// What waits in an agent's inbox, head first.
     ///
     /// Examples:
     ///   tt inbox backend
     ///   tt inbox supervisor --json
+    #[command(verbatim_doc_comment)]
     Inbox(inbox::Args),
     /// Events of the town, oldest first (the last 100 by default).
     ///
@@ -153,6 +159,7 @@ pub enum Command {
     ///   tt history --task login
     ///   tt history --follow --limit 20
     ///   tt history --json | jq 'select(.kind == "failed")'
+    #[command(verbatim_doc_comment)]
     History(history::Args),
     /// Ask a worker, or every worker of an agent, to shut down.
     ///
@@ -162,6 +169,7 @@ pub enum Command {
     /// Examples:
     ///   tt kill backend-2
     ///   tt kill backend
+    #[command(verbatim_doc_comment)]
     Kill(kill::Args),
     /// Forget workers that stopped or whose heartbeat expired.
     ///
@@ -170,6 +178,7 @@ pub enum Command {
     ///
     /// Examples:
     ///   tt prune
+    #[command(verbatim_doc_comment)]
     Prune(prune::Args),
     /// Cancel a task (a group: with its unfinished tasks).
     ///
@@ -179,6 +188,7 @@ pub enum Command {
     /// Examples:
     ///   tt cancel login
     ///   tt cancel auth --reason "postponed to next sprint"
+    #[command(verbatim_doc_comment)]
     Cancel(cancel::Args),
     /// Run a failed or cancelled task again (a group: its failed tasks and
     /// those cancelled with it).
@@ -189,7 +199,33 @@ pub enum Command {
     /// Examples:
     ///   tt retry login
     ///   tt retry auth
+    #[command(verbatim_doc_comment)]
     Retry(retry::Args),
+    /// Run one worker of an agent in the foreground: take tasks from its
+    /// inbox, run each with its command, report how it ended.
+    ///
+    /// The command comes from `--cli` (a preset) or `--command` (an argv,
+    /// last on the line), else from `[agents.<name>]` in tasks.toml. Output
+    /// of each attempt goes to `.tt/logs/<task>/<attempt>.log`. Ctrl-C stops
+    /// the running command and leaves its task for the runner to requeue.
+    ///
+    /// Examples:
+    ///   tt agent backend
+    ///   tt agent backend --cli claude --id backend-laptop
+    ///   tt agent tests --timeout 10m --command make test TASK={id}
+    ///   REDIS_URL=redis://ci-host:6379 tt --town shop agent backend
+    #[command(verbatim_doc_comment)]
+    Agent(agent::Args),
+    /// Start a worker in the background (like `tt agent`, detached), print
+    /// its id and pid once it has registered.
+    ///
+    /// Its output goes to `.tt/logs/agents/<id>.log`; `tt kill <id>` stops it.
+    ///
+    /// Examples:
+    ///   tt spawn backend --cli claude
+    ///   tt spawn reviewer --json --command ./review.sh {id}
+    #[command(verbatim_doc_comment)]
+    Spawn(agent::SpawnArgs),
     /// Stop the embedded redis-server of this project (state is kept on disk).
     Down,
 }
@@ -248,6 +284,8 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Prune(args) => prune::run(&ctx, args).await,
         Command::Cancel(args) => cancel::run(&ctx, args).await,
         Command::Retry(args) => retry::run(&ctx, args).await,
+        Command::Agent(args) => agent::run(&ctx, args).await,
+        Command::Spawn(args) => agent::spawn(&ctx, args).await,
         Command::Down => towns::down(&ctx).await,
     }
 }

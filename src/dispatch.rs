@@ -4,7 +4,7 @@
 //! atomically, so a stale decision can only be a skipped task, never a
 //! double dispatch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::Status;
 use crate::graph::{Graph, Readiness};
@@ -69,16 +69,58 @@ impl Snapshot {
     }
 
     /// Whether anything can still happen without outside help: work in
-    /// flight, or ready work that has somewhere to go.
-    pub fn active(&self, agents: &HashMap<String, AgentSlot>) -> bool {
-        let has_backlog_agent = agents.values().any(|a| a.backlog);
-        (0..self.records.len()).any(|i| match self.graph.status(i) {
-            Status::Assigned | Status::Running => !self.graph.is_group(i),
-            Status::Pending => {
-                self.graph.readiness(i) == Readiness::Ready
-                    && (self.records[i].agent.is_some() || has_backlog_agent)
-            }
-            _ => false,
+    /// flight, or ready work that has an agent to go to. `live` holds the
+    /// agent names with a running worker (declared ones count as coming).
+    pub fn active(&self, agents: &HashMap<String, AgentSlot>, live: &HashSet<String>) -> bool {
+        (0..self.records.len()).any(|i| self.in_play(i, agents, live))
+    }
+
+    fn in_play(
+        &self,
+        i: usize,
+        agents: &HashMap<String, AgentSlot>,
+        live: &HashSet<String>,
+    ) -> bool {
+        let r = &self.records[i];
+        // Stored status, not the derived one: a group "running" because
+        // its children are is not work in flight, its join step is.
+        match r.status {
+            Status::Assigned | Status::Running | Status::Pending => {}
+            _ => return false,
+        }
+        if r.status == Status::Running {
+            return true;
+        }
+        if r.status == Status::Pending && self.graph.readiness(i) != Readiness::Ready {
+            return false;
+        }
+        match &r.agent {
+            Some(a) => agents.contains_key(a) || live.contains(a),
+            None => agents.values().any(|a| a.backlog),
+        }
+    }
+
+    /// Why a task that is not finished will not get further, if it is stuck.
+    pub fn stuck_reason(
+        &self,
+        i: usize,
+        agents: &HashMap<String, AgentSlot>,
+        live: &HashSet<String>,
+    ) -> Option<String> {
+        let r = &self.records[i];
+        if self.graph.status(i).is_final() || self.in_play(i, agents, live) {
+            return None;
+        }
+        if r.status == Status::Pending
+            && let Readiness::Waiting(w) = self.graph.readiness(i)
+        {
+            return Some(w.to_string());
+        }
+        Some(match &r.agent {
+            Some(a) => format!(
+                "agent `{a}` is not declared in [agents] and no worker of it runs (start one with `tt agent {a}`)"
+            ),
+            None => "no agent takes it (set `agent`, `[meta] default_agent`, or an agent with `backlog = true`)".into(),
         })
     }
 

@@ -5,6 +5,7 @@
 //! ([`store`]) → dispatch → agent → Redis → events. Only [`store`] speaks
 //! Redis; only [`cli`] prints.
 
+pub mod agent;
 pub mod cli;
 pub mod dispatch;
 pub mod graph;

@@ -253,9 +253,11 @@ impl<F: FnMut(Report)> Runner<F> {
             };
             if self.opts.until_done
                 && let Some(s) = &snapshot
-                && !s.active(&self.slots())
             {
-                break Ok(summary(s, false));
+                let live = self.store.live_agent_names().await.unwrap_or_default();
+                if !s.active(&self.slots(), &live) {
+                    break Ok(summary(s, &self.slots(), &live, false));
+                }
             }
             let retry_sleep = async {
                 match retry_wake {
@@ -302,7 +304,8 @@ impl<F: FnMut(Report)> Runner<F> {
 
     async fn final_summary(&self, interrupted: bool) -> Result<Summary, RunError> {
         let snapshot = Snapshot::new(self.store.tasks().await?);
-        Ok(summary(&snapshot, interrupted))
+        let live = self.store.live_agent_names().await.unwrap_or_default();
+        Ok(summary(&snapshot, &self.slots(), &live, interrupted))
     }
 
     /// Window and backlog flag of every declared agent.
@@ -399,20 +402,19 @@ impl<F: FnMut(Report)> Runner<F> {
     }
 }
 
-fn summary(s: &Snapshot, interrupted: bool) -> Summary {
+fn summary(
+    s: &Snapshot,
+    agents: &HashMap<String, AgentSlot>,
+    live: &std::collections::HashSet<String>,
+    interrupted: bool,
+) -> Summary {
     let mut failed = Vec::new();
     let mut stuck = Vec::new();
     for i in 0..s.records.len() {
-        match s.graph.status(i) {
-            Status::Failed if !s.graph.is_group(i) => failed.push(s.records[i].id.clone()),
-            Status::Pending => {
-                let why = match s.graph.readiness(i) {
-                    crate::graph::Readiness::Waiting(w) => w.to_string(),
-                    _ => "no agent takes it (set `agent`, `[meta] default_agent`, or an agent with `backlog = true`)".into(),
-                };
-                stuck.push((s.records[i].id.clone(), why));
-            }
-            _ => {}
+        if s.graph.status(i) == Status::Failed && !s.graph.is_group(i) {
+            failed.push(s.records[i].id.clone());
+        } else if let Some(why) = s.stuck_reason(i, agents, live) {
+            stuck.push((s.records[i].id.clone(), why));
         }
     }
     Summary {

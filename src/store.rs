@@ -14,6 +14,7 @@ pub mod keys;
 pub mod server;
 mod sync;
 mod task;
+mod worker;
 
 pub use admin::{
     ADHOC_ORDER_BASE, AgentInfo, Assigned, CancelOutcome, InboxEntry, KillOutcome, NewTask, Pruned,
@@ -26,6 +27,10 @@ pub use events::{EventFollower, STREAM_START};
 pub use keys::Keys;
 pub use sync::{SyncCounts, TaskDef};
 pub use task::{Source, TaskRecord};
+pub use worker::{
+    BlockingConn, Claim, ClaimedTask, Control, Finish, MessageSource, Registered, Report,
+    WorkerIdentity,
+};
 
 use std::collections::HashMap;
 

@@ -3,6 +3,8 @@
 
 mod support;
 
+mod agent;
+mod commands;
 mod fuzz;
 mod plan;
 mod run;

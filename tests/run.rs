@@ -423,8 +423,9 @@ fn a_second_runner_on_the_same_town_is_refused() {
         .stderr_contains("--wait");
     assert_eq!(run.stop(), 0);
     // Its lease is released on a clean stop: a new runner starts at once.
-    let out = tt.run_with(["run", "--no-agents", "--until-done"]);
-    assert!(!out.stderr.contains("already has a runner"), "{out}");
+    let again = Running::start(&tt, &["run", "--no-agents"]);
+    again.wait_output("town `live`");
+    assert_eq!(again.stop(), 0);
 }
 
 #[test]
@@ -458,4 +459,54 @@ fn supervisor_messages_show_in_the_runner_output() {
 #[allow(dead_code)]
 fn exists(p: &Path) -> bool {
     p.exists()
+}
+
+#[test]
+fn until_done_on_each_example_ends_with_the_right_code() {
+    let redis = RedisServer::start();
+    // shop.toml: everything completes, the join step last.
+    let tt = Tt::new()
+        .file("tasks.toml", crate::example("shop.toml"))
+        .redis(&redis);
+    let out = tt.run_with(["run", "--until-done"]).success();
+    assert!(out.stdout.contains("6 completed, 0 failed"), "{out}");
+    // tinytown 0.10: no [agents], so nothing can run here; it says so.
+    let tt = Tt::new()
+        .file("tasks.toml", crate::example("tinytown-0.10.toml"))
+        .env("TT_TOWN", "legacy")
+        .redis(&redis);
+    let out = tt.run_with(["run", "--until-done"]).code(1);
+    assert!(
+        out.stdout.contains("agent `backend` is not declared"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("tt agent backend"), "{out}");
+    // claude.toml with a `claude` that fails: attempts fail, exit 1.
+    let bin = tt.dir().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    for name in ["claude", "codex"] {
+        let path = bin.join(name);
+        std::fs::write(&path, "#!/bin/sh\nexit 3\n").expect("write");
+        std::os::unix::fs::PermissionsExt::set_mode(
+            &mut std::fs::metadata(&path).expect("meta").permissions(),
+            0o755,
+        );
+        std::process::Command::new("chmod")
+            .arg("755")
+            .arg(&path)
+            .status()
+            .expect("chmod");
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let tt = Tt::new()
+        .file("tasks.toml", crate::example("claude.toml"))
+        .env("TT_TOWN", "claude")
+        .env("PATH", path)
+        .redis(&redis);
+    let out = tt.run_with(["run", "--until-done"]).code(1);
+    assert!(out.stdout.contains("failed: tests"), "{out}");
 }

@@ -65,7 +65,13 @@ impl AgentConfig {
     /// The agent as `[agents.<name>]` declares it; `workdir` is relative to
     /// `project_dir` (the directory of tasks.toml).
     pub fn from_spec(name: &str, spec: &AgentSpec, project_dir: &Path) -> Result<Self, AgentError> {
-        Self::resolve(name, Some(spec), &Overrides::default(), project_dir, "tasks.toml")
+        Self::resolve(
+            name,
+            Some(spec),
+            &Overrides::default(),
+            project_dir,
+            "tasks.toml",
+        )
     }
 
     /// The agent from tasks.toml (if declared there) with `flags` on top.
@@ -212,7 +218,8 @@ mod tests {
             workdir: Some("/abs".into()),
             ..Default::default()
         };
-        let c = AgentConfig::resolve("b", Some(&spec()), &flags, Path::new("/p"), "t.toml").unwrap();
+        let c =
+            AgentConfig::resolve("b", Some(&spec()), &flags, Path::new("/p"), "t.toml").unwrap();
         assert_eq!(c.command[0], "claude");
         assert_eq!(c.timeout, Some(Duration::from_secs(300)));
         assert_eq!(c.retries, 0);
@@ -222,7 +229,8 @@ mod tests {
 
     #[test]
     fn bad_definitions_are_usage_errors() {
-        let none = AgentConfig::resolve("b", None, &Overrides::default(), Path::new("/p"), "t.toml");
+        let none =
+            AgentConfig::resolve("b", None, &Overrides::default(), Path::new("/p"), "t.toml");
         assert!(matches!(none, Err(AgentError::NoCommand { .. })));
         let typo = Overrides {
             cli: Some("cluade".into()),

@@ -15,7 +15,9 @@ pub enum AgentError {
     Store(#[from] StoreError),
 
     /// No command line given and none in tasks.toml.
-    #[error("no command for agent `{name}`: neither `--cli`/`--command` nor `[agents.{name}]` in `{file}`")]
+    #[error(
+        "no command for agent `{name}`: neither `--cli`/`--command` nor `[agents.{name}]` in `{file}`"
+    )]
     #[diagnostic(
         code(tt::agent::no_command),
         help(
@@ -71,6 +73,21 @@ pub enum AgentError {
     )]
     IdInUse { id: String, holder: String },
 
+    /// `tt spawn`: the background worker never registered.
+    #[error("worker `{id}` {what}{log_tail}")]
+    #[diagnostic(
+        code(tt::agent::spawn),
+        help("its output is in `{}`", .log.display())
+    )]
+    SpawnFailed {
+        id: String,
+        /// "exited with exit status: 1 before it registered", …
+        what: String,
+        log: PathBuf,
+        /// The last lines of its log, each indented after a newline.
+        log_tail: String,
+    },
+
     /// A file or process operation of the worker failed.
     #[error("cannot {what}")]
     #[diagnostic(code(tt::agent::io))]
@@ -92,7 +109,10 @@ impl AgentError {
             | AgentError::BadTimeout { .. }
             | AgentError::BadId { .. }
             | AgentError::Workdir { .. } => 2,
-            AgentError::Store(_) | AgentError::IdInUse { .. } | AgentError::Io { .. } => 1,
+            AgentError::Store(_)
+            | AgentError::IdInUse { .. }
+            | AgentError::SpawnFailed { .. }
+            | AgentError::Io { .. } => 1,
         }
     }
 }

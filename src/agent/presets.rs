@@ -27,7 +27,13 @@ pub const PRESETS: &[Preset] = &[
         name: "claude",
         // `-p` (print mode) runs one prompt and exits; `acceptEdits` lets it
         // edit files without a prompt nobody would answer.
-        argv: &["claude", "-p", "{prompt}", "--permission-mode", "acceptEdits"],
+        argv: &[
+            "claude",
+            "-p",
+            "{prompt}",
+            "--permission-mode",
+            "acceptEdits",
+        ],
         about: "Claude Code: claude -p <prompt> --permission-mode acceptEdits",
     },
     Preset {

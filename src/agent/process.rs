@@ -146,9 +146,9 @@ fn spawn_error(program: &str, e: &std::io::Error) -> String {
     let is_path = program.contains('/');
     match e.kind() {
         std::io::ErrorKind::NotFound if is_path => format!("`{program}` does not exist"),
-        std::io::ErrorKind::NotFound => format!(
-            "`{program}` not found on PATH: install it, or fix the agent's `cli`/`command`"
-        ),
+        std::io::ErrorKind::NotFound => {
+            format!("`{program}` not found on PATH: install it, or fix the agent's `cli`/`command`")
+        }
         std::io::ErrorKind::PermissionDenied => format!("`{program}` is not executable"),
         _ => format!("cannot start `{program}`: {e}"),
     }
@@ -189,7 +189,10 @@ impl Running {
     pub async fn stop(&mut self, grace: Duration) {
         let started = Instant::now();
         self.signal(libc::SIGTERM);
-        if tokio::time::timeout(grace, self.child.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
             self.signal(libc::SIGKILL);
             let _ = self.child.wait().await;
         }
@@ -274,7 +277,10 @@ mod tests {
         let p = d.path().join("log");
         std::fs::write(&p, "aé".repeat(1000)).unwrap();
         let t = tail(&p, 5);
-        assert!(t.len() <= 5 && t.ends_with('é') && !t.contains('\u{FFFD}'), "{t:?}");
+        assert!(
+            t.len() <= 5 && t.ends_with('é') && !t.contains('\u{FFFD}'),
+            "{t:?}"
+        );
         std::fs::write(&p, "short").unwrap();
         assert_eq!(tail(&p, TAIL_BYTES), "short");
         assert_eq!(tail(&d.path().join("missing"), 10), "");
@@ -311,7 +317,10 @@ mod tests {
             Err(why) => why,
             Ok(_) => panic!("started"),
         };
-        assert!(why.starts_with("`tt-no-such-program-xyz` not found on PATH"), "{why}");
+        assert!(
+            why.starts_with("`tt-no-such-program-xyz` not found on PATH"),
+            "{why}"
+        );
         assert!(tail(&log, TAIL_BYTES).contains("not found on PATH"));
     }
 
@@ -342,7 +351,10 @@ mod tests {
         };
         let started = Instant::now();
         run.stop(STOP_GRACE).await;
-        assert!(started.elapsed() < STOP_GRACE, "sh and sleep exit on SIGTERM");
+        assert!(
+            started.elapsed() < STOP_GRACE,
+            "sh and sleep exit on SIGTERM"
+        );
         // Gone, or a zombie waiting for init.
         let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
         assert!(stat.is_empty() || stat.contains(") Z"), "{stat}");

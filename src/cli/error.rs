@@ -19,6 +19,10 @@ pub enum CliError {
     #[diagnostic(transparent)]
     Run(#[from] crate::runner::RunError),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Agent(#[from] crate::agent::AgentError),
+
     #[error("{message}")]
     #[diagnostic(code(tt::usage), help("{help}"))]
     Usage { message: String, help: String },
@@ -50,6 +54,7 @@ impl CliError {
                 crate::runner::RunError::Plan(_) | crate::runner::RunError::LeaseHeld { .. },
             ) => 2,
             CliError::Run(_) => 1,
+            CliError::Agent(e) => e.exit_code(),
             CliError::Store(_) | CliError::Io { .. } => 1,
         }
     }

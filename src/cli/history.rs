@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long)]
     task: Option<String>,
     /// After the history, wait for new events and print them (Ctrl-C stops).
-    #[arg(long, short = 'f')]
+    #[arg(long)]
     follow: bool,
     /// How many past events to show (the newest ones).
     #[arg(long, short = 'n', default_value_t = 100)]
@@ -76,7 +76,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let (events, last) = store
         .recent_events(args.limit, args.task.as_deref())
         .await?;
-    if events.is_empty() && !args.follow && !args.json {
+    if events.is_empty() && args.limit > 0 && !args.follow && !args.json {
         match &args.task {
             Some(t) => println!("no events of `{t}` yet"),
             None => println!("no events in town `{}` yet", store.town()),

@@ -8,6 +8,7 @@
 //! blocking read times out (every [`super::history::BLOCK`]).
 
 use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -31,6 +32,11 @@ pub struct Args {
 
 /// Waiting tasks listed in text; the rest are counted.
 const WAITING_SHOWN: usize = 20;
+
+/// Least time between two `--watch` drawings: a burst of events (a reload,
+/// a dispatch wave) is read as one batch after it, not redrawn per event —
+/// each drawing reads every task.
+const MIN_REDRAW: Duration = Duration::from_millis(250);
 
 /// Everything one drawing needs, read at one moment.
 struct Snapshot {
@@ -219,17 +225,12 @@ impl Snapshot {
                 "none".into()
             };
         };
-        let mut s = if r.id.is_empty() {
-            "?".to_string()
-        } else {
-            r.id.clone()
+        // `tt run` names itself `<host>:<pid>`: say it once, readably.
+        let mut s = match (&r.host, r.pid) {
+            (Some(h), Some(p)) => format!("pid {p} on {h}"),
+            _ if r.id.is_empty() => "?".to_string(),
+            _ => r.id.clone(),
         };
-        match (&r.host, r.pid) {
-            (Some(h), Some(p)) => s.push_str(&format!(" on {h} (pid {p})")),
-            (Some(h), None) => s.push_str(&format!(" on {h}")),
-            (None, Some(p)) => s.push_str(&format!(" (pid {p})")),
-            (None, None) => {}
-        }
         if let Some(since) = r.since {
             s.push_str(&format!(
                 ", for {}",
@@ -265,7 +266,12 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut shown = String::new();
+    let mut drawn: Option<Instant> = None;
     loop {
+        if let Some(rest) = drawn.and_then(|d| MIN_REDRAW.checked_sub(d.elapsed())) {
+            tokio::time::sleep(rest).await;
+        }
+        drawn = Some(Instant::now());
         let snap = Snapshot::read(&store).await?;
         let text = if args.json {
             snap.json().to_string()

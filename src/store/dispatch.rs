@@ -180,6 +180,29 @@ impl Store {
         Ok(out)
     }
 
+    /// Names of agents with at least one worker whose heartbeat is alive.
+    pub async fn live_agent_names(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        let workers: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.agents())
+            .query_async(&mut conn)
+            .await?;
+        if workers.is_empty() {
+            return Ok(Default::default());
+        }
+        let mut pipe = redis::pipe();
+        for w in &workers {
+            pipe.hget(self.keys.agent(w), "name")
+                .exists(self.keys.alive(w));
+        }
+        let replies: Vec<(Option<String>, bool)> = pipe.query_async(&mut conn).await?;
+        Ok(replies
+            .into_iter()
+            .filter(|(_, alive)| *alive)
+            .filter_map(|(name, _)| name)
+            .collect())
+    }
+
     /// Drains the runner's own inbox (`tt send supervisor …`).
     pub async fn take_supervisor_messages(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn.clone();

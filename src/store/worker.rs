@@ -17,11 +17,9 @@ use redis::aio::MultiplexedConnection;
 use super::connection::connect_blocking;
 use super::{Keys, RedisTarget, Store, StoreError};
 
-static WORKER: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/worker.lua")));
+static WORKER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/worker.lua")));
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/claim.lua")));
-static FINISH: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/finish.lua")));
+static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/finish.lua")));
 
 /// Who a worker is, as its records in Redis say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,9 +41,11 @@ pub struct WorkerIdentity {
 /// Result of [`Store::register_worker`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Registered {
-    /// Registered. `leftover` messages sit in `claimed:<worker>` from an
-    /// earlier process with this id, for the runner's recovery.
-    Ok { leftover: u64 },
+    /// Registered. What an earlier process with this id left in
+    /// `claimed:<worker>` was dealt with: `returned` unclaimed messages went
+    /// back to their inbox, `requeued` tasks it had started went back to
+    /// `pending` (the next dispatch is a new attempt).
+    Ok { returned: u64, requeued: u64 },
     /// A live process holds the id; `holder` is its token.
     Busy { holder: String },
 }
@@ -77,7 +77,11 @@ pub enum Claim {
     /// Ours: the task is now `running` on this worker.
     Run(ClaimedTask),
     /// Dropped without running: cancelled, reassigned, an old attempt.
-    Stale { reason: String },
+    Stale {
+        task: String,
+        attempt: u32,
+        reason: String,
+    },
     /// A direct message (`tt send`): recorded, never run.
     Message { from: String, body: String },
     /// Unreadable: moved to `deadletter`.
@@ -112,11 +116,15 @@ pub enum Finish {
     Completed,
     /// Back to `pending`, not dispatched before `retry_at` (ms since the
     /// epoch, Redis time).
-    Retry { retry_at: u64 },
+    Retry {
+        retry_at: u64,
+    },
     Failed,
     /// The task moved on (cancelled, requeued to a new attempt): nothing
     /// changed but a `rejected` event.
-    Stale { reason: String },
+    Stale {
+        reason: String,
+    },
 }
 
 /// A message on `control:<worker>`.
@@ -153,7 +161,10 @@ impl Control {
 
 impl Store {
     /// Registers a worker: agent hash, `agents` set, first heartbeat
-    /// (`ttl`). Refused while another process holds the id.
+    /// (`ttl`). Refused while another process holds the id. Work an earlier
+    /// process with this id left in its claimed list is returned or
+    /// requeued in the same step: once this worker is alive, the runner's
+    /// recovery of dead workers would never see it.
     pub async fn register_worker(
         &self,
         w: &WorkerIdentity,
@@ -173,8 +184,9 @@ impl Store {
             .invoke_async(&mut conn)
             .await?;
         match reply.as_slice() {
-            [ok, n] if ok == "ok" => Ok(Registered::Ok {
-                leftover: n.parse().unwrap_or(0),
+            [ok, returned, requeued] if ok == "ok" => Ok(Registered::Ok {
+                returned: returned.parse().unwrap_or(0),
+                requeued: requeued.parse().unwrap_or(0),
             }),
             [busy, holder] if busy == "busy" => Ok(Registered::Busy {
                 holder: holder.clone(),
@@ -212,6 +224,26 @@ impl Store {
         Ok(())
     }
 
+    /// Returns what sits in the worker's claimed list to the head of the
+    /// inbox (or backlog) it came from, keeping tasks it already started.
+    /// For a worker that stops while idle: a `BLMOVE` cut short by the stop
+    /// may have moved a message it will never claim. Returns how many went
+    /// back.
+    pub async fn give_back(&self, w: &WorkerIdentity) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = WORKER
+            .arg(self.keys.prefix())
+            .arg("give_back")
+            .arg(&w.id)
+            .arg(&w.agent)
+            .invoke_async(&mut conn)
+            .await?;
+        match reply.as_slice() {
+            [ok, n] if ok == "ok" => Ok(n.parse().unwrap_or(0)),
+            _ => Err(self.unexpected("worker.lua give_back", &reply)),
+        }
+    }
+
     /// Whether a worker's heartbeat is current.
     pub async fn worker_alive(&self, worker: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
@@ -221,13 +253,22 @@ impl Store {
             .await?)
     }
 
-    /// Moves the head of the backlog into the worker's claimed list without
-    /// waiting: the backlog is checked between blocking reads of the inbox.
-    pub async fn take_backlog(&self, worker: &str) -> Result<Option<String>, StoreError> {
+    /// Moves the head of the inbox (or the backlog) into the worker's
+    /// claimed list without waiting; `None` when it is empty. A worker that
+    /// takes backlog work checks both between blocking reads of the inbox.
+    pub async fn take_message(
+        &self,
+        w: &WorkerIdentity,
+        source: MessageSource,
+    ) -> Result<Option<String>, StoreError> {
+        let from = match source {
+            MessageSource::Inbox => self.keys.inbox(&w.agent),
+            MessageSource::Backlog => self.keys.backlog(),
+        };
         let mut conn = self.conn.clone();
         Ok(redis::cmd("LMOVE")
-            .arg(self.keys.backlog())
-            .arg(self.keys.claimed(worker))
+            .arg(from)
+            .arg(self.keys.claimed(&w.id))
             .arg("LEFT")
             .arg("RIGHT")
             .query_async(&mut conn)
@@ -279,7 +320,9 @@ impl Store {
                     parent: parent.clone(),
                 }))
             }
-            [stale, reason] if stale == "stale" => Ok(Claim::Stale {
+            [stale, reason, task, attempt] if stale == "stale" => Ok(Claim::Stale {
+                task: task.clone(),
+                attempt: attempt.parse().unwrap_or(0),
                 reason: reason.clone(),
             }),
             [message, from, body] if message == "message" => Ok(Claim::Message {
@@ -383,9 +426,10 @@ impl BlockingConn {
         }
     }
 
-    /// Waits up to `timeout` for the head of `inbox:<agent>` and moves it to
-    /// the tail of `claimed:<worker>` (`BLMOVE … LEFT RIGHT`): once moved, a
-    /// crash cannot lose it.
+    /// Waits up to `timeout` (which must not be zero: to Redis that means
+    /// forever) for the head of `inbox:<agent>` and moves it to the tail of
+    /// `claimed:<worker>` (`BLMOVE … LEFT RIGHT`): once moved, a crash
+    /// cannot lose it.
     pub async fn next_message(
         &mut self,
         agent: &str,
@@ -397,11 +441,12 @@ impl BlockingConn {
             .arg(self.keys.claimed(worker))
             .arg("LEFT")
             .arg("RIGHT")
-            .arg(timeout.as_secs_f64());
+            .arg(blocking_timeout(timeout));
         self.blocking(cmd).await
     }
 
-    /// Waits up to `timeout` for the next message on `control:<worker>`.
+    /// Waits up to `timeout` (not zero) for the next message on
+    /// `control:<worker>`.
     pub async fn next_control(
         &mut self,
         worker: &str,
@@ -409,10 +454,16 @@ impl BlockingConn {
     ) -> Result<Option<Control>, StoreError> {
         let mut cmd = redis::cmd("BLPOP");
         cmd.arg(self.keys.control(worker))
-            .arg(timeout.as_secs_f64());
+            .arg(blocking_timeout(timeout));
         let popped: Option<(String, String)> = self.blocking(cmd).await?;
         Ok(popped.map(|(_, raw)| Control::parse(&raw)))
     }
+}
+
+/// A blocking command's timeout in seconds; at least a millisecond, as 0
+/// would block forever.
+fn blocking_timeout(d: Duration) -> f64 {
+    d.max(Duration::from_millis(1)).as_secs_f64()
 }
 
 fn millis(d: Duration) -> u64 {

@@ -7,7 +7,7 @@
 -- started with that attempt is handed back instead of dropped.
 -- Returns one of
 --   {'run', id, attempt, description, tags (JSON), parent}
---   {'stale', reason}          (dropped: cancelled, reassigned, old attempt)
+--   {'stale', reason, id, attempt}  (dropped: cancelled, reassigned, old attempt)
 --   {'message', from, body}    (a direct message: recorded, never run)
 --   {'deadletter', reason}     (unreadable: moved to the deadletter list)
 local prefix, worker, raw, assignee = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -76,7 +76,7 @@ end
 if reason then
   redis.call('LREM', claimed, 1, raw)
   event('dropped', id, attempt, 'reason', reason)
-  return { 'stale', reason }
+  return { 'stale', reason, id, attempt }
 end
 
 -- The message stays in `claimed` while the command runs: finish.lua removes

@@ -1,10 +1,12 @@
 -- A worker's own records: its agent hash, its heartbeat, the set of
--- workers. Called by Store::register_worker, heartbeat and worker_stopped.
+-- workers, and what it leaves in its claimed list. Called by
+-- Store::register_worker, heartbeat, worker_stopped and give_back.
 -- ARGV[1] key prefix, ARGV[2] operation, ARGV[3] worker id, then:
 --   register: agent name, pid, host, backlog ("1"/"0"), ttl ms, token
---     → {'ok', leftover claimed count} or {'busy', holder token}
+--     → {'ok', returned, requeued} or {'busy', holder token}
 --   heartbeat: ttl ms, token → {'ok'}
 --   stopped: token → {'ok'}
+--   give_back: agent name → {'ok', returned}
 -- The heartbeat key holds the worker's token (`pid@host/…`), so a second
 -- process started with the id of a live worker is refused instead of
 -- sharing its claimed list.
@@ -13,10 +15,57 @@ local t = redis.call('TIME')
 local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
 local alive = prefix .. 'alive:' .. worker
 local agent = prefix .. 'agent:' .. worker
+local claimed = prefix .. 'claimed:' .. worker
 
-local function event(kind, ...)
+local function event(kind, task, attempt, ...)
   redis.call('XADD', prefix .. 'events', 'MAXLEN', '~', '100000', '*',
-    'kind', kind, 'task', '', 'agent', worker, 'attempt', '', 'at', now, ...)
+    'kind', kind, 'task', task, 'agent', worker, 'attempt', attempt, 'at', now, ...)
+end
+
+-- Empties claimed:<worker> of messages this process will never claim:
+-- each goes back to the head of the inbox (or the backlog) it came from,
+-- in order, where claim.lua judges it again. A task that was started on
+-- this worker id is, with `requeue`, put back to `pending` (the next
+-- dispatch makes it a new attempt, so a late report of the old one is
+-- rejected) and otherwise kept in claimed for recovery.
+-- Returns returned, requeued.
+local function return_claimed(inbox, requeue)
+  local kept, returned, requeued = {}, 0, 0
+  -- From the tail, each to the head: the order survives.
+  local raw = redis.call('RPOP', claimed)
+  while raw do
+    local dest = inbox
+    local ok, msg = pcall(cjson.decode, raw)
+    if ok and type(msg) == 'table' and msg.kind == 'task' and type(msg.task) == 'string' then
+      local key = prefix .. 'task:' .. msg.task
+      local cur = redis.call('HMGET', key, 'status', 'worker', 'assigned_to', 'attempt')
+      if cur[1] == 'running' and cur[2] == worker then
+        dest = nil
+        if requeue then
+          local reason = 'requeued: worker `' .. worker .. '` restarted while attempt ' ..
+            (cur[4] or '?') .. ' ran'
+          redis.call('HSET', key, 'status', 'pending', 'reason', reason, 'updated', now)
+          event('requeued', msg.task, cur[4] or '', 'status', 'pending', 'reason', reason)
+          requeued = requeued + 1
+        else
+          table.insert(kept, 1, raw)
+        end
+      elseif cur[1] == 'assigned' and (cur[3] or '') == '' then
+        dest = prefix .. 'backlog'
+      elseif cur[1] == 'assigned' then
+        dest = prefix .. 'inbox:' .. cur[3]
+      end
+    end
+    if dest then
+      redis.call('LPUSH', dest, raw)
+      returned = returned + 1
+    end
+    raw = redis.call('RPOP', claimed)
+  end
+  if #kept > 0 then
+    redis.call('RPUSH', claimed, unpack(kept))
+  end
+  return returned, requeued
 end
 
 if op == 'register' then
@@ -26,13 +75,16 @@ if op == 'register' then
     return { 'busy', holder }
   end
   redis.call('SET', alive, token, 'PX', ttl)
+  -- No live process has this id, so what an earlier one left in claimed
+  -- is dead work: with this worker alive, recovery would never see it.
+  local returned, requeued = return_claimed(prefix .. 'inbox:' .. name, true)
   -- A fresh hash: fields of an earlier process with this id are history.
   redis.call('DEL', agent)
   redis.call('HSET', agent, 'id', worker, 'name', name, 'state', 'idle', 'pid', pid,
     'host', host, 'started', now, 'heartbeat', now, 'backlog', backlog)
   redis.call('SADD', prefix .. 'agents', worker)
-  event('agent_started', 'name', name, 'host', host, 'pid', pid)
-  return { 'ok', tostring(redis.call('LLEN', prefix .. 'claimed:' .. worker)) }
+  event('agent_started', '', '', 'name', name, 'host', host, 'pid', pid)
+  return { 'ok', tostring(returned), tostring(requeued) }
 elseif op == 'heartbeat' then
   local ttl, token = ARGV[4], ARGV[5]
   redis.call('SET', alive, token, 'PX', ttl)
@@ -51,7 +103,12 @@ elseif op == 'stopped' then
     redis.call('DEL', alive)
   end
   redis.call('HSET', agent, 'state', 'stopped', 'stopped', now)
-  event('agent_stopped')
+  event('agent_stopped', '', '')
   return { 'ok' }
+elseif op == 'give_back' then
+  -- For a worker that stops while idle: a BLMOVE cut short may have moved
+  -- a message it will never claim. A task it started stays for recovery.
+  local returned = return_claimed(prefix .. 'inbox:' .. ARGV[4], false)
+  return { 'ok', tostring(returned) }
 end
 return redis.error_reply('worker.lua: unknown operation ' .. tostring(op))

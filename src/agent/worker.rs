@@ -1,0 +1,1028 @@
+//! The worker loop: one process of an agent that takes tasks from the
+//! agent's inbox and runs them, following docs/PROTOCOL.md.
+//!
+//! - **Register** (agent hash, `agents` set, heartbeat), then heartbeat
+//!   every [`HEARTBEAT_INTERVAL`] with a TTL of [`HEARTBEAT_TTL`] from a
+//!   task of its own, so heartbeats go on while a command runs for hours:
+//!   only a worker that is really gone has its work requeued.
+//! - **Wait** for the inbox with `BLMOVE inbox → claimed` and a short
+//!   timeout ([`INBOX_WAIT`]) on a dedicated connection: no polling, and a
+//!   message is in `claimed` (safe from a crash) before anything acts on it.
+//! - **Claim** it with `claim.lua`: a task still assigned to this agent
+//!   with that attempt becomes `running`; anything else is dropped, and
+//!   direct messages are written to the worker's journal.
+//! - **Run** the command (see [`super::process`]) while listening on
+//!   `control:<worker>` (`stop`, `shutdown`) on another dedicated
+//!   connection, with the agent's timeout.
+//! - **Finish** with `finish.lua`: completed, retried after a backoff, or
+//!   failed — or rejected, when the task moved on meanwhile.
+//!
+//! A SIGINT/SIGTERM/SIGHUP (or a `shutdown` control message) stops the
+//! running command's process group and leaves its task as it is (running,
+//! in `claimed`) for the runner's recovery; the worker marks itself
+//! stopped and exits 0. Redis errors after start-up are reported and
+//! retried with backoff; the worker does not exit over them.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::AgentError;
+use super::command::TaskVars;
+use super::config::AgentConfig;
+use super::process::{self, Ending, Launch, STOP_GRACE, TAIL_BYTES};
+use crate::store::{
+    BlockingConn, Claim, ClaimedTask, Control, Finish, MessageSource, RedisTarget, Registered,
+    Report, Store, StoreError, WorkerIdentity,
+};
+
+/// How often a worker renews its heartbeat.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a heartbeat lasts: three missed renewals make a worker dead.
+pub const HEARTBEAT_TTL: Duration = Duration::from_secs(6);
+/// Longest single wait on the inbox; bounds how stale a silently broken
+/// connection can get.
+pub const INBOX_WAIT: Duration = Duration::from_secs(2);
+/// The inbox wait of a worker that also takes backlog work, which it
+/// checks between waits.
+pub const BACKLOG_WAIT: Duration = Duration::from_secs(1);
+/// Longest single wait on the control list.
+pub const CONTROL_WAIT: Duration = Duration::from_secs(5);
+/// First and longest pause before retrying after a Redis error.
+const RETRY_MIN: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// Wait before a failed attempt is dispatched again: 10 s, doubling per
+/// attempt, at most 10 minutes.
+pub fn retry_backoff(attempt: u32) -> Duration {
+    let base = Duration::from_secs(10);
+    let factor = 1u32 << attempt.saturating_sub(1).min(10);
+    (base * factor).min(Duration::from_secs(600))
+}
+
+/// Where one attempt's output goes: `<project>/.tt/logs/<task>/<attempt>.log`.
+/// The ids `.` and `..` (valid, but path components) are spelled `%2E`.
+pub fn task_log(project_dir: &Path, task: &str, attempt: u32) -> PathBuf {
+    let dir = if task.bytes().all(|b| b == b'.') {
+        task.replace('.', "%2E")
+    } else {
+        task.to_string()
+    };
+    logs_dir(project_dir)
+        .join(dir)
+        .join(format!("{attempt}.log"))
+}
+
+/// A worker's own log (its journal): `<project>/.tt/logs/agents/<id>.log`.
+pub fn journal_path(project_dir: &Path, worker: &str) -> PathBuf {
+    logs_dir(project_dir)
+        .join("agents")
+        .join(format!("{worker}.log"))
+}
+
+fn logs_dir(project_dir: &Path) -> PathBuf {
+    project_dir.join(".tt").join("logs")
+}
+
+/// Everything a worker needs to run.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    /// Worker id (`backend-1`).
+    pub id: String,
+    pub config: AgentConfig,
+    pub town: String,
+    /// The Redis, for the dedicated blocking connections (and `REDIS_URL`
+    /// of the commands, when it is a URL).
+    pub target: RedisTarget,
+    /// Where `.tt/logs` is.
+    pub project_dir: PathBuf,
+    /// tasks.toml, passed to commands as `TT_FILE` so a `tt` they run finds
+    /// the same town; `None` when there is no file.
+    pub plan_file: Option<PathBuf>,
+    /// Exit after one task has run.
+    pub once: bool,
+}
+
+/// Something worth telling whoever watches the worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    Registered {
+        worker: String,
+        agent: String,
+        town: String,
+        pid: u32,
+        /// Unclaimed messages an earlier process with this id left, now
+        /// back in the inbox.
+        returned: u64,
+        /// Tasks an earlier process with this id was running, now pending.
+        requeued: u64,
+    },
+    /// Another process's heartbeat still holds the id.
+    WaitingForId {
+        worker: String,
+        holder: String,
+    },
+    Started {
+        task: String,
+        attempt: u32,
+        pid: u32,
+        log: PathBuf,
+    },
+    Finished {
+        task: String,
+        attempt: u32,
+        ending: Ending,
+        result: Finish,
+    },
+    /// A stale inbox message, dropped without running.
+    Dropped {
+        task: String,
+        attempt: u32,
+        reason: String,
+    },
+    /// A direct message (`tt send`).
+    Message {
+        from: String,
+        body: String,
+    },
+    DeadLetter {
+        reason: String,
+    },
+    /// A control message that does not concern what runs now.
+    IgnoredControl {
+        what: String,
+    },
+    /// The command was stopped by a shutdown; its task is left running for
+    /// the runner's recovery.
+    LeftForRecovery {
+        task: String,
+        attempt: u32,
+    },
+    /// Inbox messages taken during shutdown, returned unclaimed.
+    GaveBack {
+        count: u64,
+    },
+    RedisError {
+        doing: &'static str,
+        error: String,
+        /// `None`: not retried (at shutdown).
+        retry_in: Option<Duration>,
+    },
+    RedisBack {
+        doing: &'static str,
+    },
+    Stopping {
+        why: String,
+    },
+    Stopped {
+        tasks: u32,
+    },
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Note::Registered {
+                worker,
+                agent,
+                town,
+                pid,
+                returned,
+                requeued,
+            } => {
+                write!(
+                    f,
+                    "worker `{worker}` of agent `{agent}` is ready in town `{town}` (pid {pid})"
+                )?;
+                if *returned > 0 || *requeued > 0 {
+                    write!(
+                        f,
+                        "; an earlier `{worker}` left work: {returned} message(s) back in the \
+                         inbox, {requeued} task(s) requeued"
+                    )?;
+                }
+                Ok(())
+            }
+            Note::WaitingForId { worker, holder } => write!(
+                f,
+                "worker id `{worker}` still has a live heartbeat ({holder}); waiting for it to expire"
+            ),
+            Note::Started {
+                task,
+                attempt,
+                pid,
+                log,
+            } => write!(
+                f,
+                "started `{task}` attempt {attempt} (pid {pid}), log: {}",
+                log.display()
+            ),
+            Note::Finished {
+                task,
+                attempt,
+                ending,
+                result,
+            } => {
+                let how = match ending {
+                    Ending::Exited(code) => format!("exited with code {code}"),
+                    Ending::NotStarted(why) => format!("did not start: {why}"),
+                    other => other.error().unwrap_or_default(),
+                };
+                let then = match result {
+                    Finish::Completed => "completed".to_string(),
+                    Finish::Retry { .. } => "will be retried".to_string(),
+                    Finish::Failed => "failed".to_string(),
+                    Finish::Stale { reason } => format!("report rejected ({reason})"),
+                };
+                write!(f, "`{task}` attempt {attempt} {how}: {then}")
+            }
+            Note::Dropped {
+                task,
+                attempt,
+                reason,
+            } => write!(f, "dropped `{task}` attempt {attempt}: {reason}"),
+            Note::Message { from, body } => write!(f, "[message from {from}] {body}"),
+            Note::DeadLetter { reason } => write!(
+                f,
+                "moved an unreadable inbox message to the deadletter list: {reason}"
+            ),
+            Note::IgnoredControl { what } => write!(f, "ignored control message: {what}"),
+            Note::LeftForRecovery { task, attempt } => write!(
+                f,
+                "stopped `{task}` attempt {attempt}; it is left for recovery"
+            ),
+            Note::GaveBack { count } => {
+                write!(f, "returned {count} unclaimed message(s) to the inbox")
+            }
+            Note::RedisError {
+                doing,
+                error,
+                retry_in,
+            } => match retry_in {
+                Some(pause) => write!(
+                    f,
+                    "Redis failed while {doing}: {error}; retrying in {}",
+                    humantime::format_duration(*pause)
+                ),
+                None => write!(f, "Redis failed while {doing}: {error}"),
+            },
+            Note::RedisBack { doing } => write!(f, "Redis answers again ({doing})"),
+            Note::Stopping { why } => write!(f, "stopping: {why}"),
+            Note::Stopped { tasks } => write!(f, "stopped after {tasks} task(s)"),
+        }
+    }
+}
+
+/// Receives the worker's notes (the command line prints them).
+pub trait Reporter: Send + Sync {
+    fn report(&self, note: &Note);
+}
+
+/// What a worker did, once it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Tasks it ran (whatever their outcome).
+    pub tasks: u32,
+}
+
+/// A shutdown signal that turns true on SIGINT, SIGTERM or SIGHUP.
+pub fn shutdown_on_signals() -> Result<watch::Receiver<bool>, AgentError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let io = |source| AgentError::Io {
+        what: "listen for signals".into(),
+        source,
+    };
+    let mut term = signal(SignalKind::terminate()).map_err(io)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(io)?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            _ = hup.recv() => {}
+        }
+        let _ = tx.send(true);
+        // Keep the sender: a dropped one reads as "shut down" too, but
+        // only this one means it.
+        std::future::pending::<()>().await;
+    });
+    Ok(rx)
+}
+
+/// Notes go to the reporter and, with a timestamp, to the worker's
+/// journal — unless stdout already is the journal (a worker started by
+/// `tt run` or `tt spawn`), where they would appear twice.
+struct Notes {
+    reporter: Arc<dyn Reporter>,
+    journal: Option<Mutex<File>>,
+}
+
+impl Notes {
+    fn new(reporter: Arc<dyn Reporter>, journal: &Path) -> Self {
+        let file = if stdout_is(journal) {
+            None
+        } else {
+            journal
+                .parent()
+                .and_then(|dir| std::fs::create_dir_all(dir).ok())
+                .and_then(|()| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(journal)
+                        .ok()
+                })
+                .map(Mutex::new)
+        };
+        Self {
+            reporter,
+            journal: file,
+        }
+    }
+
+    fn emit(&self, note: Note) {
+        if let Some(journal) = &self.journal
+            && let Ok(mut f) = journal.lock()
+        {
+            let now = humantime::format_rfc3339_seconds(SystemTime::now());
+            let _ = writeln!(f, "{now} {note}");
+        }
+        self.reporter.report(&note);
+    }
+}
+
+/// Whether this process's stdout is the file at `path`.
+fn stdout_is(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata("/dev/fd/1"), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Growing pauses between retries of a failing Redis call.
+struct Backoff {
+    next: Duration,
+    failing: bool,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self {
+            next: RETRY_MIN,
+            failing: false,
+        }
+    }
+
+    /// Records a failure; returns the pause before the next try.
+    fn failed(&mut self) -> Duration {
+        let pause = self.next;
+        self.next = (self.next * 2).min(RETRY_MAX);
+        self.failing = true;
+        pause
+    }
+
+    /// Records a success; true when it ends a run of failures.
+    fn succeeded(&mut self) -> bool {
+        self.next = RETRY_MIN;
+        std::mem::replace(&mut self.failing, false)
+    }
+}
+
+/// How running one task ended for the loop.
+enum Ran {
+    /// Finished and reported (or the report was given up on at shutdown).
+    Done,
+    /// Stopped by a shutdown: left for recovery, the worker exits.
+    Interrupted,
+}
+
+/// Sleeps `d`, or less if shutdown comes first; returns whether it did.
+async fn pause(shutdown: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *shutdown.borrow(),
+        _ = shutdown.changed() => true,
+    }
+}
+
+/// Runs a worker until shutdown (or, with `once`, one task).
+///
+/// Fails only at start-up: Redis unreachable, the id held by a live
+/// process. After that every problem is reported and retried.
+pub async fn run(
+    worker: Worker,
+    store: Store,
+    reporter: Arc<dyn Reporter>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Summary, AgentError> {
+    let notes = Arc::new(Notes::new(
+        reporter,
+        &journal_path(&worker.project_dir, &worker.id),
+    ));
+    let identity = identity(&worker);
+    // Connections first: a worker that registered must be able to serve.
+    let mut inbox = BlockingConn::open(&store, &worker.target).await?;
+    let control = BlockingConn::open(&store, &worker.target).await?;
+    register(&store, &identity, &notes, &mut shutdown).await?;
+
+    let heartbeat = tokio::spawn(heartbeat_loop(
+        store.clone(),
+        identity.clone(),
+        notes.clone(),
+    ));
+    let (control_tx, control_rx) = mpsc::channel(16);
+    let listener = tokio::spawn(control_loop(
+        control,
+        identity.id.clone(),
+        control_tx,
+        notes.clone(),
+    ));
+
+    let mut state = Loop {
+        worker: &worker,
+        store: &store,
+        identity: &identity,
+        notes: &notes,
+        control: control_rx,
+        shutdown,
+        tasks: 0,
+    };
+    let idle = state.serve(&mut inbox).await;
+    let tasks = state.tasks;
+
+    listener.abort();
+    heartbeat.abort();
+    // A heartbeat in flight must not land after the worker says it stopped.
+    let _ = heartbeat.await;
+    // Closes the inbox connection, which ends a BLMOVE cut short.
+    drop(inbox);
+    if idle {
+        match store.give_back(&identity).await {
+            Ok(0) => {}
+            Ok(count) => notes.emit(Note::GaveBack { count }),
+            Err(e) => notes.emit(Note::RedisError {
+                doing: "returning unclaimed messages",
+                error: e.to_string(),
+                retry_in: None,
+            }),
+        }
+    }
+    if let Err(e) = store.worker_stopped(&identity).await {
+        // Without the record the heartbeat still expires within its TTL.
+        notes.emit(Note::RedisError {
+            doing: "marking the worker stopped",
+            error: e.to_string(),
+            retry_in: None,
+        });
+    }
+    notes.emit(Note::Stopped { tasks });
+    Ok(Summary { tasks })
+}
+
+fn identity(worker: &Worker) -> WorkerIdentity {
+    let pid = std::process::id();
+    let host = hostname();
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    WorkerIdentity {
+        id: worker.id.clone(),
+        agent: worker.config.name.clone(),
+        pid,
+        token: format!("{pid}@{host}/{started}"),
+        host,
+        backlog: worker.config.backlog,
+    }
+}
+
+/// Registers, waiting out the heartbeat of an earlier process with the
+/// same id (a restart right after a crash) but not a live one.
+async fn register(
+    store: &Store,
+    identity: &WorkerIdentity,
+    notes: &Notes,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), AgentError> {
+    let deadline = Instant::now() + HEARTBEAT_TTL + Duration::from_secs(1);
+    let mut told = false;
+    loop {
+        match store.register_worker(identity, HEARTBEAT_TTL).await? {
+            Registered::Ok { returned, requeued } => {
+                notes.emit(Note::Registered {
+                    worker: identity.id.clone(),
+                    agent: identity.agent.clone(),
+                    town: store.town().to_string(),
+                    pid: identity.pid,
+                    returned,
+                    requeued,
+                });
+                return Ok(());
+            }
+            Registered::Busy { holder } => {
+                if Instant::now() >= deadline {
+                    return Err(AgentError::IdInUse {
+                        id: identity.id.clone(),
+                        holder,
+                    });
+                }
+                if !told {
+                    notes.emit(Note::WaitingForId {
+                        worker: identity.id.clone(),
+                        holder,
+                    });
+                    told = true;
+                }
+                if pause(shutdown, Duration::from_millis(250)).await {
+                    return Err(AgentError::IdInUse {
+                        id: identity.id.clone(),
+                        holder: "gave up waiting at shutdown".into(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+async fn heartbeat_loop(store: Store, identity: WorkerIdentity, notes: Arc<Notes>) {
+    let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate, and registering just set the heartbeat.
+    tick.tick().await;
+    let mut backoff = Backoff::new();
+    loop {
+        tick.tick().await;
+        match store.heartbeat(&identity, HEARTBEAT_TTL).await {
+            Ok(()) => {
+                if backoff.succeeded() {
+                    notes.emit(Note::RedisBack { doing: "heartbeat" });
+                }
+            }
+            Err(e) => {
+                // Report the first failure of a run; the ticks retry anyway.
+                if !backoff.failing {
+                    notes.emit(Note::RedisError {
+                        doing: "renewing the heartbeat",
+                        error: e.to_string(),
+                        retry_in: Some(HEARTBEAT_INTERVAL),
+                    });
+                }
+                backoff.failed();
+            }
+        }
+    }
+}
+
+async fn control_loop(
+    mut conn: BlockingConn,
+    worker: String,
+    tx: mpsc::Sender<Control>,
+    notes: Arc<Notes>,
+) {
+    let mut backoff = Backoff::new();
+    loop {
+        match conn.next_control(&worker, CONTROL_WAIT).await {
+            Ok(message) => {
+                if backoff.succeeded() {
+                    notes.emit(Note::RedisBack {
+                        doing: "control messages",
+                    });
+                }
+                if let Some(message) = message
+                    && tx.send(message).await.is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                let retry_in = backoff.failed();
+                notes.emit(Note::RedisError {
+                    doing: "waiting for control messages",
+                    error: e.to_string(),
+                    retry_in: Some(retry_in),
+                });
+                tokio::time::sleep(retry_in).await;
+            }
+        }
+    }
+}
+
+/// The main loop's state.
+struct Loop<'a> {
+    worker: &'a Worker,
+    store: &'a Store,
+    identity: &'a WorkerIdentity,
+    notes: &'a Notes,
+    control: mpsc::Receiver<Control>,
+    shutdown: watch::Receiver<bool>,
+    tasks: u32,
+}
+
+impl Loop<'_> {
+    /// Serves the inbox until shutdown or, with `once`, one task. Returns
+    /// whether it stopped idle (nothing of its own left in `claimed`).
+    async fn serve(&mut self, inbox: &mut BlockingConn) -> bool {
+        let mut backoff = Backoff::new();
+        loop {
+            if *self.shutdown.borrow() {
+                self.notes.emit(Note::Stopping {
+                    why: "signal received".into(),
+                });
+                return true;
+            }
+            let next = {
+                let fetch = next_message(self.store, self.identity, inbox);
+                tokio::pin!(fetch);
+                // Keep one fetch in flight across control messages: a
+                // dropped BLMOVE may still move a message on the server.
+                loop {
+                    tokio::select! {
+                        got = &mut fetch => break got,
+                        _ = self.shutdown.changed() => {
+                            self.notes.emit(Note::Stopping { why: "signal received".into() });
+                            return true;
+                        }
+                        Some(message) = self.control.recv() => match message {
+                            Control::Shutdown => {
+                                self.notes.emit(Note::Stopping { why: "shutdown requested".into() });
+                                return true;
+                            }
+                            other => self.notes.emit(Note::IgnoredControl { what: describe(&other) }),
+                        },
+                    }
+                }
+            };
+            let (raw, source) = match next {
+                Ok(Some(found)) => {
+                    if backoff.succeeded() {
+                        self.notes.emit(Note::RedisBack { doing: "inbox" });
+                    }
+                    found
+                }
+                Ok(None) => {
+                    if backoff.succeeded() {
+                        self.notes.emit(Note::RedisBack { doing: "inbox" });
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    let retry_in = backoff.failed();
+                    self.notes.emit(Note::RedisError {
+                        doing: "waiting for the inbox",
+                        error: e.to_string(),
+                        retry_in: Some(retry_in),
+                    });
+                    // The loop's head notices a shutdown during the pause.
+                    pause(&mut self.shutdown, retry_in).await;
+                    continue;
+                }
+            };
+            let Some(claim) = self.claim(&raw, source).await else {
+                // Shut down before the claim went through: the message is
+                // still in `claimed`, and goes back unless it was started.
+                return true;
+            };
+            match claim {
+                Claim::Run(task) => {
+                    self.tasks += 1;
+                    match self.run_task(task, &raw).await {
+                        Ran::Done if self.worker.once => {
+                            self.notes.emit(Note::Stopping {
+                                why: "ran one task (--once)".into(),
+                            });
+                            return true;
+                        }
+                        Ran::Done => {}
+                        Ran::Interrupted => return false,
+                    }
+                }
+                Claim::Stale {
+                    task,
+                    attempt,
+                    reason,
+                } => self.notes.emit(Note::Dropped {
+                    task,
+                    attempt,
+                    reason,
+                }),
+                Claim::Message { from, body } => self.notes.emit(Note::Message { from, body }),
+                Claim::DeadLetter { reason } => self.notes.emit(Note::DeadLetter { reason }),
+            }
+        }
+    }
+
+    /// Claims `raw`, retrying while Redis fails; `None` at shutdown.
+    async fn claim(&mut self, raw: &str, source: MessageSource) -> Option<Claim> {
+        let mut backoff = Backoff::new();
+        let mut again = false;
+        loop {
+            match self.store.claim(self.identity, raw, source, again).await {
+                Ok(claim) => {
+                    if backoff.succeeded() {
+                        self.notes.emit(Note::RedisBack { doing: "claim" });
+                    }
+                    return Some(claim);
+                }
+                Err(e) => {
+                    // The script may have run with its reply lost.
+                    again = again || e.is_connection_error();
+                    let retry_in = backoff.failed();
+                    self.notes.emit(Note::RedisError {
+                        doing: "claiming a message",
+                        error: e.to_string(),
+                        retry_in: Some(retry_in),
+                    });
+                    if pause(&mut self.shutdown, retry_in).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_task(&mut self, task: ClaimedTask, raw: &str) -> Ran {
+        let config = &self.worker.config;
+        let log = task_log(&self.worker.project_dir, &task.id, task.attempt);
+        let vars = TaskVars {
+            id: task.id.clone(),
+            description: task.description.clone(),
+            tags: task.tags.clone(),
+            parent: task.parent.clone(),
+            attempt: task.attempt,
+        };
+        let argv = config.argv(&vars);
+        let env = self.env(&task);
+        if let Some(dir) = log.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        process::note(
+            &log,
+            &format!(
+                "task `{}` attempt {} on worker `{}`: running `{}` in {}",
+                task.id,
+                task.attempt,
+                self.identity.id,
+                config.program(),
+                config.workdir.display()
+            ),
+        );
+        let launch = Launch {
+            argv: &argv,
+            env: &env,
+            workdir: &config.workdir,
+            log: &log,
+        };
+        let ending = match process::start(launch) {
+            Err(why) => Ending::NotStarted(why),
+            Ok(mut running) => {
+                self.notes.emit(Note::Started {
+                    task: task.id.clone(),
+                    attempt: task.attempt,
+                    pid: running.pid(),
+                    log: log.clone(),
+                });
+                let timeout = config.timeout;
+                let timer = async {
+                    match timeout {
+                        Some(t) => tokio::time::sleep(t).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::pin!(timer);
+                loop {
+                    tokio::select! {
+                        ending = running.wait() => break ending,
+                        _ = &mut timer => {
+                            let after = timeout.unwrap_or_default();
+                            process::note(&log, &format!(
+                                "timed out after {}; stopping its process group",
+                                humantime::format_duration(after)
+                            ));
+                            running.stop(STOP_GRACE).await;
+                            break Ending::TimedOut(after);
+                        }
+                        Some(message) = self.control.recv() => match message {
+                            Control::Stop { task: t, attempt: a } if t == task.id && a == task.attempt => {
+                                process::note(&log, "stop requested; stopping its process group");
+                                running.stop(STOP_GRACE).await;
+                                break Ending::Stopped;
+                            }
+                            Control::Shutdown => {
+                                self.notes.emit(Note::Stopping { why: "shutdown requested".into() });
+                                return self.interrupted(&task, &log, &mut running).await;
+                            }
+                            other => self.notes.emit(Note::IgnoredControl { what: describe(&other) }),
+                        },
+                        _ = self.shutdown.changed() => {
+                            self.notes.emit(Note::Stopping { why: "signal received".into() });
+                            return self.interrupted(&task, &log, &mut running).await;
+                        }
+                    }
+                }
+            }
+        };
+        process::note(
+            &log,
+            &match &ending {
+                Ending::Exited(code) => format!("exited with code {code}"),
+                other => other.error().unwrap_or_default(),
+            },
+        );
+        let output = process::tail(&log, TAIL_BYTES);
+        let log_text = log.display().to_string();
+        let error = ending.error();
+        let report = Report {
+            worker: &self.identity.id,
+            raw,
+            task: &task.id,
+            attempt: task.attempt,
+            exit_code: ending.exit_code(),
+            error: error.as_deref(),
+            output: &output,
+            log: &log_text,
+            retries: config.retries,
+            backoff: retry_backoff(task.attempt),
+        };
+        let mut backoff = Backoff::new();
+        loop {
+            match self.store.finish(&report).await {
+                Ok(result) => {
+                    if backoff.succeeded() {
+                        self.notes.emit(Note::RedisBack { doing: "finish" });
+                    }
+                    self.notes.emit(Note::Finished {
+                        task: task.id.clone(),
+                        attempt: task.attempt,
+                        ending,
+                        result,
+                    });
+                    return Ran::Done;
+                }
+                Err(e) => {
+                    let retry_in = backoff.failed();
+                    self.notes.emit(Note::RedisError {
+                        doing: "reporting how the task ended",
+                        error: e.to_string(),
+                        retry_in: Some(retry_in),
+                    });
+                    // At shutdown the report is given up: the task stays
+                    // running in `claimed`, and recovery runs it again.
+                    if pause(&mut self.shutdown, retry_in).await {
+                        return Ran::Interrupted;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn interrupted(
+        &self,
+        task: &ClaimedTask,
+        log: &Path,
+        running: &mut process::Running,
+    ) -> Ran {
+        process::note(
+            log,
+            "the worker is shutting down; stopping its process group",
+        );
+        running.stop(STOP_GRACE).await;
+        process::note(log, "stopped; the task is left for recovery");
+        self.notes.emit(Note::LeftForRecovery {
+            task: task.id.clone(),
+            attempt: task.attempt,
+        });
+        Ran::Interrupted
+    }
+
+    /// The command's environment: the agent's `env`, then tt's variables
+    /// (which win).
+    fn env(&self, task: &ClaimedTask) -> Vec<(String, String)> {
+        let w = self.worker;
+        let mut env: Vec<(String, String)> = w
+            .config
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.extend([
+            ("TT_TOWN".to_string(), w.town.clone()),
+            ("TT_AGENT".to_string(), w.id.clone()),
+            ("TT_TASK_ID".to_string(), task.id.clone()),
+            ("TT_TASK_DESCRIPTION".to_string(), task.description.clone()),
+            ("TT_ATTEMPT".to_string(), task.attempt.to_string()),
+        ]);
+        if let RedisTarget::Url(url) = &w.target {
+            env.push(("REDIS_URL".to_string(), url.clone()));
+        }
+        if let Some(file) = &w.plan_file {
+            env.push(("TT_FILE".to_string(), file.display().to_string()));
+        }
+        env
+    }
+}
+
+/// The next message from the inbox, or from the backlog for a worker that
+/// takes backlog work; `None` when nothing came in time.
+async fn next_message(
+    store: &Store,
+    identity: &WorkerIdentity,
+    inbox: &mut BlockingConn,
+) -> Result<Option<(String, MessageSource)>, StoreError> {
+    let id = &identity.id;
+    let agent = &identity.agent;
+    if !identity.backlog {
+        let raw = inbox.next_message(agent, id, INBOX_WAIT).await?;
+        return Ok(raw.map(|raw| (raw, MessageSource::Inbox)));
+    }
+    // The agent's own inbox first, then the backlog, then a short blocking
+    // wait on the inbox before looking at the backlog again.
+    if let Some(raw) = store.take_message(identity, MessageSource::Inbox).await? {
+        return Ok(Some((raw, MessageSource::Inbox)));
+    }
+    if let Some(raw) = store.take_message(identity, MessageSource::Backlog).await? {
+        return Ok(Some((raw, MessageSource::Backlog)));
+    }
+    let raw = inbox.next_message(agent, id, BACKLOG_WAIT).await?;
+    Ok(raw.map(|raw| (raw, MessageSource::Inbox)))
+}
+
+fn describe(message: &Control) -> String {
+    match message {
+        Control::Stop { task, attempt } => {
+            format!("stop `{task}` attempt {attempt}, which does not run here")
+        }
+        Control::Shutdown => "shutdown".into(),
+        Control::Unknown(raw) => format!("unreadable: {raw}"),
+    }
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length; gethostname writes
+    // at most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_backoff_doubles_and_is_capped() {
+        assert_eq!(retry_backoff(1), Duration::from_secs(10));
+        assert_eq!(retry_backoff(2), Duration::from_secs(20));
+        assert_eq!(retry_backoff(3), Duration::from_secs(40));
+        assert_eq!(retry_backoff(50), Duration::from_secs(600));
+        assert_eq!(retry_backoff(0), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn log_paths() {
+        let p = Path::new("/p");
+        assert_eq!(
+            task_log(p, "login", 2),
+            Path::new("/p/.tt/logs/login/2.log")
+        );
+        assert_eq!(task_log(p, "..", 1), Path::new("/p/.tt/logs/%2E%2E/1.log"));
+        assert_eq!(task_log(p, "a..b", 1), Path::new("/p/.tt/logs/a..b/1.log"));
+        assert_eq!(
+            journal_path(p, "dev-1"),
+            Path::new("/p/.tt/logs/agents/dev-1.log")
+        );
+    }
+
+    #[test]
+    fn heartbeats_outlive_missed_renewals() {
+        assert!(HEARTBEAT_TTL >= HEARTBEAT_INTERVAL * 3);
+    }
+
+    #[test]
+    fn notes_read_well() {
+        let n = Note::Message {
+            from: "alice".into(),
+            body: "hi there".into(),
+        };
+        assert_eq!(n.to_string(), "[message from alice] hi there");
+        let n = Note::Finished {
+            task: "t".into(),
+            attempt: 1,
+            ending: Ending::NotStarted("`claude` not found on PATH".into()),
+            result: Finish::Failed,
+        };
+        assert_eq!(
+            n.to_string(),
+            "`t` attempt 1 did not start: `claude` not found on PATH: failed"
+        );
+    }
+}
