@@ -205,6 +205,12 @@ async fn keep_running(
                 if started.elapsed() >= HEALTHY_AFTER {
                     backoff = MIN_BACKOFF;
                 }
+                // A worker exits 0 only when told to (`tt kill`): respect it.
+                // Anything else is a crash, and crashes are restarted.
+                if matches!(&status, Ok(s) if s.success()) {
+                    let _ = notes.send(AgentNote::Exited { id: id.clone(), status: "exited 0 (killed?)".into(), restart_in: None });
+                    return;
+                }
                 let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
                 let _ = notes.send(AgentNote::Exited { id: id.clone(), status, restart_in: Some(backoff) });
                 if wait_or_stop(&mut stop, backoff).await {
