@@ -15,6 +15,7 @@ mod list;
 mod output;
 mod plan;
 mod prune;
+mod recover;
 mod retry;
 mod run;
 mod schema;
@@ -226,6 +227,9 @@ pub enum Command {
     ///   tt spawn reviewer --json --command ./review.sh {id}
     #[command(verbatim_doc_comment)]
     Spawn(agent::SpawnArgs),
+    /// Requeue the work of workers whose heartbeat expired (what `tt run`
+    /// does by itself), for towns whose workers run without a runner.
+    Recover(recover::Args),
     /// Stop the embedded redis-server of this project (state is kept on disk).
     Down,
 }
@@ -286,6 +290,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Retry(args) => retry::run(&ctx, args).await,
         Command::Agent(args) => agent::run(&ctx, args).await,
         Command::Spawn(args) => agent::spawn(&ctx, args).await,
+        Command::Recover(args) => recover::run(&ctx, args).await,
         Command::Down => towns::down(&ctx).await,
     }
 }

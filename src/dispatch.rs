@@ -124,6 +124,32 @@ impl Snapshot {
         })
     }
 
+    /// Unfinished tasks of groups with `on_child_failure = "fail"` that have
+    /// a failed child: they are cancelled (fail fast), with the reason.
+    pub fn fail_fast(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for g in 0..self.records.len() {
+            if !self.graph.is_group(g)
+                || self.records[g].on_child_failure != crate::plan::ChildFailure::Fail
+                || self.graph.progress(g).failed == 0
+            {
+                continue;
+            }
+            let reason = format!(
+                "group {} failed (on_child_failure = \"fail\")",
+                self.records[g].id
+            );
+            let mut stack: Vec<usize> = self.graph.children(g).to_vec();
+            while let Some(c) = stack.pop() {
+                stack.extend_from_slice(self.graph.children(c));
+                if !self.records[c].status.is_final() {
+                    out.push((self.records[c].id.clone(), reason.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// Counts of statuses as users see them (groups derived), leaf tasks
     /// and groups alike.
     pub fn counts(&self) -> HashMap<Status, usize> {

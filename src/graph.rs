@@ -18,6 +18,7 @@ use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::Status;
+use crate::plan::ChildFailure;
 
 /// What the graph needs to know of one task.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct Node {
     /// Whether the task runs on an agent if it is a group (join step).
     /// Leaf tasks always run: on their agent or from the backlog.
     pub has_agent: bool,
+    /// For a group: what a failed child does to it.
+    pub on_child_failure: ChildFailure,
     pub status: Status,
     pub priority: u8,
     /// Position in the file (ad-hoc tasks come after every file task).
@@ -162,9 +165,10 @@ impl Graph {
         if p.total == 0 {
             return own;
         }
-        if p.failed > 0 {
+        let policy = self.nodes[g].on_child_failure;
+        if p.failed > 0 && policy != ChildFailure::Continue {
             Status::Failed
-        } else if p.completed == p.total {
+        } else if p.completed + p.failed == p.total {
             if self.nodes[g].has_agent {
                 own
             } else {
@@ -197,6 +201,7 @@ impl Graph {
                     } else {
                         true
                     },
+                    on_child_failure: t.on_child_failure.unwrap_or_default(),
                     status: t.status.map_or(Status::Pending, Status::applied),
                     priority: t.effective_priority(),
                     order: i as u64,
@@ -300,7 +305,11 @@ impl Graph {
                 return Readiness::Waiting(Wait::GroupWithoutAgent);
             }
             let p = self.progress(i);
-            if p.total > 0 && p.completed < p.total {
+            let finished = match self.nodes[i].on_child_failure {
+                ChildFailure::Continue => p.completed + p.failed,
+                ChildFailure::Wait | ChildFailure::Fail => p.completed,
+            };
+            if p.total > 0 && finished < p.total {
                 return Readiness::Waiting(Wait::Children {
                     done: p.completed,
                     total: p.total,
@@ -401,6 +410,7 @@ mod tests {
             parent: parent.map(String::from),
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
             has_agent: true,
+            on_child_failure: ChildFailure::Wait,
             status: Status::Pending,
             priority: 2,
             order: 0,
@@ -578,6 +588,35 @@ mod tests {
                 vec!["deploy"],
             ]
         );
+    }
+
+    #[test]
+    fn child_failure_policies() {
+        let base = vec![
+            node("auth", None, &[]),
+            node("login", Some("auth"), &[]),
+            node("logout", Some("auth"), &[]),
+            node("deploy", None, &["auth"]),
+        ];
+        let failed = with_status(
+            with_status(base, "login", Status::Failed),
+            "logout",
+            Status::Completed,
+        );
+        // wait (default): the group is failed, its join step and dependants wait.
+        let g = graph(failed.clone());
+        assert_eq!(g.status(0), Status::Failed);
+        assert!(g.ready().is_empty());
+        // continue: the failed child counts as finished; the join step runs.
+        let mut cont = failed.clone();
+        cont[0].on_child_failure = ChildFailure::Continue;
+        let g = graph(cont.clone());
+        assert_eq!(ids(&g, &g.ready()), ["auth"]);
+        // ... and without a join step the group completes, unblocking deploy.
+        cont[0].has_agent = false;
+        let g = graph(cont);
+        assert_eq!(g.status(0), Status::Completed);
+        assert_eq!(ids(&g, &g.ready()), ["deploy"]);
     }
 
     #[test]

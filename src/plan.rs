@@ -12,8 +12,8 @@ mod validate;
 pub use diagnostic::{LoadError, Problem, Severity};
 pub use load::{PRESETS, did_you_mean, load, load_file, parse_duration};
 pub use model::{
-    AgentSpec, DEFAULT_PRIORITY, Meta, PlanFile, Span, Status, TaskSpans, TaskSpec, TownConfig,
-    agent_keys, meta_keys, task_keys, top_keys, town_keys,
+    AgentSpec, ChildFailure, DEFAULT_PRIORITY, Meta, PlanFile, Span, Status, TaskSpans, TaskSpec,
+    TownConfig, agent_keys, meta_keys, task_keys, top_keys, town_keys,
 };
 
 use std::path::PathBuf;

@@ -58,6 +58,8 @@ pub enum Report {
     /// `tt send supervisor …`
     Message(String),
     WaitingForLease(String),
+    /// A dead worker's work was put back.
+    Recovered(crate::store::Recovered),
     Progress(HashMap<Status, usize>),
 }
 
@@ -105,10 +107,7 @@ fn now_ms() -> u64 {
 }
 
 fn lease_holder() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "localhost".into());
+    let host = hostname();
     serde_json::json!({
         "id": format!("{host}:{}", std::process::id()),
         "host": host,
@@ -116,6 +115,32 @@ fn lease_holder() -> String {
         "since": now_ms(),
     })
     .to_string()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Whether a lease value names a process on this host that no longer runs.
+fn holder_is_dead_here(value: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(value) else {
+        return false;
+    };
+    let (Some(host), Some(pid)) = (v["host"].as_str(), v["pid"].as_u64()) else {
+        return false;
+    };
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if host != hostname() || pid <= 0 || pid == std::process::id() as libc::pid_t {
+        return false;
+    }
+    // SAFETY: kill(pid, 0) only checks for existence; no signal is sent.
+    unsafe { libc::kill(pid, 0) != 0 }
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 /// Describes a lease value for messages.
@@ -148,6 +173,14 @@ pub async fn run<F: FnMut(Report)>(opts: Options, mut report: F) -> Result<Summa
     loop {
         match store.acquire_lease(&holder, LEASE_TTL).await? {
             None => break,
+            // A runner on this machine that died without releasing it
+            // (kill -9): no need to wait for the TTL.
+            Some(other)
+                if holder_is_dead_here(&other)
+                    && store.take_over_lease(&other, &holder, LEASE_TTL).await? =>
+            {
+                break;
+            }
             Some(other) if opts.wait => {
                 report(Report::WaitingForLease(describe_holder(&other)));
                 tokio::time::sleep(LEASE_TTL / 3).await;
@@ -240,6 +273,11 @@ impl<F: FnMut(Report)> Runner<F> {
 
         let mut lease = tokio::time::interval(LEASE_TTL / 3);
         lease.tick().await;
+        // Heartbeat keys expire silently (keyspace notifications are off on
+        // many servers), so dead workers are looked for on a timer: one
+        // SMEMBERS and a pipeline, every heartbeat interval.
+        let mut recovery = tokio::time::interval(crate::agent::worker::HEARTBEAT_INTERVAL);
+        recovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
         let mut retry_wake: Option<u64> = None;
         let outcome = loop {
@@ -290,6 +328,18 @@ impl<F: FnMut(Report)> Runner<F> {
                         Err(e) => break Err(e.into()),
                     }
                 }
+                _ = recovery.tick() => match self.store.recover_dead().await {
+                    Ok(recovered) => {
+                        for r in recovered {
+                            if agents.owns(&r.worker) {
+                                agents.kick(&r.worker);
+                            }
+                            (self.report)(Report::Recovered(r));
+                        }
+                    }
+                    Err(e) if e.is_connection_error() => {}
+                    Err(e) => break Err(e.into()),
+                },
                 _ = retry_sleep => {}
                 _ = tokio::signal::ctrl_c() => break self.final_summary(true).await,
                 _ = terminate.recv() => break self.final_summary(true).await,
@@ -326,7 +376,12 @@ impl<F: FnMut(Report)> Runner<F> {
     }
 
     async fn dispatch(&mut self) -> Result<(Snapshot, Option<u64>), StoreError> {
-        let snapshot = Snapshot::new(self.store.tasks().await?);
+        let mut snapshot = Snapshot::new(self.store.tasks().await?);
+        let doomed = snapshot.fail_fast();
+        if !doomed.is_empty() {
+            self.store.cancel(&doomed).await?;
+            snapshot = Snapshot::new(self.store.tasks().await?);
+        }
         let (batch, next_retry) = snapshot.plan_dispatch(&self.slots(), now_ms());
         if batch.is_empty() {
             return Ok((snapshot, next_retry));

@@ -11,6 +11,7 @@ mod dispatch;
 mod error;
 mod events;
 pub mod keys;
+mod recover;
 pub mod server;
 mod sync;
 mod task;
@@ -25,6 +26,7 @@ pub use dispatch::{Dispatch, Event, parse_entries};
 pub use error::StoreError;
 pub use events::{EventFollower, STREAM_START};
 pub use keys::Keys;
+pub use recover::Recovered;
 pub use sync::{SyncCounts, TaskDef};
 pub use task::{Source, TaskRecord};
 pub use worker::{

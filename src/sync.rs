@@ -41,6 +41,17 @@ pub fn definitions(plan: &Plan) -> Vec<TaskDef> {
                 priority: t.effective_priority(),
                 order: order as u64,
                 file_status: t.status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                retries: t.retries.map(|r| r.to_string()).unwrap_or_default(),
+                timeout_ms: t
+                    .timeout
+                    .as_deref()
+                    .and_then(crate::plan::parse_duration)
+                    .map(|d| d.as_millis().to_string())
+                    .unwrap_or_default(),
+                on_child_failure: t
+                    .on_child_failure
+                    .map(|c| c.as_str().to_string())
+                    .unwrap_or_default(),
             };
             def.fingerprint = fingerprint(&def);
             def
@@ -62,6 +73,9 @@ fn fingerprint(d: &TaskDef) -> String {
         &d.priority.to_string(),
         &d.order.to_string(),
         &d.file_status,
+        &d.retries,
+        &d.timeout_ms,
+        &d.on_child_failure,
     ] {
         h.update(part.as_bytes());
         // Separator so ("ab","c") and ("a","bc") differ.

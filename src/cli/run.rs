@@ -144,6 +144,13 @@ fn print_report(file: &str, _tty: bool, r: Report) {
         Report::WaitingForLease(holder) => {
             println!("{} waiting for the runner lease held by {holder}", time())
         }
+        Report::Recovered(r) => println!(
+            "{} worker {} is dead: {} task(s) requeued, {} message(s) returned",
+            time(),
+            r.worker,
+            r.requeued,
+            r.returned
+        ),
         Report::Progress(_) => {}
     }
 }

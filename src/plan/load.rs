@@ -11,8 +11,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::model::{
-    AgentSpec, Meta, Span, Status, TaskSpans, TaskSpec, TownConfig, agent_keys, meta_keys,
-    task_keys, top_keys, town_keys,
+    AgentSpec, ChildFailure, Meta, Span, Status, TaskSpans, TaskSpec, TownConfig, agent_keys,
+    meta_keys, task_keys, top_keys, town_keys,
 };
 use super::{LoadError, Plan, Problem, valid_id, validate};
 
@@ -274,15 +274,7 @@ impl Loader {
         if let Some(v) = t.get("timeout")
             && let Some((s, span)) = self.string(v, "`timeout`")
         {
-            if parse_duration(&s).is_none() {
-                self.error(
-                    "tt::plan::bad-duration",
-                    span,
-                    format!("`{s}` is not a duration"),
-                    "expected a duration",
-                    Some("write it like \"90s\", \"30m\" or \"1h 30m\""),
-                );
-            }
+            self.check_duration(&s, span);
             spec.timeout = Some(s);
         }
         if let Some(v) = t.get("env")
@@ -396,7 +388,40 @@ impl Loader {
                 }
             }
             task.priority = self.int_in(t.get("priority"), "`priority`", 0, 4);
+            task.retries = self.int_in(t.get("retries"), "`retries`", 0, 100);
+            if let Some(v) = t.get("timeout")
+                && let Some((s, span)) = self.string(v, "`timeout`")
+            {
+                self.check_duration(&s, span);
+                task.timeout = Some(s);
+            }
+            if let Some(v) = t.get("on_child_failure")
+                && let Some((s, span)) = self.string(v, "`on_child_failure`")
+            {
+                match ChildFailure::parse(&s) {
+                    Some(c) => task.on_child_failure = Some(c),
+                    None => self.error(
+                        "tt::plan::bad-policy",
+                        span,
+                        format!("`{s}` is not a child failure policy"),
+                        "unknown policy",
+                        Some("use `wait` (default), `fail` or `continue`"),
+                    ),
+                }
+            }
             out.push(task);
+        }
+    }
+
+    fn check_duration(&mut self, s: &str, span: Span) {
+        if parse_duration(s).is_none() {
+            self.error(
+                "tt::plan::bad-duration",
+                span,
+                format!("`{s}` is not a duration"),
+                "expected a duration",
+                Some("write it like \"90s\", \"30m\" or \"1h 30m\""),
+            );
         }
     }
 

@@ -156,6 +156,41 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// What a group does when one of its children failed (after its retries).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChildFailure {
+    /// The group is failed and its join step waits; `tt retry <child>`
+    /// picks it up again. Other children go on.
+    #[default]
+    Wait,
+    /// The group is failed at once and its unfinished children are cancelled.
+    Fail,
+    /// A failed child counts as finished: the join step runs (or the group
+    /// completes) when every child is completed or failed.
+    Continue,
+}
+
+impl ChildFailure {
+    pub const ALL: [ChildFailure; 3] = [
+        ChildFailure::Wait,
+        ChildFailure::Fail,
+        ChildFailure::Continue,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildFailure::Wait => "wait",
+            ChildFailure::Fail => "fail",
+            ChildFailure::Continue => "continue",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
 /// One `[[tasks]]` entry.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -185,6 +220,16 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 4))]
     pub priority: Option<u8>,
+    /// Extra attempts after a failure; overrides the agent's `retries`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
+    pub retries: Option<u32>,
+    /// Longest one attempt may run (`90s`, `30m`); overrides the agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// For a group: what a failed child does to it (`wait`, `fail`, `continue`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_child_failure: Option<ChildFailure>,
     /// Where each value sits in the file, for diagnostics.
     #[serde(skip)]
     #[schemars(skip)]

@@ -44,6 +44,9 @@ pub enum AgentNote {
 
 struct Replica {
     stop: watch::Sender<bool>,
+    /// Kill the process (its heartbeat expired: hung or cut off) and start
+    /// a fresh one.
+    kick: mpsc::UnboundedSender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -112,6 +115,7 @@ impl Supervisor {
 
     fn start_one(&mut self, name: &str, id: &str) {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (kick_tx, kick_rx) = mpsc::unbounded_channel();
         let mut cmd = Command::new(&self.exe);
         cmd.arg("agent")
             .arg(name)
@@ -130,12 +134,14 @@ impl Supervisor {
             id.to_string(),
             log,
             stop_rx,
+            kick_rx,
             self.notes.clone(),
         ));
         self.replicas.insert(
             id.to_string(),
             Replica {
                 stop: stop_tx,
+                kick: kick_tx,
                 task,
             },
         );
@@ -145,6 +151,18 @@ impl Supervisor {
         if let Some(r) = self.replicas.remove(id) {
             let _ = r.stop.send(true);
             let _ = r.task.await;
+        }
+    }
+
+    /// Whether this worker id is one of ours.
+    pub fn owns(&self, id: &str) -> bool {
+        self.replicas.contains_key(id)
+    }
+
+    /// Kills a replica's process group and starts it again.
+    pub fn kick(&self, id: &str) {
+        if let Some(r) = self.replicas.get(id) {
+            let _ = r.kick.send(());
         }
     }
 
@@ -169,6 +187,7 @@ async fn keep_running(
     id: String,
     log: PathBuf,
     mut stop: watch::Receiver<bool>,
+    mut kick: mpsc::UnboundedReceiver<()>,
     notes: mpsc::UnboundedSender<AgentNote>,
 ) {
     let mut backoff = MIN_BACKOFF;
@@ -213,6 +232,15 @@ async fn keep_running(
                 }
                 let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
                 let _ = notes.send(AgentNote::Exited { id: id.clone(), status, restart_in: Some(backoff) });
+                if wait_or_stop(&mut stop, backoff).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Some(()) = kick.recv() => {
+                signal_group(pid, libc::SIGKILL);
+                let _ = child.wait().await;
+                let _ = notes.send(AgentNote::Exited { id: id.clone(), status: "killed: heartbeat expired".into(), restart_in: Some(backoff) });
                 if wait_or_stop(&mut stop, backoff).await {
                     return;
                 }

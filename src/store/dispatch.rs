@@ -111,6 +111,34 @@ impl Store {
             .await?)
     }
 
+    /// Replaces the lease if it still holds `expected` (a holder known to
+    /// be dead). Returns whether it did.
+    pub async fn take_over_lease(
+        &self,
+        expected: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let script = Script::new(
+            r"
+            if redis.call('GET', KEYS[1]) == ARGV[1] then
+              redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+              return 1
+            end
+            return 0
+            ",
+        );
+        let mut conn = self.conn.clone();
+        let took: i64 = script
+            .key(self.keys.runner())
+            .arg(expected)
+            .arg(holder)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(took == 1)
+    }
+
     /// Releases the lease if it is still ours.
     pub async fn release_lease(&self, holder: &str) -> Result<(), StoreError> {
         let script = Script::new(

@@ -22,6 +22,12 @@ pub struct TaskDef {
     pub order: u64,
     /// Empty when the file names no status.
     pub file_status: String,
+    /// Per-task override of the agent's `retries`; empty: none.
+    pub retries: String,
+    /// Per-task override of the agent's `timeout`, in ms; empty: none.
+    pub timeout_ms: String,
+    /// A group's `on_child_failure`; empty: the default (`wait`).
+    pub on_child_failure: String,
 }
 
 impl TaskDef {
@@ -108,7 +114,10 @@ impl Store {
                     .arg(d.priority)
                     .arg(d.order)
                     .arg(&d.file_status)
-                    .arg(d.score());
+                    .arg(d.score())
+                    .arg(&d.retries)
+                    .arg(&d.timeout_ms)
+                    .arg(&d.on_child_failure);
             }
             for id in gone {
                 cmd.arg(id);

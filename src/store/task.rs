@@ -51,6 +51,11 @@ pub struct TaskRecord {
     pub log: Option<String>,
     /// Not dispatched again before this time (retry backoff), ms.
     pub retry_at: Option<u64>,
+    /// Per-task overrides of the agent's `retries` and `timeout` (ms).
+    pub retries: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    /// A group's policy for failed children.
+    pub on_child_failure: crate::plan::ChildFailure,
     /// Why it is in its status (cancelled: removed from file, …).
     pub reason: Option<String>,
     /// Milliseconds since the Unix epoch.
@@ -103,6 +108,11 @@ impl TaskRecord {
             output: take("output"),
             log: take("log"),
             retry_at: num(take("retry_at")),
+            retries: num(take("retries")).map(|r| r.min(100) as u32),
+            timeout_ms: num(take("timeout")),
+            on_child_failure: take("on_child_failure")
+                .and_then(|p| crate::plan::ChildFailure::parse(&p))
+                .unwrap_or_default(),
             exit_code: take("exit_code").and_then(|s| s.parse().ok()),
             error: take("error"),
             reason: take("reason"),
@@ -127,6 +137,7 @@ impl TaskRecord {
             parent: self.parent.clone(),
             depends_on: self.depends_on.clone(),
             has_agent: self.agent.is_some(),
+            on_child_failure: self.on_child_failure,
             status: self.status,
             priority: self.priority,
             order: self.order,

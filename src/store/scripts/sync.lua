@@ -2,9 +2,10 @@
 -- ARGV[1] key prefix "tt:<town>:", ARGV[2] town name, ARGV[3] plan
 -- fingerprint to record ("" for all but the last chunk), ARGV[4] "1" to
 -- record file statuses as seen without applying them, ARGV[5] number of
--- upserts, ARGV[6] number of removals, then 11 fields per upsert
+-- upserts, ARGV[6] number of removals, then 14 fields per upsert
 -- (id, fingerprint, description, agent, tags, parent, depends_on, priority,
--- order, file status, score), then the removed ids.
+-- order, file status, score, retries, timeout ms, on_child_failure), then
+-- the removed ids.
 -- Returns {added, changed, removed}.
 local prefix, town, plan_fp = ARGV[1], ARGV[2], ARGV[3]
 local adopt = ARGV[4] == '1'
@@ -29,12 +30,14 @@ for _ = 1, nu do
   local id, fp, desc, agent, tags, parent, deps, prio, order, fstatus, score =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5],
     ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
-  i = i + 11
+  local retries, timeout, policy = ARGV[i + 11], ARGV[i + 12], ARGV[i + 13]
+  i = i + 14
   local key = prefix .. 'task:' .. id
   local cur = redis.call('HMGET', key, 'status', 'file_status', 'removed', 'id', 'agent', 'worker', 'attempt')
   local def = { 'id', id, 'description', desc, 'agent', agent, 'tags', tags,
     'parent', parent, 'depends_on', deps, 'priority', prio, 'order', order,
-    'file_status', fstatus, 'fingerprint', fp, 'source', 'file', 'updated', now }
+    'file_status', fstatus, 'fingerprint', fp, 'source', 'file', 'updated', now,
+    'retries', retries, 'timeout', timeout, 'on_child_failure', policy }
   if not cur[4] then
     local status = 'pending'
     if fstatus ~= '' then status = applied(fstatus) end
