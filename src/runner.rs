@@ -139,8 +139,8 @@ fn holder_is_dead_here(value: &str) -> bool {
         return false;
     }
     // SAFETY: kill(pid, 0) only checks for existence; no signal is sent.
-    unsafe { libc::kill(pid, 0) != 0 }
-        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    let exists = unsafe { libc::kill(pid, 0) } == 0;
+    !exists && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 /// Describes a lease value for messages.
