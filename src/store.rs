@@ -31,7 +31,7 @@ pub use sync::{SyncCounts, TaskDef};
 pub use task::{Source, TaskRecord};
 pub use worker::{
     BlockingConn, Claim, ClaimedTask, Control, Finish, MessageSource, Registered, Report,
-    WorkerIdentity,
+    WorkerIdentity, peek_task,
 };
 
 use std::collections::HashMap;

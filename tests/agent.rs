@@ -481,8 +481,19 @@ fn a_stop_message_kills_the_whole_process_group() {
         read_pid(&pidfile).is_some()
     });
     let grandchild = read_pid(&pidfile).unwrap();
-    assert_eq!(task(&redis, "build")["status"], "running");
-    assert_eq!(redis.hgetall("tt:t:agent:dev-1")["state"], "working");
+    let running = task(&redis, "build");
+    assert_eq!(running["status"], "running");
+    let log = tt.dir().join(".tt/logs/build/1.log");
+    assert_eq!(
+        Path::new(&running["log"]),
+        log,
+        "the log is known while it runs"
+    );
+    let agent = redis.hgetall("tt:t:agent:dev-1");
+    assert_eq!(
+        (agent["state"].as_str(), agent["task"].as_str()),
+        ("working", "build")
+    );
 
     redis.cmd(&[
         "LPUSH",

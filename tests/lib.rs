@@ -5,6 +5,7 @@ mod support;
 
 mod agent;
 mod commands;
+mod faults;
 mod fuzz;
 mod plan;
 mod run;

@@ -38,7 +38,7 @@ use super::config::AgentConfig;
 use super::process::{self, Ending, Launch, STOP_GRACE, TAIL_BYTES};
 use crate::store::{
     BlockingConn, Claim, ClaimedTask, Control, Finish, MessageSource, RedisTarget, Registered,
-    Report, Store, StoreError, WorkerIdentity,
+    Report, Store, StoreError, WorkerIdentity, peek_task,
 };
 
 /// How often a worker renews its heartbeat.
@@ -66,12 +66,24 @@ pub fn retry_backoff(attempt: u32) -> Duration {
 }
 
 /// Where one attempt's output goes: `<project>/.tt/logs/<task>/<attempt>.log`.
-/// The ids `.` and `..` (valid, but path components) are spelled `%2E`.
+/// The ids `.` and `..` (valid, but path components) are spelled `%2E`,
+/// and a character no valid id has (a hand-made Redis key) becomes `_`, so
+/// the path never leaves `.tt/logs`.
 pub fn task_log(project_dir: &Path, task: &str, attempt: u32) -> PathBuf {
-    let dir = if task.bytes().all(|b| b == b'.') {
+    let dir = if task.is_empty() {
+        "_".to_string()
+    } else if task.bytes().all(|b| b == b'.') {
         task.replace('.', "%2E")
     } else {
-        task.to_string()
+        task.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
     };
     logs_dir(project_dir)
         .join(dir)
@@ -721,8 +733,19 @@ impl Loop<'_> {
     async fn claim(&mut self, raw: &str, source: MessageSource) -> Option<Claim> {
         let mut backoff = Backoff::new();
         let mut again = false;
+        let log = peek_task(raw)
+            .map(|(id, attempt)| {
+                task_log(&self.worker.project_dir, &id, attempt)
+                    .display()
+                    .to_string()
+            })
+            .unwrap_or_default();
         loop {
-            match self.store.claim(self.identity, raw, source, again).await {
+            match self
+                .store
+                .claim(self.identity, raw, source, again, &log)
+                .await
+            {
                 Ok(claim) => {
                     if backoff.succeeded() {
                         self.notes.emit(Note::RedisBack { doing: "claim" });
@@ -996,6 +1019,8 @@ mod tests {
         );
         assert_eq!(task_log(p, "..", 1), Path::new("/p/.tt/logs/%2E%2E/1.log"));
         assert_eq!(task_log(p, "a..b", 1), Path::new("/p/.tt/logs/a..b/1.log"));
+        assert_eq!(task_log(p, "../x", 1), Path::new("/p/.tt/logs/.._x/1.log"));
+        assert_eq!(task_log(p, "", 1), Path::new("/p/.tt/logs/_/1.log"));
         assert_eq!(
             journal_path(p, "dev-1"),
             Path::new("/p/.tt/logs/agents/dev-1.log")

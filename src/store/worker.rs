@@ -138,6 +138,21 @@ pub enum Control {
     Unknown(String),
 }
 
+/// The task id and attempt of a raw inbox message, if it is a readable
+/// task message (claim.lua decides what it really is).
+pub fn peek_task(raw: &str) -> Option<(String, u32)> {
+    #[derive(serde::Deserialize)]
+    struct Msg {
+        kind: String,
+        task: String,
+        attempt: u32,
+    }
+    serde_json::from_str::<Msg>(raw)
+        .ok()
+        .filter(|m| m.kind == "task")
+        .map(|m| (m.task, m.attempt))
+}
+
 impl Control {
     /// Parses a control message; anything unreadable is [`Control::Unknown`].
     pub fn parse(raw: &str) -> Self {
@@ -276,13 +291,15 @@ impl Store {
     }
 
     /// Claims a raw message that `w` moved into its claimed list from
-    /// `source`. `again` repeats a claim whose reply was lost.
+    /// `source`. `again` repeats a claim whose reply was lost. `log` is the
+    /// file the attempt will write, recorded with the task ("" for none).
     pub async fn claim(
         &self,
         w: &WorkerIdentity,
         raw: &str,
         source: MessageSource,
         again: bool,
+        log: &str,
     ) -> Result<Claim, StoreError> {
         let assignee = match source {
             MessageSource::Inbox => w.agent.as_str(),
@@ -295,6 +312,7 @@ impl Store {
             .arg(raw)
             .arg(assignee)
             .arg(if again { "1" } else { "0" })
+            .arg(log)
             .invoke_async(&mut conn)
             .await?;
         match reply.as_slice() {

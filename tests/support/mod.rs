@@ -39,6 +39,8 @@ pub fn wait_until(deadline: Duration, what: &str, mut f: impl FnMut() -> bool) {
 pub struct RedisServer {
     child: Child,
     socket: PathBuf,
+    /// Extra arguments, kept to start the same server again.
+    args: Vec<String>,
     // Dropped after the child is killed (fields drop in order, after Drop).
     dir: TempDir,
 }
@@ -60,10 +62,27 @@ impl RedisServer {
             .tempdir_in("/tmp")
             .unwrap();
         let socket = dir.path().join("redis.sock");
-        let log = std::fs::File::create(dir.path().join("redis.log")).unwrap();
+        let args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let child = Self::spawn(dir.path(), &socket, &args);
+        let mut server = Self {
+            child,
+            socket,
+            dir,
+            args,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn spawn(dir: &Path, socket: &Path, extra_args: &[String]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("redis.log"))
+            .unwrap();
         let child = Command::new("redis-server")
             .args(["--port", "0", "--unixsocket"])
-            .arg(&socket)
+            .arg(socket)
             .args([
                 "--unixsocketperm",
                 "700",
@@ -73,40 +92,57 @@ impl RedisServer {
                 "no",
             ])
             .arg("--dir")
-            .arg(dir.path())
+            .arg(dir)
             .args(extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn();
-        let child = match child {
+        match child {
             Ok(child) => child,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
                 "redis-server not found on PATH: install it (apt-get install redis-server) \
                  — tests need a real Redis"
             ),
             Err(e) => panic!("cannot run redis-server: {e}"),
-        };
-        let mut server = Self { child, socket, dir };
+        }
+    }
+
+    fn wait_ready(&mut self) {
         let started = Instant::now();
         loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
                     "redis-server exited with {status} before answering:\n{}",
-                    server.log()
+                    self.log()
                 );
             }
-            if server.try_ping() {
-                return server;
+            if self.try_ping() {
+                return;
             }
             if started.elapsed() >= SERVER_START {
                 panic!(
                     "redis-server did not answer within {SERVER_START:?}:\n{}",
-                    server.log()
+                    self.log()
                 );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// `kill -9` of the server: no clean shutdown, nothing flushed beyond
+    /// what its own persistence settings already wrote.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same socket, directory and arguments
+    /// (so with `--appendonly yes` it reloads its data).
+    pub fn start_again(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        self.child = Self::spawn(self.dir.path(), &self.socket, &self.args);
+        self.wait_ready();
     }
 
     fn try_ping(&self) -> bool {

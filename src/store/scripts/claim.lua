@@ -4,14 +4,16 @@
 -- message, ARGV[4] the `assigned_to` a task must have to be ours (the agent
 -- name; "" for backlog work), ARGV[5] "1" when this repeats a claim whose
 -- reply was lost (the connection dropped): a task this worker already
--- started with that attempt is handed back instead of dropped.
+-- started with that attempt is handed back instead of dropped. ARGV[6]
+-- the log file the attempt will write ("" if unknown), recorded as `log`
+-- so `tt task` shows where to follow it while it runs.
 -- Returns one of
 --   {'run', id, attempt, description, tags (JSON), parent}
 --   {'stale', reason, id, attempt}  (dropped: cancelled, reassigned, old attempt)
 --   {'message', from, body}    (a direct message: recorded, never run)
 --   {'deadletter', reason}     (unreadable: moved to the deadletter list)
 local prefix, worker, raw, assignee = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local again = ARGV[5] == '1'
+local again, log = ARGV[5] == '1', ARGV[6] or ''
 local t = redis.call('TIME')
 local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
 local claimed = prefix .. 'claimed:' .. worker
@@ -84,6 +86,9 @@ end
 redis.call('HSET', key, 'status', 'running', 'worker', worker, 'started', now, 'updated', now)
 -- What the previous attempt left describes that attempt, not this one.
 redis.call('HDEL', key, 'finished', 'exit_code', 'error', 'output', 'log', 'retry_at', 'reason')
+if log ~= '' then
+  redis.call('HSET', key, 'log', log)
+end
 redis.call('HSET', prefix .. 'agent:' .. worker, 'state', 'working', 'task', id, 'attempt', attempt)
 event('started', id, attempt, 'status', 'running')
 return run()

@@ -1,0 +1,213 @@
+//! Failure and recovery (README "Failure and recovery"): dead agents, long
+//! tasks, retries, a Redis that goes away. Real processes, real Redis,
+//! deadlines instead of sleeps.
+
+use std::time::Duration;
+
+use crate::RedisExt;
+use crate::support::{RedisServer, Tt, wait_until};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn field(redis: &RedisServer, town: &str, id: &str, f: &str) -> String {
+    redis
+        .hgetall(&format!("tt:{town}:task:{id}"))
+        .get(f)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Events of the town as (kind, task, attempt, agent).
+fn events(redis: &RedisServer, town: &str) -> Vec<(String, String, String, String)> {
+    let reply: redis::Value = redis::cmd("XRANGE")
+        .arg(format!("tt:{town}:events"))
+        .arg("-")
+        .arg("+")
+        .query(&mut redis.conn())
+        .unwrap();
+    tinytown::store::parse_entries(reply)
+        .into_iter()
+        .map(|e| (e.kind, e.task, e.attempt, e.agent))
+        .collect()
+}
+
+fn spawn_run(tt: &Tt, args: &[&str]) -> std::process::Child {
+    let log = std::fs::File::create(tt.dir().join("run.out")).unwrap();
+    let mut cmd = tt.command();
+    cmd.args(args).stdout(log.try_clone().unwrap()).stderr(log);
+    cmd.spawn().unwrap()
+}
+
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // SIGTERM first so the runner stops its agents.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_long_task_is_never_requeued() {
+    let redis = RedisServer::start();
+    // 20 s: more than three heartbeat TTLs (6 s).
+    let plan = r#"[town]
+name = "f"
+[agents.w]
+command = ["sleep", "20"]
+[[tasks]]
+id = "long"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let out = tt.run_with(["run", "--until-done"]).success();
+    assert!(out.stdout.contains("1 completed"), "{out}");
+    assert_eq!(field(&redis, "f", "long", "attempt"), "1");
+    let evs = events(&redis, "f");
+    assert!(
+        !evs.iter().any(|e| e.0 == "requeued" || e.0 == "agent_dead"),
+        "{evs:?}"
+    );
+}
+
+#[test]
+fn retries_then_failed_blocks_dependants_until_retry() {
+    let redis = RedisServer::start();
+    let plan = r#"[town]
+name = "f"
+[meta]
+default_agent = "w"
+[agents.w]
+command = ["sh", "-c", "echo \"$TT_TASK_ID $TT_ATTEMPT\" >> runs.log; test \"$TT_TASK_ID\" != schema || test -e fixed"]
+retries = 2
+[[tasks]]
+id = "schema"
+[[tasks]]
+id = "api"
+depends_on = ["schema"]
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let out = tt.run_with(["run", "--until-done"]).code(1);
+    assert!(out.stdout.contains("failed: schema"), "{out}");
+    assert!(out.stdout.contains("api — blocked: schema failed"), "{out}");
+    let runs = tt.read("runs.log");
+    assert_eq!(
+        runs, "schema 1\nschema 2\nschema 3\n",
+        "1 attempt + 2 retries"
+    );
+    // Retries waited for their backoff.
+    let evs = events(&redis, "f");
+    assert_eq!(
+        evs.iter().filter(|e| e.0 == "retried").count(),
+        2,
+        "{evs:?}"
+    );
+    tt.run_with(["task", "api"])
+        .success()
+        .stdout_contains("blocked: schema failed");
+    // Fix it and retry: everything completes.
+    tt.write("fixed", "");
+    tt.run_with(["retry", "schema"]).success();
+    let out = tt.run_with(["run", "--until-done"]).success();
+    assert!(out.stdout.contains("2 completed, 0 failed"), "{out}");
+}
+
+#[test]
+fn a_killed_agent_s_task_is_requeued_and_completes_once_more() {
+    let redis = RedisServer::start();
+    let plan = r#"[town]
+name = "f"
+[agents.w]
+command = ["sh", "-c", "echo \"$TT_ATTEMPT\" >> attempts.log; while [ ! -e go ]; do sleep 0.05; done"]
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let _run = Guard(spawn_run(&tt, &["run"]));
+    wait_until(DEADLINE, "job runs", || {
+        field(&redis, "f", "job", "status") == "running"
+    });
+    let worker = field(&redis, "f", "job", "worker");
+    let pid: i32 = redis.hgetall(&format!("tt:f:agent:{worker}"))["pid"]
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) on the worker process the runner started.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    wait_until(DEADLINE, "job is requeued and runs again", || {
+        field(&redis, "f", "job", "attempt") == "2"
+            && field(&redis, "f", "job", "status") == "running"
+    });
+    tt.write("go", "");
+    wait_until(DEADLINE, "job completes", || {
+        field(&redis, "f", "job", "status") == "completed"
+    });
+    let evs = events(&redis, "f");
+    let completed: Vec<_> = evs
+        .iter()
+        .filter(|e| e.0 == "completed" && e.1 == "job")
+        .collect();
+    assert_eq!(completed.len(), 1, "{evs:?}");
+    assert_eq!(
+        completed[0].2, "2",
+        "the second attempt is the one that counts"
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e.0 == "requeued" && e.1 == "job" && e.2 == "1"),
+        "{evs:?}"
+    );
+}
+
+#[test]
+fn the_runner_survives_redis_being_killed_and_restarted() {
+    let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let plan = r#"[town]
+name = "f"
+[agents.w]
+command = ["sh", "-c", "while [ ! -e \"go-$TT_TASK_ID\" ]; do sleep 0.05; done"]
+[[tasks]]
+id = "a"
+agent = "w"
+[[tasks]]
+id = "b"
+agent = "w"
+depends_on = ["a"]
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = spawn_run(&tt, &["run", "--until-done"]);
+    wait_until(DEADLINE, "a runs", || {
+        field(&redis, "f", "a", "status") == "running"
+    });
+    redis.kill();
+    std::thread::sleep(Duration::from_millis(300)); // an outage, not a condition
+    redis.start_again();
+    assert_eq!(
+        field(&redis, "f", "a", "status"),
+        "running",
+        "state survived (AOF)"
+    );
+    tt.write("go-a", "");
+    tt.write("go-b", "");
+    let mut status = None;
+    wait_until(DEADLINE, "tt run finishes", || {
+        status = run.try_wait().ok().flatten();
+        status.is_some()
+    });
+    let out = std::fs::read_to_string(tt.dir().join("run.out")).unwrap_or_default();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{out}");
+    assert_eq!(field(&redis, "f", "b", "status"), "completed", "{out}");
+}
