@@ -678,6 +678,59 @@ fn sigterm_stops_the_command_and_leaves_the_task_for_recovery() {
 }
 
 #[test]
+fn a_dead_workers_claimed_work_is_recovered() {
+    let redis = RedisServer::start();
+    let _tt = project(&redis, PLAN);
+    // dev-9 died: it had started `build` and taken `a` without claiming it.
+    redis.cmd(&[
+        "HSET",
+        "tt:t:task:build",
+        "status",
+        "running",
+        "attempt",
+        "1",
+        "worker",
+        "dev-9",
+    ]);
+    dispatch(&redis, "a", 1);
+    redis.cmd(&[
+        "LMOVE",
+        "tt:t:inbox:dev",
+        "tt:t:claimed:dev-9",
+        "LEFT",
+        "RIGHT",
+    ]);
+    redis.cmd(&["RPUSH", "tt:t:claimed:dev-9", &message("build", 1)]);
+    redis.cmd(&["SET", "tt:t:alive:dev-9", "x", "PX", "60000"]);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = tinytown::store::RedisTarget::Url(redis.url());
+    let store = runtime
+        .block_on(tinytown::store::Store::open(&target, "t"))
+        .unwrap();
+    let alive = runtime
+        .block_on(store.recover_worker("dev-9", "dev"))
+        .unwrap();
+    assert_eq!(alive, None, "a live worker's work is never touched");
+    assert_eq!(task(&redis, "build")["status"], "running");
+
+    redis.cmd(&["DEL", "tt:t:alive:dev-9"]);
+    let recovered = runtime
+        .block_on(store.recover_worker("dev-9", "dev"))
+        .unwrap();
+    assert_eq!(recovered, Some((1, 1)));
+    assert_eq!(task(&redis, "build")["status"], "pending");
+    assert_eq!(list(&redis, "tt:t:inbox:dev"), [message("a", 1)]);
+    assert!(list(&redis, "tt:t:claimed:dev-9").is_empty());
+    let requeued = events_of(&redis, "requeued");
+    assert_eq!(requeued.len(), 1);
+    assert_eq!(requeued[0]["task"], "build");
+}
+
+#[test]
 fn a_message_moved_but_never_claimed_is_not_lost() {
     let redis = RedisServer::start();
     let tt = project(&redis, PLAN);

@@ -28,7 +28,14 @@ pub struct Args {
     /// One JSON object per line (JSON Lines), also while following.
     #[arg(long)]
     json: bool,
+    /// Write every event still in the stream (or of `--task`) to FILE as
+    /// JSON Lines, oldest first: an audit log to commit next to tasks.toml.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["follow", "limit"])]
+    export: Option<std::path::PathBuf>,
 }
+
+/// More than the stream ever holds (it is capped near 100 000).
+const EVERYTHING: usize = 10_000_000;
 
 /// How long one `XREAD BLOCK` waits before asking again: it only bounds
 /// how long a dead connection goes unnoticed, nothing is polled.
@@ -72,6 +79,22 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         check_task_id(task)?;
         let town = Town::new(store.tasks().await?);
         find_task(&town, &store, task)?;
+    }
+    if let Some(path) = &args.export {
+        let (events, _) = store
+            .recent_events(EVERYTHING, args.task.as_deref())
+            .await?;
+        let mut text = String::with_capacity(events.len() * 160);
+        for e in &events {
+            text.push_str(&event_json(e).to_string());
+            text.push('\n');
+        }
+        std::fs::write(path, text).map_err(|source| CliError::Io {
+            what: format!("cannot write `{}`", path.display()),
+            source,
+        })?;
+        println!("wrote {} events to {}", events.len(), path.display());
+        return Ok(0);
     }
     let (events, last) = store
         .recent_events(args.limit, args.task.as_deref())

@@ -152,8 +152,12 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
             help,
         });
     };
+    let (events, _) = store.recent_events(10_000_000, Some(&args.id)).await?;
+    let attempts = attempts(&events);
     if args.json {
-        output::json(&town.json(i));
+        let mut v = town.json(i);
+        v["attempts"] = serde_json::to_value(&attempts).unwrap_or(Value::Null);
+        output::json(&v);
         return Ok(0);
     }
     let r = &town.records[i];
@@ -203,7 +207,101 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
     if let Some(reason) = &r.reason {
         field("reason", reason.clone());
     }
-    out.push_str(&format!("\n{}\n", r.description));
+    if let Some(o) = r.output.as_deref().filter(|o| !o.trim().is_empty()) {
+        out.push_str(&format!("output (tail):\n{}\n", indent(o)));
+    }
+    if !attempts.is_empty() {
+        let rows: Vec<Vec<String>> = attempts
+            .iter()
+            .map(|a| {
+                vec![
+                    format!("#{}", a.attempt),
+                    a.worker.clone().unwrap_or_else(|| "-".into()),
+                    a.outcome.clone(),
+                    a.exit_code.clone().unwrap_or_else(|| "-".into()),
+                    a.duration_ms
+                        .map_or("-".into(), |d| format!("{:.1}s", d as f64 / 1000.0)),
+                    format!(".tt/logs/{}/{}.log", r.id, a.attempt),
+                ]
+            })
+            .collect();
+        out.push_str("\nattempts:\n");
+        out.push_str(&output::table(
+            &["ATTEMPT", "WORKER", "OUTCOME", "EXIT", "TOOK", "LOG"],
+            &rows,
+        ));
+    }
+    if !r.description.is_empty() {
+        out.push_str(&format!("\n{}\n", r.description));
+    }
     print!("{out}");
     Ok(0)
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One attempt of a task, put together from its events.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Attempt {
+    pub attempt: u64,
+    pub worker: Option<String>,
+    /// dispatched, running, completed, failed, retried, requeued, cancelled…
+    pub outcome: String,
+    pub exit_code: Option<String>,
+    pub started: Option<u64>,
+    pub finished: Option<u64>,
+    pub duration_ms: Option<u64>,
+}
+
+/// Attempts in order, from the events of one task.
+pub fn attempts(events: &[crate::store::Event]) -> Vec<Attempt> {
+    let mut out: Vec<Attempt> = Vec::new();
+    for e in events {
+        let Ok(n) = e.attempt.parse::<u64>() else {
+            continue;
+        };
+        if n == 0 {
+            continue;
+        }
+        let idx = match out.iter().position(|a| a.attempt == n) {
+            Some(i) => i,
+            None => {
+                out.push(Attempt {
+                    attempt: n,
+                    worker: None,
+                    outcome: "dispatched".into(),
+                    exit_code: None,
+                    started: None,
+                    finished: None,
+                    duration_ms: None,
+                });
+                out.len() - 1
+            }
+        };
+        let a = &mut out[idx];
+        match e.kind.as_str() {
+            "started" => {
+                a.worker = Some(e.agent.clone());
+                a.started = Some(e.at);
+                a.outcome = "running".into();
+            }
+            "completed" | "failed" | "retried" | "requeued" | "cancelled" | "stopped" => {
+                a.outcome = e.kind.clone();
+                a.exit_code = e
+                    .field("exit_code")
+                    .filter(|c| !c.is_empty())
+                    .map(String::from);
+                a.finished = Some(e.at);
+                a.duration_ms = a.started.map(|s| e.at.saturating_sub(s));
+            }
+            _ => {}
+        }
+    }
+    out.sort_by_key(|a| a.attempt);
+    out
 }

@@ -1,8 +1,6 @@
 //! Recovery of dead workers' work (docs/PROTOCOL.md "Dead agents"): the
 //! runner runs it on a timer, `tt recover` by hand.
 
-use redis::Script;
-
 use super::{Store, StoreError};
 
 /// What recovery did for one worker.
@@ -44,29 +42,28 @@ impl Store {
             .collect())
     }
 
-    /// Recovers these workers' work if their heartbeat is (still) gone.
+    /// Recovers these workers' work if their heartbeat is (still) gone
+    /// (`worker.lua`'s `recover`: the same cleanup a worker does for its
+    /// predecessor when it registers under the same id).
     pub async fn recover(&self, workers: &[String]) -> Result<Vec<Recovered>, StoreError> {
-        if workers.is_empty() {
-            return Ok(Vec::new());
-        }
-        let script = Script::new(include_str!("scripts/recover.lua"));
-        let mut inv = script.prepare_invoke();
-        inv.arg(self.keys.prefix());
+        let mut out = Vec::new();
         for w in workers {
-            inv.arg(w);
+            let mut conn = self.conn.clone();
+            let name: Option<String> = redis::cmd("HGET")
+                .arg(self.keys.agent(w))
+                .arg("name")
+                .query_async(&mut conn)
+                .await?;
+            let agent = name.unwrap_or_else(|| super::agent_name_of(w).to_string());
+            if let Some((returned, requeued)) = self.recover_worker(w, &agent).await? {
+                out.push(Recovered {
+                    worker: w.clone(),
+                    requeued,
+                    returned,
+                });
+            }
         }
-        let mut conn = self.conn.clone();
-        let flat: Vec<redis::Value> = inv.invoke_async(&mut conn).await?;
-        Ok(flat
-            .chunks(3)
-            .filter_map(|c| {
-                Some(Recovered {
-                    worker: redis::from_redis_value(c.first()?.clone()).ok()?,
-                    requeued: redis::from_redis_value(c.get(1)?.clone()).ok()?,
-                    returned: redis::from_redis_value(c.get(2)?.clone()).ok()?,
-                })
-            })
-            .collect())
+        Ok(out)
     }
 
     /// Finds dead workers and recovers them.

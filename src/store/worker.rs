@@ -259,6 +259,35 @@ impl Store {
         }
     }
 
+    /// Recovers what a dead worker (no heartbeat) left in its claimed list:
+    /// unclaimed messages go back to their inbox, tasks it had started go
+    /// back to `pending` (event `requeued`; the next dispatch is a new
+    /// attempt, so a late report of the old one is rejected). `agent` is
+    /// the worker's agent name. `None` while the worker is alive: then
+    /// nothing is touched.
+    pub async fn recover_worker(
+        &self,
+        worker: &str,
+        agent: &str,
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = WORKER
+            .arg(self.keys.prefix())
+            .arg("recover")
+            .arg(worker)
+            .arg(agent)
+            .invoke_async(&mut conn)
+            .await?;
+        match reply.as_slice() {
+            [alive] if alive == "alive" => Ok(None),
+            [ok, returned, requeued] if ok == "ok" => Ok(Some((
+                returned.parse().unwrap_or(0),
+                requeued.parse().unwrap_or(0),
+            ))),
+            _ => Err(self.unexpected("worker.lua recover", &reply)),
+        }
+    }
+
     /// Whether a worker's heartbeat is current.
     pub async fn worker_alive(&self, worker: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();

@@ -7,6 +7,8 @@
 --   heartbeat: ttl ms, token → {'ok'}
 --   stopped: token → {'ok'}
 --   give_back: agent name → {'ok', returned}
+--   recover: agent name → {'ok', returned, requeued}, or {'alive'} while
+--     the worker's heartbeat lasts (for the runner, about dead workers)
 -- The heartbeat key holds the worker's token (`pid@host/…`), so a second
 -- process started with the id of a live worker is refused instead of
 -- sharing its claimed list.
@@ -110,5 +112,18 @@ elseif op == 'give_back' then
   -- a message it will never claim. A task it started stays for recovery.
   local returned = return_claimed(prefix .. 'inbox:' .. ARGV[4], false)
   return { 'ok', tostring(returned) }
+elseif op == 'recover' then
+  if redis.call('EXISTS', alive) == 1 then
+    return { 'alive' }
+  end
+  local returned, requeued = return_claimed(prefix .. 'inbox:' .. ARGV[4], true)
+  -- A worker that stopped cleanly is not dead; one that just went silent is.
+  local state = redis.call('HGET', agent, 'state')
+  if state and state ~= 'stopped' and state ~= 'dead' then
+    redis.call('HSET', agent, 'state', 'dead', 'died', now)
+    redis.call('HDEL', agent, 'task', 'attempt')
+    event('agent_dead', '', '')
+  end
+  return { 'ok', tostring(returned), tostring(requeued) }
 end
 return redis.error_reply('worker.lua: unknown operation ' .. tostring(op))
