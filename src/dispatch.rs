@@ -40,9 +40,13 @@ impl Snapshot {
     ) -> (Vec<Dispatch>, Option<u64>) {
         let mut out = Vec::new();
         let mut next_retry: Option<u64> = None;
-        let mut backlog_agents: Vec<(&String, &AgentSlot)> =
-            agents.iter().filter(|(_, a)| a.backlog).collect();
-        backlog_agents.sort_by_key(|(name, _)| name.as_str());
+        // The backlog is one list every backlog worker takes from; its window
+        // is what those agents could hold between them.
+        let backlog_window: u32 = agents
+            .values()
+            .filter(|a| a.backlog)
+            .map(|a| a.window)
+            .sum();
         for i in self.graph.ready() {
             let r = &self.records[i];
             if let Some(at) = r.retry_at
@@ -53,11 +57,10 @@ impl Snapshot {
             }
             let (agent, window) = match &r.agent {
                 Some(a) => (a.clone(), agents.get(a).map_or(1, |s| s.window)),
-                // No agent: the first backlog agent in name order.
-                None => match backlog_agents.first() {
-                    Some((name, slot)) => ((*name).clone(), slot.window),
-                    None => continue,
-                },
+                // No agent: the town backlog. Without a declared backlog
+                // agent it still goes there, one at a time, for workers
+                // started by hand with `--backlog`.
+                None => (String::new(), backlog_window.max(1)),
             };
             out.push(Dispatch {
                 task: r.id.clone(),

@@ -211,3 +211,61 @@ depends_on = ["a"]
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{out}");
     assert_eq!(field(&redis, "f", "b", "status"), "completed", "{out}");
 }
+
+#[test]
+fn kill_9_of_the_runner_mid_plan_loses_nothing_and_runs_nothing_twice_at_once() {
+    let redis = RedisServer::start();
+    let mut plan = String::from(
+        "[town]\nname = \"k\"\n[meta]\ndefault_agent = \"w\"\n[agents.w]\ncommand = [\"sleep\", \"0.2\"]\ncount = 3\n",
+    );
+    for i in 0..50 {
+        plan.push_str(&format!("[[tasks]]\nid = \"t{i}\"\n"));
+        if i >= 10 {
+            plan.push_str(&format!("depends_on = [\"t{}\"]\n", i - 10));
+        }
+    }
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut first = spawn_run(&tt, &["run"]);
+    let completed = |redis: &RedisServer| {
+        events(redis, "k")
+            .iter()
+            .filter(|e| e.0 == "completed")
+            .count()
+    };
+    wait_until(DEADLINE, "ten tasks completed", || completed(&redis) >= 10);
+    let _ = first.kill(); // SIGKILL: no cleanup, lease and agents left behind
+    let _ = first.wait();
+    let out = tt.run_with(["run", "--until-done"]).success();
+    assert!(out.stdout.contains("50 completed, 0 failed"), "{out}");
+
+    let evs = events(&redis, "k");
+    for i in 0..50 {
+        let id = format!("t{i}");
+        let mine: Vec<&(String, String, String, String)> = evs
+            .iter()
+            .filter(|e| {
+                e.1 == id
+                    && matches!(
+                        e.0.as_str(),
+                        "started" | "completed" | "failed" | "retried" | "requeued" | "rejected"
+                    )
+            })
+            .collect();
+        assert_eq!(
+            mine.iter().filter(|e| e.0 == "completed").count(),
+            1,
+            "{id} completed once: {mine:?}"
+        );
+        // Attempts never overlap: every start is closed before the next.
+        let mut open = false;
+        for e in &mine {
+            match e.0.as_str() {
+                "started" => {
+                    assert!(!open, "{id} started twice at once: {mine:?}");
+                    open = true;
+                }
+                _ => open = false,
+            }
+        }
+    }
+}

@@ -510,3 +510,29 @@ fn until_done_on_each_example_ends_with_the_right_code() {
     let out = tt.run_with(["run", "--until-done"]).code(1);
     assert!(out.stdout.contains("failed: tests"), "{out}");
 }
+
+#[test]
+fn tasks_without_an_agent_go_to_the_backlog_for_backlog_agents() {
+    let redis = RedisServer::start();
+    let plan = format!(
+        r#"[town]
+name = "bl"
+[agents.any]
+{RECORD}
+backlog = true
+count = 2
+[[tasks]]
+id = "a"
+[[tasks]]
+id = "b"
+[[tasks]]
+id = "c"
+"#
+    );
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let out = tt.run_with(["run", "--until-done"]).success();
+    assert!(out.stdout.contains("dispatched a to the backlog"), "{out}");
+    let mut order = lines(&tt, "order.log");
+    order.sort();
+    assert_eq!(order, ["a", "b", "c"]);
+}

@@ -57,12 +57,46 @@ pub const CONTROL_WAIT: Duration = Duration::from_secs(5);
 const RETRY_MIN: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(10);
 
-/// Wait before a failed attempt is dispatched again: 10 s, doubling per
-/// attempt, at most 10 minutes.
+/// Set by `tt run` on the workers it starts: its own pid.
+pub const RUNNER_PID_ENV: &str = "TT_RUNNER_PID";
+
+/// Whether this worker was started by a `tt run` that is no longer its
+/// parent (the runner died and the worker was re-parented).
+fn runner_gone() -> bool {
+    static RUNNER: std::sync::OnceLock<Option<i64>> = std::sync::OnceLock::new();
+    let runner = RUNNER.get_or_init(|| {
+        std::env::var(RUNNER_PID_ENV)
+            .ok()
+            .and_then(|p| p.parse().ok())
+    });
+    match runner {
+        // SAFETY: getppid(2) has no preconditions.
+        Some(pid) => i64::from(unsafe { libc::getppid() }) != *pid,
+        None => false,
+    }
+}
+
+/// Wait before a failed attempt is dispatched again: 2 s, doubling per
+/// attempt, at most 5 minutes, with ±25 % jitter so tasks that failed
+/// together (a flaky service) do not all come back at the same instant.
 pub fn retry_backoff(attempt: u32) -> Duration {
-    let base = Duration::from_secs(10);
+    let base = Duration::from_secs(2);
     let factor = 1u32 << attempt.saturating_sub(1).min(10);
-    (base * factor).min(Duration::from_secs(600))
+    let plain = (base * factor).min(Duration::from_secs(300));
+    plain.mul_f64(0.75 + 0.5 * unit_random())
+}
+
+/// A number in [0, 1) from the process's randomly keyed hasher: enough for
+/// jitter, without a random-number crate.
+fn unit_random() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Where one attempt's output goes: `<project>/.tt/logs/<task>/<attempt>.log`.
@@ -648,6 +682,15 @@ impl Loop<'_> {
                 });
                 return true;
             }
+            if runner_gone() {
+                // Started by a `tt run` that died (kill -9): finish what we
+                // had (done by now), then make way for the replica the next
+                // runner starts under this id.
+                self.notes.emit(Note::Stopping {
+                    why: "the `tt run` that started this worker is gone".into(),
+                });
+                return true;
+            }
             let next = {
                 let fetch = next_message(self.store, self.identity, inbox);
                 tokio::pin!(fetch);
@@ -1002,12 +1045,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_backoff_doubles_and_is_capped() {
-        assert_eq!(retry_backoff(1), Duration::from_secs(10));
-        assert_eq!(retry_backoff(2), Duration::from_secs(20));
-        assert_eq!(retry_backoff(3), Duration::from_secs(40));
-        assert_eq!(retry_backoff(50), Duration::from_secs(600));
-        assert_eq!(retry_backoff(0), Duration::from_secs(10));
+    fn retry_backoff_doubles_is_capped_and_jittered() {
+        let within = |d: Duration, secs: f64| {
+            let s = d.as_secs_f64();
+            assert!(
+                s >= secs * 0.75 && s <= secs * 1.25,
+                "{s} not around {secs}"
+            );
+        };
+        within(retry_backoff(1), 2.0);
+        within(retry_backoff(2), 4.0);
+        within(retry_backoff(3), 8.0);
+        within(retry_backoff(50), 300.0);
+        within(retry_backoff(0), 2.0);
+        let samples: std::collections::HashSet<u128> =
+            (0..20).map(|_| retry_backoff(1).as_nanos()).collect();
+        assert!(samples.len() > 1, "jitter varies");
     }
 
     #[test]

@@ -97,7 +97,13 @@ fn print_report(file: &str, _tty: bool, r: Report) {
             let what = match e.kind.as_str() {
                 "dispatched" => format!(
                     "dispatched {} to {} (attempt {})",
-                    e.task, e.agent, e.attempt
+                    e.task,
+                    if e.agent.is_empty() {
+                        "the backlog"
+                    } else {
+                        &e.agent
+                    },
+                    e.attempt
                 ),
                 "started" => format!("started {} on {} (attempt {})", e.task, e.agent, e.attempt),
                 "completed" => format!("completed {} on {}", e.task, e.agent),

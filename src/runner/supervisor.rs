@@ -125,6 +125,10 @@ impl Supervisor {
             .arg(&self.file)
             .arg("--town")
             .arg(&self.town)
+            .env(
+                crate::agent::worker::RUNNER_PID_ENV,
+                std::process::id().to_string(),
+            )
             .stdin(Stdio::null())
             .process_group(0)
             .kill_on_drop(false);

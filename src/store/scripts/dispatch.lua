@@ -2,7 +2,8 @@
 -- The runner decided readiness from the graph; this script re-checks what
 -- may have changed since (status still pending) and does the move
 -- atomically: status → assigned, attempt + 1, message into the inbox.
--- ARGV[1] key prefix, then triples (task id, agent name, window).
+-- ARGV[1] key prefix, then triples (task id, agent name, window); an empty
+-- agent name means the town backlog, which workers with `backlog` take from.
 -- Returns the ids dispatched.
 local prefix = ARGV[1]
 local t = redis.call('TIME')
@@ -13,6 +14,7 @@ for i = 2, #ARGV, 3 do
   local id, agent, window = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local key = prefix .. 'task:' .. id
   local inbox = prefix .. 'inbox:' .. agent
+  if agent == '' then inbox = prefix .. 'backlog' end
   local status = redis.call('HGET', key, 'status')
   if status == 'pending' and redis.call('LLEN', inbox) < window then
     local attempt = redis.call('HINCRBY', key, 'attempt', 1)
