@@ -39,6 +39,8 @@ pub struct Options {
     pub no_agents: bool,
     /// Wait for another runner's lease instead of refusing.
     pub wait: bool,
+    /// How long agents get to stop at shutdown before they are killed.
+    pub grace: Duration,
 }
 
 /// What the runner tells its caller (the CLI prints it).
@@ -222,7 +224,8 @@ impl<F: FnMut(Report)> Runner<F> {
             &self.opts.town,
             &self.opts.project_dir,
             note_tx,
-        );
+        )
+        .grace(self.opts.grace);
         if !self.opts.no_agents {
             agents.apply(&self.plan.agents).await;
         }

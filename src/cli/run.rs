@@ -19,6 +19,15 @@ pub struct Args {
     /// If another runner holds the town, wait for it instead of exiting.
     #[arg(long)]
     wait: bool,
+    /// At shutdown (Ctrl-C, SIGTERM), how long agents get to stop their
+    /// commands before they are killed, like `10s` or `1m`.
+    #[arg(long, default_value = "10s", value_parser = parse_grace)]
+    grace: std::time::Duration,
+}
+
+fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
+    crate::plan::parse_duration(s)
+        .ok_or_else(|| format!("`{s}` is not a duration (try `10s` or `1m`)"))
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
@@ -36,6 +45,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         until_done: args.until_done,
         no_agents: args.no_agents,
         wait: args.wait,
+        grace: args.grace,
     };
     let file_name = plan.file_name();
     let tty = std::io::stdout().is_terminal();

@@ -21,7 +21,8 @@ const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A replica that ran this long is considered healthy again.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
-/// How long a replica gets to finish after SIGTERM before SIGKILL.
+/// How long a replica gets to finish after SIGTERM before SIGKILL, unless
+/// `tt run --grace` says otherwise.
 pub const GRACE: Duration = Duration::from_secs(10);
 
 /// Something the supervisor wants the runner to report.
@@ -59,6 +60,7 @@ pub struct Supervisor {
     specs: HashMap<String, AgentSpec>,
     replicas: HashMap<String, Replica>,
     notes: mpsc::UnboundedSender<AgentNote>,
+    grace: Duration,
 }
 
 impl Supervisor {
@@ -77,7 +79,14 @@ impl Supervisor {
             specs: HashMap::new(),
             replicas: HashMap::new(),
             notes,
+            grace: GRACE,
         }
+    }
+
+    /// How long replicas get to stop before they are killed.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
     }
 
     /// Brings the running replicas in line with the declared agents:
@@ -135,6 +144,7 @@ impl Supervisor {
         let log = self.logs.join(format!("{id}.log"));
         let task = tokio::spawn(keep_running(
             cmd,
+            self.grace,
             id.to_string(),
             log,
             stop_rx,
@@ -188,6 +198,7 @@ fn replica_of(id: &str) -> Option<&str> {
 
 async fn keep_running(
     mut cmd: Command,
+    grace: Duration,
     id: String,
     log: PathBuf,
     mut stop: watch::Receiver<bool>,
@@ -251,7 +262,7 @@ async fn keep_running(
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
             _ = stop.changed() => {
-                terminate(&mut child, pid).await;
+                terminate(&mut child, pid, grace).await;
                 let _ = notes.send(AgentNote::Exited { id: id.clone(), status: "stopped".into(), restart_in: None });
                 return;
             }
@@ -268,10 +279,10 @@ async fn wait_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
 }
 
 /// SIGTERM to the replica's process group (it forwards to its command),
-/// SIGKILL to the group if it outlives [`GRACE`].
-async fn terminate(child: &mut tokio::process::Child, pid: u32) {
+/// SIGKILL to the group if it outlives `grace`.
+async fn terminate(child: &mut tokio::process::Child, pid: u32, grace: Duration) {
     signal_group(pid, libc::SIGTERM);
-    if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
         signal_group(pid, libc::SIGKILL);
         let _ = child.wait().await;
     }
