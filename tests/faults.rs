@@ -269,3 +269,208 @@ fn kill_9_of_the_runner_mid_plan_loses_nothing_and_runs_nothing_twice_at_once() 
         }
     }
 }
+
+#[test]
+fn sigterm_stops_the_runner_cleanly_and_the_next_run_picks_up_the_work() {
+    let redis = RedisServer::start();
+    let plan = r#"[town]
+name = "g"
+[agents.w]
+command = ["sh", "-c", "echo \"$TT_ATTEMPT\" >> attempts.log; while [ ! -e go ]; do sleep 0.05; done"]
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = spawn_run(&tt, &["run", "--grace", "5s"]);
+    wait_until(DEADLINE, "job runs", || {
+        field(&redis, "g", "job", "status") == "running"
+    });
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(run.id() as i32, libc::SIGTERM);
+    }
+    let mut status = None;
+    wait_until(DEADLINE, "tt run exits", || {
+        status = run.try_wait().ok().flatten();
+        status.is_some()
+    });
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    assert_eq!(redis.hgetall("tt:g:agent:w-1")["state"], "stopped");
+    assert!(redis.keys("tt:g:runner").is_empty(), "lease released");
+    // The interrupted attempt is recovered by the next runner and runs again.
+    tt.write("go", "");
+    let out = tt.run_with(["run", "--until-done"]).success();
+    assert!(out.stdout.contains("1 completed"), "{out}");
+    assert_eq!(field(&redis, "g", "job", "attempt"), "2");
+}
+
+#[test]
+fn recover_by_hand_requeues_a_dead_workers_task() {
+    let redis = RedisServer::start();
+    let plan = "[town]\nname = \"h\"\n[[tasks]]\nid = \"job\"\nagent = \"w\"\n";
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    // A worker `w-1` that took `job` and died: no heartbeat key.
+    let msg = r#"{"kind":"task","task":"job","attempt":1}"#;
+    redis.cmd(&[
+        "HSET",
+        "tt:h:task:job",
+        "status",
+        "running",
+        "attempt",
+        "1",
+        "worker",
+        "w-1",
+        "assigned_to",
+        "w",
+    ]);
+    redis.cmd(&["RPUSH", "tt:h:claimed:w-1", msg]);
+    redis.cmd(&[
+        "HSET",
+        "tt:h:agent:w-1",
+        "id",
+        "w-1",
+        "name",
+        "w",
+        "state",
+        "working",
+    ]);
+    redis.cmd(&["SADD", "tt:h:agents", "w-1"]);
+    tt.run_with(["recover"])
+        .success()
+        .stdout_contains("w-1: dead — 1 running task(s) requeued");
+    assert_eq!(field(&redis, "h", "job", "status"), "pending");
+    assert_eq!(redis.hgetall("tt:h:agent:w-1")["state"], "dead");
+    tt.run_with(["recover"])
+        .success()
+        .stdout_contains("no dead workers");
+    // A live worker is never touched.
+    redis.cmd(&[
+        "HSET",
+        "tt:h:task:job",
+        "status",
+        "running",
+        "worker",
+        "w-2",
+    ]);
+    redis.cmd(&["RPUSH", "tt:h:claimed:w-2", msg]);
+    redis.cmd(&["SADD", "tt:h:agents", "w-2"]);
+    redis.cmd(&[
+        "HSET",
+        "tt:h:agent:w-2",
+        "id",
+        "w-2",
+        "name",
+        "w",
+        "state",
+        "working",
+    ]);
+    redis.cmd(&["SET", "tt:h:alive:w-2", "x", "PX", "60000"]);
+    tt.run_with(["recover"])
+        .success()
+        .stdout_contains("no dead workers");
+    assert_eq!(field(&redis, "h", "job", "status"), "running");
+}
+
+#[test]
+fn history_export_and_task_attempts_make_an_audit_trail() {
+    let redis = RedisServer::start();
+    let plan = r#"[town]
+name = "a"
+[agents.w]
+command = ["sh", "-c", "test -e ok-$TT_ATTEMPT"]
+retries = 1
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    tt.write("ok-2", "");
+    tt.run_with(["run", "--until-done"]).success();
+    let out = tt.run_with(["task", "job"]).success();
+    assert!(
+        out.stdout.contains("#1") && out.stdout.contains("retried"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains("#2") && out.stdout.contains("completed"),
+        "{out}"
+    );
+    assert!(out.stdout.contains(".tt/logs/job/2.log"), "{out}");
+    let json = tt.run_with(["task", "job", "--json"]).success().stdout;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["attempts"][0]["exit_code"], "1");
+    assert_eq!(v["attempts"][1]["outcome"], "completed");
+    tt.run_with(["history", "--export", "audit.jsonl"])
+        .success();
+    let audit = tt.read("audit.jsonl");
+    let kinds: Vec<String> = audit
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    for k in ["added", "dispatched", "started", "retried", "completed"] {
+        assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
+    }
+    assert!(
+        kinds.iter().position(|k| k == "retried") < kinds.iter().position(|k| k == "completed")
+    );
+}
+
+#[test]
+fn on_child_failure_fail_cancels_siblings_and_continue_runs_the_join_step() {
+    let redis = RedisServer::start();
+    let plan = r#"[town]
+name = "p"
+[meta]
+default_agent = "w"
+[agents.w]
+command = ["sh", "-c", "echo $TT_TASK_ID >> ran.log; test $TT_TASK_ID != bad1 && test $TT_TASK_ID != bad2"]
+[agents.j]
+command = ["sh", "-c", "echo $TT_TASK_ID >> ran.log"]
+[[tasks]]
+id = "strict"
+on_child_failure = "fail"
+agent = "j"
+[[tasks]]
+id = "bad1"
+parent = "strict"
+[[tasks]]
+id = "later"
+parent = "strict"
+depends_on = ["bad1"]
+[[tasks]]
+id = "lenient"
+on_child_failure = "continue"
+agent = "j"
+[[tasks]]
+id = "bad2"
+parent = "lenient"
+[[tasks]]
+id = "fine"
+parent = "lenient"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    tt.run_with(["run", "--until-done"]).code(1);
+    assert_eq!(field(&redis, "p", "later", "status"), "cancelled");
+    assert_eq!(
+        field(&redis, "p", "strict", "status"),
+        "pending",
+        "join step never ran"
+    );
+    assert_eq!(
+        field(&redis, "p", "lenient", "status"),
+        "completed",
+        "join step ran"
+    );
+    let ran = tt.read("ran.log");
+    assert!(
+        ran.contains("lenient") && !ran.contains("strict") && !ran.contains("later"),
+        "{ran}"
+    );
+}
