@@ -76,6 +76,7 @@ pub enum Command {
     /// Examples:
     ///   tt plan
     ///   tt plan -f examples/shop.toml --json
+    #[command(verbatim_doc_comment)]
     Plan(plan::Args),
     /// Print the JSON schema of tasks.toml.
     Schema,
@@ -87,6 +88,7 @@ pub enum Command {
     /// Examples:
     ///   tt tasks --status pending
     ///   tt tasks --agent backend --json
+    #[command(verbatim_doc_comment)]
     Tasks(tasks::ListArgs),
     /// Show one task.
     Task(tasks::ShowArgs),
@@ -99,6 +101,7 @@ pub enum Command {
     ///   tt run
     ///   tt run --until-done          # exit 0 when all completed, 1 if any failed
     ///   tt run --no-agents           # agents run elsewhere (`tt agent NAME`)
+    #[command(verbatim_doc_comment)]
     Run(run::Args),
     /// The town at a glance: task counts, group progress, agents, the
     /// runner, and why pending tasks wait.

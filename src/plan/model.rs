@@ -61,11 +61,12 @@ pub struct Meta {
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
     /// A preset for a known agent CLI: `claude`, `codex`, `gemini`, `aider`,
-    /// `goose`, `opencode`, `shell`.
+    /// `goose`, `opencode`, `amp`, `shell`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cli: Option<String>,
     /// An argv run per task, never through a shell. Placeholders `{id}`,
-    /// `{description}`, `{tags}`, `{parent}` are substituted per argument.
+    /// `{description}`, `{tags}`, `{parent}`, `{attempt}` and `{prompt}`
+    /// (description plus task id) are substituted per argument.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
     /// Replicas `<name>-1` … `<name>-N` that share the inbox. Default 1.
