@@ -12,6 +12,7 @@ mod inbox;
 mod init;
 mod kill;
 mod list;
+mod live;
 mod output;
 mod plan;
 mod prune;

@@ -1,7 +1,11 @@
 //! `tt run`: the live runner, and how its progress is printed.
 
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 
+use tokio::sync::Notify;
+
+use super::live::{self, Screen};
 use super::{CliError, Context, output};
 use crate::Status;
 use crate::runner::{self, AgentNote, Options, Report, Summary};
@@ -49,7 +53,37 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     };
     let file_name = plan.file_name();
     let tty = std::io::stdout().is_terminal();
-    let summary = runner::run(opts, |r| print_report(&file_name, tty, r)).await?;
+    let screen = Arc::new(Mutex::new(Screen::default()));
+    let dirty = Arc::new(Notify::new());
+    let drawer = if tty {
+        // Its own connection, so drawing never delays dispatch.
+        let store = crate::store::Store::open(&opts.target, &opts.town).await?;
+        Some(tokio::spawn(live::keep_drawing(
+            store,
+            screen.clone(),
+            dirty.clone(),
+        )))
+    } else {
+        None
+    };
+    let print = |line: String| match screen.lock() {
+        Ok(mut s) if tty => s.line(&line),
+        _ => println!("{line}"),
+    };
+    let summary = runner::run(opts, |r| {
+        if let Some(line) = report_line(&file_name, r) {
+            print(line);
+        }
+        dirty.notify_one();
+    })
+    .await;
+    if let Some(d) = drawer {
+        d.abort();
+    }
+    if let Ok(mut s) = screen.lock() {
+        s.finish();
+    }
+    let summary = summary?;
     print_summary(&summary);
     if summary.interrupted || !args.until_done {
         return Ok(0);
@@ -73,24 +107,19 @@ fn time() -> String {
     )
 }
 
-fn print_report(file: &str, _tty: bool, r: Report) {
-    match r {
+/// The line a report prints on stdout, if any (problems go to stderr here).
+fn report_line(file: &str, r: Report) -> Option<String> {
+    let what = match r {
         Report::Started {
             town,
             counts,
             agents,
         } => {
-            println!(
-                "{} town `{town}`: {file}: {counts}; {agents} agent(s) declared",
-                time()
-            );
+            format!("town `{town}`: {file}: {counts}; {agents} agent(s) declared")
         }
-        Report::Reloaded(c) => println!(
-            "{} reloaded {file}: +{} ~{} -{}",
-            time(),
-            c.added,
-            c.changed,
-            c.removed
+        Report::Reloaded(c) => format!(
+            "reloaded {file}: +{} ~{} -{}",
+            c.added, c.changed, c.removed
         ),
         Report::Invalid(e) => {
             eprintln!(
@@ -98,77 +127,75 @@ fn print_report(file: &str, _tty: bool, r: Report) {
                 time()
             );
             output::print_diagnostic(e);
+            return None;
         }
-        Report::FileGone => println!(
-            "{} {file} is gone; the last good plan keeps running",
-            time()
-        ),
-        Report::Event(e) => {
-            let what = match e.kind.as_str() {
-                "dispatched" => format!(
-                    "dispatched {} to {} (attempt {})",
-                    e.task,
-                    if e.agent.is_empty() {
-                        "the backlog"
-                    } else {
-                        &e.agent
-                    },
-                    e.attempt
-                ),
-                "started" => format!("started {} on {} (attempt {})", e.task, e.agent, e.attempt),
-                "completed" => format!("completed {} on {}", e.task, e.agent),
-                "failed" => format!(
-                    "FAILED {} on {} (exit {})",
-                    e.task,
-                    e.agent,
-                    e.field("exit_code").unwrap_or("?")
-                ),
-                "retried" => format!("{} failed on {}; retrying", e.task, e.agent),
-                "cancelled" => format!("cancelled {}", e.task),
-                "removed" => format!("removed {} from the plan", e.task),
-                "changed" if e.field("from").is_some() => format!(
-                    "{} is now {} ({})",
-                    e.task,
-                    e.field("status").unwrap_or("?"),
-                    e.field("reason").unwrap_or("")
-                ),
-                "rejected" => format!("rejected a stale report for {} from {}", e.task, e.agent),
-                "message" if e.agent != "supervisor" => {
-                    format!("message for {}: {}", e.agent, e.field("body").unwrap_or(""))
-                }
-                _ => return,
-            };
-            println!("{} {what}", time());
-        }
+        Report::FileGone => format!("{file} is gone; the last good plan keeps running"),
+        Report::Event(e) => match e.kind.as_str() {
+            "dispatched" => format!(
+                "dispatched {} to {} (attempt {})",
+                e.task,
+                if e.agent.is_empty() {
+                    "the backlog"
+                } else {
+                    &e.agent
+                },
+                e.attempt
+            ),
+            "started" => format!("started {} on {} (attempt {})", e.task, e.agent, e.attempt),
+            "completed" => format!("completed {} on {}", e.task, e.agent),
+            "failed" => format!(
+                "FAILED {} on {} (exit {})",
+                e.task,
+                e.agent,
+                e.field("exit_code").unwrap_or("?")
+            ),
+            "retried" => format!("{} failed on {}; retrying", e.task, e.agent),
+            "requeued" => format!("requeued {} (its worker {} died)", e.task, e.agent),
+            "cancelled" => format!("cancelled {}", e.task),
+            "removed" => format!("removed {} from the plan", e.task),
+            "changed" if e.field("from").is_some() => format!(
+                "{} is now {} ({})",
+                e.task,
+                e.field("status").unwrap_or("?"),
+                e.field("reason").unwrap_or("")
+            ),
+            "rejected" => format!("rejected a stale report for {} from {}", e.task, e.agent),
+            "message" if e.agent != "supervisor" => {
+                format!("message for {}: {}", e.agent, e.field("body").unwrap_or(""))
+            }
+            _ => return None,
+        },
         Report::Agent(note) => match note {
-            AgentNote::Started { id, pid } => println!("{} agent {id} started (pid {pid})", time()),
+            AgentNote::Started { id, pid } => format!("agent {id} started (pid {pid})"),
             AgentNote::Exited {
                 id,
                 status,
-                restart_in,
-            } => match restart_in {
-                Some(d) => println!(
-                    "{} agent {id} exited ({status}); restarting in {:.1}s",
-                    time(),
+                restart_in: Some(d),
+            } => {
+                format!(
+                    "agent {id} exited ({status}); restarting in {:.1}s",
                     d.as_secs_f32()
-                ),
-                None => println!("{} agent {id} stopped", time()),
-            },
-            AgentNote::SpawnFailed { id, error } => eprintln!("{} agent {id}: {error}", time()),
+                )
+            }
+            AgentNote::Exited {
+                id,
+                status,
+                restart_in: None,
+            } => format!("agent {id} stopped ({status})"),
+            AgentNote::SpawnFailed { id, error } => {
+                eprintln!("{} agent {id}: {error}", time());
+                return None;
+            }
         },
-        Report::Message(m) => println!("{} message to supervisor from {m}", time()),
-        Report::WaitingForLease(holder) => {
-            println!("{} waiting for the runner lease held by {holder}", time())
-        }
-        Report::Recovered(r) => println!(
-            "{} worker {} is dead: {} task(s) requeued, {} message(s) returned",
-            time(),
-            r.worker,
-            r.requeued,
-            r.returned
+        Report::Message(m) => format!("message to supervisor from {m}"),
+        Report::WaitingForLease(holder) => format!("waiting for the runner lease held by {holder}"),
+        Report::Recovered(r) => format!(
+            "worker {} is dead: {} task(s) requeued, {} message(s) returned",
+            r.worker, r.requeued, r.returned
         ),
-        Report::Progress(_) => {}
-    }
+        Report::Progress(_) => return None,
+    };
+    Some(format!("{} {what}", time()))
 }
 
 fn print_summary(s: &Summary) {
