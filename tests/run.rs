@@ -536,3 +536,38 @@ id = "c"
     order.sort();
     assert_eq!(order, ["a", "b", "c"]);
 }
+
+#[test]
+fn on_a_terminal_a_live_summary_is_drawn_and_without_one_it_is_not() {
+    let redis = RedisServer::start();
+    let plan = String::from(
+        // Long enough for the footer's debounced redraw to happen.
+        "[town]\nname = \"tty\"\n[meta]\ndefault_agent = \"w\"\n[agents.w]\ncommand = [\"sleep\", \"0.6\"]\n[[tasks]]\nid = \"g\"\n[[tasks]]\nid = \"a\"\nparent = \"g\"\n",
+    );
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    // Plain output: lines only.
+    let out = tt.run_with(["run", "--until-done"]).success();
+    assert!(!out.stdout.contains("\x1b["), "{out}");
+    // Under a pseudo-terminal (util-linux `script`): the summary footer.
+    redis.cmd(&["DEL", "tt:tty:task:a"]);
+    redis.cmd(&["HDEL", "tt:tty:fingerprints", "a"]);
+    redis.cmd(&["HDEL", "tt:tty:meta", "plan_fp"]);
+    let exe = env!("CARGO_BIN_EXE_tt");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("{exe} run --until-done"), "/dev/null"])
+        .current_dir(tt.dir())
+        .env("REDIS_URL", redis.url())
+        .env_remove("TT_TOWN")
+        .output()
+        .expect("script (util-linux) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("completed ·") && text.contains("groups: g"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\x1b[1A\x1b[2K"),
+        "footer is redrawn in place: {text}"
+    );
+}
