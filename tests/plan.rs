@@ -264,3 +264,43 @@ fn committed_schema_is_current() {
         .success()
         .stdout_contains("\"depends_on\"");
 }
+
+/// Validates TOML text against the committed JSON schema.
+fn schema_check(text: &str) -> Result<(), String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("schemas/tasks.schema.json")).expect("schema"),
+    )
+    .expect("schema is JSON");
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler
+        .add_resource("tasks.schema.json", schema)
+        .expect("add schema");
+    let id = compiler
+        .compile("tasks.schema.json", &mut schemas)
+        .expect("schema compiles");
+    let doc: serde_json::Value = toml::from_str(text).map_err(|e| e.to_string())?;
+    schemas.validate(&doc, id).map_err(|e| format!("{e:#}"))
+}
+
+#[test]
+fn every_example_validates_against_the_json_schema() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join("examples"))
+        .expect("examples/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.push(root.join("tasks.toml"));
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read");
+        if let Err(e) = schema_check(&text) {
+            panic!("{} does not match the schema: {e}", f.display());
+        }
+    }
+    // The schema does reject what the loader rejects.
+    assert!(schema_check("[[tasks]]\nid = \"a\"\ndepnds_on = []\n").is_err());
+    assert!(schema_check("[[tasks]]\nid = \"a\"\npriority = 9\n").is_err());
+    assert!(schema_check("[[tasks]]\nid = \"a b\"\n").is_err());
+}
