@@ -340,7 +340,10 @@ fn a_failing_task_is_retried_then_failed() {
     assert!(t["output"].contains("boom-1"), "{t:?}");
     let retry_at: u64 = t["retry_at"].parse().unwrap();
     let finished: u64 = t["finished"].parse().unwrap();
-    assert!(retry_at >= finished + 1_500, "backs off (2 s ± 25 %): {t:?}");
+    assert!(
+        retry_at >= finished + 1_500,
+        "backs off (2 s ± 25 %): {t:?}"
+    );
     assert_eq!(events_of(&redis, "retried").len(), 1);
 
     // The runner dispatches the second attempt; it fails too: no retries left.

@@ -474,3 +474,41 @@ parent = "lenient"
         "{ran}"
     );
 }
+
+#[test]
+fn a_task_s_own_retries_and_timeout_override_its_agent_s() {
+    let redis = RedisServer::start();
+    let plan = r#"[town]
+name = "o"
+[agents.w]
+command = ["sh", "-c", "echo $TT_TASK_ID >> runs.log; if [ $TT_TASK_ID = slow ]; then sleep 30; else exit 1; fi"]
+retries = 0
+timeout = "10m"
+[[tasks]]
+id = "flaky"
+agent = "w"
+retries = 1
+[[tasks]]
+id = "slow"
+agent = "w"
+timeout = "1s"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let started = std::time::Instant::now();
+    tt.run_with(["run", "--until-done"]).code(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the 1 s timeout applied, not 10m"
+    );
+    assert_eq!(
+        field(&redis, "o", "flaky", "attempt"),
+        "2",
+        "one retry from the task"
+    );
+    assert_eq!(field(&redis, "o", "slow", "status"), "failed");
+    assert!(
+        field(&redis, "o", "slow", "error").contains("timed out"),
+        "{}",
+        field(&redis, "o", "slow", "error")
+    );
+}

@@ -853,7 +853,7 @@ impl Loop<'_> {
                     pid: running.pid(),
                     log: log.clone(),
                 });
-                let timeout = config.timeout;
+                let timeout = task.timeout.or(config.timeout);
                 let timer = async {
                     match timeout {
                         Some(t) => tokio::time::sleep(t).await,
@@ -912,7 +912,7 @@ impl Loop<'_> {
             error: error.as_deref(),
             output: &output,
             log: &log_text,
-            retries: config.retries,
+            retries: task.retries.unwrap_or(config.retries),
             backoff: retry_backoff(task.attempt),
         };
         let mut backoff = Backoff::new();

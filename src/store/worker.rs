@@ -69,6 +69,9 @@ pub struct ClaimedTask {
     pub tags: Vec<String>,
     /// Empty when the task has no parent.
     pub parent: String,
+    /// The task's own `retries` and `timeout`, overriding the agent's.
+    pub retries: Option<u32>,
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// What [`Store::claim`] made of one message.
@@ -345,7 +348,16 @@ impl Store {
             .invoke_async(&mut conn)
             .await?;
         match reply.as_slice() {
-            [run, id, attempt, description, tags, parent] if run == "run" => {
+            [
+                run,
+                id,
+                attempt,
+                description,
+                tags,
+                parent,
+                retries,
+                timeout,
+            ] if run == "run" => {
                 let key = self.keys.task(id);
                 let attempt = attempt.parse().map_err(|_| StoreError::Corrupt {
                     key: key.clone(),
@@ -365,6 +377,8 @@ impl Store {
                     description: description.clone(),
                     tags,
                     parent: parent.clone(),
+                    retries: retries.parse().ok(),
+                    timeout: timeout.parse().ok().map(std::time::Duration::from_millis),
                 }))
             }
             [stale, reason, task, attempt] if stale == "stale" => Ok(Claim::Stale {
