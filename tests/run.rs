@@ -571,3 +571,47 @@ fn on_a_terminal_a_live_summary_is_drawn_and_without_one_it_is_not() {
         "footer is redrawn in place: {text}"
     );
 }
+
+#[test]
+fn delete_and_recreate_and_git_checkout_reload_too() {
+    let redis = RedisServer::start();
+    let v1 = gated_plan(&task("a"));
+    let tt = Tt::new().file("tasks.toml", &v1).redis(&redis);
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(tt.dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("git")
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "tasks.toml"]);
+    git(&["commit", "-qm", "v1"]);
+    let run = Running::start(&tt, &["run", "--no-agents"]);
+    run.wait_output("town `live`");
+    // Delete, then create again with a new task.
+    std::fs::remove_file(tt.dir().join("tasks.toml")).expect("rm");
+    tt.write("tasks.toml", format!("{v1}{}", task("b")));
+    wait_until(DEADLINE, "b arrives after delete + recreate", || {
+        !status_of(&redis, "b").is_empty()
+    });
+    // Commit that, then check out the first version: b is removed.
+    git(&["commit", "-qam", "v2"]);
+    git(&["checkout", "-q", "HEAD~1", "--", "tasks.toml"]);
+    wait_until(DEADLINE, "b is cancelled after git checkout", || {
+        status_of(&redis, "b") == "cancelled"
+    });
+    run.stop();
+}
