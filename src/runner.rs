@@ -119,11 +119,8 @@ fn lease_holder() -> String {
     .to_string()
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "localhost".into())
+pub fn hostname() -> String {
+    crate::agent::worker::hostname()
 }
 
 /// Whether a lease value names a process on this host that no longer runs.
@@ -334,6 +331,7 @@ impl<F: FnMut(Report)> Runner<F> {
                 _ = recovery.tick() => match self.store.recover_dead().await {
                     Ok(recovered) => {
                         for r in recovered {
+                            r.stop_orphan(&hostname());
                             if agents.owns(&r.worker) {
                                 agents.kick(&r.worker);
                             }

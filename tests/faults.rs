@@ -38,6 +38,16 @@ fn spawn_run(tt: &Tt, args: &[&str]) -> std::process::Child {
     cmd.spawn().unwrap()
 }
 
+/// Whether a process exists and is not a zombie.
+fn running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
 struct Guard(std::process::Child);
 
 impl Drop for Guard {
@@ -129,7 +139,7 @@ fn a_killed_agent_s_task_is_requeued_and_completes_once_more() {
     let plan = r#"[town]
 name = "f"
 [agents.w]
-command = ["sh", "-c", "echo \"$TT_ATTEMPT\" >> attempts.log; while [ ! -e go ]; do sleep 0.05; done"]
+command = ["sh", "-c", "echo $$ > pid-$TT_ATTEMPT; while [ ! -e go ]; do sleep 0.05; done"]
 [[tasks]]
 id = "job"
 agent = "w"
@@ -151,6 +161,10 @@ agent = "w"
         field(&redis, "f", "job", "attempt") == "2"
             && field(&redis, "f", "job", "status") == "running"
     });
+    // The first attempt's command, orphaned by the kill, was stopped before
+    // the task ran again: never two copies at once.
+    let first: i32 = tt.read("pid-1").trim().parse().unwrap();
+    assert!(!running(first), "attempt 1's command still runs");
     tt.write("go", "");
     wait_until(DEADLINE, "job completes", || {
         field(&redis, "f", "job", "status") == "completed"

@@ -560,7 +560,16 @@ async fn register(
     let mut told = false;
     loop {
         match store.register_worker(identity, HEARTBEAT_TTL).await? {
-            Registered::Ok { returned, requeued } => {
+            Registered::Ok {
+                returned,
+                requeued,
+                orphan,
+            } => {
+                if let Some(pgid) = orphan {
+                    // The last process with this id died mid-task; its
+                    // command must not run alongside the retry.
+                    process::signal_group(pgid, libc::SIGKILL);
+                }
                 notes.emit(Note::Registered {
                     worker: identity.id.clone(),
                     agent: identity.agent.clone(),
@@ -847,6 +856,19 @@ impl Loop<'_> {
         let ending = match process::start(launch) {
             Err(why) => Ending::NotStarted(why),
             Ok(mut running) => {
+                // Recorded so that if this worker dies, whoever recovers its
+                // task on this host can stop the orphaned command first.
+                if let Err(e) = self
+                    .store
+                    .record_command(&self.identity.id, Some(running.pid()))
+                    .await
+                {
+                    self.notes.emit(Note::RedisError {
+                        doing: "recording the command's pid",
+                        error: e.to_string(),
+                        retry_in: None,
+                    });
+                }
                 self.notes.emit(Note::Started {
                     task: task.id.clone(),
                     attempt: task.attempt,
@@ -1028,7 +1050,8 @@ fn describe(message: &Control) -> String {
     }
 }
 
-fn hostname() -> String {
+/// This machine's name, as workers record it and runners compare it.
+pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its whole length; gethostname writes
     // at most that many bytes.

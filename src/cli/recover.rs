@@ -26,6 +26,13 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         );
     }
     for r in recovered {
+        if r.stop_orphan(&crate::runner::hostname()) {
+            println!(
+                "{}: stopped its orphaned command (process group {})",
+                r.worker,
+                r.command_pgid.unwrap_or(0)
+            );
+        }
         println!(
             "{}: dead — {} running task(s) requeued, {} queued message(s) returned to the inbox",
             r.worker, r.requeued, r.returned

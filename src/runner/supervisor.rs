@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 
+use crate::agent::process::signal_group;
 use crate::plan::AgentSpec;
 
 /// First restart delay; doubles up to [`MAX_BACKOFF`].
@@ -285,19 +286,6 @@ async fn terminate(child: &mut tokio::process::Child, pid: u32, grace: Duration)
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
         signal_group(pid, libc::SIGKILL);
         let _ = child.wait().await;
-    }
-}
-
-fn signal_group(pid: u32, signal: libc::c_int) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return;
-    };
-    if pid > 0 {
-        // SAFETY: kill(2) with a negative pid signals that process group;
-        // it has no memory-safety preconditions.
-        unsafe {
-            libc::kill(-pid, signal);
-        }
     }
 }
 

@@ -11,6 +11,24 @@ pub struct Recovered {
     pub requeued: u64,
     /// Taken-but-not-started messages put back into their inbox.
     pub returned: u64,
+    /// Host of the dead worker and the process group of the command it was
+    /// running, so the recoverer can stop that command if it is local.
+    pub host: Option<String>,
+    pub command_pgid: Option<u32>,
+}
+
+impl Recovered {
+    /// Stops the command the dead worker left running, if it ran on this
+    /// host: a requeued task must not run twice at once.
+    pub fn stop_orphan(&self, this_host: &str) -> bool {
+        match (&self.host, self.command_pgid) {
+            (Some(h), Some(pgid)) if h == this_host && self.requeued > 0 => {
+                crate::agent::process::signal_group(pgid, libc::SIGKILL);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Store {
@@ -49,21 +67,50 @@ impl Store {
         let mut out = Vec::new();
         for w in workers {
             let mut conn = self.conn.clone();
-            let name: Option<String> = redis::cmd("HGET")
-                .arg(self.keys.agent(w))
-                .arg("name")
-                .query_async(&mut conn)
-                .await?;
+            let (name, host, command_pgid): (Option<String>, Option<String>, Option<u32>) =
+                redis::cmd("HMGET")
+                    .arg(self.keys.agent(w))
+                    .arg("name")
+                    .arg("host")
+                    .arg("command_pgid")
+                    .query_async(&mut conn)
+                    .await?;
             let agent = name.unwrap_or_else(|| super::agent_name_of(w).to_string());
             if let Some((returned, requeued)) = self.recover_worker(w, &agent).await? {
                 out.push(Recovered {
                     worker: w.clone(),
                     requeued,
                     returned,
+                    host,
+                    command_pgid,
                 });
             }
         }
         Ok(out)
+    }
+
+    /// Records (or clears) the process group of the command a worker runs.
+    pub async fn record_command(&self, worker: &str, pgid: Option<u32>) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.agent(worker);
+        match pgid {
+            Some(p) => {
+                redis::cmd("HSET")
+                    .arg(key)
+                    .arg("command_pgid")
+                    .arg(p)
+                    .query_async::<()>(&mut conn)
+                    .await?
+            }
+            None => {
+                redis::cmd("HDEL")
+                    .arg(key)
+                    .arg("command_pgid")
+                    .query_async::<()>(&mut conn)
+                    .await?
+            }
+        }
+        Ok(())
     }
 
     /// Finds dead workers and recovers them.

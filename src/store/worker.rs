@@ -45,7 +45,13 @@ pub enum Registered {
     /// `claimed:<worker>` was dealt with: `returned` unclaimed messages went
     /// back to their inbox, `requeued` tasks it had started went back to
     /// `pending` (the next dispatch is a new attempt).
-    Ok { returned: u64, requeued: u64 },
+    Ok {
+        returned: u64,
+        requeued: u64,
+        /// The process group of the command the earlier process was running
+        /// on this same host, to be stopped before its task runs again.
+        orphan: Option<u32>,
+    },
     /// A live process holds the id; `holder` is its token.
     Busy { holder: String },
 }
@@ -189,6 +195,14 @@ impl Store {
         ttl: Duration,
     ) -> Result<Registered, StoreError> {
         let mut conn = self.conn.clone();
+        // Read before registering wipes the hash: what the last process
+        // with this id was running, and where.
+        let (old_host, old_pgid): (Option<String>, Option<u32>) = redis::cmd("HMGET")
+            .arg(self.keys.agent(&w.id))
+            .arg("host")
+            .arg("command_pgid")
+            .query_async(&mut conn)
+            .await?;
         let reply: Vec<String> = WORKER
             .arg(self.keys.prefix())
             .arg("register")
@@ -202,10 +216,15 @@ impl Store {
             .invoke_async(&mut conn)
             .await?;
         match reply.as_slice() {
-            [ok, returned, requeued] if ok == "ok" => Ok(Registered::Ok {
-                returned: returned.parse().unwrap_or(0),
-                requeued: requeued.parse().unwrap_or(0),
-            }),
+            [ok, returned, requeued] if ok == "ok" => {
+                let requeued: u64 = requeued.parse().unwrap_or(0);
+                Ok(Registered::Ok {
+                    returned: returned.parse().unwrap_or(0),
+                    requeued,
+                    orphan: old_pgid
+                        .filter(|_| requeued > 0 && old_host.as_deref() == Some(w.host.as_str())),
+                })
+            }
             [busy, holder] if busy == "busy" => Ok(Registered::Busy {
                 holder: holder.clone(),
             }),

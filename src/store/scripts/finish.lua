@@ -29,7 +29,7 @@ local agent_key = prefix .. 'agent:' .. worker
 local busy = redis.call('HMGET', agent_key, 'task', 'attempt')
 if busy[1] == id and busy[2] == attempt then
   redis.call('HSET', agent_key, 'state', 'idle')
-  redis.call('HDEL', agent_key, 'task', 'attempt')
+  redis.call('HDEL', agent_key, 'task', 'attempt', 'command_pgid')
 end
 
 local cur = redis.call('HMGET', key, 'status', 'attempt', 'worker')
