@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Tt, wait_until};
+use crate::support::{RedisServer, Running, Tt, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -31,13 +31,6 @@ fn events(redis: &RedisServer, town: &str) -> Vec<(String, String, String, Strin
         .collect()
 }
 
-fn spawn_run(tt: &Tt, args: &[&str]) -> std::process::Child {
-    let log = std::fs::File::create(tt.dir().join("run.out")).unwrap();
-    let mut cmd = tt.command();
-    cmd.args(args).stdout(log.try_clone().unwrap()).stderr(log);
-    cmd.spawn().unwrap()
-}
-
 /// Whether a process exists and is not a zombie.
 fn running(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -45,26 +38,6 @@ fn running(pid: i32) -> bool {
             .rsplit_once(')')
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
         Err(_) => false,
-    }
-}
-
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        // SIGTERM first so the runner stops its agents.
-        unsafe {
-            libc::kill(self.0.id() as i32, libc::SIGTERM);
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -145,7 +118,7 @@ id = "job"
 agent = "w"
 "#;
     let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
-    let _run = Guard(spawn_run(&tt, &["run"]));
+    let _run = Running::start(&tt, &["run"]);
     wait_until(DEADLINE, "job runs", || {
         field(&redis, "f", "job", "status") == "running"
     });
@@ -202,7 +175,7 @@ agent = "w"
 depends_on = ["a"]
 "#;
     let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
-    let mut run = spawn_run(&tt, &["run", "--until-done"]);
+    let mut run = Running::start(&tt, &["run", "--until-done"]);
     wait_until(DEADLINE, "a runs", || {
         field(&redis, "f", "a", "status") == "running"
     });
@@ -216,13 +189,9 @@ depends_on = ["a"]
     );
     tt.write("go-a", "");
     tt.write("go-b", "");
-    let mut status = None;
-    wait_until(DEADLINE, "tt run finishes", || {
-        status = run.try_wait().ok().flatten();
-        status.is_some()
-    });
-    let out = std::fs::read_to_string(tt.dir().join("run.out")).unwrap_or_default();
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{out}");
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 0, "{out}");
     assert_eq!(field(&redis, "f", "b", "status"), "completed", "{out}");
 }
 
@@ -239,7 +208,7 @@ fn kill_9_of_the_runner_mid_plan_loses_nothing_and_runs_nothing_twice_at_once() 
         }
     }
     let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
-    let mut first = spawn_run(&tt, &["run"]);
+    let first = Running::start(&tt, &["run"]);
     let completed = |redis: &RedisServer| {
         events(redis, "k")
             .iter()
@@ -247,8 +216,7 @@ fn kill_9_of_the_runner_mid_plan_loses_nothing_and_runs_nothing_twice_at_once() 
             .count()
     };
     wait_until(DEADLINE, "ten tasks completed", || completed(&redis) >= 10);
-    let _ = first.kill(); // SIGKILL: no cleanup, lease and agents left behind
-    let _ = first.wait();
+    first.kill9(); // no cleanup: lease and agents left behind
     let out = tt.run_with(["run", "--until-done"]).success();
     assert!(out.stdout.contains("50 completed, 0 failed"), "{out}");
 
@@ -296,20 +264,11 @@ id = "job"
 agent = "w"
 "#;
     let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
-    let mut run = spawn_run(&tt, &["run", "--grace", "5s"]);
+    let run = Running::start(&tt, &["run", "--grace", "5s"]);
     wait_until(DEADLINE, "job runs", || {
         field(&redis, "g", "job", "status") == "running"
     });
-    // SAFETY: kill(2) on our own child.
-    unsafe {
-        libc::kill(run.id() as i32, libc::SIGTERM);
-    }
-    let mut status = None;
-    wait_until(DEADLINE, "tt run exits", || {
-        status = run.try_wait().ok().flatten();
-        status.is_some()
-    });
-    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    assert_eq!(run.stop(), 0);
     assert_eq!(redis.hgetall("tt:g:agent:w-1")["state"], "stopped");
     assert!(redis.keys("tt:g:runner").is_empty(), "lease released");
     // The interrupted attempt is recovered by the next runner and runs again.

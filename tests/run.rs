@@ -1,79 +1,17 @@
 //! `tt run` end to end: real runner, real agents (`sh` commands), a private
 //! redis-server; every wait is for a condition, with a deadline.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Tt, wait_until};
+use crate::support::{RedisServer, Running, Tt, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// An agent command that appends `<task id>` to `order.log` when it runs.
 const RECORD: &str = r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> order.log"]"#;
-
-/// A `tt run` in the background; killed on drop. Its output goes to files so
-/// tests can read it while it runs.
-struct Running {
-    child: Child,
-    out: std::path::PathBuf,
-}
-
-impl Running {
-    fn start(tt: &Tt, args: &[&str]) -> Self {
-        let out = tt.dir().join("run.out");
-        let file = std::fs::File::create(&out).expect("run.out");
-        let err = file.try_clone().expect("clone");
-        let mut cmd = tt.command();
-        cmd.args(args)
-            .stdout(Stdio::from(file))
-            .stderr(Stdio::from(err));
-        let child = cmd.spawn().expect("spawn tt run");
-        Running { child, out }
-    }
-
-    fn output(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.out) {
-            let _ = f.read_to_string(&mut s);
-        }
-        s
-    }
-
-    fn wait_output(&self, needle: &str) {
-        wait_until(DEADLINE, &format!("tt run prints {needle:?}"), || {
-            self.output().contains(needle)
-        });
-    }
-
-    /// SIGTERM, and wait for a clean exit.
-    fn stop(mut self) -> i32 {
-        // SAFETY: plain kill(2) on our own child.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let mut code = None;
-        wait_until(DEADLINE, "tt run exits after SIGTERM", || {
-            code = self
-                .child
-                .try_wait()
-                .ok()
-                .flatten()
-                .map(|s| s.code().unwrap_or(-1));
-            code.is_some()
-        });
-        code.unwrap_or(-1)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn lines(tt: &Tt, name: &str) -> Vec<String> {
     std::fs::read_to_string(tt.dir().join(name))

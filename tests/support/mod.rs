@@ -155,6 +155,8 @@ impl RedisServer {
         // A server started with `--requirepass` answers NOAUTH: it is up.
         match redis::cmd("PING").query::<String>(&mut conn) {
             Ok(_) => true,
+            // Still reading its append-only file: not ready for commands.
+            Err(e) if e.code() == Some("LOADING") => false,
             Err(e) => matches!(
                 e.kind(),
                 redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
@@ -615,5 +617,91 @@ impl fmt::Display for Output {
             "command: {}\nexit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.command, self.code, self.stdout, self.stderr
         )
+    }
+}
+
+/// How long a background `tt run` gets to reach a state or exit.
+const RUN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A `tt` command (usually `tt run`) in the background, its output in
+/// `run.out` of the project so tests can read it while it runs. On drop it
+/// gets SIGTERM (so it stops its agents), then SIGKILL if it lingers.
+pub struct Running {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Running {
+    pub fn start(tt: &Tt, args: &[&str]) -> Self {
+        let out = tt.dir().join("run.out");
+        let file = std::fs::File::create(&out).unwrap();
+        let err = file.try_clone().unwrap();
+        let mut cmd = tt.command();
+        cmd.args(args)
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err));
+        let child = cmd.spawn().unwrap();
+        Running { child, out }
+    }
+
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    pub fn wait_output(&self, needle: &str) {
+        wait_until(RUN_DEADLINE, &format!("tt prints {needle:?}"), || {
+            self.output().contains(needle)
+        });
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Waits for it to exit by itself; its exit code (-1: by a signal).
+    pub fn wait_exit(&mut self) -> i32 {
+        let mut code = None;
+        wait_until(RUN_DEADLINE, "tt exits", || {
+            code = self
+                .child
+                .try_wait()
+                .ok()
+                .flatten()
+                .map(|s| s.code().unwrap_or(-1));
+            code.is_some()
+        });
+        code.unwrap_or(-1)
+    }
+
+    /// SIGTERM, and its exit code once it stopped.
+    pub fn stop(mut self) -> i32 {
+        self.signal(libc::SIGTERM);
+        self.wait_exit()
+    }
+
+    /// SIGKILL: no cleanup at all.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal(libc::SIGTERM);
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
