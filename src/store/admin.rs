@@ -5,6 +5,7 @@
 //! and writes atomically and records its event in the same step.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use redis::Script;
 use serde::Serialize;
@@ -12,6 +13,14 @@ use serde::Serialize;
 use super::sync::score;
 use super::{Store, StoreError};
 use crate::Status;
+
+// Built once: `Script::new` hashes the source (SHA1) every time it runs.
+static ASSIGN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/assign.lua")));
+static SEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/send.lua")));
+static KILL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/kill.lua")));
+static PRUNE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/prune.lua")));
+static CANCEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/cancel.lua")));
+static RETRY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/retry.lua")));
 
 /// Orders of ad-hoc tasks start here, after every file task (a file would
 /// need 10^11 entries to reach it) and below the priority step of
@@ -281,7 +290,7 @@ impl Store {
     /// a fingerprint of).
     pub async fn assign(&self, task: &NewTask) -> Result<Assigned, StoreError> {
         let mut conn = self.conn.clone();
-        let (created, id): (i64, String) = Script::new(include_str!("scripts/assign.lua"))
+        let (created, id): (i64, String) = ASSIGN
             .arg(self.keys.prefix())
             .arg(&self.town)
             .arg(self.keys.adhoc_counter())
@@ -314,7 +323,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let msg = serde_json::json!({ "kind": "message", "from": from, "body": body }).to_string();
         let mut conn = self.conn.clone();
-        Ok(Script::new(include_str!("scripts/send.lua"))
+        Ok(SEND
             .arg(self.keys.prefix())
             .arg(agent)
             .arg(msg)
@@ -345,8 +354,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut conn = self.conn.clone();
-        let script = Script::new(include_str!("scripts/kill.lua"));
-        let mut invocation = script.prepare_invoke();
+        let mut invocation = KILL.prepare_invoke();
         invocation.arg(self.keys.prefix());
         for w in workers {
             invocation.arg(w);
@@ -366,11 +374,10 @@ impl Store {
     /// Forgets stopped and dead workers (see `scripts/prune.lua`).
     pub async fn prune(&self) -> Result<Vec<Pruned>, StoreError> {
         let mut conn = self.conn.clone();
-        let out: Vec<(String, String, String, String, u64)> =
-            Script::new(include_str!("scripts/prune.lua"))
-                .arg(self.keys.prefix())
-                .invoke_async(&mut conn)
-                .await?;
+        let out: Vec<(String, String, String, String, u64)> = PRUNE
+            .arg(self.keys.prefix())
+            .invoke_async(&mut conn)
+            .await?;
         let mut pruned: Vec<Pruned> = out
             .into_iter()
             .map(|(worker, agent, state, outcome, count)| Pruned {
@@ -396,8 +403,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut conn = self.conn.clone();
-        let script = Script::new(include_str!("scripts/cancel.lua"));
-        let mut invocation = script.prepare_invoke();
+        let mut invocation = CANCEL.prepare_invoke();
         invocation.arg(self.keys.prefix());
         for (id, reason) in tasks {
             invocation.arg(id).arg(reason);
@@ -422,8 +428,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut conn = self.conn.clone();
-        let script = Script::new(include_str!("scripts/retry.lua"));
-        let mut invocation = script.prepare_invoke();
+        let mut invocation = RETRY.prepare_invoke();
         invocation.arg(self.keys.prefix());
         for id in ids {
             invocation.arg(id);

@@ -2,12 +2,48 @@
 //! inboxes, the lease that makes one runner per town, and waiting for
 //! events.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::Script;
 use redis::aio::MultiplexedConnection;
 
 use super::{Store, StoreError};
+
+// Built once: `Script::new` hashes the source (SHA1) every time it runs.
+static DISPATCH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/dispatch.lua")));
+static ACQUIRE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+            local cur = redis.call('GET', KEYS[1])
+            if not cur or cur == ARGV[1] then
+              redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+              return false
+            end
+            return cur
+        ",
+    )
+});
+static TAKE_OVER_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+            if redis.call('GET', KEYS[1]) == ARGV[1] then
+              redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+              return 1
+            end
+            return 0
+        ",
+    )
+});
+static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+            if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+            return 1
+        ",
+    )
+});
 
 /// One task to put into an inbox, if the inbox has room.
 #[derive(Debug, Clone)]
@@ -66,8 +102,7 @@ impl Store {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let script = Script::new(include_str!("scripts/dispatch.lua"));
-        let mut inv = script.prepare_invoke();
+        let mut inv = DISPATCH.prepare_invoke();
         inv.arg(self.keys.prefix());
         for d in batch {
             inv.arg(&d.task).arg(&d.agent).arg(d.window);
@@ -92,18 +127,8 @@ impl Store {
         holder: &str,
         ttl: Duration,
     ) -> Result<Option<String>, StoreError> {
-        let script = Script::new(
-            r"
-            local cur = redis.call('GET', KEYS[1])
-            if not cur or cur == ARGV[1] then
-              redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-              return false
-            end
-            return cur
-            ",
-        );
         let mut conn = self.conn.clone();
-        Ok(script
+        Ok(ACQUIRE_LEASE
             .key(self.keys.runner())
             .arg(holder)
             .arg(ttl.as_millis() as u64)
@@ -119,17 +144,8 @@ impl Store {
         holder: &str,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let script = Script::new(
-            r"
-            if redis.call('GET', KEYS[1]) == ARGV[1] then
-              redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-              return 1
-            end
-            return 0
-            ",
-        );
         let mut conn = self.conn.clone();
-        let took: i64 = script
+        let took: i64 = TAKE_OVER_LEASE
             .key(self.keys.runner())
             .arg(expected)
             .arg(holder)
@@ -141,14 +157,8 @@ impl Store {
 
     /// Releases the lease if it is still ours.
     pub async fn release_lease(&self, holder: &str) -> Result<(), StoreError> {
-        let script = Script::new(
-            r"
-            if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-            return 1
-            ",
-        );
         let mut conn = self.conn.clone();
-        let _: i64 = script
+        let _: i64 = RELEASE_LEASE
             .key(self.keys.runner())
             .arg(holder)
             .invoke_async(&mut conn)

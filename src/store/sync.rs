@@ -2,6 +2,7 @@
 //! inside one MULTI/EXEC so a reload is all-or-nothing.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use redis::Script;
 
@@ -51,6 +52,9 @@ pub struct SyncCounts {
     pub unchanged: u64,
 }
 
+// Built once: `Script::new` hashes the source (SHA1) every time it runs.
+static SYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/sync.lua")));
+
 const UPSERTS_PER_CALL: usize = 1000;
 
 impl Store {
@@ -83,7 +87,7 @@ impl Store {
         plan_fp: &str,
         adopt_status: bool,
     ) -> Result<SyncCounts, StoreError> {
-        let script = Script::new(include_str!("scripts/sync.lua"));
+        let script = &*SYNC;
         let mut conn = self.conn.clone();
         // Loading first lets the transaction use EVALSHA without a
         // NOSCRIPT failure inside MULTI.
