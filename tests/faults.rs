@@ -485,3 +485,29 @@ timeout = "1s"
         field(&redis, "o", "slow", "error")
     );
 }
+
+#[test]
+fn the_embedded_server_keeps_the_town_across_kill_9_and_tt_down() {
+    // No REDIS_URL: the project's own redis-server under .tt/.
+    let plan = "[town]\nname = \"e\"\n[[tasks]]\nid = \"a\"\n[[tasks]]\nid = \"b\"\nstatus = \"completed\"\n";
+    let tt = Tt::new().file("tasks.toml", plan);
+    tt.run_with(["sync", "push"]).success();
+    // kill -9 of the server: what it acknowledged is already in its AOF file.
+    let pid: i32 = tt.read(".tt/redis.pid").trim().parse().unwrap();
+    // SAFETY: kill(2) on the redis-server this test's project started.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    wait_until(DEADLINE, "the server is gone", || !running(pid));
+    let out = tt.run_with(["tasks", "--json"]).success();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v.as_array().map(Vec::len), Some(2), "{out}");
+    assert_eq!(v[1]["status"], "completed");
+    // A clean stop and start keeps it too.
+    tt.run_with(["down"]).success().stdout_contains("stopped");
+    let out = tt.run_with(["task", "b"]).success();
+    assert!(out.stdout.contains("completed"), "{out}");
+    tt.run_with(["sync", "push"])
+        .success()
+        .stdout_contains("=2 unchanged");
+}
