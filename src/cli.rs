@@ -5,6 +5,7 @@
 mod agent;
 mod assign;
 mod cancel;
+mod completions;
 mod context;
 mod error;
 mod history;
@@ -234,6 +235,13 @@ pub enum Command {
     /// Requeue the work of workers whose heartbeat expired (what `tt run`
     /// does by itself), for towns whose workers run without a runner.
     Recover(recover::Args),
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///   tt completions bash > ~/.local/share/bash-completion/completions/tt
+    ///   tt completions zsh > "${fpath[1]}/_tt"
+    #[command(verbatim_doc_comment)]
+    Completions(completions::Args),
     /// Stop the embedded redis-server of this project (state is kept on disk).
     Down,
 }
@@ -295,6 +303,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Agent(args) => agent::run(&ctx, args).await,
         Command::Spawn(args) => agent::spawn(&ctx, args).await,
         Command::Recover(args) => recover::run(&ctx, args).await,
+        Command::Completions(args) => completions::run(args),
         Command::Down => towns::down(&ctx).await,
     }
 }

@@ -304,3 +304,12 @@ fn every_example_validates_against_the_json_schema() {
     assert!(schema_check("[[tasks]]\nid = \"a\"\npriority = 9\n").is_err());
     assert!(schema_check("[[tasks]]\nid = \"a b\"\n").is_err());
 }
+
+#[test]
+fn completions_cover_every_command() {
+    let out = Tt::new().args(["completions", "bash"]).run().success();
+    for cmd in ["plan", "run", "status", "history", "recover"] {
+        assert!(out.stdout.contains(cmd), "{cmd} missing");
+    }
+    Tt::new().args(["completions", "nosh"]).run().code(2);
+}
