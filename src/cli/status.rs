@@ -140,9 +140,26 @@ impl Snapshot {
                 .map(|&s| format!("{s} {}", self.count(s)))
                 .collect();
             out.push_str(&format!("  {}\n", counts.join(" · ")));
-            let ready = self.ready();
-            if ready > 0 {
-                out.push_str(&format!("  {ready} ready to dispatch\n"));
+            // What the runner would send next, in its order: the same
+            // readiness function and ordering dispatch uses.
+            let next = self.tasks.graph.ready();
+            if !next.is_empty() {
+                let ids: Vec<&str> = next
+                    .iter()
+                    .take(10)
+                    .map(|&i| self.tasks.records[i].id.as_str())
+                    .collect();
+                let more = next.len().saturating_sub(ids.len());
+                let tail = if more > 0 {
+                    format!(" (+{more} more)")
+                } else {
+                    String::new()
+                };
+                out.push_str(&format!(
+                    "  {} ready to dispatch, in order: {}{tail}\n",
+                    next.len(),
+                    ids.join(", ")
+                ));
             }
         }
         out.push_str(&format!("runner  {}\n", self.runner_text(self.ready() > 0)));
