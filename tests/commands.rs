@@ -801,3 +801,14 @@ fn prune_removes_dead_and_stopped_workers_but_never_live_ones() {
         .stdout_contains("kept review-1")
         .stdout_lacks("removed");
 }
+
+#[test]
+fn status_lists_what_would_be_dispatched_next_in_order() {
+    let redis = RedisServer::start();
+    let plan = "[town]\nname = \"n\"\n[[tasks]]\nid = \"late\"\npriority = 3\n[[tasks]]\nid = \"first\"\npriority = 0\n[[tasks]]\nid = \"dep\"\ndepends_on = [\"first\"]\n[[tasks]]\nid = \"mid\"\n";
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    tt.run_with(["status"])
+        .success()
+        .stdout_contains("3 ready to dispatch, in order: first, mid, late");
+}
