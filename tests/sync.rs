@@ -296,3 +296,114 @@ fn redis_passwords_never_appear_in_errors() {
         .code(1);
     assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
 }
+
+/// A throwaway CA and a server certificate for `localhost`, made with the
+/// `openssl` command: (dir, ca.pem, server.pem, server.key).
+fn tls_files(dir: &std::path::Path) -> (String, String, String) {
+    let run = |args: &[&str]| {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs")
+            .success();
+        assert!(ok, "openssl {args:?}");
+    };
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=tt test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    ]);
+    let p = |f: &str| dir.join(f).display().to_string();
+    (p("ca.pem"), p("server.pem"), p("server.key"))
+}
+
+#[test]
+fn rediss_urls_connect_over_tls_with_a_password() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(certs.path());
+    // A free loopback port for the TLS listener (never 6379).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let redis = RedisServer::start_with(&[
+        "--tls-port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+        "--requirepass",
+        "s3cret",
+    ]);
+    let tt = Tt::new()
+        .file("tasks.toml", PLAN)
+        .env("REDIS_URL", format!("rediss://:s3cret@localhost:{port}/0"))
+        .env("SSL_CERT_FILE", &ca);
+    let out = tt.run_with(["sync", "push"]).success();
+    assert!(out.stdout.contains("+3 added"), "{out}");
+    // Without the CA the server is not trusted: a clear error, no password shown.
+    let out = Tt::new()
+        .file("tasks.toml", PLAN)
+        .env("REDIS_URL", format!("rediss://:s3cret@localhost:{port}/0"))
+        .env("SSL_CERT_FILE", certs.path().join("server.csr"))
+        .args(["tasks"])
+        .run()
+        .code(1);
+    assert!(!out.stderr.contains("s3cret"), "{out}");
+}
