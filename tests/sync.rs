@@ -375,7 +375,7 @@ fn rediss_urls_connect_over_tls_with_a_password() {
         .unwrap()
         .port()
         .to_string();
-    let redis = RedisServer::start_with(&[
+    let _redis = RedisServer::start_with(&[
         "--tls-port",
         &port,
         "--bind",
