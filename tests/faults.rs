@@ -511,3 +511,66 @@ fn the_embedded_server_keeps_the_town_across_kill_9_and_tt_down() {
         .success()
         .stdout_contains("=2 unchanged");
 }
+
+#[test]
+fn cancel_then_retry_never_overlaps_the_stopping_attempt() {
+    let redis = RedisServer::start();
+    // The command ignores SIGTERM for a while: stopping it takes time.
+    let plan = r#"[town]
+name = "c"
+[agents.w]
+command = ["sh", "-c", "trap 'sleep 1; exit 1' TERM; echo \"start $TT_ATTEMPT\" >> runs.log; while [ ! -e go ]; do sleep 0.05; done; echo \"end $TT_ATTEMPT\" >> runs.log"]
+count = 2
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let _run = Running::start(&tt, &["run"]);
+    wait_until(DEADLINE, "job runs", || {
+        field(&redis, "c", "job", "status") == "running"
+    });
+    tt.run_with(["cancel", "job"]).success();
+    tt.run_with(["retry", "job"]).success();
+    wait_until(DEADLINE, "attempt 2 runs", || {
+        field(&redis, "c", "job", "attempt") == "2"
+            && field(&redis, "c", "job", "status") == "running"
+    });
+    // Attempt 2 started only after attempt 1's agent reported it stopped.
+    let evs = events(&redis, "c");
+    let ended_1 = evs
+        .iter()
+        .position(|e| e.1 == "job" && e.2 == "1" && e.0 == "rejected");
+    let started_2 = evs
+        .iter()
+        .position(|e| e.1 == "job" && e.2 == "2" && e.0 == "started");
+    assert!(ended_1.is_some() && ended_1 < started_2, "{evs:?}");
+    tt.write("go", "");
+    wait_until(DEADLINE, "job completes", || {
+        field(&redis, "c", "job", "status") == "completed"
+    });
+}
+
+#[test]
+fn a_file_status_edit_stops_the_running_task() {
+    let redis = RedisServer::start();
+    let plan = r#"[town]
+name = "s"
+[agents.w]
+command = ["sh", "-c", "echo $$ > pid; while [ ! -e go ]; do sleep 0.05; done"]
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let _run = Running::start(&tt, &["run"]);
+    wait_until(DEADLINE, "job runs", || {
+        field(&redis, "s", "job", "status") == "running"
+    });
+    let pid: i32 = tt.read("pid").trim().parse().unwrap();
+    tt.write("tasks.toml", format!("{plan}status = \"completed\"\n"));
+    wait_until(DEADLINE, "job is completed by the file", || {
+        field(&redis, "s", "job", "status") == "completed"
+    });
+    wait_until(DEADLINE, "its process is stopped", || !running(pid));
+}

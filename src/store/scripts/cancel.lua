@@ -30,7 +30,8 @@ for i = 2, #ARGV, 2 do
     elseif status == 'assigned' and assigned_to then
       -- Take the message out of the inbox so it stops holding a place in
       -- the agent's window (a worker would drop it at claim anyway).
-      local inbox = prefix .. 'inbox:' .. assigned_to
+      -- An empty agent is the town backlog.
+      local inbox = assigned_to == '' and prefix .. 'backlog' or prefix .. 'inbox:' .. assigned_to
       for _, raw in ipairs(redis.call('LRANGE', inbox, 0, -1)) do
         local ok, m = pcall(cjson.decode, raw)
         if ok and type(m) == 'table' and m.kind == 'task' and m.task == id

@@ -15,8 +15,14 @@ for i = 2, #ARGV, 3 do
   local key = prefix .. 'task:' .. id
   local inbox = prefix .. 'inbox:' .. agent
   if agent == '' then inbox = prefix .. 'backlog' end
-  local status = redis.call('HGET', key, 'status')
-  if status == 'pending' and redis.call('LLEN', inbox) < window then
+  local cur = redis.call('HMGET', key, 'status', 'worker')
+  local status, last = cur[1], cur[2]
+  -- A previous attempt that was cancelled or finished by the file may still
+  -- be stopping on its worker: never start the next one alongside it.
+  local stopping = last and last ~= '' and
+    redis.call('HGET', prefix .. 'agent:' .. last, 'task') == id and
+    redis.call('EXISTS', prefix .. 'alive:' .. last) == 1
+  if status == 'pending' and not stopping and redis.call('LLEN', inbox) < window then
     local attempt = redis.call('HINCRBY', key, 'attempt', 1)
     redis.call('HSET', key, 'status', 'assigned', 'assigned_to', agent, 'updated', now)
     redis.call('HDEL', key, 'retry_at', 'worker')

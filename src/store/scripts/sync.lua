@@ -63,6 +63,12 @@ for _ = 1, nu do
       -- inbox message is dropped at claim (assigned_to no longer matches).
       status, reason = 'pending', 'agent changed to ' .. (agent ~= '' and agent or 'backlog')
     end
+    if old == 'running' and status ~= 'running' and cur[6] then
+      -- The file finished or cancelled a task that runs: stop its process
+      -- (dispatch waits for that before running it again).
+      redis.call('LPUSH', prefix .. 'control:' .. cur[6],
+        cjson.encode({ kind = 'stop', task = id, attempt = tonumber(cur[7]) or 0 }))
+    end
     redis.call('HSET', key, 'status', status, unpack(def))
     if reason then
       redis.call('HSET', key, 'reason', reason)
