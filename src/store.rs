@@ -30,8 +30,8 @@ pub use recover::Recovered;
 pub use sync::{SyncCounts, TaskDef};
 pub use task::{Source, TaskRecord};
 pub use worker::{
-    BlockingConn, Claim, ClaimedTask, Control, Finish, MessageSource, Registered, Report,
-    WorkerIdentity, peek_task,
+    BlockingConn, Claim, ClaimedTask, Control, Finish, Heartbeat, MessageSource, Registered,
+    Report, WorkerIdentity, peek_task,
 };
 
 use std::collections::HashMap;

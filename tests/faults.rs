@@ -574,3 +574,40 @@ agent = "w"
     });
     wait_until(DEADLINE, "its process is stopped", || !running(pid));
 }
+
+#[test]
+fn a_worker_declared_dead_or_replaced_while_cut_off_steps_down() {
+    let redis = RedisServer::start();
+    let plan = r#"[town]
+name = "d"
+[agents.w]
+command = ["sh", "-c", "echo $$ > pid-$TT_TASK_ID; while [ ! -e go ]; do sleep 0.05; done"]
+[[tasks]]
+id = "a"
+agent = "w"
+[[tasks]]
+id = "b"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    for (task, how) in [("a", "replaced"), ("b", "dead")] {
+        let runner = Running::start(&tt, &["run", "--no-agents"]);
+        let mut agent = Running::start(&tt, &["agent", "w", "--id", "w-9"]);
+        wait_until(DEADLINE, "the task runs", || {
+            field(&redis, "d", task, "status") == "running"
+        });
+        let pid: i32 = tt.read(format!("pid-{task}")).trim().parse().unwrap();
+        runner.stop();
+        if how == "replaced" {
+            // Another process took the id while this one was cut off.
+            redis.cmd(&["SET", "tt:d:alive:w-9", "someone-else", "PX", "60000"]);
+        } else {
+            // The runner declared it dead and requeued its task.
+            redis.cmd(&["DEL", "tt:d:alive:w-9"]);
+            redis.cmd(&["HSET", "tt:d:agent:w-9", "state", "dead"]);
+        }
+        agent.wait_exit();
+        assert!(!running(pid), "{how}: its command was stopped");
+        redis.cmd(&["DEL", "tt:d:alive:w-9"]);
+    }
+}

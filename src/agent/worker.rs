@@ -37,8 +37,8 @@ use super::command::TaskVars;
 use super::config::AgentConfig;
 use super::process::{self, Ending, Launch, STOP_GRACE, TAIL_BYTES};
 use crate::store::{
-    BlockingConn, Claim, ClaimedTask, Control, Finish, MessageSource, RedisTarget, Registered,
-    Report, Store, StoreError, WorkerIdentity, peek_task,
+    BlockingConn, Claim, ClaimedTask, Control, Finish, Heartbeat, MessageSource, RedisTarget,
+    Registered, Report, Store, StoreError, WorkerIdentity, peek_task,
 };
 
 /// How often a worker renews its heartbeat.
@@ -477,12 +477,13 @@ pub async fn run(
     let control = BlockingConn::open(&store, &worker.target).await?;
     register(&store, &identity, &notes, &mut shutdown).await?;
 
+    let (control_tx, control_rx) = mpsc::channel(16);
     let heartbeat = tokio::spawn(heartbeat_loop(
         store.clone(),
         identity.clone(),
         notes.clone(),
+        control_tx.clone(),
     ));
-    let (control_tx, control_rx) = mpsc::channel(16);
     let listener = tokio::spawn(control_loop(
         control,
         identity.id.clone(),
@@ -605,7 +606,12 @@ async fn register(
     }
 }
 
-async fn heartbeat_loop(store: Store, identity: WorkerIdentity, notes: Arc<Notes>) {
+async fn heartbeat_loop(
+    store: Store,
+    identity: WorkerIdentity,
+    notes: Arc<Notes>,
+    control: mpsc::Sender<Control>,
+) {
     let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick is immediate, and registering just set the heartbeat.
@@ -614,10 +620,16 @@ async fn heartbeat_loop(store: Store, identity: WorkerIdentity, notes: Arc<Notes
     loop {
         tick.tick().await;
         match store.heartbeat(&identity, HEARTBEAT_TTL).await {
-            Ok(()) => {
+            Ok(Heartbeat::Alive) => {
                 if backoff.succeeded() {
                     notes.emit(Note::RedisBack { doing: "heartbeat" });
                 }
+            }
+            Ok(Heartbeat::StepDown(why)) => {
+                notes.emit(Note::Stopping { why });
+                // The same path as `tt kill`: stop the command, then exit.
+                let _ = control.send(Control::Shutdown).await;
+                return;
             }
             Err(e) => {
                 // Report the first failure of a run; the ticks retry anyway.

@@ -103,11 +103,13 @@ async fn pull(ctx: &Context, json: bool) -> Result<u8, CliError> {
         }
     }
     if !changes.is_empty() {
-        write_atomically(&ctx.file, &doc.to_string())?;
-        // The file now states these statuses; record that Redis has seen
-        // them, or the next push would take them as edits and apply them.
-        let plan = ctx.load_plan()?;
-        sync::push(&store, &plan, Adopt::Yes).await?;
+        // Record in Redis that the file states these statuses *before* the
+        // file says so: a `tt run` watching it then reloads a plan Redis
+        // already has, instead of taking the pulled statuses as edits.
+        let text = doc.to_string();
+        let pulled = crate::plan::load(&ctx.file, text.clone())?;
+        sync::push(&store, &pulled, Adopt::Yes).await?;
+        write_atomically(&ctx.file, &text)?;
     }
     if json {
         output::json(&json!({ "file": plan.file_name(), "changed": changes }));

@@ -80,6 +80,14 @@ pub struct ClaimedTask {
     pub timeout: Option<std::time::Duration>,
 }
 
+/// What renewing a heartbeat found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heartbeat {
+    Alive,
+    /// This process must stop (why).
+    StepDown(String),
+}
+
 /// What [`Store::claim`] made of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -234,9 +242,17 @@ impl Store {
 
     /// Renews the heartbeat for `ttl` and records its time in the agent
     /// hash.
-    pub async fn heartbeat(&self, w: &WorkerIdentity, ttl: Duration) -> Result<(), StoreError> {
+    ///
+    /// `Err(StepDown)`-like answers come back as [`Heartbeat::StepDown`]:
+    /// another process took the id, or this one was declared dead while it
+    /// was cut off (its work requeued); either way it must stop.
+    pub async fn heartbeat(
+        &self,
+        w: &WorkerIdentity,
+        ttl: Duration,
+    ) -> Result<Heartbeat, StoreError> {
         let mut conn = self.conn.clone();
-        let _: Vec<String> = WORKER
+        let reply: Vec<String> = WORKER
             .arg(self.keys.prefix())
             .arg("heartbeat")
             .arg(&w.id)
@@ -244,7 +260,17 @@ impl Store {
             .arg(&w.token)
             .invoke_async(&mut conn)
             .await?;
-        Ok(())
+        Ok(match reply.first().map(String::as_str) {
+            Some("replaced") => Heartbeat::StepDown(format!(
+                "another process registered as `{}` ({})",
+                w.id,
+                reply.get(1).map_or("?", String::as_str)
+            )),
+            Some("dead") => Heartbeat::StepDown(
+                "declared dead while cut off from Redis; its task was requeued".into(),
+            ),
+            _ => Heartbeat::Alive,
+        })
     }
 
     /// Marks the worker stopped and drops its heartbeat, so the runner may

@@ -89,14 +89,19 @@ if op == 'register' then
   return { 'ok', tostring(returned), tostring(requeued) }
 elseif op == 'heartbeat' then
   local ttl, token = ARGV[4], ARGV[5]
+  local holder = redis.call('GET', alive)
+  if holder and holder ~= token then
+    -- Another process registered under this id while this one was cut
+    -- off: this one must step down, not share the id.
+    return { 'replaced', holder }
+  end
+  if not holder and redis.call('HGET', agent, 'state') == 'dead' then
+    -- Declared dead while cut off: its work was requeued and may already
+    -- run elsewhere, so this process must not go on with it.
+    return { 'dead' }
+  end
   redis.call('SET', alive, token, 'PX', ttl)
   redis.call('HSET', agent, 'heartbeat', now)
-  -- Declared dead while cut off (the runner requeued its work): it is
-  -- back, with whatever it runs now.
-  if redis.call('HGET', agent, 'state') == 'dead' then
-    local busy = redis.call('HEXISTS', agent, 'task') == 1
-    redis.call('HSET', agent, 'state', busy and 'working' or 'idle')
-  end
   return { 'ok' }
 elseif op == 'stopped' then
   local token = ARGV[4]
