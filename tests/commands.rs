@@ -812,3 +812,39 @@ fn status_lists_what_would_be_dispatched_next_in_order() {
         .success()
         .stdout_contains("3 ready to dispatch, in order: first, mid, late");
 }
+
+#[test]
+fn cancelling_a_task_queued_in_the_backlog_takes_it_out() {
+    let redis = RedisServer::start();
+    let tt = Tt::new()
+        .file(
+            "tasks.toml",
+            "[town]\nname = \"b\"\n[[tasks]]\nid = \"x\"\n",
+        )
+        .redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    // Dispatched to the backlog, as the runner does for a task with no agent.
+    redis.cmd(&[
+        "HSET",
+        "tt:b:task:x",
+        "status",
+        "assigned",
+        "attempt",
+        "1",
+        "assigned_to",
+        "",
+    ]);
+    redis.cmd(&[
+        "RPUSH",
+        "tt:b:backlog",
+        r#"{"kind":"task","task":"x","attempt":1}"#,
+    ]);
+    tt.run_with(["cancel", "x"]).success();
+    let left: Vec<String> = redis::cmd("LRANGE")
+        .arg("tt:b:backlog")
+        .arg(0)
+        .arg(-1)
+        .query(&mut redis.conn())
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
