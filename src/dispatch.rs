@@ -1,10 +1,12 @@
 //! One dispatch pass: from the town's records, decide what goes to which
-//! inbox next. Readiness comes from [`crate::graph`], the one function every
+//! inbox next. The runner keeps one [`Snapshot`] for its whole life and
+//! refreshes only the records that events name ([`Snapshot::refresh`]), so
+//! a transition costs one small read, not a re-read of the town. Readiness comes from [`crate::graph`], the one function every
 //! view uses; the store's script re-checks status and the inbox window
 //! atomically, so a stale decision can only be a skipped task, never a
 //! double dispatch.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::Status;
 use crate::graph::{Graph, Readiness};
@@ -23,12 +25,89 @@ pub struct AgentSlot {
 pub struct Snapshot {
     pub records: Vec<TaskRecord>,
     pub graph: Graph,
+    /// Ready tasks by (priority, file order, index): dispatch order. Kept
+    /// up to date by [`Snapshot::refresh`] for the tasks a change can
+    /// affect, so a pass does not ask the readiness of every task.
+    ready: BTreeSet<(u8, u64, usize)>,
 }
 
 impl Snapshot {
     pub fn new(records: Vec<TaskRecord>) -> Self {
         let graph = Graph::new(records.iter().map(TaskRecord::node).collect());
-        Self { records, graph }
+        let ready = graph
+            .ready()
+            .into_iter()
+            .map(|i| (graph.node(i).priority, graph.node(i).order, i))
+            .collect();
+        Self {
+            records,
+            graph,
+            ready,
+        }
+    }
+
+    /// Takes fresh copies of some records. A status change updates the graph
+    /// in place; a new task, or a changed parent, dependency, agent,
+    /// priority or order, rebuilds the graph from the records held in
+    /// memory (never a read of the whole town).
+    pub fn refresh(&mut self, fresh: Vec<TaskRecord>) {
+        let mut rebuild = false;
+        let mut statuses = Vec::new();
+        for r in fresh {
+            match self.graph.index_of(&r.id) {
+                Some(i) => {
+                    if !same_shape(&self.records[i], &r) {
+                        rebuild = true;
+                    } else if self.records[i].status != r.status {
+                        statuses.push((i, r.status));
+                    }
+                    self.records[i] = r;
+                }
+                None => {
+                    self.records.push(r);
+                    rebuild = true;
+                }
+            }
+        }
+        if rebuild {
+            // The order `Store::tasks` reads them in: the sorted set's score,
+            // ties by id.
+            self.records
+                .sort_by(|a, b| (a.priority, a.order, &a.id).cmp(&(b.priority, b.order, &b.id)));
+            *self = Snapshot::new(std::mem::take(&mut self.records));
+        } else {
+            let changed: Vec<usize> = statuses.iter().map(|&(i, _)| i).collect();
+            for (i, status) in statuses {
+                self.graph.set_status(i, status);
+            }
+            self.recheck(&changed);
+        }
+    }
+
+    /// Brings `ready` up to date after the status of `changed` changed.
+    fn recheck(&mut self, changed: &[usize]) {
+        let mut affected = Vec::new();
+        for &i in changed {
+            self.graph.affected_by(i, &mut affected);
+        }
+        for j in affected {
+            let key = (self.graph.node(j).priority, self.graph.node(j).order, j);
+            if self.graph.is_ready(j) {
+                self.ready.insert(key);
+            } else {
+                self.ready.remove(&key);
+            }
+        }
+    }
+
+    /// Records a status this runner just caused (a dispatch), until the
+    /// event about it brings the whole record.
+    pub fn set_status(&mut self, id: &str, status: Status) {
+        if let Some(i) = self.graph.index_of(id) {
+            self.records[i].status = status;
+            self.graph.set_status(i, status);
+            self.recheck(&[i]);
+        }
     }
 
     /// Tasks to dispatch now, in (priority, file order), and the earliest
@@ -47,7 +126,8 @@ impl Snapshot {
             .filter(|a| a.backlog)
             .map(|a| a.window)
             .sum();
-        for i in self.graph.ready() {
+        let mut per_inbox: HashMap<String, u32> = HashMap::new();
+        for &(_, _, i) in &self.ready {
             let r = &self.records[i];
             if let Some(at) = r.retry_at
                 && at > now_ms
@@ -62,6 +142,15 @@ impl Snapshot {
                 // started by hand with `--backlog`.
                 None => (String::new(), backlog_window.max(1)),
             };
+            // An inbox never takes more than `window` entries, so offering
+            // the script more is wasted work: with thousands of ready tasks
+            // it checked every one of them on every pass (README
+            // "Performance").
+            let offered = per_inbox.entry(agent.clone()).or_insert(0u32);
+            if *offered >= window {
+                continue;
+            }
+            *offered += 1;
             out.push(Dispatch {
                 task: r.id.clone(),
                 agent,
@@ -94,7 +183,7 @@ impl Snapshot {
         if r.status == Status::Running {
             return true;
         }
-        if r.status == Status::Pending && self.graph.readiness(i) != Readiness::Ready {
+        if r.status == Status::Pending && !self.graph.is_ready(i) {
             return false;
         }
         match &r.agent {
@@ -161,5 +250,93 @@ impl Snapshot {
             *c.entry(self.graph.status(i)).or_insert(0) += 1;
         }
         c
+    }
+}
+
+/// Whether two records of a task give the graph the same node apart from
+/// status: then a refresh needs no rebuild.
+fn same_shape(a: &TaskRecord, b: &TaskRecord) -> bool {
+    a.parent == b.parent
+        && a.depends_on == b.depends_on
+        && a.agent.is_some() == b.agent.is_some()
+        && a.on_child_failure == b.on_child_failure
+        && a.priority == b.priority
+        && a.order == b.order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, parent: &str, deps: &[&str], status: &str, order: u64) -> TaskRecord {
+        let mut h = HashMap::new();
+        for (k, v) in [
+            ("id", id.to_string()),
+            ("parent", parent.to_string()),
+            ("depends_on", serde_json::to_string(deps).unwrap()),
+            ("status", status.to_string()),
+            ("order", order.to_string()),
+            (
+                "agent",
+                if parent.is_empty() && id.starts_with('g') {
+                    ""
+                } else {
+                    "dev"
+                }
+                .into(),
+            ),
+        ] {
+            h.insert(k.to_string(), v);
+        }
+        TaskRecord::from_hash(id, h).unwrap()
+    }
+
+    fn town(statuses: &HashMap<&str, &str>) -> Vec<TaskRecord> {
+        let s = |id: &str| statuses.get(id).copied().unwrap_or("pending");
+        vec![
+            record("g1", "", &[], s("g1"), 0),
+            record("a", "g1", &[], s("a"), 1),
+            record("b", "g1", &["a"], s("b"), 2),
+            record("g2", "", &["g1"], s("g2"), 3),
+            record("c", "g2", &[], s("c"), 4),
+            record("d", "", &["c"], s("d"), 5),
+        ]
+    }
+
+    fn ready_ids(s: &Snapshot) -> Vec<String> {
+        s.ready
+            .iter()
+            .map(|&(_, _, i)| s.records[i].id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn refresh_keeps_ready_as_a_rebuild_would() {
+        let mut statuses = HashMap::new();
+        let mut snap = Snapshot::new(town(&statuses));
+        for (id, status) in [
+            ("a", "assigned"),
+            ("a", "completed"),
+            ("b", "completed"),
+            ("c", "cancelled"),
+            ("c", "pending"),
+            ("c", "completed"),
+        ] {
+            statuses.insert(id, status);
+            let fresh: Vec<TaskRecord> =
+                town(&statuses).into_iter().filter(|r| r.id == id).collect();
+            snap.refresh(fresh);
+            let rebuilt = Snapshot::new(town(&statuses));
+            assert_eq!(
+                ready_ids(&snap),
+                ready_ids(&rebuilt),
+                "after {id} → {status}"
+            );
+            let ids = |g: &Graph| -> Vec<String> {
+                g.ready().iter().map(|&i| g.node(i).id.clone()).collect()
+            };
+            assert_eq!(ready_ids(&rebuilt), ids(&rebuilt.graph));
+        }
+        assert_eq!(ready_ids(&snap), ["d"]);
     }
 }

@@ -73,6 +73,21 @@ pub enum Readiness {
     NotPending,
 }
 
+/// [`Readiness`] with tasks named by index (see [`Graph::check`]).
+enum Check {
+    Ready,
+    Waiting(WaitAt),
+    NotPending,
+}
+
+enum WaitAt {
+    Dependency(usize),
+    Blocked(usize),
+    Children { done: usize, total: usize },
+    GroupWithoutAgent,
+    GroupCancelled(usize),
+}
+
 /// Progress of a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Progress {
@@ -181,6 +196,60 @@ impl Graph {
         }
     }
 
+    /// Changes one task's stored status and re-derives the groups above it,
+    /// so a runner can follow transitions without rebuilding the graph:
+    /// O(depth), not O(tasks).
+    pub fn set_status(&mut self, i: usize, status: Status) {
+        self.nodes[i].status = status;
+        let mut at = Some(i);
+        // Parent links form a forest in a valid plan; the step limit cuts a
+        // cycle from hand-edited Redis data instead of looping on it.
+        let mut steps = self.nodes.len();
+        while let Some(t) = at {
+            self.effective[t] = if self.children[t].is_empty() {
+                self.nodes[t].status
+            } else {
+                self.group_status(t)
+            };
+            at = self.parent[t];
+            steps = steps.saturating_sub(1);
+            if steps == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Tasks whose readiness may change when the status of `i` changes:
+    /// `i`, the groups above it (their status and join step follow their
+    /// children), what depends on any of those, and everything inside each
+    /// of them (a group's dependencies and cancellation gate its whole
+    /// subtree). A dispatcher re-asks [`Graph::is_ready`] of these only.
+    pub fn affected_by(&self, i: usize, out: &mut Vec<usize>) {
+        let mut roots = Vec::new();
+        let mut at = Some(i);
+        let mut steps = self.nodes.len();
+        while let Some(t) = at {
+            roots.push(t);
+            roots.extend_from_slice(&self.dependants[t]);
+            at = self.parent[t];
+            steps = steps.saturating_sub(1);
+            if steps == 0 {
+                break;
+            }
+        }
+        let mut stack = roots;
+        let mut budget = self.nodes.len() * 2;
+        while let Some(t) = stack.pop() {
+            out.push(t);
+            stack.extend_from_slice(&self.children[t]);
+            // Cut a parent cycle from hand-edited data instead of looping.
+            budget = budget.saturating_sub(1);
+            if budget == 0 {
+                break;
+            }
+        }
+    }
+
     /// The graph of a plan as the file states it (statuses from `status =`).
     pub fn from_plan(plan: &crate::plan::Plan) -> Self {
         let groups: std::collections::HashSet<&str> = plan
@@ -270,39 +339,59 @@ impl Graph {
 
     /// The readiness function.
     pub fn readiness(&self, i: usize) -> Readiness {
+        match self.check(i) {
+            Check::Ready => Readiness::Ready,
+            Check::NotPending => Readiness::NotPending,
+            Check::Waiting(w) => Readiness::Waiting(match w {
+                WaitAt::Dependency(d) => Wait::Dependency {
+                    task: self.nodes[d].id.clone(),
+                    status: self.effective[d],
+                },
+                WaitAt::Blocked(d) => Wait::Blocked {
+                    task: self.nodes[d].id.clone(),
+                    status: self.effective[d],
+                },
+                WaitAt::Children { done, total } => Wait::Children { done, total },
+                WaitAt::GroupWithoutAgent => Wait::GroupWithoutAgent,
+                WaitAt::GroupCancelled(g) => Wait::GroupCancelled {
+                    group: self.nodes[g].id.clone(),
+                },
+            }),
+        }
+    }
+
+    /// Whether [`Graph::readiness`] says `Ready`, without building the
+    /// reason a task waits: dispatch asks this of every task on every pass.
+    pub fn is_ready(&self, i: usize) -> bool {
+        matches!(self.check(i), Check::Ready)
+    }
+
+    /// The rules themselves, naming tasks by index so that asking costs no
+    /// allocation; [`Graph::readiness`] turns the answer into ids.
+    fn check(&self, i: usize) -> Check {
         if self.nodes[i].status != Status::Pending {
-            return Readiness::NotPending;
+            return Check::NotPending;
         }
         // The task's own dependencies, then each ancestor's.
         let mut at = Some(i);
         while let Some(t) = at {
             if t != i && self.effective[t] == Status::Cancelled {
-                return Readiness::Waiting(Wait::GroupCancelled {
-                    group: self.nodes[t].id.clone(),
-                });
+                return Check::Waiting(WaitAt::GroupCancelled(t));
             }
             for &d in &self.deps[t] {
                 match self.effective[d] {
                     Status::Completed => {}
-                    s @ (Status::Failed | Status::Cancelled) => {
-                        return Readiness::Waiting(Wait::Blocked {
-                            task: self.nodes[d].id.clone(),
-                            status: s,
-                        });
+                    Status::Failed | Status::Cancelled => {
+                        return Check::Waiting(WaitAt::Blocked(d));
                     }
-                    s => {
-                        return Readiness::Waiting(Wait::Dependency {
-                            task: self.nodes[d].id.clone(),
-                            status: s,
-                        });
-                    }
+                    _ => return Check::Waiting(WaitAt::Dependency(d)),
                 }
             }
             at = self.parent[t];
         }
         if self.is_group(i) {
             if !self.nodes[i].has_agent {
-                return Readiness::Waiting(Wait::GroupWithoutAgent);
+                return Check::Waiting(WaitAt::GroupWithoutAgent);
             }
             let p = self.progress(i);
             let finished = match self.nodes[i].on_child_failure {
@@ -310,19 +399,19 @@ impl Graph {
                 ChildFailure::Wait | ChildFailure::Fail => p.completed,
             };
             if p.total > 0 && finished < p.total {
-                return Readiness::Waiting(Wait::Children {
+                return Check::Waiting(WaitAt::Children {
                     done: p.completed,
                     total: p.total,
                 });
             }
         }
-        Readiness::Ready
+        Check::Ready
     }
 
     /// Ready tasks in dispatch order: (priority, file order).
     pub fn ready(&self) -> Vec<usize> {
         let mut ready: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.readiness(i) == Readiness::Ready)
+            .filter(|&i| self.is_ready(i))
             .collect();
         self.sort_dispatch_order(&mut ready);
         ready
@@ -435,6 +524,32 @@ mod tests {
             }
         }
         nodes
+    }
+
+    #[test]
+    fn set_status_matches_a_rebuild() {
+        let nodes = vec![
+            node("auth", None, &[]),
+            node("login", Some("auth"), &[]),
+            node("logout", Some("auth"), &[]),
+            node("deploy", None, &["auth"]),
+        ];
+        let mut g = graph(nodes.clone());
+        for (id, s) in [
+            ("login", Status::Running),
+            ("login", Status::Completed),
+            ("logout", Status::Completed),
+            ("auth", Status::Completed),
+        ] {
+            let i = g.index_of(id).unwrap();
+            g.set_status(i, s);
+            let rebuilt = graph(g.nodes().to_vec());
+            for j in 0..g.len() {
+                assert_eq!(g.status(j), rebuilt.status(j), "{id} → {s}: node {j}");
+                assert_eq!(g.readiness(j), rebuilt.readiness(j));
+            }
+        }
+        assert_eq!(ids(&g, &g.ready()), ["deploy"]);
     }
 
     #[test]

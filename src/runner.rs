@@ -9,7 +9,7 @@
 
 mod supervisor;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +27,11 @@ use crate::watch::{self, WatchError};
 
 /// How long the lease lives without renewal; renewed every third of it.
 pub const LEASE_TTL: Duration = Duration::from_secs(15);
+
+/// Tasks touched by one reload above which the runner re-reads the town
+/// instead of following events: well under the events stream's cap
+/// (`MAXLEN ~ 100000`), so no event of a smaller reload is trimmed unread.
+const RELOAD_REREAD: u64 = 20_000;
 
 pub struct Options {
     pub file: PathBuf,
@@ -161,6 +166,11 @@ struct Runner<F: FnMut(Report)> {
     text: String,
     holder: String,
     report: F,
+    /// The town as dispatch sees it, kept between passes; `None` means read
+    /// it all again (at start, and after anything that may have lost events).
+    snapshot: Option<Snapshot>,
+    /// Tasks named by events since the last pass: the only records re-read.
+    dirty: HashSet<String>,
 }
 
 /// Runs until done (`--until-done`), interrupted, or a fatal error.
@@ -199,6 +209,8 @@ pub async fn run<F: FnMut(Report)>(opts: Options, mut report: F) -> Result<Summa
         text,
         holder,
         report,
+        snapshot: None,
+        dirty: HashSet::new(),
     };
     let result = runner.main_loop().await;
     let _ = runner.store.release_lease(&runner.holder).await;
@@ -281,19 +293,28 @@ impl<F: FnMut(Report)> Runner<F> {
         let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
         let mut retry_wake: Option<u64> = None;
         let outcome = loop {
-            let snapshot = match self.dispatch().await {
-                Ok((s, next)) => {
+            let dispatched = match self.dispatch().await {
+                Ok(next) => {
                     retry_wake = next;
-                    Some(s)
+                    true
                 }
-                Err(e) if e.is_connection_error() => None,
+                Err(e) if e.is_connection_error() => false,
                 Err(e) => break Err(e.into()),
             };
             if self.opts.until_done
-                && let Some(s) = &snapshot
+                && dispatched
+                && let Some(s) = &self.snapshot
             {
-                let live = self.store.live_agent_names().await.unwrap_or_default();
-                if !s.active(&self.slots(), &live) {
+                // Live workers only add to what may go on, so the check
+                // that usually settles it needs no Redis round trips.
+                let slots = self.slots();
+                let busy = s.active(&slots, &HashSet::new());
+                let live = if busy {
+                    HashSet::new()
+                } else {
+                    self.store.live_agent_names().await.unwrap_or_default()
+                };
+                if !busy && !s.active(&slots, &live) {
                     break Ok(summary(s, &self.slots(), &live, false));
                 }
             }
@@ -313,10 +334,14 @@ impl<F: FnMut(Report)> Runner<F> {
                 }
                 Some(batch) = events.recv() => match batch {
                     Ok(batch) => self.on_events(batch).await?,
-                    Err(e) => (self.report)(Report::Agent(AgentNote::SpawnFailed {
+                    Err(e) => {
+                        // Events may have been missed: read the town again.
+                        self.snapshot = None;
+                        (self.report)(Report::Agent(AgentNote::SpawnFailed {
                         id: "events".into(),
                         error: format!("reading events failed, retrying: {e}"),
-                    })),
+                    }));
+                    }
                 },
                 Some(note) = notes.recv() => (self.report)(Report::Agent(note)),
                 _ = lease.tick() => {
@@ -376,28 +401,49 @@ impl<F: FnMut(Report)> Runner<F> {
             .collect()
     }
 
-    async fn dispatch(&mut self) -> Result<(Snapshot, Option<u64>), StoreError> {
-        let mut snapshot = Snapshot::new(self.store.tasks().await?);
+    /// One dispatch pass. Re-reads only the records events named since the
+    /// last pass (all of them the first time), so its cost follows what
+    /// changed, not the size of the town. Returns when the next task waiting
+    /// for its retry backoff becomes due.
+    async fn dispatch(&mut self) -> Result<Option<u64>, StoreError> {
+        // Taken out, so an error below leaves `None`: the next pass reads
+        // everything again rather than trust a half-updated view.
+        let mut snapshot = match self.snapshot.take() {
+            Some(mut s) => {
+                if !self.dirty.is_empty() {
+                    let ids: Vec<String> = self.dirty.drain().collect();
+                    s.refresh(self.store.records(&ids).await?);
+                }
+                s
+            }
+            None => {
+                self.dirty.clear();
+                Snapshot::new(self.store.tasks().await?)
+            }
+        };
         let doomed = snapshot.fail_fast();
         if !doomed.is_empty() {
             self.store.cancel(&doomed).await?;
-            snapshot = Snapshot::new(self.store.tasks().await?);
+            let ids: Vec<String> = doomed.into_iter().map(|(id, _)| id).collect();
+            snapshot.refresh(self.store.records(&ids).await?);
         }
         let (batch, next_retry) = snapshot.plan_dispatch(&self.slots(), now_ms());
-        if batch.is_empty() {
-            return Ok((snapshot, next_retry));
+        if !batch.is_empty() {
+            for id in self.store.dispatch(&batch).await? {
+                // The `dispatched` event brings the full record later.
+                snapshot.set_status(&id, Status::Assigned);
+            }
         }
-        let sent = self.store.dispatch(&batch).await?;
-        if sent.is_empty() {
-            return Ok((snapshot, next_retry));
-        }
-        // Statuses changed: the caller's view must include them.
-        Ok((Snapshot::new(self.store.tasks().await?), next_retry))
+        self.snapshot = Some(snapshot);
+        Ok(next_retry)
     }
 
     async fn on_events(&mut self, batch: Vec<Event>) -> Result<(), RunError> {
         let mut messages = false;
         for e in batch {
+            if !e.task.is_empty() {
+                self.dirty.insert(e.task.clone());
+            }
             if e.kind == "message" && e.agent == "supervisor" {
                 messages = true;
             }
@@ -448,6 +494,12 @@ impl<F: FnMut(Report)> Runner<F> {
             }
         };
         let counts = sync::push(&self.store, &plan, Adopt::No).await?;
+        // Each touched task has an event, so dispatch follows them one by
+        // one; a reload so large the capped stream may have dropped some of
+        // its events is read again in full instead.
+        if counts.added + counts.changed + counts.removed > RELOAD_REREAD {
+            self.snapshot = None;
+        }
         self.text = text;
         self.plan = plan;
         if !self.opts.no_agents {
