@@ -26,6 +26,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_RETRIES: usize = 3;
 const RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
 const RETRY_MAX_DELAY: Duration = Duration::from_secs(1);
+
+/// Longest wait for the reply to one command (or one pipeline) on the
+/// shared connection: a whole reload of a 100k-task plan is one
+/// transaction. A server that dropped the connection is noticed at once
+/// regardless; this only bounds waiting on a server that hangs.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound of the whole initial connection, whatever the network does
 /// (a firewall that drops packets makes every attempt wait its timeout).
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
@@ -184,15 +190,18 @@ fn deadline_error(target: &RedisTarget) -> StoreError {
 /// Valkey.
 ///
 /// The manager reconnects by itself after the connection drops. Commands
-/// keep redis-rs' default response timeout (500 ms): never send a blocking
-/// command on it, use [`connect_blocking`].
+/// get [`RESPONSE_TIMEOUT`], not redis-rs' default of 500 ms: the sync
+/// transaction of a 100k-task plan takes Redis about a second (see README
+/// "Performance"), and failed as "timed out" with the default. Never send a
+/// blocking command on it, use [`connect_blocking`].
 pub async fn connect(target: &RedisTarget) -> Result<ConnectionManager, StoreError> {
     let client = client(target).await?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_number_of_retries(CONNECT_RETRIES)
         .set_min_delay(RETRY_MIN_DELAY)
-        .set_max_delay(RETRY_MAX_DELAY);
+        .set_max_delay(RETRY_MAX_DELAY)
+        .set_response_timeout(Some(RESPONSE_TIMEOUT));
     let mut manager = tokio::time::timeout(
         CONNECT_DEADLINE,
         ConnectionManager::new_with_config(client, config),
