@@ -1,0 +1,361 @@
+//! Benchmarks 1–4 of the performance issue: loading a plan, a cold sync into
+//! an empty Redis (against the raw pipelined write limit of the same data),
+//! a no-op resync, and a single edit — counted in Redis commands, and timed
+//! from the save to the change visible in Redis while `tt run` runs.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use tinytown::plan;
+use tinytown::store::{RedisTarget, Store};
+use tinytown::sync::{self, Adopt};
+
+const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
+
+fn main() {
+    // Peak memory of one load, measured in a child process of its own so
+    // earlier sizes do not raise the high-water mark.
+    if let Ok(n) = std::env::var("TT_BENCH_LOAD_CHILD") {
+        load_child(n.parse().unwrap());
+        return;
+    }
+    println!("machine: {}", machine());
+    if enabled("load") {
+        load();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    if enabled("sync") {
+        rt.block_on(sync_benches());
+    }
+    if enabled("edit") {
+        edit_under_run();
+    }
+}
+
+fn plan_text(n: usize) -> String {
+    plan(Shape {
+        tasks: n,
+        agent: None,
+        completed: false,
+    })
+}
+
+fn load_child(n: usize) {
+    let text = plan_text(n);
+    let before = rss_kib(std::process::id()).1;
+    let started = Instant::now();
+    let p = plan::load(Path::new("tasks.toml"), text).unwrap();
+    let g = tinytown::graph::Graph::from_plan(&p);
+    let took = started.elapsed();
+    assert_eq!(g.len(), n);
+    let peak = rss_kib(std::process::id()).1;
+    println!("{} {} {}", took.as_nanos(), before, peak);
+}
+
+fn load() {
+    header("1. load: parse + validate + build graph");
+    let exe = std::env::current_exe().unwrap();
+    for n in SIZES {
+        let runs = if n == 100_000 { 3 } else { 5 };
+        let mut times = Vec::new();
+        let mut mem = (0, 0);
+        for _ in 0..runs {
+            let out = Command::new(&exe)
+                .env("TT_BENCH_LOAD_CHILD", n.to_string())
+                .stderr(Stdio::inherit())
+                .output()
+                .unwrap();
+            let line = String::from_utf8_lossy(&out.stdout);
+            let v: Vec<u64> = line
+                .split_whitespace()
+                .map(|x| x.parse().unwrap())
+                .collect();
+            times.push(Duration::from_nanos(v[0]));
+            mem = (v[1], v[2]);
+        }
+        let t = median_of(1, || {
+            times.sort();
+            times[times.len() / 2]
+        });
+        let size = plan_text(n).len();
+        report(
+            &format!("load {n} tasks ({} KiB file)", size / 1024),
+            &ms(t),
+            if n == 100_000 { "< 1 s" } else { "-" },
+            (n == 100_000).then_some(t < Duration::from_secs(1)),
+        );
+        report(
+            &format!("load {n} tasks: peak memory"),
+            &format!("{} MiB (+{} MiB)", mem.1 / 1024, (mem.1 - mem.0) / 1024),
+            "-",
+            None,
+        );
+    }
+}
+
+async fn sync_benches() {
+    let server = RedisServer::start();
+    let target = RedisTarget::Url(server.url());
+    let store = Store::open(&target, "bench").await.unwrap();
+
+    header("2. cold sync: empty Redis → every task written");
+    for n in SIZES {
+        let p = plan::load(Path::new("tasks.toml"), plan_text(n)).unwrap();
+        let runs = if n == 100_000 { 3 } else { 5 };
+        let mut cold = Vec::new();
+        let mut stats = Default::default();
+        for _ in 0..runs {
+            server.flush();
+            let started = Instant::now();
+            let counts = sync::push(&store, &p, Adopt::No).await.unwrap();
+            cold.push(started.elapsed());
+            assert_eq!(counts.added, n as u64);
+            stats = server.commandstats();
+        }
+        let mut raw = Vec::new();
+        for _ in 0..runs {
+            server.flush();
+            raw.push(raw_write(&server, &p).await);
+        }
+        cold.sort();
+        raw.sort();
+        let (c, r) = (cold[runs / 2], raw[runs / 2]);
+        let ratio = c.as_secs_f64() / r.as_secs_f64();
+        report(&format!("cold sync {n}: time"), &ms(c), "-", None);
+        report(
+            &format!("cold sync {n}: raw pipelined writes"),
+            &format!("{} (ratio {ratio:.2}×)", ms(r)),
+            if n == 100_000 { "ratio ≤ 2×" } else { "-" },
+            (n == 100_000).then_some(ratio <= 2.0),
+        );
+        report(
+            &format!("cold sync {n}: Redis commands"),
+            &format!(
+                "{} ({:.1}/task)",
+                total(&stats),
+                total(&stats) as f64 / n as f64
+            ),
+            "-",
+            None,
+        );
+        if n == 100_000 {
+            println!("    commands: {}", describe(&stats));
+        }
+    }
+
+    header("3. no-op resync: the same file again");
+    for n in SIZES {
+        let p = plan::load(Path::new("tasks.toml"), plan_text(n)).unwrap();
+        server.flush();
+        sync::push(&store, &p, Adopt::No).await.unwrap();
+        server.reset_stats();
+        let started = Instant::now();
+        let counts = sync::push(&store, &p, Adopt::No).await.unwrap();
+        let took = started.elapsed();
+        let stats = server.commandstats();
+        assert_eq!(counts.unchanged, n as u64);
+        report(
+            &format!("no-op resync {n}: commands"),
+            &format!("{} ({})", total(&stats), describe(&stats)),
+            "O(1)",
+            Some(total(&stats) <= 5),
+        );
+        report(&format!("no-op resync {n}: time"), &ms(took), "-", None);
+    }
+
+    header("4. single edit in a 100k plan (sync only)");
+    let n = 100_000;
+    let text = plan_text(n);
+    let p = plan::load(Path::new("tasks.toml"), text.clone()).unwrap();
+    server.flush();
+    sync::push(&store, &p, Adopt::No).await.unwrap();
+    let edited = text.replace(
+        "description = \"Task 4 of group 5000\"",
+        "description = \"Task 4 of group 5000, edited\"",
+    );
+    let p2 = plan::load(Path::new("tasks.toml"), edited).unwrap();
+    server.reset_stats();
+    let started = Instant::now();
+    let counts = sync::push(&store, &p2, Adopt::No).await.unwrap();
+    let took = started.elapsed();
+    let stats = server.commandstats();
+    assert_eq!(counts.changed, 1);
+    report(
+        "single edit: commands (all)",
+        &format!("{}", total(&stats)),
+        "O(1)",
+        Some(total(&stats) <= 20),
+    );
+    report(
+        "single edit: write commands",
+        &format!("{}", writes(&stats)),
+        "O(1) keys",
+        Some(writes(&stats) <= 10),
+    );
+    println!("    commands: {}", describe(&stats));
+    report("single edit: sync time (no load)", &ms(took), "-", None);
+}
+
+/// The same data as a cold sync, written directly: per task one HSET of
+/// every field, the ZADD, the fingerprint HSET and the event XADD, pipelined
+/// in batches of 1,000 tasks — what Redis itself can take.
+async fn raw_write(server: &RedisServer, p: &plan::Plan) -> Duration {
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let defs = sync::definitions(p);
+    let started = Instant::now();
+    for chunk in defs.chunks(1000) {
+        let mut pipe = redis::pipe();
+        for d in chunk {
+            let key = format!("tt:raw:task:{}", d.id);
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg("status")
+                .arg("pending")
+                .arg("attempt")
+                .arg("0")
+                .arg("created")
+                .arg("0")
+                .arg("id")
+                .arg(&d.id)
+                .arg("description")
+                .arg(&d.description)
+                .arg("agent")
+                .arg(&d.agent)
+                .arg("tags")
+                .arg(serde_json::to_string(&d.tags).unwrap())
+                .arg("parent")
+                .arg(&d.parent)
+                .arg("depends_on")
+                .arg(serde_json::to_string(&d.depends_on).unwrap())
+                .arg("priority")
+                .arg(d.priority)
+                .arg("order")
+                .arg(d.order)
+                .arg("file_status")
+                .arg(&d.file_status)
+                .arg("fingerprint")
+                .arg(&d.fingerprint)
+                .arg("source")
+                .arg("file")
+                .arg("updated")
+                .arg("0")
+                .arg("retries")
+                .arg(&d.retries)
+                .arg("timeout")
+                .arg(&d.timeout_ms)
+                .arg("on_child_failure")
+                .arg(&d.on_child_failure)
+                .ignore();
+            pipe.cmd("ZADD")
+                .arg("tt:raw:tasks")
+                .arg(d.score())
+                .arg(&d.id)
+                .ignore();
+            pipe.cmd("HSET")
+                .arg("tt:raw:fingerprints")
+                .arg(&d.id)
+                .arg(&d.fingerprint)
+                .ignore();
+            pipe.cmd("XADD")
+                .arg("tt:raw:events")
+                .arg("MAXLEN")
+                .arg("~")
+                .arg("100000")
+                .arg("*")
+                .arg("kind")
+                .arg("added")
+                .arg("task")
+                .arg(&d.id)
+                .arg("at")
+                .arg("0")
+                .arg("status")
+                .arg("pending")
+                .ignore();
+        }
+        let () = pipe.query_async(&mut conn).await.unwrap();
+    }
+    started.elapsed()
+}
+
+/// `tt run --no-agents` on a 100k plan; one task's description edited and
+/// saved (temp file + rename); time until Redis has the new text.
+fn edit_under_run() {
+    header("4. single edit in a 100k plan under `tt run`: save → visible in Redis");
+    let tt = tt_bin();
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tasks.toml");
+    let text = plan_text(100_000);
+    std::fs::write(&file, &text).unwrap();
+    let mut child = Command::new(&tt)
+        .args(["run", "--no-agents", "-f"])
+        .arg(&file)
+        .env("REDIS_URL", server.url())
+        .env_remove("TT_TOWN")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut conn = server.conn();
+    let key = "tt:bench:task:t5000_4";
+    let wait_for = |conn: &mut redis::Connection, want: &str, limit: Duration| -> Option<Instant> {
+        let started = Instant::now();
+        loop {
+            let d: Option<String> = redis::cmd("HGET")
+                .arg(key)
+                .arg("description")
+                .query(conn)
+                .unwrap();
+            if d.as_deref() == Some(want) {
+                return Some(Instant::now());
+            }
+            if started.elapsed() > limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    };
+    wait_for(&mut conn, "Task 4 of group 5000", Duration::from_secs(60))
+        .expect("tt run did not sync the plan");
+    // Let the runner settle into its first dispatch pass and the watch.
+    std::thread::sleep(Duration::from_secs(2));
+    let mut samples = Vec::new();
+    for i in 0..5 {
+        let want = format!("Task 4 of group 5000, edit {i}");
+        let edited = text.replace("Task 4 of group 5000\"", &format!("{want}\""));
+        let saved = Instant::now();
+        save(&file, &edited);
+        let seen = wait_for(&mut conn, &want, Duration::from_secs(20)).expect("edit never seen");
+        samples.push(seen - saved);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // SAFETY: our own child; SIGTERM is its clean shutdown.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    let (med, _) = percentiles(samples.clone());
+    report(
+        "save → visible in Redis (median of 5)",
+        &ms(med),
+        "< 100 ms",
+        Some(med < Duration::from_millis(100)),
+    );
+    println!(
+        "    samples: {}; includes the watch debounce ({} ms) and loading the 100k file",
+        samples
+            .iter()
+            .map(|d| ms(*d))
+            .collect::<Vec<_>>()
+            .join(", "),
+        tinytown::watch::DEBOUNCE.as_millis()
+    );
+}

@@ -1,0 +1,327 @@
+//! Benchmarks 5–7 of the performance issue, end to end through the release
+//! `tt` binary against a private redis-server: dispatch latency along a
+//! chain of 1,000 no-op tasks, throughput of 10k no-op tasks with 4
+//! workers, and the cost of an idle `tt run` (CPU over 10 s, memory).
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn main() {
+    println!("machine: {}", machine());
+    let tt = tt_bin();
+    if enabled("latency") {
+        latency(&tt);
+    }
+    if enabled("throughput") {
+        throughput(&tt);
+    }
+    if enabled("idle") {
+        idle(&tt);
+    }
+}
+
+/// `tt run` in a fresh directory with `text` as tasks.toml.
+struct Run {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Run {
+    fn start(tt: &Path, server: &RedisServer, text: &str, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tasks.toml");
+        std::fs::write(&file, text).unwrap();
+        let child = Command::new(tt)
+            .arg("run")
+            .args(args)
+            .arg("-f")
+            .arg(&file)
+            .env("REDIS_URL", server.url())
+            .env_remove("TT_TOWN")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Run { child, _dir: dir }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(mut self) {
+        // SAFETY: our own child; SIGTERM is its clean shutdown.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_synced(server: &RedisServer) {
+    let started = Instant::now();
+    let mut conn = server.conn();
+    loop {
+        let fp: Option<String> = redis::cmd("HGET")
+            .arg("tt:bench:meta")
+            .arg("plan_fp")
+            .query(&mut conn)
+            .unwrap();
+        if fp.is_some() {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "never synced");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Microsecond time of a MONITOR line.
+fn monitor_time(line: &str) -> Option<f64> {
+    line.split_whitespace().next()?.parse().ok()
+}
+
+fn latency(tt: &Path) {
+    header(
+        "5. dispatch latency: dependency completed → dependant running (chain of 1,000, `true`)",
+    );
+    let n = 1000;
+    let server = RedisServer::start();
+    // MONITOR timestamps come from Redis's own clock in µs: one clock for
+    // the completion (finish.lua), the dispatch and the claim.
+    let mut monitor = Command::new("redis-cli")
+        .arg("-s")
+        .arg(server.socket())
+        .arg("monitor")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-cli must be on PATH");
+    let stdout = monitor.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut completed = HashMap::new();
+        let mut assigned = HashMap::new();
+        let mut running = HashMap::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if !line.contains("\"HSET\" \"tt:bench:task:c") {
+                continue;
+            }
+            let Some(t) = monitor_time(&line) else {
+                continue;
+            };
+            let Some(id) = line
+                .split("\"tt:bench:task:c")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .and_then(|i| i.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            let map = if line.contains("\"status\" \"completed\"") {
+                &mut completed
+            } else if line.contains("\"status\" \"assigned\"") {
+                &mut assigned
+            } else if line.contains("\"status\" \"running\"") {
+                &mut running
+            } else {
+                continue;
+            };
+            map.entry(id).or_insert(t);
+            if completed.len() == n {
+                break;
+            }
+        }
+        (completed, assigned, running)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let run = Run::start(tt, &server, &chain(n, "true"), &["--until-done"]);
+    let started = Instant::now();
+    let mut child = run.child;
+    let status = child.wait().unwrap();
+    let wall = started.elapsed();
+    assert!(status.success(), "tt run --until-done failed: {status}");
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let (completed, assigned, running) = reader.join().unwrap();
+    let mut total = Vec::new();
+    let mut runner = Vec::new();
+    let mut worker = Vec::new();
+    for i in 1..n {
+        let (Some(c), Some(a), Some(r)) =
+            (completed.get(&(i - 1)), assigned.get(&i), running.get(&i))
+        else {
+            continue;
+        };
+        let d = |x: f64| Duration::from_secs_f64(x.max(0.0));
+        total.push(d(r - c));
+        runner.push(d(a - c));
+        worker.push(d(r - a));
+    }
+    assert!(total.len() > n / 2, "too few samples: {}", total.len());
+    let (m, p) = percentiles(total.clone());
+    let (rm, rp) = percentiles(runner);
+    let (wm, wp) = percentiles(worker);
+    report(
+        &format!("latency median ({} samples)", total.len()),
+        &ms_us(m),
+        "< 1 ms",
+        Some(m < Duration::from_millis(1)),
+    );
+    report(
+        "latency p99",
+        &ms_us(p),
+        "< 10 ms",
+        Some(p < Duration::from_millis(10)),
+    );
+    report(
+        "  of which runner: completed → dispatched",
+        &format!("{} / p99 {}", ms_us(rm), ms_us(rp)),
+        "-",
+        None,
+    );
+    report(
+        "  of which worker: dispatched → running",
+        &format!("{} / p99 {}", ms_us(wm), ms_us(wp)),
+        "-",
+        None,
+    );
+    // The agent's own process start, excluded above: spawn + exit of `true`.
+    let spawn = (0..200)
+        .map(|_| {
+            let s = Instant::now();
+            Command::new("true").status().unwrap();
+            s.elapsed()
+        })
+        .collect::<Vec<_>>();
+    let (sm, sp) = percentiles(spawn);
+    report(
+        "process start of `true` (excluded)",
+        &format!("{} / p99 {}", ms_us(sm), ms_us(sp)),
+        "-",
+        None,
+    );
+    report(
+        "chain wall time (1,000 sequential tasks)",
+        &format!("{} s", fmt_s(wall)),
+        "-",
+        None,
+    );
+}
+
+fn ms_us(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn fmt_s(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64())
+}
+
+fn throughput(tt: &Path) {
+    header("6. throughput: 10k no-op tasks (`true`) through `tt run`, 4 workers");
+    let n = 10_000;
+    let text = plan(Shape {
+        tasks: n,
+        agent: Some(("true", 4, 1)),
+        completed: false,
+    });
+    let leaves = n - n / 10;
+    let server = RedisServer::start();
+    server.reset_stats();
+    let started = Instant::now();
+    let mut run = Run::start(tt, &server, &text, &["--until-done"]);
+    wait_synced(&server);
+    let synced = Instant::now();
+    let status = run.child.wait().unwrap();
+    let wall = started.elapsed();
+    let working = synced.elapsed();
+    assert!(status.success(), "tt run --until-done failed: {status}");
+    let stats = server.commandstats();
+    let rate = leaves as f64 / working.as_secs_f64();
+    report(
+        &format!("throughput ({leaves} leaf tasks, after sync)"),
+        &format!("{rate:.0} tasks/s"),
+        "≥ 2,000 tasks/s",
+        Some(rate >= 2000.0),
+    );
+    report(
+        "wall time incl. start, sync, agent spawn",
+        &format!("{} s", fmt_s(wall)),
+        "-",
+        None,
+    );
+    let top: u64 = [
+        "evalsha", "eval", "blmove", "xread", "hgetall", "smembers", "exists", "hget", "lrange",
+        "blpop", "llen", "set", "get",
+    ]
+    .iter()
+    .filter_map(|c| stats.get(*c))
+    .sum();
+    report(
+        "Redis commands per task (incl. inside scripts)",
+        &format!("{:.1}", total(&stats) as f64 / leaves as f64),
+        "-",
+        None,
+    );
+    report(
+        "client calls per task (scripts, reads, waits)",
+        &format!("{:.1}", top as f64 / leaves as f64),
+        "-",
+        None,
+    );
+    println!("    commands: {}", describe(&stats));
+}
+
+fn idle(tt: &Path) {
+    header("7. idle `tt run`: CPU over 10 s with 10k completed tasks, memory at 100k");
+    let hz = ticks_per_sec();
+    for n in [10_000, 100_000] {
+        let text = plan(Shape {
+            tasks: n,
+            agent: Some(("true", 4, 1)),
+            completed: true,
+        });
+        let server = RedisServer::start();
+        let run = Run::start(tt, &server, &text, &[]);
+        wait_synced(&server);
+        std::thread::sleep(Duration::from_secs(3));
+        let pid = run.pid();
+        if n == 10_000 {
+            let agents = children(pid);
+            let before = cpu_ticks(pid);
+            let agents_before: u64 = agents.iter().map(|&p| cpu_ticks(p)).sum();
+            let window = Duration::from_secs(10);
+            std::thread::sleep(window);
+            let used = cpu_ticks(pid) - before;
+            let agents_used: u64 =
+                agents.iter().map(|&p| cpu_ticks(p)).sum::<u64>() - agents_before;
+            let pct = |t: u64| t as f64 / hz as f64 / window.as_secs_f64() * 100.0;
+            report(
+                "idle runner CPU (10k completed)",
+                &format!("{:.2}% ({} ms)", pct(used), used * 1000 / hz),
+                "< 0.1%",
+                Some(pct(used) < 0.1),
+            );
+            report(
+                &format!("idle agents CPU ({} workers, total)", agents.len()),
+                &format!("{:.2}% ({} ms)", pct(agents_used), agents_used * 1000 / hz),
+                "-",
+                None,
+            );
+        }
+        let (rss, hwm) = rss_kib(pid);
+        report(
+            &format!("runner resident memory ({n} tasks)"),
+            &format!("{} MiB (peak {} MiB)", rss / 1024, hwm / 1024),
+            if n == 100_000 { "< 200 MB" } else { "-" },
+            (n == 100_000).then_some(rss * 1024 < 200_000_000),
+        );
+        run.stop();
+    }
+}
