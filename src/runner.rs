@@ -25,6 +25,9 @@ use crate::store::{Event, RedisTarget, Store, StoreError, SyncCounts, connection
 use crate::sync::{self, Adopt};
 use crate::watch::{self, WatchError};
 
+/// Pause before a reload that failed because Redis was away is tried again.
+const RELOAD_RETRY: Duration = Duration::from_secs(1);
+
 /// How long the lease lives without renewal; renewed every third of it.
 pub const LEASE_TTL: Duration = Duration::from_secs(15);
 
@@ -291,7 +294,11 @@ impl<F: FnMut(Report)> Runner<F> {
         let mut recovery = tokio::time::interval(crate::agent::worker::HEARTBEAT_INTERVAL);
         recovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
+        // Made once: a listener made anew each turn would miss a Ctrl-C that
+        // arrives while the loop is busy elsewhere.
+        let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
         let mut retry_wake: Option<u64> = None;
+        let mut reload_pending = false;
         let outcome = loop {
             let dispatched = match self.dispatch().await {
                 Ok(next) => {
@@ -330,10 +337,31 @@ impl<F: FnMut(Report)> Runner<F> {
                 Some(()) = saves.recv() => {
                     // Fold a burst of notifications into one reload.
                     while saves.try_recv().is_ok() {}
-                    self.reload(&mut agents).await?;
+                    match self.reload(&mut agents).await {
+                        Ok(()) => reload_pending = false,
+                        // Redis away: keep the last plan and try again soon.
+                        Err(RunError::Store(e)) if e.is_connection_error() => {
+                            reload_pending = true;
+                            self.report_redis_trouble("reloading", &e);
+                        }
+                        Err(e) => break Err(e),
+                    }
+                }
+                _ = tokio::time::sleep(RELOAD_RETRY), if reload_pending => {
+                    match self.reload(&mut agents).await {
+                        Ok(()) => reload_pending = false,
+                        Err(RunError::Store(e)) if e.is_connection_error() => {}
+                        Err(e) => break Err(e),
+                    }
                 }
                 Some(batch) = events.recv() => match batch {
-                    Ok(batch) => self.on_events(batch).await?,
+                    Ok(batch) => match self.on_events(batch).await {
+                        Ok(()) => {}
+                        Err(RunError::Store(e)) if e.is_connection_error() => {
+                            self.report_redis_trouble("reading supervisor messages", &e);
+                        }
+                        Err(e) => break Err(e),
+                    },
                     Err(e) => {
                         // Events may have been missed: read the town again.
                         self.snapshot = None;
@@ -367,7 +395,7 @@ impl<F: FnMut(Report)> Runner<F> {
                     Err(e) => break Err(e.into()),
                 },
                 _ = retry_sleep => {}
-                _ = tokio::signal::ctrl_c() => break self.final_summary(true).await,
+                _ = interrupt.recv() => break self.final_summary(true).await,
                 _ = terminate.recv() => break self.final_summary(true).await,
             }
         };
@@ -379,9 +407,33 @@ impl<F: FnMut(Report)> Runner<F> {
     }
 
     async fn final_summary(&self, interrupted: bool) -> Result<Summary, RunError> {
-        let snapshot = Snapshot::new(self.store.tasks().await?);
         let live = self.store.live_agent_names().await.unwrap_or_default();
-        Ok(summary(&snapshot, &self.slots(), &live, interrupted))
+        match self.store.tasks().await {
+            Ok(records) => Ok(summary(
+                &Snapshot::new(records),
+                &self.slots(),
+                &live,
+                interrupted,
+            )),
+            // Stopping while Redis is away: the last view is good enough.
+            Err(e) if e.is_connection_error() => Ok(match &self.snapshot {
+                Some(s) => summary(s, &self.slots(), &live, interrupted),
+                None => summary(
+                    &Snapshot::new(Vec::new()),
+                    &self.slots(),
+                    &live,
+                    interrupted,
+                ),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn report_redis_trouble(&mut self, doing: &str, e: &StoreError) {
+        (self.report)(Report::Agent(AgentNote::SpawnFailed {
+            id: "redis".into(),
+            error: format!("{doing} failed, will retry: {e}"),
+        }));
     }
 
     /// Window and backlog flag of every declared agent.
@@ -493,12 +545,13 @@ impl<F: FnMut(Report)> Runner<F> {
                 return Ok(());
             }
         };
-        let counts = sync::push(&self.store, &plan, Adopt::No).await?;
-        // Each touched task has an event, so dispatch follows them one by
-        // one; a reload so large the capped stream may have dropped some of
-        // its events is read again in full instead.
+        let (counts, touched) = sync::push_touched(&self.store, &plan, Adopt::No).await?;
+        // The next pass must judge touched tasks by their new definition,
+        // not wait for their events; a reload so large is read in full.
         if counts.added + counts.changed + counts.removed > RELOAD_REREAD {
             self.snapshot = None;
+        } else {
+            self.dirty.extend(touched);
         }
         self.text = text;
         self.plan = plan;

@@ -139,21 +139,32 @@ pub enum Adopt {
 
 /// Pushes the plan into Redis, writing only what changed.
 pub async fn push(store: &Store, plan: &Plan, adopt: Adopt) -> Result<SyncCounts, StoreError> {
+    Ok(push_touched(store, plan, adopt).await?.0)
+}
+
+/// [`push`], also returning the ids it wrote (added, changed, removed), so
+/// a runner knows which tasks to look at again.
+pub async fn push_touched(
+    store: &Store,
+    plan: &Plan,
+    adopt: Adopt,
+) -> Result<(SyncCounts, Vec<String>), StoreError> {
     let defs = definitions(plan);
     let plan_fp = plan_fingerprint(&defs);
     let total = defs.len() as u64;
     if store.plan_fingerprint().await?.as_deref() == Some(plan_fp.as_str()) {
-        return Ok(SyncCounts {
+        let counts = SyncCounts {
             unchanged: total,
             ..SyncCounts::default()
-        });
+        };
+        return Ok((counts, Vec::new()));
     }
     let stored = store.task_fingerprints().await?;
     let diff = diff(defs, &stored);
     let applied = store
         .apply_sync(&diff.upserts, &diff.removed, &plan_fp, adopt == Adopt::Yes)
         .await?;
-    Ok(SyncCounts {
+    let counts = SyncCounts {
         // The script counts a task as added when no record existed; one
         // restored from history (removed earlier) counts as changed there,
         // but the user added it back to the file, so report the file's view.
@@ -161,7 +172,14 @@ pub async fn push(store: &Store, plan: &Plan, adopt: Adopt) -> Result<SyncCounts
         changed: diff.changed,
         removed: applied.removed,
         unchanged: diff.unchanged,
-    })
+    };
+    let touched = diff
+        .upserts
+        .into_iter()
+        .map(|d| d.id)
+        .chain(diff.removed)
+        .collect();
+    Ok((counts, touched))
 }
 
 impl std::fmt::Display for SyncCounts {

@@ -241,6 +241,11 @@ pub async fn ensure_running_with(
     }
 
     prepare_socket_dir(&dir, &sock)?;
+    // A pid file left by a server that died (kill -9, reboot) would make the
+    // new one look as if it had exited before writing its own.
+    if owned_server_pid(&dir).is_none() {
+        let _ = std::fs::remove_file(dir.join(PIDFILE));
+    }
     start(&dir, &sock, launcher).await?;
     wait_ready(&dir, &sock, START_DEADLINE).await?;
     record_socket(&dir, &sock)?;
