@@ -290,8 +290,21 @@ fn idle(tt: &Path) {
         let server = RedisServer::start();
         let run = Run::start(tt, &server, &text, &[]);
         wait_synced(&server);
-        std::thread::sleep(Duration::from_secs(3));
         let pid = run.pid();
+        // Settled: the first full read of the town is done and its garbage
+        // handed back, so resident memory stops moving.
+        let started = Instant::now();
+        let mut last = rss_kib(pid).0;
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let now = rss_kib(pid).0;
+            if (now == last && started.elapsed() > Duration::from_secs(3))
+                || started.elapsed() > Duration::from_secs(30)
+            {
+                break;
+            }
+            last = now;
+        }
         if n == 10_000 {
             let agents = children(pid);
             let before = cpu_ticks(pid);

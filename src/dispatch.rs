@@ -33,6 +33,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn new(records: Vec<TaskRecord>) -> Self {
+        let records: Vec<TaskRecord> = records.into_iter().map(lighten).collect();
         let graph = Graph::new(records.iter().map(TaskRecord::node).collect());
         let ready = graph
             .ready()
@@ -54,6 +55,7 @@ impl Snapshot {
         let mut rebuild = false;
         let mut statuses = Vec::new();
         for r in fresh {
+            let r = lighten(r);
             match self.graph.index_of(&r.id) {
                 Some(i) => {
                     if !same_shape(&self.records[i], &r) {
@@ -251,6 +253,19 @@ impl Snapshot {
         }
         c
     }
+}
+
+/// Drops the text a dispatcher never reads (descriptions, output, errors):
+/// a runner holds every record of the town for its whole life.
+fn lighten(mut r: TaskRecord) -> TaskRecord {
+    r.description = String::new();
+    r.tags = Vec::new();
+    r.output = None;
+    r.error = None;
+    r.log = None;
+    r.reason = None;
+    r.fingerprint = None;
+    r
 }
 
 /// Whether two records of a task give the graph the same node apart from

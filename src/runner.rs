@@ -166,7 +166,10 @@ struct Runner<F: FnMut(Report)> {
     opts: Options,
     store: Store,
     plan: Plan,
-    text: String,
+    /// SHA-1 of the text last loaded (good or not), to skip a save that
+    /// changed nothing; a digest rather than the text, which is 11 MB for a
+    /// 100k-task plan.
+    text: [u8; 20],
     holder: String,
     report: F,
     /// The town as dispatch sees it, kept between passes; `None` means read
@@ -179,7 +182,7 @@ struct Runner<F: FnMut(Report)> {
 /// Runs until done (`--until-done`), interrupted, or a fatal error.
 pub async fn run<F: FnMut(Report)>(opts: Options, mut report: F) -> Result<Summary, RunError> {
     let plan = plan::load_file(&opts.file)?;
-    let text = plan.source.as_str().to_string();
+    let text = digest(plan.source.as_str());
     let store = Store::open(&opts.target, &opts.town).await?;
     let holder = lease_holder();
     loop {
@@ -223,6 +226,7 @@ pub async fn run<F: FnMut(Report)>(opts: Options, mut report: F) -> Result<Summa
 impl<F: FnMut(Report)> Runner<F> {
     async fn main_loop(&mut self) -> Result<Summary, RunError> {
         let counts = sync::push(&self.store, &self.plan, Adopt::No).await?;
+        self.plan = only_agents(std::mem::replace(&mut self.plan, empty_plan()));
         (self.report)(Report::Started {
             town: self.opts.town.clone(),
             counts,
@@ -470,7 +474,9 @@ impl<F: FnMut(Report)> Runner<F> {
             }
             None => {
                 self.dirty.clear();
-                Snapshot::new(self.store.tasks().await?)
+                let s = Snapshot::new(self.store.tasks().await?);
+                release_free_memory();
+                s
             }
         };
         let doomed = snapshot.fail_fast();
@@ -533,7 +539,8 @@ impl<F: FnMut(Report)> Runner<F> {
                 return Ok(());
             }
         };
-        if text == self.text {
+        let fp = digest(&text);
+        if fp == self.text {
             return Ok(());
         }
         let plan = match plan::load(&self.opts.file, text.clone()) {
@@ -541,7 +548,7 @@ impl<F: FnMut(Report)> Runner<F> {
             Err(e) => {
                 (self.report)(Report::Invalid(e));
                 // Remember it so the same broken text is not reported twice.
-                self.text = text;
+                self.text = fp;
                 return Ok(());
             }
         };
@@ -553,11 +560,12 @@ impl<F: FnMut(Report)> Runner<F> {
         } else {
             self.dirty.extend(touched);
         }
-        self.text = text;
-        self.plan = plan;
+        self.text = fp;
+        self.plan = only_agents(plan);
         if !self.opts.no_agents {
             agents.apply(&self.plan.agents).await;
         }
+        release_free_memory();
         (self.report)(Report::Reloaded(counts));
         Ok(())
     }
@@ -583,6 +591,45 @@ fn summary(
         failed,
         stuck,
         interrupted,
+    }
+}
+
+fn digest(text: &str) -> [u8; 20] {
+    sha1_smol::Sha1::from(text).digest().bytes()
+}
+
+/// What the runner keeps of a plan once it is in Redis: `[agents]` (and
+/// the rest of the small tables). The tasks live in Redis and the snapshot;
+/// their specs with spans, and the source (kept once, in `Runner::text`),
+/// were most of a 100k-task runner's memory (README "Performance").
+fn only_agents(mut plan: Plan) -> Plan {
+    plan.tasks = Vec::new();
+    plan.warnings = Vec::new();
+    plan.source = std::sync::Arc::new(String::new());
+    plan
+}
+
+fn empty_plan() -> Plan {
+    Plan {
+        path: PathBuf::new(),
+        source: std::sync::Arc::new(String::new()),
+        town: Default::default(),
+        meta: Default::default(),
+        agents: Vec::new(),
+        tasks: Vec::new(),
+        warnings: Vec::new(),
+    }
+}
+
+/// Hands memory freed after a burst back to the OS. Loading a 100k-task
+/// plan peaks at ~350 MiB of parse trees that are dropped at once, and
+/// glibc keeps such pages in the heap: without this, an idle runner stayed
+/// at the peak (README "Performance").
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the heap to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

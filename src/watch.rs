@@ -70,9 +70,10 @@ pub fn watch(file: &Path) -> Result<(Watcher, mpsc::UnboundedReceiver<()>), Watc
             return;
         };
         let touches_file = events.iter().any(|e| {
-            e.paths
-                .iter()
-                .any(|p| p.file_name() == Some(wanted.as_os_str()))
+            changes_content(&e.kind)
+                && e.paths
+                    .iter()
+                    .any(|p| p.file_name() == Some(wanted.as_os_str()))
         });
         if touches_file {
             let _ = tx.send(());
@@ -88,4 +89,18 @@ pub fn watch(file: &Path) -> Result<(Watcher, mpsc::UnboundedReceiver<()>), Watc
         },
         rx,
     ))
+}
+
+/// Whether an event may mean new contents. Opening and reading the file is
+/// not: the runner reads it on every reload, and counting those reads as
+/// saves made an idle `tt run` reload forever, once per debounce period
+/// (README "Performance"). Closing a file opened for writing is a save.
+fn changes_content(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
 }
