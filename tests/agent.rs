@@ -796,9 +796,9 @@ fn a_late_report_from_an_old_attempt_is_rejected() {
             retries: 3,
             backoff: Duration::from_secs(1),
         };
-        let old = store.finish(&report("dev-1", 1)).await.unwrap();
+        let old = store.finish(&report("dev-1", 1), false).await.unwrap();
         // The right attempt from the wrong worker is no better.
-        let other = store.finish(&report("dev-1", 2)).await.unwrap();
+        let other = store.finish(&report("dev-1", 2), false).await.unwrap();
         (old, other)
     });
     use tinytown::store::Finish;
@@ -951,4 +951,58 @@ fn tt_spawn_starts_a_detached_worker() {
         1,
         "each note once: {journal}"
     );
+}
+
+#[test]
+fn a_repeated_report_after_a_lost_reply_gets_its_own_outcome_back() {
+    let redis = RedisServer::start();
+    let _tt = project(&redis, PLAN);
+    redis.cmd(&[
+        "HSET",
+        "tt:t:task:build",
+        "status",
+        "running",
+        "attempt",
+        "1",
+        "worker",
+        "dev-1",
+    ]);
+    let raw = message("build", 1);
+    redis.cmd(&["RPUSH", "tt:t:claimed:dev-1", &raw]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (first, again, stale) = runtime.block_on(async {
+        let target = tinytown::store::RedisTarget::Url(redis.url());
+        let store = tinytown::store::Store::open(&target, "t").await.unwrap();
+        let report = tinytown::store::Report {
+            worker: "dev-1",
+            raw: &raw,
+            task: "build",
+            attempt: 1,
+            exit_code: Some(0),
+            error: None,
+            output: "",
+            log: "/nowhere",
+            retries: 0,
+            backoff: Duration::from_secs(1),
+        };
+        let first = store.finish(&report, false).await.unwrap();
+        // The reply was lost; the worker sends the same report again.
+        let again = store.finish(&report, true).await.unwrap();
+        // Without the flag the same report is (rightly) stale.
+        let stale = store.finish(&report, false).await.unwrap();
+        (first, again, stale)
+    });
+    use tinytown::store::Finish;
+    assert_eq!(first, Finish::Completed);
+    assert_eq!(again, Finish::Completed);
+    assert!(matches!(stale, Finish::Stale { .. }));
+    assert_eq!(
+        events_of(&redis, "rejected").len(),
+        1,
+        "only the unflagged repeat"
+    );
+    assert_eq!(events_of(&redis, "completed").len(), 1);
 }

@@ -950,8 +950,9 @@ impl Loop<'_> {
             backoff: retry_backoff(task.attempt),
         };
         let mut backoff = Backoff::new();
+        let mut again = false;
         loop {
-            match self.store.finish(&report).await {
+            match self.store.finish(&report, again).await {
                 Ok(result) => {
                     if backoff.succeeded() {
                         self.notes.emit(Note::RedisBack { doing: "finish" });
@@ -965,6 +966,8 @@ impl Loop<'_> {
                     return Ran::Done;
                 }
                 Err(e) => {
+                    // The script may have run and only its reply been lost.
+                    again = again || e.is_connection_error();
                     let retry_in = backoff.failed();
                     self.notes.emit(Note::RedisError {
                         doing: "reporting how the task ended",

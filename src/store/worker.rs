@@ -444,7 +444,9 @@ impl Store {
 
     /// Records how an attempt ended: completed, retried, failed — or, if
     /// the task moved on meanwhile, rejected as stale.
-    pub async fn finish(&self, r: &Report<'_>) -> Result<Finish, StoreError> {
+    /// `again`: this repeats a report whose reply was lost; the outcome it
+    /// already recorded is returned instead of a "stale" rejection.
+    pub async fn finish(&self, r: &Report<'_>, again: bool) -> Result<Finish, StoreError> {
         let mut conn = self.conn.clone();
         let reply: Vec<String> = FINISH
             .arg(self.keys.prefix())
@@ -458,6 +460,7 @@ impl Store {
             .arg(r.log)
             .arg(r.retries)
             .arg(millis(r.backoff))
+            .arg(if again { "1" } else { "0" })
             .invoke_async(&mut conn)
             .await?;
         match reply.as_slice() {

@@ -3,7 +3,9 @@
 -- ARGV[4] task id, ARGV[5] attempt, ARGV[6] exit code ("" when the command
 -- did not exit by itself: not started, killed, timed out, stopped),
 -- ARGV[7] error ("" on success), ARGV[8] output tail, ARGV[9] log path,
--- ARGV[10] retries allowed, ARGV[11] backoff before a retry, ms.
+-- ARGV[10] retries allowed, ARGV[11] backoff before a retry, ms, ARGV[12]
+-- "1" when this repeats a report whose reply was lost (a connection drop):
+-- then the outcome this very report already recorded is returned as is.
 -- Only a task still `running` with this attempt on this worker changes;
 -- anything else is a stale report (event `rejected`). Either way the
 -- message leaves `claimed:<worker>`.
@@ -11,6 +13,7 @@
 local prefix, worker, raw, id, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local code, err, output, log = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local retries, backoff = tonumber(ARGV[10]) or 0, tonumber(ARGV[11]) or 0
+local again = ARGV[12] == '1'
 local t = redis.call('TIME')
 local now_ms = t[1] * 1000 + math.floor(t[2] / 1000)
 local now = tostring(now_ms)
@@ -32,7 +35,14 @@ if busy[1] == id and busy[2] == attempt then
   redis.call('HDEL', agent_key, 'task', 'attempt', 'command_pgid')
 end
 
-local cur = redis.call('HMGET', key, 'status', 'attempt', 'worker')
+local cur = redis.call('HMGET', key, 'status', 'attempt', 'worker', 'retry_at')
+if again and cur[2] == attempt and cur[3] == worker then
+  if cur[1] == 'completed' or cur[1] == 'failed' then
+    return { cur[1] }
+  elseif cur[1] == 'pending' and cur[4] then
+    return { 'retry', cur[4] }
+  end
+end
 local reason
 if not cur[1] then
   reason = 'no such task'
