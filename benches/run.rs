@@ -276,11 +276,39 @@ fn throughput(tt: &Path) {
         None,
     );
     println!("    commands: {}", describe(&stats));
+    // The ceiling of any runner that starts a process per task here: four
+    // threads doing nothing but spawning and reaping `true`.
+    let per_thread = 1000;
+    let started = Instant::now();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..per_thread {
+                    Command::new("true").status().unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let ceiling = (4 * per_thread) as f64 / started.elapsed().as_secs_f64();
+    report(
+        "ceiling: 4 threads only spawning `true`",
+        &format!("{ceiling:.0} processes/s"),
+        "-",
+        None,
+    );
+    report(
+        "tinytown's share of that ceiling",
+        &format!("{:.0}%", rate / ceiling * 100.0),
+        "-",
+        None,
+    );
 }
 
 fn idle(tt: &Path) {
     header("7. idle `tt run`: CPU over 10 s with 10k completed tasks, memory at 100k");
-    let hz = ticks_per_sec();
     for n in [10_000, 100_000] {
         let text = plan(Shape {
             tasks: n,
@@ -307,23 +335,26 @@ fn idle(tt: &Path) {
         }
         if n == 10_000 {
             let agents = children(pid);
-            let before = cpu_ticks(pid);
-            let agents_before: u64 = agents.iter().map(|&p| cpu_ticks(p)).sum();
+            let before = cpu_ns(pid);
+            let agents_before: u64 = agents.iter().map(|&p| cpu_ns(p)).sum();
             let window = Duration::from_secs(10);
             std::thread::sleep(window);
-            let used = cpu_ticks(pid) - before;
-            let agents_used: u64 =
-                agents.iter().map(|&p| cpu_ticks(p)).sum::<u64>() - agents_before;
-            let pct = |t: u64| t as f64 / hz as f64 / window.as_secs_f64() * 100.0;
+            let used = cpu_ns(pid) - before;
+            let agents_used: u64 = agents.iter().map(|&p| cpu_ns(p)).sum::<u64>() - agents_before;
+            let pct = |ns: u64| ns as f64 / window.as_nanos() as f64 * 100.0;
             report(
                 "idle runner CPU (10k completed)",
-                &format!("{:.2}% ({} ms)", pct(used), used * 1000 / hz),
+                &format!("{:.3}% ({:.1} ms)", pct(used), used as f64 / 1e6),
                 "< 0.1%",
                 Some(pct(used) < 0.1),
             );
             report(
                 &format!("idle agents CPU ({} workers, total)", agents.len()),
-                &format!("{:.2}% ({} ms)", pct(agents_used), agents_used * 1000 / hz),
+                &format!(
+                    "{:.3}% ({:.1} ms)",
+                    pct(agents_used),
+                    agents_used as f64 / 1e6
+                ),
                 "-",
                 None,
             );

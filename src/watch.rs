@@ -11,17 +11,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
 /// Quiet time after the last event before a reload: long enough to fold an
 /// editor's burst of writes and renames into one, short enough to feel live.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
 
-/// Keeps the watch alive; dropping it stops watching.
+/// Keeps the watch alive; dropping it stops watching (and ends the
+/// debouncing task, whose channel closes).
 pub struct Watcher {
-    _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+    _watcher: notify::RecommendedWatcher,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -59,36 +59,48 @@ pub fn watch(file: &Path) -> Result<(Watcher, mpsc::UnboundedReceiver<()>), Watc
         file: name.to_string_lossy().into_owned(),
         source,
     };
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<()>();
     let wanted = name.clone();
     // notify calls this on its own thread; an unbounded send never blocks it.
-    let handler = move |result: DebounceEventResult| {
-        let Ok(events) = result else {
+    let handler = move |result: notify::Result<notify::Event>| {
+        let Ok(event) = result else {
             // A watcher error (e.g. queue overflow) may have hidden a save:
             // reload to be safe.
-            let _ = tx.send(());
+            let _ = raw_tx.send(());
             return;
         };
-        let touches_file = events.iter().any(|e| {
-            changes_content(&e.kind)
-                && e.paths
-                    .iter()
-                    .any(|p| p.file_name() == Some(wanted.as_os_str()))
-        });
-        if touches_file {
-            let _ = tx.send(());
+        if changes_content(&event.kind)
+            && event
+                .paths
+                .iter()
+                .any(|p| p.file_name() == Some(wanted.as_os_str()))
+        {
+            let _ = raw_tx.send(());
         }
     };
-    let mut debouncer = new_debouncer(DEBOUNCE, None, handler).map_err(err)?;
-    debouncer
+    let mut watcher = notify::recommended_watcher(handler).map_err(err)?;
+    watcher
         .watch(&dir, RecursiveMode::NonRecursive)
         .map_err(err)?;
-    Ok((
-        Watcher {
-            _debouncer: debouncer,
-        },
-        rx,
-    ))
+    // Trailing-edge debounce on a timer that exists only while events come
+    // in: an idle runner has no wake-ups at all (a polling debouncer ticked
+    // 40 times a second, most of an idle runner's CPU; README
+    // "Performance").
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while raw_rx.recv().await.is_some() {
+            loop {
+                tokio::select! {
+                    more = raw_rx.recv() => if more.is_none() { return },
+                    () = tokio::time::sleep(DEBOUNCE) => break,
+                }
+            }
+            if tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    Ok((Watcher { _watcher: watcher }, rx))
 }
 
 /// Whether an event may mean new contents. Opening and reading the file is
