@@ -560,17 +560,13 @@ async fn register(
     let deadline = Instant::now() + HEARTBEAT_TTL + Duration::from_secs(1);
     let mut told = false;
     loop {
+        // The last process with this id died mid-task: its command must not
+        // run alongside the retry that registering is about to requeue.
+        if let Some(pgid) = store.orphaned_command(identity).await? {
+            process::signal_group(pgid, libc::SIGKILL);
+        }
         match store.register_worker(identity, HEARTBEAT_TTL).await? {
-            Registered::Ok {
-                returned,
-                requeued,
-                orphan,
-            } => {
-                if let Some(pgid) = orphan {
-                    // The last process with this id died mid-task; its
-                    // command must not run alongside the retry.
-                    process::signal_group(pgid, libc::SIGKILL);
-                }
+            Registered::Ok { returned, requeued } => {
                 notes.emit(Note::Registered {
                     worker: identity.id.clone(),
                     agent: identity.agent.clone(),

@@ -45,13 +45,7 @@ pub enum Registered {
     /// `claimed:<worker>` was dealt with: `returned` unclaimed messages went
     /// back to their inbox, `requeued` tasks it had started went back to
     /// `pending` (the next dispatch is a new attempt).
-    Ok {
-        returned: u64,
-        requeued: u64,
-        /// The process group of the command the earlier process was running
-        /// on this same host, to be stopped before its task runs again.
-        orphan: Option<u32>,
-    },
+    Ok { returned: u64, requeued: u64 },
     /// A live process holds the id; `holder` is its token.
     Busy { holder: String },
 }
@@ -192,6 +186,28 @@ impl Control {
 }
 
 impl Store {
+    /// The process group of a command that an earlier process with this
+    /// worker's id left running on this host when it died mid-task (no
+    /// heartbeat, not a clean stop, a task in hand). Registering requeues
+    /// that task, so the command must be stopped *before* registering.
+    pub async fn orphaned_command(&self, w: &WorkerIdentity) -> Result<Option<u32>, StoreError> {
+        let mut conn = self.conn.clone();
+        type Fields = (Option<String>, Option<u32>, Option<String>, Option<String>);
+        let ((host, pgid, state, task), alive): (Fields, bool) = redis::pipe()
+            .cmd("HMGET")
+            .arg(self.keys.agent(&w.id))
+            .arg("host")
+            .arg("command_pgid")
+            .arg("state")
+            .arg("task")
+            .exists(self.keys.alive(&w.id))
+            .query_async(&mut conn)
+            .await?;
+        let ours = host.as_deref() == Some(w.host.as_str());
+        let died = !alive && state.as_deref() != Some("stopped") && task.is_some();
+        Ok(pgid.filter(|_| ours && died))
+    }
+
     /// Registers a worker: agent hash, `agents` set, first heartbeat
     /// (`ttl`). Refused while another process holds the id. Work an earlier
     /// process with this id left in its claimed list is returned or
@@ -203,14 +219,6 @@ impl Store {
         ttl: Duration,
     ) -> Result<Registered, StoreError> {
         let mut conn = self.conn.clone();
-        // Read before registering wipes the hash: what the last process
-        // with this id was running, and where.
-        let (old_host, old_pgid): (Option<String>, Option<u32>) = redis::cmd("HMGET")
-            .arg(self.keys.agent(&w.id))
-            .arg("host")
-            .arg("command_pgid")
-            .query_async(&mut conn)
-            .await?;
         let reply: Vec<String> = WORKER
             .arg(self.keys.prefix())
             .arg("register")
@@ -224,15 +232,10 @@ impl Store {
             .invoke_async(&mut conn)
             .await?;
         match reply.as_slice() {
-            [ok, returned, requeued] if ok == "ok" => {
-                let requeued: u64 = requeued.parse().unwrap_or(0);
-                Ok(Registered::Ok {
-                    returned: returned.parse().unwrap_or(0),
-                    requeued,
-                    orphan: old_pgid
-                        .filter(|_| requeued > 0 && old_host.as_deref() == Some(w.host.as_str())),
-                })
-            }
+            [ok, returned, requeued] if ok == "ok" => Ok(Registered::Ok {
+                returned: returned.parse().unwrap_or(0),
+                requeued: requeued.parse().unwrap_or(0),
+            }),
             [busy, holder] if busy == "busy" => Ok(Registered::Busy {
                 holder: holder.clone(),
             }),
