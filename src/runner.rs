@@ -70,7 +70,6 @@ pub enum Report {
     WaitingForLease(String),
     /// A dead worker's work was put back.
     Recovered(crate::store::Recovered),
-    Progress(HashMap<Status, usize>),
 }
 
 /// How the run ended.

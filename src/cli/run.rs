@@ -193,7 +193,6 @@ fn report_line(file: &str, r: Report) -> Option<String> {
             "worker {} is dead: {} task(s) requeued, {} message(s) returned",
             r.worker, r.requeued, r.returned
         ),
-        Report::Progress(_) => return None,
     };
     Some(format!("{} {what}", time()))
 }
