@@ -10,11 +10,7 @@ use crate::support::{RedisServer, Running, Tt, wait_until};
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn field(redis: &RedisServer, town: &str, id: &str, f: &str) -> String {
-    redis
-        .hgetall(&format!("tt:{town}:task:{id}"))
-        .get(f)
-        .cloned()
-        .unwrap_or_default()
+    redis.task_field(town, id, f)
 }
 
 /// Events of the town as (kind, task, attempt, agent).

@@ -29,11 +29,7 @@ fn pos(order: &[String], id: &str) -> usize {
 }
 
 fn status(redis: &RedisServer, town: &str, id: &str) -> String {
-    redis
-        .hgetall(&format!("tt:{town}:task:{id}"))
-        .get("status")
-        .cloned()
-        .unwrap_or_default()
+    redis.task_field(town, id, "status")
 }
 
 #[test]
@@ -90,28 +86,6 @@ priority = 4
     );
     assert_eq!(order.iter().filter(|l| *l == "auth").count(), 1);
     assert_eq!(status(&redis, "shop", "checkout"), "completed");
-}
-
-#[test]
-fn until_done_exits_1_when_a_task_fails_and_names_what_it_blocked() {
-    let redis = RedisServer::start();
-    let plan = r#"
-[town]
-name = "t"
-[meta]
-default_agent = "sh"
-[agents.sh]
-command = ["sh", "-c", "test \"$TT_TASK_ID\" != schema"]
-[[tasks]]
-id = "schema"
-[[tasks]]
-id = "api"
-depends_on = ["schema"]
-"#;
-    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
-    let out = tt.run_with(["run", "--until-done"]).code(1);
-    assert!(out.stdout.contains("failed: schema"), "{out}");
-    assert!(out.stdout.contains("api — blocked: schema failed"), "{out}");
 }
 
 /// A plan whose agent waits for `go-<id>` to exist before finishing, so a
