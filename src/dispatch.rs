@@ -1,15 +1,20 @@
 //! One dispatch pass: from the town's records, decide what goes to which
 //! inbox next. The runner keeps one [`Snapshot`] for its whole life and
 //! refreshes only the records that events name ([`Snapshot::refresh`]), so
-//! a transition costs one small read, not a re-read of the town. Readiness comes from [`crate::graph`], the one function every
-//! view uses; the store's script re-checks status and the inbox window
-//! atomically, so a stale decision can only be a skipped task, never a
-//! double dispatch.
+//! a transition costs one small read and work proportional to what it can
+//! affect, not to the size of the town. Readiness comes from
+//! [`crate::graph`], the one function every view uses; the store's script
+//! re-checks status and the inbox window atomically, so a stale decision
+//! can only be a skipped task, never a double dispatch.
+//!
+//! Memory: a runner holds every task of the town, so per task it keeps the
+//! graph node and an agent number, nothing else (README "Performance").
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::Status;
-use crate::graph::{Graph, Readiness};
+use crate::graph::{Graph, Node, Readiness};
+use crate::plan::ChildFailure;
 use crate::store::{Dispatch, TaskRecord};
 
 /// What the dispatcher knows of an agent name.
@@ -21,83 +26,275 @@ pub struct AgentSlot {
     pub backlog: bool,
 }
 
+/// Agent number of a task that has none (the backlog, or a group without a
+/// join step).
+const NO_AGENT: u32 = u32::MAX;
+
 /// The town as one pass sees it.
 pub struct Snapshot {
-    pub records: Vec<TaskRecord>,
     pub graph: Graph,
-    /// Ready tasks by (priority, file order, index): dispatch order. Kept
-    /// up to date by [`Snapshot::refresh`] for the tasks a change can
-    /// affect, so a pass does not ask the readiness of every task.
-    ready: BTreeSet<(u8, u64, usize)>,
+    /// Per task: its agent, a number into `agent_names`, or [`NO_AGENT`].
+    agent: Vec<u32>,
+    agent_names: Vec<String>,
+    agent_numbers: HashMap<String, u32>,
+    /// Tasks waiting for their retry backoff, and when it ends (ms).
+    retry_at: HashMap<usize, u64>,
+    /// Ready tasks per agent number, by (priority, file order, index):
+    /// dispatch order. Kept up to date for the tasks a change can affect,
+    /// so a pass does not ask the readiness of every task, and looks only
+    /// as far into each agent's list as its inbox has room.
+    ready: BTreeMap<u32, BTreeSet<(u8, u64, usize)>>,
+    /// Tasks whose stored status is assigned or running: work in flight.
+    in_flight: BTreeSet<usize>,
+    /// Assigned tasks per agent number (the last entry: no agent). An
+    /// assigned task sits in its inbox until a worker claims it, so this is
+    /// what the inbox holds, and a pass offers only the room left.
+    assigned: HashMap<u32, u32>,
+    /// Groups with `on_child_failure = "fail"` whose children changed since
+    /// the last [`Snapshot::fail_fast`].
+    fail_check: BTreeSet<usize>,
+}
+
+/// One task as a snapshot is built from it.
+struct Entry {
+    node: Node,
+    agent: Option<String>,
+    retry_at: Option<u64>,
+}
+
+impl Entry {
+    fn of(r: TaskRecord) -> Self {
+        Entry {
+            node: Node {
+                has_agent: r.agent.is_some(),
+                id: r.id,
+                parent: r.parent,
+                depends_on: r.depends_on,
+                on_child_failure: r.on_child_failure,
+                status: r.status,
+                priority: r.priority,
+                order: r.order,
+            },
+            agent: r.agent,
+            retry_at: r.retry_at,
+        }
+    }
 }
 
 impl Snapshot {
     pub fn new(records: Vec<TaskRecord>) -> Self {
-        let records: Vec<TaskRecord> = records.into_iter().map(lighten).collect();
-        let graph = Graph::new(records.iter().map(TaskRecord::node).collect());
-        let ready = graph
-            .ready()
-            .into_iter()
-            .map(|i| (graph.node(i).priority, graph.node(i).order, i))
-            .collect();
-        Self {
-            records,
-            graph,
-            ready,
+        Self::build(records.into_iter().map(Entry::of).collect())
+    }
+
+    fn build(entries: Vec<Entry>) -> Self {
+        let mut s = Snapshot {
+            graph: Graph::new(Vec::new()),
+            agent: Vec::with_capacity(entries.len()),
+            agent_names: Vec::new(),
+            agent_numbers: HashMap::new(),
+            retry_at: HashMap::new(),
+            ready: BTreeMap::new(),
+            in_flight: BTreeSet::new(),
+            assigned: HashMap::new(),
+            fail_check: BTreeSet::new(),
+        };
+        let mut nodes = Vec::with_capacity(entries.len());
+        for (i, e) in entries.into_iter().enumerate() {
+            let number = s.number_of(e.agent);
+            s.agent.push(number);
+            if let Some(at) = e.retry_at {
+                s.retry_at.insert(i, at);
+            }
+            nodes.push(e.node);
+        }
+        s.graph = Graph::new(nodes);
+        for i in 0..s.graph.len() {
+            s.count_in(i);
+            if s.graph.is_group(i) && s.graph.node(i).on_child_failure == ChildFailure::Fail {
+                s.fail_check.insert(i);
+            }
+        }
+        for i in s.graph.ready() {
+            s.set_ready(i, true);
+        }
+        s
+    }
+
+    fn number_of(&mut self, agent: Option<String>) -> u32 {
+        let Some(name) = agent else { return NO_AGENT };
+        if let Some(&n) = self.agent_numbers.get(&name) {
+            return n;
+        }
+        let n = self.agent_names.len() as u32;
+        self.agent_names.push(name.clone());
+        self.agent_numbers.insert(name, n);
+        n
+    }
+
+    /// Number of tasks.
+    pub fn len(&self) -> usize {
+        self.graph.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.graph.is_empty()
+    }
+
+    pub fn id(&self, i: usize) -> &str {
+        &self.graph.node(i).id
+    }
+
+    /// The agent a task goes to; `None` for the backlog.
+    pub fn agent(&self, i: usize) -> Option<&str> {
+        match self.agent[i] {
+            NO_AGENT => None,
+            n => Some(self.agent_names[n as usize].as_str()),
         }
     }
 
-    /// Takes fresh copies of some records. A status change updates the graph
-    /// in place; a new task, or a changed parent, dependency, agent,
-    /// priority or order, rebuilds the graph from the records held in
-    /// memory (never a read of the whole town).
+    /// Adds task `i`'s stored status to the in-flight bookkeeping.
+    fn count_in(&mut self, i: usize) {
+        match self.graph.node(i).status {
+            Status::Assigned => {
+                *self.assigned.entry(self.agent[i]).or_insert(0) += 1;
+                self.in_flight.insert(i);
+            }
+            Status::Running => {
+                self.in_flight.insert(i);
+            }
+            _ => {}
+        }
+    }
+
+    /// Takes task `i`'s stored status out of the in-flight bookkeeping.
+    fn count_out(&mut self, i: usize) {
+        if self.graph.node(i).status == Status::Assigned
+            && let Some(n) = self.assigned.get_mut(&self.agent[i])
+        {
+            *n = n.saturating_sub(1);
+        }
+        self.in_flight.remove(&i);
+    }
+
+    /// Takes fresh copies of some records. A change of status or agent
+    /// updates the graph in place; a new task, or a changed parent,
+    /// dependency, priority, order or group policy rebuilds the graph from
+    /// what the snapshot holds (never a read of the whole town).
     pub fn refresh(&mut self, fresh: Vec<TaskRecord>) {
-        let mut rebuild = false;
-        let mut statuses = Vec::new();
+        let mut rebuild = Vec::new();
+        let mut changed = Vec::new();
         for r in fresh {
-            let r = lighten(r);
-            match self.graph.index_of(&r.id) {
-                Some(i) => {
-                    if !same_shape(&self.records[i], &r) {
-                        rebuild = true;
-                    } else if self.records[i].status != r.status {
-                        statuses.push((i, r.status));
-                    }
-                    self.records[i] = r;
-                }
-                None => {
-                    self.records.push(r);
-                    rebuild = true;
-                }
+            let Some(i) = self.graph.index_of(&r.id) else {
+                rebuild.push(r);
+                continue;
+            };
+            if !same_shape(self.graph.node(i), &r) {
+                rebuild.push(r);
+                continue;
             }
+            self.count_out(i);
+            // Out of the ready list of its agent, which may change; the
+            // recheck below puts it back where it belongs.
+            self.set_ready(i, false);
+            self.agent[i] = self.number_of(r.agent);
+            match r.retry_at {
+                Some(at) => self.retry_at.insert(i, at),
+                None => self.retry_at.remove(&i),
+            };
+            if self.graph.node(i).status != r.status {
+                self.graph.set_status(i, r.status);
+            }
+            self.count_in(i);
+            changed.push(i);
         }
-        if rebuild {
-            // The order `Store::tasks` reads them in: the sorted set's score,
-            // ties by id.
-            self.records
-                .sort_by(|a, b| (a.priority, a.order, &a.id).cmp(&(b.priority, b.order, &b.id)));
-            *self = Snapshot::new(std::mem::take(&mut self.records));
-        } else {
-            let changed: Vec<usize> = statuses.iter().map(|&(i, _)| i).collect();
-            for (i, status) in statuses {
-                self.graph.set_status(i, status);
-            }
+        if rebuild.is_empty() {
             self.recheck(&changed);
+        } else {
+            self.rebuild(rebuild);
         }
     }
 
-    /// Brings `ready` up to date after the status of `changed` changed.
+    /// Rebuilds everything from the snapshot's own tasks, with `fresh`
+    /// replacing or adding to them.
+    fn rebuild(&mut self, fresh: Vec<TaskRecord>) {
+        let old = std::mem::replace(self, Snapshot::build(Vec::new()));
+        let names = old.agent_names;
+        let agents = old.agent;
+        let mut retry_at = old.retry_at;
+        let mut entries: Vec<Entry> = old
+            .graph
+            .into_nodes()
+            .into_iter()
+            .enumerate()
+            .map(|(i, node)| Entry {
+                node,
+                agent: names.get(agents[i] as usize).cloned(),
+                retry_at: retry_at.remove(&i),
+            })
+            .collect();
+        let mut at: HashMap<String, usize> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.node.id.clone(), i))
+            .collect();
+        for r in fresh {
+            let e = Entry::of(r);
+            match at.get(&e.node.id) {
+                Some(&i) => entries[i] = e,
+                None => {
+                    at.insert(e.node.id.clone(), entries.len());
+                    entries.push(e);
+                }
+            }
+        }
+        drop(at);
+        // The order `Store::tasks` reads them in: the sorted set's score,
+        // ties by id.
+        entries.sort_by(|a, b| {
+            (a.node.priority, a.node.order, &a.node.id).cmp(&(
+                b.node.priority,
+                b.node.order,
+                &b.node.id,
+            ))
+        });
+        *self = Snapshot::build(entries);
+    }
+
+    /// Brings `ready` and the fail-fast checks up to date after the status
+    /// of `changed` changed.
     fn recheck(&mut self, changed: &[usize]) {
         let mut affected = Vec::new();
         for &i in changed {
             self.graph.affected_by(i, &mut affected);
+            let mut at = self.graph.parent(i);
+            // Parent links form a forest; the step limit cuts a cycle of
+            // hand-edited data.
+            let mut steps = self.graph.len();
+            while let Some(g) = at {
+                if self.graph.node(g).on_child_failure == ChildFailure::Fail {
+                    self.fail_check.insert(g);
+                }
+                at = self.graph.parent(g);
+                steps = steps.saturating_sub(1);
+                if steps == 0 {
+                    break;
+                }
+            }
         }
         for j in affected {
-            let key = (self.graph.node(j).priority, self.graph.node(j).order, j);
-            if self.graph.is_ready(j) {
-                self.ready.insert(key);
-            } else {
-                self.ready.remove(&key);
+            let ready = self.graph.is_ready(j);
+            self.set_ready(j, ready);
+        }
+    }
+
+    fn set_ready(&mut self, i: usize, ready: bool) {
+        let key = (self.graph.node(i).priority, self.graph.node(i).order, i);
+        if ready {
+            self.ready.entry(self.agent[i]).or_default().insert(key);
+        } else if let Some(set) = self.ready.get_mut(&self.agent[i]) {
+            set.remove(&key);
+            if set.is_empty() {
+                self.ready.remove(&self.agent[i]);
             }
         }
     }
@@ -106,8 +303,9 @@ impl Snapshot {
     /// event about it brings the whole record.
     pub fn set_status(&mut self, id: &str, status: Status) {
         if let Some(i) = self.graph.index_of(id) {
-            self.records[i].status = status;
+            self.count_out(i);
             self.graph.set_status(i, status);
+            self.count_in(i);
             self.recheck(&[i]);
         }
     }
@@ -119,54 +317,70 @@ impl Snapshot {
         agents: &HashMap<String, AgentSlot>,
         now_ms: u64,
     ) -> (Vec<Dispatch>, Option<u64>) {
-        let mut out = Vec::new();
         let mut next_retry: Option<u64> = None;
+        let waiting = |i: usize| self.retry_at.get(&i).is_some_and(|&at| at > now_ms);
+        for (&i, &at) in &self.retry_at {
+            if at > now_ms && self.graph.is_ready(i) {
+                next_retry = Some(next_retry.map_or(at, |n| n.min(at)));
+            }
+        }
         // The backlog is one list every backlog worker takes from; its window
         // is what those agents could hold between them.
         let backlog_window: u32 = agents
             .values()
             .filter(|a| a.backlog)
             .map(|a| a.window)
-            .sum();
-        let mut per_inbox: HashMap<String, u32> = HashMap::new();
-        for &(_, _, i) in &self.ready {
-            let r = &self.records[i];
-            if let Some(at) = r.retry_at
-                && at > now_ms
-            {
-                next_retry = Some(next_retry.map_or(at, |n| n.min(at)));
-                continue;
-            }
-            let (agent, window) = match &r.agent {
-                Some(a) => (a.clone(), agents.get(a).map_or(1, |s| s.window)),
+            .sum::<u32>()
+            .max(1);
+        let mut out = Vec::new();
+        for (&number, ready) in &self.ready {
+            let window = match number {
                 // No agent: the town backlog. Without a declared backlog
                 // agent it still goes there, one at a time, for workers
                 // started by hand with `--backlog`.
-                None => (String::new(), backlog_window.max(1)),
+                NO_AGENT => backlog_window,
+                n => agents
+                    .get(&self.agent_names[n as usize])
+                    .map_or(1, |s| s.window),
             };
-            // An inbox never takes more than `window` entries, so offering
-            // the script more is wasted work: with thousands of ready tasks
-            // it checked every one of them on every pass (README
+            // Only the room left in the inbox is offered: with thousands of
+            // ready tasks, offering each pass the whole window (or all of
+            // them) had the script check tasks that could not go (README
             // "Performance").
-            let offered = per_inbox.entry(agent.clone()).or_insert(0u32);
-            if *offered >= window {
-                continue;
+            let held = self.assigned.get(&number).copied().unwrap_or(0);
+            let mut room = window.saturating_sub(held);
+            for &(priority, order, i) in ready {
+                if room == 0 {
+                    break;
+                }
+                if waiting(i) {
+                    continue;
+                }
+                room -= 1;
+                let agent = self.agent(i).unwrap_or_default().to_string();
+                out.push((
+                    (priority, order),
+                    Dispatch {
+                        task: self.id(i).to_string(),
+                        agent,
+                        window,
+                    },
+                ));
             }
-            *offered += 1;
-            out.push(Dispatch {
-                task: r.id.clone(),
-                agent,
-                window,
-            });
         }
-        (out, next_retry)
+        out.sort_by_key(|(key, _)| *key);
+        (out.into_iter().map(|(_, d)| d).collect(), next_retry)
     }
 
     /// Whether anything can still happen without outside help: work in
     /// flight, or ready work that has an agent to go to. `live` holds the
     /// agent names with a running worker (declared ones count as coming).
     pub fn active(&self, agents: &HashMap<String, AgentSlot>, live: &HashSet<String>) -> bool {
-        (0..self.records.len()).any(|i| self.in_play(i, agents, live))
+        self.in_flight
+            .iter()
+            .copied()
+            .chain(self.ready.values().flatten().map(|&(_, _, i)| i))
+            .any(|i| self.in_play(i, agents, live))
     }
 
     fn in_play(
@@ -175,20 +389,15 @@ impl Snapshot {
         agents: &HashMap<String, AgentSlot>,
         live: &HashSet<String>,
     ) -> bool {
-        let r = &self.records[i];
         // Stored status, not the derived one: a group "running" because
         // its children are is not work in flight, its join step is.
-        match r.status {
-            Status::Assigned | Status::Running | Status::Pending => {}
+        match self.graph.node(i).status {
+            Status::Running => return true,
+            Status::Assigned => {}
+            Status::Pending if self.graph.is_ready(i) => {}
             _ => return false,
         }
-        if r.status == Status::Running {
-            return true;
-        }
-        if r.status == Status::Pending && !self.graph.is_ready(i) {
-            return false;
-        }
-        match &r.agent {
+        match self.agent(i) {
             Some(a) => agents.contains_key(a) || live.contains(a),
             None => agents.values().any(|a| a.backlog),
         }
@@ -201,16 +410,15 @@ impl Snapshot {
         agents: &HashMap<String, AgentSlot>,
         live: &HashSet<String>,
     ) -> Option<String> {
-        let r = &self.records[i];
         if self.graph.status(i).is_final() || self.in_play(i, agents, live) {
             return None;
         }
-        if r.status == Status::Pending
+        if self.graph.node(i).status == Status::Pending
             && let Readiness::Waiting(w) = self.graph.readiness(i)
         {
             return Some(w.to_string());
         }
-        Some(match &r.agent {
+        Some(match self.agent(i) {
             Some(a) => format!(
                 "agent `{a}` is not declared in [agents] and no worker of it runs (start one with `tt agent {a}`)"
             ),
@@ -220,24 +428,19 @@ impl Snapshot {
 
     /// Unfinished tasks of groups with `on_child_failure = "fail"` that have
     /// a failed child: they are cancelled (fail fast), with the reason.
-    pub fn fail_fast(&self) -> Vec<(String, String)> {
+    /// Looks only at groups whose children changed since the last call.
+    pub fn fail_fast(&mut self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for g in 0..self.records.len() {
-            if !self.graph.is_group(g)
-                || self.records[g].on_child_failure != crate::plan::ChildFailure::Fail
-                || self.graph.progress(g).failed == 0
-            {
+        for g in std::mem::take(&mut self.fail_check) {
+            if self.graph.progress(g).failed == 0 {
                 continue;
             }
-            let reason = format!(
-                "group {} failed (on_child_failure = \"fail\")",
-                self.records[g].id
-            );
+            let reason = format!("group {} failed (on_child_failure = \"fail\")", self.id(g));
             let mut stack: Vec<usize> = self.graph.children(g).to_vec();
             while let Some(c) = stack.pop() {
                 stack.extend_from_slice(self.graph.children(c));
-                if !self.records[c].status.is_final() {
-                    out.push((self.records[c].id.clone(), reason.clone()));
+                if !self.graph.node(c).status.is_final() {
+                    out.push((self.id(c).to_string(), reason.clone()));
                 }
             }
         }
@@ -248,32 +451,19 @@ impl Snapshot {
     /// and groups alike.
     pub fn counts(&self) -> HashMap<Status, usize> {
         let mut c = HashMap::new();
-        for i in 0..self.records.len() {
+        for i in 0..self.len() {
             *c.entry(self.graph.status(i)).or_insert(0) += 1;
         }
         c
     }
 }
 
-/// Drops the text a dispatcher never reads (descriptions, output, errors):
-/// a runner holds every record of the town for its whole life.
-fn lighten(mut r: TaskRecord) -> TaskRecord {
-    r.description = String::new();
-    r.tags = Vec::new();
-    r.output = None;
-    r.error = None;
-    r.log = None;
-    r.reason = None;
-    r.fingerprint = None;
-    r
-}
-
-/// Whether two records of a task give the graph the same node apart from
-/// status: then a refresh needs no rebuild.
-fn same_shape(a: &TaskRecord, b: &TaskRecord) -> bool {
+/// Whether a fresh record gives the graph the same node as it has, apart
+/// from status: then a refresh needs no rebuild.
+fn same_shape(a: &Node, b: &TaskRecord) -> bool {
     a.parent == b.parent
         && a.depends_on == b.depends_on
-        && a.agent.is_some() == b.agent.is_some()
+        && a.has_agent == b.agent.is_some()
         && a.on_child_failure == b.on_child_failure
         && a.priority == b.priority
         && a.order == b.order
@@ -319,9 +509,11 @@ mod tests {
     }
 
     fn ready_ids(s: &Snapshot) -> Vec<String> {
-        s.ready
-            .iter()
-            .map(|&(_, _, i)| s.records[i].id.clone())
+        let mut ready: Vec<_> = s.ready.values().flatten().copied().collect();
+        ready.sort();
+        ready
+            .into_iter()
+            .map(|(_, _, i)| s.id(i).to_string())
             .collect()
     }
 
@@ -353,5 +545,163 @@ mod tests {
             assert_eq!(ready_ids(&rebuilt), ids(&rebuilt.graph));
         }
         assert_eq!(ready_ids(&snap), ["d"]);
+    }
+
+    fn slots(window: u32) -> HashMap<String, AgentSlot> {
+        HashMap::from([(
+            "dev".to_string(),
+            AgentSlot {
+                window,
+                backlog: false,
+            },
+        )])
+    }
+
+    fn offered(s: &Snapshot, window: u32) -> Vec<String> {
+        s.plan_dispatch(&slots(window), 0)
+            .0
+            .into_iter()
+            .map(|d| d.task)
+            .collect()
+    }
+
+    /// Independent tasks `t0`… of agent `dev`.
+    fn flat(n: usize) -> Vec<TaskRecord> {
+        (0..n)
+            .map(|i| record(&format!("t{i}"), "", &[], "pending", i as u64))
+            .collect()
+    }
+
+    #[test]
+    fn a_pass_offers_only_the_room_left_in_the_inbox() {
+        let mut snap = Snapshot::new(flat(5));
+        assert_eq!(offered(&snap, 2), ["t0", "t1"]);
+        snap.set_status("t0", Status::Assigned);
+        assert_eq!(offered(&snap, 2), ["t1"], "one of two places is taken");
+        snap.set_status("t1", Status::Assigned);
+        assert!(offered(&snap, 2).is_empty(), "the inbox is full");
+        // A worker claims t0: the inbox has room again.
+        snap.refresh(vec![record("t0", "", &[], "running", 0)]);
+        assert_eq!(offered(&snap, 2), ["t2"]);
+        snap.refresh(vec![record("t0", "", &[], "completed", 0)]);
+        assert_eq!(offered(&snap, 2), ["t2"], "t1 still holds a place");
+    }
+
+    #[test]
+    fn offers_keep_priority_and_file_order_across_agents() {
+        let mut records = flat(3);
+        let mut other = record("x", "", &[], "pending", 3);
+        other.agent = Some("ops".into());
+        other.priority = 0;
+        records.push(other);
+        let snap = Snapshot::new(records);
+        let mut agents = slots(10);
+        agents.insert(
+            "ops".into(),
+            AgentSlot {
+                window: 1,
+                backlog: false,
+            },
+        );
+        let batch = snap.plan_dispatch(&agents, 0).0;
+        let got: Vec<(&str, &str)> = batch
+            .iter()
+            .map(|d| (d.task.as_str(), d.agent.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [("x", "ops"), ("t0", "dev"), ("t1", "dev"), ("t2", "dev")]
+        );
+    }
+
+    #[test]
+    fn tasks_in_retry_backoff_wait_and_say_when() {
+        let mut records = flat(2);
+        records[0].retry_at = Some(5_000);
+        let snap = Snapshot::new(records);
+        let (batch, next) = snap.plan_dispatch(&slots(5), 1_000);
+        assert_eq!(
+            batch.iter().map(|d| d.task.as_str()).collect::<Vec<_>>(),
+            ["t1"]
+        );
+        assert_eq!(next, Some(5_000));
+        let (batch, next) = snap.plan_dispatch(&slots(5), 6_000);
+        assert_eq!(batch.len(), 2, "due now");
+        assert_eq!(next, None);
+    }
+
+    #[test]
+    fn fail_fast_cancels_the_rest_of_a_failing_group_once() {
+        let mut records = town(&HashMap::new());
+        records[0].on_child_failure = ChildFailure::Fail;
+        let mut snap = Snapshot::new(records);
+        assert!(snap.fail_fast().is_empty(), "nothing failed yet");
+        let mut failed = record("a", "g1", &[], "failed", 1);
+        failed.on_child_failure = ChildFailure::Wait;
+        snap.refresh(vec![failed]);
+        let doomed = snap.fail_fast();
+        assert_eq!(
+            doomed.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
+        assert!(doomed[0].1.contains("group g1 failed"));
+        // Nothing changed since: no second look.
+        assert!(snap.fail_fast().is_empty());
+    }
+
+    #[test]
+    fn active_follows_work_in_flight_and_ready_work() {
+        let live = HashSet::new();
+        let mut snap = Snapshot::new(flat(1));
+        assert!(
+            snap.active(&slots(1), &live),
+            "ready work for a declared agent"
+        );
+        assert!(!snap.active(&HashMap::new(), &live), "no agent for it");
+        snap.set_status("t0", Status::Assigned);
+        assert!(snap.active(&slots(1), &live));
+        snap.refresh(vec![record("t0", "", &[], "running", 0)]);
+        assert!(
+            snap.active(&HashMap::new(), &live),
+            "running counts regardless"
+        );
+        snap.refresh(vec![record("t0", "", &[], "completed", 0)]);
+        assert!(!snap.active(&slots(1), &live));
+    }
+
+    #[test]
+    fn a_changed_agent_moves_a_ready_task_between_lists() {
+        let mut snap = Snapshot::new(flat(1));
+        let mut moved = record("t0", "", &[], "pending", 0);
+        moved.agent = Some("ops".into());
+        snap.refresh(vec![moved]);
+        let mut agents = slots(1);
+        agents.insert(
+            "ops".into(),
+            AgentSlot {
+                window: 1,
+                backlog: false,
+            },
+        );
+        let batch = snap.plan_dispatch(&agents, 0).0;
+        assert_eq!(batch.len(), 1);
+        assert_eq!(
+            (batch[0].task.as_str(), batch[0].agent.as_str()),
+            ("t0", "ops")
+        );
+    }
+
+    #[test]
+    fn a_new_task_rebuilds_with_what_the_snapshot_held() {
+        let mut snap = Snapshot::new(flat(2));
+        snap.set_status("t0", Status::Assigned);
+        snap.refresh(vec![record("late", "", &["t1"], "pending", 9)]);
+        assert_eq!(snap.len(), 3);
+        assert_eq!(
+            offered(&snap, 5),
+            ["t1"],
+            "t0 still assigned; late waits for t1"
+        );
+        assert!(snap.active(&slots(1), &HashSet::new()));
     }
 }

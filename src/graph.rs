@@ -287,6 +287,11 @@ impl Graph {
         self.nodes.is_empty()
     }
 
+    /// The nodes back, to build a changed graph from.
+    pub fn into_nodes(self) -> Vec<Node> {
+        self.nodes
+    }
+
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
     }

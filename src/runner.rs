@@ -178,9 +178,14 @@ struct Runner<F: FnMut(Report)> {
     dirty: HashSet<String>,
 }
 
-/// Runs until done (`--until-done`), interrupted, or a fatal error.
-pub async fn run<F: FnMut(Report)>(opts: Options, mut report: F) -> Result<Summary, RunError> {
-    let plan = plan::load_file(&opts.file)?;
+/// Runs `plan` (loaded from `opts.file` by the caller, which needed its
+/// `[town]` to fill `opts`) until done (`--until-done`), interrupted, or a
+/// fatal error.
+pub async fn run<F: FnMut(Report)>(
+    opts: Options,
+    plan: Plan,
+    mut report: F,
+) -> Result<Summary, RunError> {
     let text = digest(plan.source.as_str());
     let store = Store::open(&opts.target, &opts.town).await?;
     let holder = lease_holder();
@@ -467,13 +472,13 @@ impl<F: FnMut(Report)> Runner<F> {
             Some(mut s) => {
                 if !self.dirty.is_empty() {
                     let ids: Vec<String> = self.dirty.drain().collect();
-                    s.refresh(self.store.records(&ids).await?);
+                    s.refresh(self.store.dispatch_records(&ids).await?);
                 }
                 s
             }
             None => {
                 self.dirty.clear();
-                let s = Snapshot::new(self.store.tasks().await?);
+                let s = Snapshot::new(self.store.dispatch_tasks().await?);
                 release_free_memory();
                 s
             }
@@ -482,7 +487,7 @@ impl<F: FnMut(Report)> Runner<F> {
         if !doomed.is_empty() {
             self.store.cancel(&doomed).await?;
             let ids: Vec<String> = doomed.into_iter().map(|(id, _)| id).collect();
-            snapshot.refresh(self.store.records(&ids).await?);
+            snapshot.refresh(self.store.dispatch_records(&ids).await?);
         }
         let (batch, next_retry) = snapshot.plan_dispatch(&self.slots(), now_ms());
         if !batch.is_empty() {
@@ -578,11 +583,11 @@ fn summary(
 ) -> Summary {
     let mut failed = Vec::new();
     let mut stuck = Vec::new();
-    for i in 0..s.records.len() {
+    for i in 0..s.len() {
         if s.graph.status(i) == Status::Failed && !s.graph.is_group(i) {
-            failed.push(s.records[i].id.clone());
+            failed.push(s.id(i).to_string());
         } else if let Some(why) = s.stuck_reason(i, agents, live) {
-            stuck.push((s.records[i].id.clone(), why));
+            stuck.push((s.id(i).to_string(), why));
         }
     }
     Summary {

@@ -1006,3 +1006,201 @@ fn a_repeated_report_after_a_lost_reply_gets_its_own_outcome_back() {
     );
     assert_eq!(events_of(&redis, "completed").len(), 1);
 }
+
+fn identity(id: &str) -> tinytown::store::WorkerIdentity {
+    tinytown::store::WorkerIdentity {
+        id: id.into(),
+        agent: "dev".into(),
+        pid: 1,
+        host: "h".into(),
+        backlog: false,
+        token: "1@h/0".into(),
+    }
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_report_claims_the_next_message_and_a_repeat_hands_it_out_again() {
+    let redis = RedisServer::start();
+    let _tt = project(&redis, PLAN);
+    redis.cmd(&[
+        "HSET",
+        "tt:t:task:build",
+        "status",
+        "running",
+        "attempt",
+        "1",
+        "worker",
+        "dev-1",
+    ]);
+    redis.cmd(&["HSET", "tt:t:agent:dev-1", "task", "build", "attempt", "1"]);
+    let raw = message("build", 1);
+    redis.cmd(&["RPUSH", "tt:t:claimed:dev-1", &raw]);
+    dispatch(&redis, "a", 1);
+    let logs = "/p/.tt/logs";
+    let me = identity("dev-1");
+    let runtime = current_thread();
+    let (first, again, without) = runtime.block_on(async {
+        let target = tinytown::store::RedisTarget::Url(redis.url());
+        let store = tinytown::store::Store::open(&target, "t").await.unwrap();
+        let report = tinytown::store::Report {
+            worker: "dev-1",
+            raw: &raw,
+            task: "build",
+            attempt: 1,
+            exit_code: Some(0),
+            error: None,
+            output: "",
+            log: "/nowhere",
+            retries: 0,
+            backoff: Duration::from_secs(1),
+        };
+        let first = store
+            .finish_and_take(&report, false, Some(&me), logs)
+            .await
+            .unwrap();
+        // Dispatched after the first report: a repeat must not take it.
+        dispatch(&redis, "b", 1);
+        let again = store
+            .finish_and_take(&report, true, Some(&me), logs)
+            .await
+            .unwrap();
+        let without = store.finish_and_take(&report, true, None, logs).await;
+        (first, again, without.unwrap())
+    });
+    use tinytown::store::{Claim, Finish};
+    let ran = |next: &Option<(String, Claim)>| match next {
+        Some((raw, Claim::Run(t))) => (raw.clone(), t.id.clone(), t.attempt),
+        other => panic!("expected a task to run, got {other:?}"),
+    };
+    assert_eq!(first.0, Finish::Completed);
+    assert_eq!(ran(&first.1), (message("a", 1), "a".into(), 1));
+    assert_eq!(again.0, Finish::Completed);
+    assert_eq!(ran(&again.1), (message("a", 1), "a".into(), 1));
+    assert_eq!(without, (Finish::Completed, None));
+
+    let a = task(&redis, "a");
+    assert_eq!(
+        (a["status"].as_str(), a["worker"].as_str()),
+        ("running", "dev-1")
+    );
+    assert_eq!(a["log"], "/p/.tt/logs/a/1.log");
+    assert_eq!(task(&redis, "build")["status"], "completed");
+    assert_eq!(list(&redis, "tt:t:claimed:dev-1"), [message("a", 1)]);
+    assert_eq!(list(&redis, "tt:t:inbox:dev"), [message("b", 1)]);
+    let agent = redis.hgetall("tt:t:agent:dev-1");
+    assert_eq!(
+        (agent["state"].as_str(), agent["task"].as_str()),
+        ("working", "a")
+    );
+    assert_eq!(events_of(&redis, "started").len(), 1, "claimed once");
+}
+
+#[test]
+fn claim_records_the_log_the_worker_writes() {
+    let redis = RedisServer::start();
+    let _tt = project(&redis, PLAN);
+    let ids = ["..", ".", "a..b", "x_y-Z.9", "not valid/id"];
+    for id in ids {
+        dispatch(&redis, id, 2);
+    }
+    let me = identity("dev-1");
+    let runtime = current_thread();
+    runtime.block_on(async {
+        let target = tinytown::store::RedisTarget::Url(redis.url());
+        let store = tinytown::store::Store::open(&target, "t").await.unwrap();
+        for _ in ids {
+            let raw: String = redis::cmd("LMOVE")
+                .arg("tt:t:inbox:dev")
+                .arg("tt:t:claimed:dev-1")
+                .arg("LEFT")
+                .arg("RIGHT")
+                .query(&mut redis.conn())
+                .unwrap();
+            let claim = store
+                .claim(
+                    &me,
+                    &raw,
+                    tinytown::store::MessageSource::Inbox,
+                    false,
+                    "/p/.tt/logs",
+                )
+                .await
+                .unwrap();
+            assert!(matches!(claim, tinytown::store::Claim::Run(_)), "{claim:?}");
+        }
+    });
+    let project = Path::new("/p");
+    for id in &ids[..4] {
+        let expected = tinytown::agent::worker::task_log(project, id, 2);
+        assert_eq!(Path::new(&task(&redis, id)["log"]), expected, "{id}");
+    }
+    // An id no plan allows: its report records where its log went.
+    assert!(!task(&redis, "not valid/id").contains_key("log"));
+}
+
+#[test]
+fn a_busy_worker_runs_queued_tasks_back_to_back_with_their_logs() {
+    let redis = RedisServer::start();
+    let tt = project(&redis, PLAN);
+    // Queued before the worker starts: each report claims the next one.
+    for id in ["a", "b", "c"] {
+        dispatch(&redis, id, 1);
+    }
+    let mut worker = Background::start(
+        &tt,
+        &[
+            "agent",
+            "dev",
+            "--id",
+            "dev-1",
+            "--command",
+            "sh",
+            "-c",
+            "echo out-$TT_TASK_ID; echo $$ > pid-$TT_TASK_ID; while [ ! -e go-$TT_TASK_ID ]; do sleep 0.02; done",
+        ],
+    );
+    for id in ["a", "b", "c"] {
+        wait_until(DEADLINE, "the task runs", || {
+            task(&redis, id)["status"] == "running" && tt.dir().join(format!("pid-{id}")).exists()
+        });
+        // Its process group is on record while it runs, for recovery.
+        let pid = read_pid(&tt.dir().join(format!("pid-{id}"))).unwrap();
+        wait_until(DEADLINE, "the pgid is recorded", || {
+            redis.hgetall("tt:t:agent:dev-1").get("command_pgid") == Some(&pid.to_string())
+        });
+        tt.write(format!("go-{id}"), "");
+        wait_until(DEADLINE, "the task completes", || {
+            task(&redis, id)["status"] == "completed"
+        });
+    }
+    for id in ["a", "b", "c"] {
+        let t = task(&redis, id);
+        let log = tt.dir().join(format!(".tt/logs/{id}/1.log"));
+        assert_eq!(Path::new(&t["log"]), log);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.starts_with(&format!(
+                "[tt] task `{id}` attempt 1 on worker `dev-1`: running `sh`"
+            )) && text.contains(&format!("\nout-{id}\n[tt] exited with code 0\n")),
+            "{text}"
+        );
+        // The output is the log's tail: here, all of it.
+        assert_eq!(t["output"], text);
+    }
+    assert!(
+        !redis
+            .hgetall("tt:t:agent:dev-1")
+            .contains_key("command_pgid")
+    );
+    assert_eq!(events_of(&redis, "started").len(), 3);
+    assert!(list(&redis, "tt:t:claimed:dev-1").is_empty());
+    redis.cmd(&["LPUSH", "tt:t:control:dev-1", r#"{"kind":"shutdown"}"#]);
+    assert_eq!(worker.wait(), 0, "{}", worker.output());
+}

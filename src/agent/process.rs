@@ -13,9 +13,9 @@
 //! `[tt]`. A command that cannot start is an [`Ending`] like any other.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,8 +34,8 @@ pub struct Launch<'a> {
     /// Set on top of the worker's own environment, later entries winning.
     pub env: &'a [(String, String)],
     pub workdir: &'a Path,
-    /// Log file, created with its directories and appended to.
-    pub log: &'a Path,
+    /// Where stdout and stderr go.
+    pub log: &'a Log,
 }
 
 /// How an attempt ended.
@@ -98,26 +98,67 @@ pub struct Running {
     done: bool,
 }
 
+/// An attempt's log file, opened once: tt's own lines, the command's
+/// stdout and stderr, and the output tail all go through this one handle
+/// (opening it per line was a fifth of a no-op task's file work).
+#[derive(Debug)]
+pub struct Log {
+    path: PathBuf,
+    /// Opened for reading (the tail) and appending; the error says why not.
+    file: Result<File, String>,
+}
+
+impl Log {
+    /// Opens (creating it and its directory) the log at `path`. A failure
+    /// is kept: the attempt then cannot start, and says why.
+    pub fn open(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            file: open_log(path),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends a line of tt's own (`[tt] …`). Best effort: the log is for
+    /// people, and a full disk must not stop the worker.
+    pub fn note(&self, line: &str) {
+        if let Ok(mut f) = self.file.as_ref() {
+            // One write, so the line is not interleaved with the command's.
+            let _ = f.write_all(format!("[tt] {line}\n").as_bytes());
+        }
+    }
+
+    /// The last `max` bytes as text (cut at a character boundary, invalid
+    /// UTF-8 replaced); empty if it cannot be read.
+    pub fn tail(&self, max: u64) -> String {
+        match &self.file {
+            Ok(f) => tail_of(f, max),
+            Err(_) => String::new(),
+        }
+    }
+}
+
 /// Starts the command. The error is the reason it could not start, ready
 /// to be recorded (and already written to the log when the log exists).
 pub fn start(launch: Launch<'_>) -> Result<Running, String> {
-    let log = open_log(launch.log)?;
+    let log = launch.log;
     let fail = |why: String| {
-        note(launch.log, &why);
+        log.note(&why);
         Err(why)
+    };
+    let file = match &log.file {
+        Ok(file) => file,
+        Err(why) => return Err(why.clone()),
     };
     let Some(program) = launch.argv.first() else {
         return fail("the command is empty".into());
     };
-    if !launch.workdir.is_dir() {
-        return fail(format!(
-            "the working directory `{}` does not exist",
-            launch.workdir.display()
-        ));
-    }
-    let (out, err) = match log.try_clone() {
-        Ok(copy) => (Stdio::from(copy), Stdio::from(log)),
-        Err(e) => return fail(format!("cannot share the log file: {e}")),
+    let (out, err) = match (file.try_clone(), file.try_clone()) {
+        (Ok(out), Ok(err)) => (Stdio::from(out), Stdio::from(err)),
+        (Err(e), _) | (_, Err(e)) => return fail(format!("cannot share the log file: {e}")),
     };
     let mut cmd = Command::new(program);
     cmd.args(&launch.argv[1..])
@@ -138,6 +179,12 @@ pub fn start(launch: Launch<'_>) -> Result<Running, String> {
                 done: false,
             })
         }
+        // Checked only now, not before every start: a missing directory
+        // fails the spawn (ENOENT) like a missing program would.
+        Err(_) if !launch.workdir.is_dir() => fail(format!(
+            "the working directory `{}` does not exist",
+            launch.workdir.display()
+        )),
         Err(e) => fail(spawn_error(program, &e)),
     }
 }
@@ -156,14 +203,24 @@ fn spawn_error(program: &str, e: &std::io::Error) -> String {
 
 fn open_log(path: &Path) -> Result<File, String> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        make_dir(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     }
     OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)
         .map_err(|e| format!("cannot open the log `{}`: {e}", path.display()))
+}
+
+/// `create_dir_all` with the common cases first: the task's directory is
+/// new (first attempt) or exists (a retry); its parents nearly always exist.
+fn make_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(_) => std::fs::create_dir_all(dir),
+    }
 }
 
 impl Running {
@@ -239,28 +296,22 @@ impl Drop for Running {
     }
 }
 
-/// Appends a line of tt's own (`[tt] …`) to a log. Best effort: the log is
-/// for people, and a full disk must not stop the worker.
-pub fn note(log: &Path, line: &str) {
-    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(log) {
-        let _ = writeln!(f, "[tt] {line}");
-    }
-}
-
-/// The last `max` bytes of a file as text (cut at a character boundary,
-/// invalid UTF-8 replaced); empty if it cannot be read.
-pub fn tail(path: &Path, max: u64) -> String {
-    let Ok(mut f) = File::open(path) else {
-        return String::new();
-    };
+fn tail_of(f: &File, max: u64) -> String {
+    use std::os::unix::fs::FileExt;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if f.seek(SeekFrom::Start(len.saturating_sub(max))).is_err() {
-        return String::new();
+    let start = len.saturating_sub(max);
+    // Positioned reads: the offset the command's output shares stays as is.
+    let mut buf = vec![0; usize::try_from(len - start).unwrap_or(0)];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match f.read_at(&mut buf[filled..], start + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return String::new(),
+        }
     }
-    let mut buf = Vec::new();
-    if f.take(max).read_to_end(&mut buf).is_err() {
-        return String::new();
-    }
+    buf.truncate(filled);
     // Skip the continuation bytes of a character cut in half.
     let start = buf
         .iter()
@@ -286,20 +337,66 @@ mod tests {
         let d = dir();
         let p = d.path().join("log");
         std::fs::write(&p, "aé".repeat(1000)).unwrap();
-        let t = tail(&p, 5);
+        let t = Log::open(&p).tail(5);
         assert!(
             t.len() <= 5 && t.ends_with('é') && !t.contains('\u{FFFD}'),
             "{t:?}"
         );
         std::fs::write(&p, "short").unwrap();
-        assert_eq!(tail(&p, TAIL_BYTES), "short");
-        assert_eq!(tail(&d.path().join("missing"), 10), "");
+        assert_eq!(Log::open(&p).tail(TAIL_BYTES), "short");
+        // `log` is a file, so nothing can be created under it.
+        let unusable = Log::open(&p.join("1.log"));
+        assert_eq!(unusable.tail(10), "");
+        unusable.note("goes nowhere, and does not fail");
+    }
+
+    #[tokio::test]
+    async fn notes_and_output_share_the_log_in_order() {
+        let d = dir();
+        let log = Log::open(&d.path().join("logs/t/1.log"));
+        log.note("before");
+        let cmd = argv(&["sh", "-c", "echo out; echo err >&2"]);
+        let mut run = start(Launch {
+            argv: &cmd,
+            env: &[],
+            workdir: d.path(),
+            log: &log,
+        })
+        .unwrap();
+        assert_eq!(run.wait().await, Ending::Exited(0));
+        log.note("after");
+        let text = "[tt] before\nout\nerr\n[tt] after\n";
+        assert_eq!(log.tail(TAIL_BYTES), text);
+        assert_eq!(std::fs::read_to_string(log.path()).unwrap(), text);
+        // A retry's log is a new file in the same directory.
+        let again = Log::open(&d.path().join("logs/t/2.log"));
+        again.note("second");
+        assert_eq!(again.tail(TAIL_BYTES), "[tt] second\n");
+    }
+
+    #[tokio::test]
+    async fn a_missing_working_directory_is_named() {
+        let d = dir();
+        let log = Log::open(&d.path().join("1.log"));
+        let cmd = argv(&["true"]);
+        let gone = d.path().join("gone");
+        let why = match start(Launch {
+            argv: &cmd,
+            env: &[],
+            workdir: &gone,
+            log: &log,
+        }) {
+            Err(why) => why,
+            Ok(_) => panic!("started"),
+        };
+        assert!(why.starts_with("the working directory"), "{why}");
+        assert!(log.tail(TAIL_BYTES).contains("does not exist"));
     }
 
     #[tokio::test]
     async fn output_goes_to_the_log_and_exit_codes_come_back() {
         let d = dir();
-        let log = d.path().join("logs/t/1.log");
+        let log = Log::open(&d.path().join("logs/t/1.log"));
         let env = [("TT_X".to_string(), "from env".to_string())];
         let cmd = argv(&["sh", "-c", "echo out; echo err >&2; echo \"$TT_X\"; exit 3"]);
         let mut run = start(Launch {
@@ -310,13 +407,13 @@ mod tests {
         })
         .unwrap();
         assert_eq!(run.wait().await, Ending::Exited(3));
-        assert_eq!(tail(&log, TAIL_BYTES), "out\nerr\nfrom env\n");
+        assert_eq!(log.tail(TAIL_BYTES), "out\nerr\nfrom env\n");
     }
 
     #[tokio::test]
     async fn a_missing_program_is_an_ending_not_a_crash() {
         let d = dir();
-        let log = d.path().join("1.log");
+        let log = Log::open(&d.path().join("1.log"));
         let cmd = argv(&["tt-no-such-program-xyz", "a"]);
         let why = match start(Launch {
             argv: &cmd,
@@ -331,13 +428,13 @@ mod tests {
             why.starts_with("`tt-no-such-program-xyz` not found on PATH"),
             "{why}"
         );
-        assert!(tail(&log, TAIL_BYTES).contains("not found on PATH"));
+        assert!(log.tail(TAIL_BYTES).contains("not found on PATH"));
     }
 
     #[tokio::test]
     async fn stop_ends_the_whole_group() {
         let d = dir();
-        let log = d.path().join("1.log");
+        let log = Log::open(&d.path().join("1.log"));
         let pidfile = d.path().join("pid");
         let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
         let cmd = argv(&["sh", "-c", &script]);

@@ -38,7 +38,7 @@ use super::config::AgentConfig;
 use super::process::{self, Ending, Launch, STOP_GRACE, TAIL_BYTES};
 use crate::store::{
     BlockingConn, Claim, ClaimedTask, Control, Finish, Heartbeat, MessageSource, RedisTarget,
-    Registered, Report, Store, StoreError, WorkerIdentity, peek_task,
+    Registered, Report, Store, StoreError, WorkerIdentity,
 };
 
 /// How often a worker renews its heartbeat.
@@ -441,10 +441,20 @@ impl Backoff {
     }
 }
 
+/// What waiting for the inbox brought.
+enum Fetched {
+    Message(String, MessageSource),
+    /// Nothing in time, or a Redis error (after its pause).
+    Nothing,
+    /// Shut down while waiting.
+    Stop,
+}
+
 /// How running one task ended for the loop.
 enum Ran {
-    /// Finished and reported (or the report was given up on at shutdown).
-    Done,
+    /// Finished and reported; with the next message when the report took
+    /// and claimed it.
+    Done(Option<(String, Claim)>),
     /// Stopped by a shutdown: left for recovery, the worker exits.
     Interrupted,
 }
@@ -499,6 +509,7 @@ pub async fn run(
         control: control_rx,
         shutdown,
         tasks: 0,
+        logs: logs_dir(&worker.project_dir).display().to_string(),
     };
     let idle = state.serve(&mut inbox).await;
     let tasks = state.tasks;
@@ -685,92 +696,68 @@ struct Loop<'a> {
     control: mpsc::Receiver<Control>,
     shutdown: watch::Receiver<bool>,
     tasks: u32,
+    /// `<project>/.tt/logs`, where claim.lua records an attempt's log to be.
+    logs: String,
 }
 
 impl Loop<'_> {
     /// Serves the inbox until shutdown or, with `once`, one task. Returns
-    /// whether it stopped idle (nothing of its own left in `claimed`).
+    /// whether it stopped idle (nothing of its own left in `claimed` but
+    /// what recovery takes care of).
     async fn serve(&mut self, inbox: &mut BlockingConn) -> bool {
         let mut backoff = Backoff::new();
+        // The next message, when the last report already took and claimed it.
+        let mut handed: Option<(String, Claim)> = None;
         loop {
-            if *self.shutdown.borrow() {
-                self.notes.emit(Note::Stopping {
-                    why: "signal received".into(),
-                });
-                return true;
-            }
-            if runner_gone() {
+            let stop = if *self.shutdown.borrow() {
+                Some("signal received")
+            } else if runner_gone() {
                 // Started by a `tt run` that died (kill -9): finish what we
                 // had (done by now), then make way for the replica the next
                 // runner starts under this id.
-                self.notes.emit(Note::Stopping {
-                    why: "the `tt run` that started this worker is gone".into(),
-                });
+                Some("the `tt run` that started this worker is gone")
+            } else {
+                None
+            };
+            if let Some(why) = stop {
+                self.notes.emit(Note::Stopping { why: why.into() });
+                if let Some((_, Claim::Run(task))) = handed {
+                    // Claimed but not started: recovery requeues it.
+                    self.notes.emit(Note::LeftForRecovery {
+                        task: task.id,
+                        attempt: task.attempt,
+                    });
+                }
                 return true;
             }
-            let next = {
-                let fetch = next_message(self.store, self.identity, inbox);
-                tokio::pin!(fetch);
-                // Keep one fetch in flight across control messages: a
-                // dropped BLMOVE may still move a message on the server.
-                loop {
-                    tokio::select! {
-                        got = &mut fetch => break got,
-                        _ = self.shutdown.changed() => {
-                            self.notes.emit(Note::Stopping { why: "signal received".into() });
-                            return true;
-                        }
-                        Some(message) = self.control.recv() => match message {
-                            Control::Shutdown => {
-                                self.notes.emit(Note::Stopping { why: "shutdown requested".into() });
-                                return true;
-                            }
-                            other => self.notes.emit(Note::IgnoredControl { what: describe(&other) }),
-                        },
-                    }
+            let (raw, claim) = match handed.take() {
+                Some(next) => next,
+                None => {
+                    let (raw, source) = match self.fetch(inbox, &mut backoff).await {
+                        Fetched::Message(raw, source) => (raw, source),
+                        Fetched::Nothing => continue,
+                        Fetched::Stop => return true,
+                    };
+                    let Some(claim) = self.claim(&raw, source).await else {
+                        // Shut down before the claim went through: the message
+                        // is still in `claimed`, and goes back unless it was
+                        // started.
+                        return true;
+                    };
+                    (raw, claim)
                 }
-            };
-            let (raw, source) = match next {
-                Ok(Some(found)) => {
-                    if backoff.succeeded() {
-                        self.notes.emit(Note::RedisBack { doing: "inbox" });
-                    }
-                    found
-                }
-                Ok(None) => {
-                    if backoff.succeeded() {
-                        self.notes.emit(Note::RedisBack { doing: "inbox" });
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    let retry_in = backoff.failed();
-                    self.notes.emit(Note::RedisError {
-                        doing: "waiting for the inbox",
-                        error: e.to_string(),
-                        retry_in: Some(retry_in),
-                    });
-                    // The loop's head notices a shutdown during the pause.
-                    pause(&mut self.shutdown, retry_in).await;
-                    continue;
-                }
-            };
-            let Some(claim) = self.claim(&raw, source).await else {
-                // Shut down before the claim went through: the message is
-                // still in `claimed`, and goes back unless it was started.
-                return true;
             };
             match claim {
                 Claim::Run(task) => {
                     self.tasks += 1;
                     match self.run_task(task, &raw).await {
-                        Ran::Done if self.worker.once => {
+                        Ran::Done(_) if self.worker.once => {
                             self.notes.emit(Note::Stopping {
                                 why: "ran one task (--once)".into(),
                             });
                             return true;
                         }
-                        Ran::Done => {}
+                        Ran::Done(next) => handed = next,
                         Ran::Interrupted => return false,
                     }
                 }
@@ -789,21 +776,67 @@ impl Loop<'_> {
         }
     }
 
+    /// Waits for the next message of the inbox (or backlog), retrying with
+    /// a pause after a Redis error.
+    async fn fetch(&mut self, inbox: &mut BlockingConn, backoff: &mut Backoff) -> Fetched {
+        let next = {
+            let fetch = next_message(self.store, self.identity, inbox);
+            tokio::pin!(fetch);
+            // Keep one fetch in flight across control messages: a
+            // dropped BLMOVE may still move a message on the server.
+            loop {
+                tokio::select! {
+                    got = &mut fetch => break got,
+                    _ = self.shutdown.changed() => {
+                        self.notes.emit(Note::Stopping { why: "signal received".into() });
+                        return Fetched::Stop;
+                    }
+                    Some(message) = self.control.recv() => match message {
+                        Control::Shutdown => {
+                            self.notes.emit(Note::Stopping { why: "shutdown requested".into() });
+                            return Fetched::Stop;
+                        }
+                        other => self.notes.emit(Note::IgnoredControl { what: describe(&other) }),
+                    },
+                }
+            }
+        };
+        match next {
+            Ok(Some(found)) => {
+                if backoff.succeeded() {
+                    self.notes.emit(Note::RedisBack { doing: "inbox" });
+                }
+                let (raw, source) = found;
+                Fetched::Message(raw, source)
+            }
+            Ok(None) => {
+                if backoff.succeeded() {
+                    self.notes.emit(Note::RedisBack { doing: "inbox" });
+                }
+                Fetched::Nothing
+            }
+            Err(e) => {
+                let retry_in = backoff.failed();
+                self.notes.emit(Note::RedisError {
+                    doing: "waiting for the inbox",
+                    error: e.to_string(),
+                    retry_in: Some(retry_in),
+                });
+                // The loop's head notices a shutdown during the pause.
+                pause(&mut self.shutdown, retry_in).await;
+                Fetched::Nothing
+            }
+        }
+    }
+
     /// Claims `raw`, retrying while Redis fails; `None` at shutdown.
     async fn claim(&mut self, raw: &str, source: MessageSource) -> Option<Claim> {
         let mut backoff = Backoff::new();
         let mut again = false;
-        let log = peek_task(raw)
-            .map(|(id, attempt)| {
-                task_log(&self.worker.project_dir, &id, attempt)
-                    .display()
-                    .to_string()
-            })
-            .unwrap_or_default();
         loop {
             match self
                 .store
-                .claim(self.identity, raw, source, again, &log)
+                .claim(self.identity, raw, source, again, &self.logs)
                 .await
             {
                 Ok(claim) => {
@@ -841,20 +874,15 @@ impl Loop<'_> {
         };
         let argv = config.argv(&vars);
         let env = self.env(&task);
-        if let Some(dir) = log.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        process::note(
-            &log,
-            &format!(
-                "task `{}` attempt {} on worker `{}`: running `{}` in {}",
-                task.id,
-                task.attempt,
-                self.identity.id,
-                config.program(),
-                config.workdir.display()
-            ),
-        );
+        let log = process::Log::open(&log);
+        log.note(&format!(
+            "task `{}` attempt {} on worker `{}`: running `{}` in {}",
+            task.id,
+            task.attempt,
+            self.identity.id,
+            config.program(),
+            config.workdir.display()
+        ));
         let launch = Launch {
             argv: &argv,
             env: &env,
@@ -868,7 +896,7 @@ impl Loop<'_> {
                 // task on this host can stop the orphaned command first.
                 if let Err(e) = self
                     .store
-                    .record_command(&self.identity.id, Some(running.pid()))
+                    .record_command(&self.identity.id, running.pid())
                     .await
                 {
                     self.notes.emit(Note::RedisError {
@@ -881,7 +909,7 @@ impl Loop<'_> {
                     task: task.id.clone(),
                     attempt: task.attempt,
                     pid: running.pid(),
-                    log: log.clone(),
+                    log: log.path().to_path_buf(),
                 });
                 let timeout = task.timeout.or(config.timeout);
                 let timer = async {
@@ -896,7 +924,7 @@ impl Loop<'_> {
                         ending = running.wait() => break ending,
                         _ = &mut timer => {
                             let after = timeout.unwrap_or_default();
-                            process::note(&log, &format!(
+                            log.note(&format!(
                                 "timed out after {}; stopping its process group",
                                 humantime::format_duration(after)
                             ));
@@ -905,7 +933,7 @@ impl Loop<'_> {
                         }
                         Some(message) = self.control.recv() => match message {
                             Control::Stop { task: t, attempt: a } if t == task.id && a == task.attempt => {
-                                process::note(&log, "stop requested; stopping its process group");
+                                log.note("stop requested; stopping its process group");
                                 running.stop(STOP_GRACE).await;
                                 break Ending::Stopped;
                             }
@@ -923,15 +951,12 @@ impl Loop<'_> {
                 }
             }
         };
-        process::note(
-            &log,
-            &match &ending {
-                Ending::Exited(code) => format!("exited with code {code}"),
-                other => other.error().unwrap_or_default(),
-            },
-        );
-        let output = process::tail(&log, TAIL_BYTES);
-        let log_text = log.display().to_string();
+        log.note(&match &ending {
+            Ending::Exited(code) => format!("exited with code {code}"),
+            other => other.error().unwrap_or_default(),
+        });
+        let output = log.tail(TAIL_BYTES);
+        let log_text = log.path().display().to_string();
         let error = ending.error();
         let report = Report {
             worker: &self.identity.id,
@@ -948,8 +973,15 @@ impl Loop<'_> {
         let mut backoff = Backoff::new();
         let mut again = false;
         loop {
-            match self.store.finish(&report, again).await {
-                Ok(result) => {
+            // Not when this worker is about to stop: what it takes, it runs.
+            let take = (!self.worker.once && !*self.shutdown.borrow() && !runner_gone())
+                .then_some(self.identity);
+            match self
+                .store
+                .finish_and_take(&report, again, take, &self.logs)
+                .await
+            {
+                Ok((result, next)) => {
                     if backoff.succeeded() {
                         self.notes.emit(Note::RedisBack { doing: "finish" });
                     }
@@ -959,7 +991,7 @@ impl Loop<'_> {
                         ending,
                         result,
                     });
-                    return Ran::Done;
+                    return Ran::Done(next);
                 }
                 Err(e) => {
                     // The script may have run and only its reply been lost.
@@ -983,15 +1015,12 @@ impl Loop<'_> {
     async fn interrupted(
         &self,
         task: &ClaimedTask,
-        log: &Path,
+        log: &process::Log,
         running: &mut process::Running,
     ) -> Ran {
-        process::note(
-            log,
-            "the worker is shutting down; stopping its process group",
-        );
+        log.note("the worker is shutting down; stopping its process group");
         running.stop(STOP_GRACE).await;
-        process::note(log, "stopped; the task is left for recovery");
+        log.note("stopped; the task is left for recovery");
         self.notes.emit(Note::LeftForRecovery {
             task: task.id.clone(),
             attempt: task.attempt,

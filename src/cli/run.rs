@@ -70,7 +70,9 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         Ok(mut s) if tty => s.line(&line),
         _ => println!("{line}"),
     };
-    let summary = runner::run(opts, |r| {
+    // Handed over, not kept: a 100k-task plan is tens of MiB the runner
+    // drops once it is in Redis (README "Performance").
+    let summary = runner::run(opts, plan, |r| {
         if let Some(line) = report_line(&file_name, r) {
             print(line);
         }

@@ -89,27 +89,23 @@ impl Store {
         Ok(out)
     }
 
-    /// Records (or clears) the process group of the command a worker runs.
-    pub async fn record_command(&self, worker: &str, pgid: Option<u32>) -> Result<(), StoreError> {
+    /// Records the process group of the command a worker runs (finish.lua
+    /// clears it).
+    ///
+    /// Sent without waiting for the reply: the worker goes on to wait for
+    /// its command at once, and a no-op task is over before a reply would
+    /// come. The command is queued on the shared connection before this
+    /// returns, so it reaches Redis ahead of the same attempt's report. Only
+    /// an error to send it (a broken connection) is returned.
+    pub async fn record_command(&self, worker: &str, pgid: u32) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let key = self.keys.agent(worker);
-        match pgid {
-            Some(p) => {
-                redis::cmd("HSET")
-                    .arg(key)
-                    .arg("command_pgid")
-                    .arg(p)
-                    .query_async::<()>(&mut conn)
-                    .await?
-            }
-            None => {
-                redis::cmd("HDEL")
-                    .arg(key)
-                    .arg("command_pgid")
-                    .query_async::<()>(&mut conn)
-                    .await?
-            }
-        }
+        redis::cmd("HSET")
+            .arg(self.keys.agent(worker))
+            .arg("command_pgid")
+            .arg(pgid)
+            .set_no_response(true)
+            .query_async::<()>(&mut conn)
+            .await?;
         Ok(())
     }
 

@@ -18,8 +18,21 @@ use super::connection::connect_blocking;
 use super::{Keys, RedisTarget, Store, StoreError};
 
 static WORKER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/worker.lua")));
-static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/claim.lua")));
-static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/finish.lua")));
+// claim.lua defines the claim; finish.lua uses it to claim a busy worker's
+// next message in the same call.
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/claim.lua"),
+        "\nreturn claim_main()\n"
+    ))
+});
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/claim.lua"),
+        "\n",
+        include_str!("scripts/finish.lua")
+    ))
+});
 
 /// Who a worker is, as its records in Redis say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -371,15 +384,16 @@ impl Store {
     }
 
     /// Claims a raw message that `w` moved into its claimed list from
-    /// `source`. `again` repeats a claim whose reply was lost. `log` is the
-    /// file the attempt will write, recorded with the task ("" for none).
+    /// `source`. `again` repeats a claim whose reply was lost. `logs` is the
+    /// worker's log directory (`<project>/.tt/logs`, "" for none): the
+    /// attempt's log file in it is recorded with the task.
     pub async fn claim(
         &self,
         w: &WorkerIdentity,
         raw: &str,
         source: MessageSource,
         again: bool,
-        log: &str,
+        logs: &str,
     ) -> Result<Claim, StoreError> {
         let assignee = match source {
             MessageSource::Inbox => w.agent.as_str(),
@@ -392,10 +406,15 @@ impl Store {
             .arg(raw)
             .arg(assignee)
             .arg(if again { "1" } else { "0" })
-            .arg(log)
+            .arg(logs)
             .invoke_async(&mut conn)
             .await?;
-        match reply.as_slice() {
+        self.parse_claim(&reply)
+    }
+
+    /// Reads claim.lua's reply.
+    fn parse_claim(&self, reply: &[String]) -> Result<Claim, StoreError> {
+        match reply {
             [
                 run,
                 id,
@@ -441,7 +460,7 @@ impl Store {
             [dead, reason] if dead == "deadletter" => Ok(Claim::DeadLetter {
                 reason: reason.clone(),
             }),
-            _ => Err(self.unexpected("claim.lua", &reply)),
+            _ => Err(self.unexpected("claim.lua", reply)),
         }
     }
 
@@ -450,6 +469,21 @@ impl Store {
     /// `again`: this repeats a report whose reply was lost; the outcome it
     /// already recorded is returned instead of a "stale" rejection.
     pub async fn finish(&self, r: &Report<'_>, again: bool) -> Result<Finish, StoreError> {
+        Ok(self.finish_and_take(r, again, None, "").await?.0)
+    }
+
+    /// [`Store::finish`], and then, for `take`, the next message of its
+    /// agent's inbox moved into its claimed list and claimed (as
+    /// [`Store::claim`] with `logs`) in the same call: a busy worker's one
+    /// round trip per task. `None` when the inbox was empty. A repeated
+    /// report (`again`) hands out again the message the lost reply held.
+    pub async fn finish_and_take(
+        &self,
+        r: &Report<'_>,
+        again: bool,
+        take: Option<&WorkerIdentity>,
+        logs: &str,
+    ) -> Result<(Finish, Option<(String, Claim)>), StoreError> {
         let mut conn = self.conn.clone();
         let reply: Vec<String> = FINISH
             .arg(self.keys.prefix())
@@ -464,19 +498,32 @@ impl Store {
             .arg(r.retries)
             .arg(millis(r.backoff))
             .arg(if again { "1" } else { "0" })
+            .arg(take.map_or("", |w| w.agent.as_str()))
+            .arg(logs)
             .invoke_async(&mut conn)
             .await?;
-        match reply.as_slice() {
-            [done] if done == "completed" => Ok(Finish::Completed),
-            [failed] if failed == "failed" => Ok(Finish::Failed),
-            [retry, at] if retry == "retry" => Ok(Finish::Retry {
-                retry_at: at.parse().unwrap_or(0),
-            }),
-            [stale, reason] if stale == "stale" => Ok(Finish::Stale {
-                reason: reason.clone(),
-            }),
-            _ => Err(self.unexpected("finish.lua", &reply)),
-        }
+        let (finish, rest) = match reply.as_slice() {
+            [done, rest @ ..] if done == "completed" => (Finish::Completed, rest),
+            [failed, rest @ ..] if failed == "failed" => (Finish::Failed, rest),
+            [retry, at, rest @ ..] if retry == "retry" => (
+                Finish::Retry {
+                    retry_at: at.parse().unwrap_or(0),
+                },
+                rest,
+            ),
+            [stale, reason, rest @ ..] if stale == "stale" => (
+                Finish::Stale {
+                    reason: reason.clone(),
+                },
+                rest,
+            ),
+            _ => return Err(self.unexpected("finish.lua", &reply)),
+        };
+        let next = match rest {
+            [] => None,
+            [raw, claim @ ..] => Some((raw.clone(), self.parse_claim(claim)?)),
+        };
+        Ok((finish, next))
     }
 
     fn unexpected(&self, script: &str, reply: &[String]) -> StoreError {

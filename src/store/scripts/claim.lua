@@ -1,94 +1,124 @@
 -- Claims one message that a worker moved (BLMOVE) from its agent's inbox,
--- or from the backlog, into its claimed list. Called by Store::claim.
+-- or from the backlog, into its claimed list. Store::claim runs this file
+-- followed by `return claim_main()`; finish.lua is run after it, to claim
+-- the next message in the same call (see there).
 -- ARGV[1] key prefix "tt:<town>:", ARGV[2] worker id, ARGV[3] the raw
 -- message, ARGV[4] the `assigned_to` a task must have to be ours (the agent
 -- name; "" for backlog work), ARGV[5] "1" when this repeats a claim whose
 -- reply was lost (the connection dropped): a task this worker already
 -- started with that attempt is handed back instead of dropped. ARGV[6]
--- the log file the attempt will write ("" if unknown), recorded as `log`
--- so `tt task` shows where to follow it while it runs.
+-- the worker's log directory (`<project>/.tt/logs`, "" if none): the
+-- attempt's log, `<dir>/<task>/<attempt>.log` (agent::task_log), is
+-- recorded as `log` so `tt task` shows where to follow it while it runs.
 -- Returns one of
---   {'run', id, attempt, description, tags (JSON), parent}
+--   {'run', id, attempt, description, tags (JSON), parent, retries, timeout}
 --   {'stale', reason, id, attempt}  (dropped: cancelled, reassigned, old attempt)
 --   {'message', from, body}    (a direct message: recorded, never run)
 --   {'deadletter', reason}     (unreadable: moved to the deadletter list)
-local prefix, worker, raw, assignee = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local again, log = ARGV[5] == '1', ARGV[6] or ''
-local t = redis.call('TIME')
-local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
-local claimed = prefix .. 'claimed:' .. worker
 
-local function event(kind, task, attempt, ...)
-  redis.call('XADD', prefix .. 'events', 'MAXLEN', '~', '100000', '*',
-    'kind', kind, 'task', task, 'agent', worker, 'attempt', attempt, 'at', now, ...)
-end
-
-local function deadletter(reason)
-  redis.call('LREM', claimed, 1, raw)
-  redis.call('RPUSH', prefix .. 'deadletter', raw)
-  event('deadletter', '', '', 'reason', reason)
-  return { 'deadletter', reason }
-end
-
-local ok, msg = pcall(cjson.decode, raw)
-if not ok or type(msg) ~= 'table' then
-  return deadletter('not a JSON object')
-end
-
-if msg.kind == 'message' then
-  if type(msg.from) ~= 'string' or type(msg.body) ~= 'string' then
-    return deadletter('a message needs string fields `from` and `body`')
+-- The log an attempt writes, as agent::task_log names it; "" when that
+-- cannot be said here (an id no plan allows: the report records it).
+local function log_of(logs, id, attempt)
+  if logs == '' or string.find(id, '[^%w._-]') then
+    return ''
   end
-  redis.call('LREM', claimed, 1, raw)
-  event('message', '', '', 'from', msg.from, 'body', msg.body)
-  return { 'message', msg.from, msg.body }
+  local name = id
+  if not string.find(id, '[^.]') then
+    name = string.rep('%2E', #id)
+  end
+  return logs .. '/' .. name .. '/' .. attempt .. '.log'
 end
 
-if msg.kind ~= 'task' then
-  return deadletter('unknown kind')
-end
-local id, n = msg.task, msg.attempt
-if type(id) ~= 'string' or id == '' or type(n) ~= 'number' or n < 1 or n ~= math.floor(n) then
-  return deadletter('a task message needs a string `task` and a positive integer `attempt`')
-end
-local attempt = string.format('%d', n)
+local function claim(prefix, worker, raw, assignee, again, logs, now)
+  local claimed = prefix .. 'claimed:' .. worker
 
-local key = prefix .. 'task:' .. id
-local cur = redis.call('HMGET', key, 'status', 'attempt', 'assigned_to', 'worker',
-  'description', 'tags', 'parent', 'retries', 'timeout')
-local status, current, assigned, owner = cur[1], cur[2] or '0', cur[3] or '', cur[4] or ''
-local function run()
-  return { 'run', id, attempt, cur[5] or '', cur[6] or '[]', cur[7] or '', cur[8] or '', cur[9] or '' }
-end
+  local function event(kind, task, attempt, ...)
+    redis.call('XADD', prefix .. 'events', 'MAXLEN', '~', '100000', '*',
+      'kind', kind, 'task', task, 'agent', worker, 'attempt', attempt, 'at', now, ...)
+  end
 
-if again and status == 'running' and current == attempt and owner == worker then
+  local function deadletter(reason)
+    redis.call('LREM', claimed, 1, raw)
+    redis.call('RPUSH', prefix .. 'deadletter', raw)
+    event('deadletter', '', '', 'reason', reason)
+    return { 'deadletter', reason }
+  end
+
+  local ok, msg = pcall(cjson.decode, raw)
+  if not ok or type(msg) ~= 'table' then
+    return deadletter('not a JSON object')
+  end
+
+  if msg.kind == 'message' then
+    if type(msg.from) ~= 'string' or type(msg.body) ~= 'string' then
+      return deadletter('a message needs string fields `from` and `body`')
+    end
+    redis.call('LREM', claimed, 1, raw)
+    event('message', '', '', 'from', msg.from, 'body', msg.body)
+    return { 'message', msg.from, msg.body }
+  end
+
+  if msg.kind ~= 'task' then
+    return deadletter('unknown kind')
+  end
+  local id, n = msg.task, msg.attempt
+  if type(id) ~= 'string' or id == '' or type(n) ~= 'number' or n < 1 or n ~= math.floor(n) then
+    return deadletter('a task message needs a string `task` and a positive integer `attempt`')
+  end
+  local attempt = string.format('%d', n)
+  local log = log_of(logs, id, attempt)
+
+  local key = prefix .. 'task:' .. id
+  local cur = redis.call('HMGET', key, 'status', 'attempt', 'assigned_to', 'worker',
+    'description', 'tags', 'parent', 'retries', 'timeout')
+  local status, current, assigned, owner = cur[1], cur[2] or '0', cur[3] or '', cur[4] or ''
+  local function run()
+    return { 'run', id, attempt, cur[5] or '', cur[6] or '[]', cur[7] or '', cur[8] or '', cur[9] or '' }
+  end
+
+  if again and status == 'running' and current == attempt and owner == worker then
+    return run()
+  end
+
+  local reason
+  if not status then
+    reason = 'no such task'
+  elseif status ~= 'assigned' then
+    reason = 'the task is ' .. status
+  elseif current ~= attempt then
+    reason = 'attempt ' .. attempt .. ' is stale, the task is at attempt ' .. current
+  elseif assigned ~= assignee then
+    reason = 'the task is assigned to ' .. (assigned == '' and 'the backlog' or '`' .. assigned .. '`')
+  end
+  if reason then
+    redis.call('LREM', claimed, 1, raw)
+    event('dropped', id, attempt, 'reason', reason)
+    return { 'stale', reason, id, attempt }
+  end
+
+  -- The message stays in `claimed` while the command runs: finish.lua removes
+  -- it, and a runner that sees this worker's heartbeat expire requeues it.
+  -- What the previous attempt left describes that attempt, not this one.
+  if log ~= '' then
+    redis.call('HSET', key, 'status', 'running', 'worker', worker, 'started', now, 'updated', now,
+      'log', log)
+    redis.call('HDEL', key, 'finished', 'exit_code', 'error', 'output', 'retry_at', 'reason')
+  else
+    redis.call('HSET', key, 'status', 'running', 'worker', worker, 'started', now, 'updated', now)
+    redis.call('HDEL', key, 'finished', 'exit_code', 'error', 'output', 'log', 'retry_at', 'reason')
+  end
+  redis.call('HSET', prefix .. 'agent:' .. worker, 'state', 'working', 'task', id, 'attempt', attempt)
+  event('started', id, attempt, 'status', 'running')
   return run()
 end
 
-local reason
-if not status then
-  reason = 'no such task'
-elseif status ~= 'assigned' then
-  reason = 'the task is ' .. status
-elseif current ~= attempt then
-  reason = 'attempt ' .. attempt .. ' is stale, the task is at attempt ' .. current
-elseif assigned ~= assignee then
-  reason = 'the task is assigned to ' .. (assigned == '' and 'the backlog' or '`' .. assigned .. '`')
-end
-if reason then
-  redis.call('LREM', claimed, 1, raw)
-  event('dropped', id, attempt, 'reason', reason)
-  return { 'stale', reason, id, attempt }
+-- Redis time in ms: one clock for every machine.
+local function now_ms()
+  local t = redis.call('TIME')
+  return t[1] * 1000 + math.floor(t[2] / 1000)
 end
 
--- The message stays in `claimed` while the command runs: finish.lua removes
--- it, and a runner that sees this worker's heartbeat expire requeues it.
-redis.call('HSET', key, 'status', 'running', 'worker', worker, 'started', now, 'updated', now)
--- What the previous attempt left describes that attempt, not this one.
-redis.call('HDEL', key, 'finished', 'exit_code', 'error', 'output', 'log', 'retry_at', 'reason')
-if log ~= '' then
-  redis.call('HSET', key, 'log', log)
+local function claim_main()
+  return claim(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1', ARGV[6] or '',
+    tostring(now_ms()))
 end
-redis.call('HSET', prefix .. 'agent:' .. worker, 'state', 'working', 'task', id, 'attempt', attempt)
-event('started', id, attempt, 'status', 'running')
-return run()

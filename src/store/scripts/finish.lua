@@ -1,4 +1,6 @@
--- Records how one attempt of a task ended. Called by Store::finish.
+-- Records how one attempt of a task ended, and may claim the worker's next
+-- message in the same call. Called by Store::finish, after claim.lua (its
+-- functions).
 -- ARGV[1] key prefix, ARGV[2] worker id, ARGV[3] the raw claimed message,
 -- ARGV[4] task id, ARGV[5] attempt, ARGV[6] exit code ("" when the command
 -- did not exit by itself: not started, killed, timed out, stopped),
@@ -6,83 +8,135 @@
 -- ARGV[10] retries allowed, ARGV[11] backoff before a retry, ms, ARGV[12]
 -- "1" when this repeats a report whose reply was lost (a connection drop):
 -- then the outcome this very report already recorded is returned as is.
+-- ARGV[13] an agent name whose inbox to take the next message from ("" for
+-- none), ARGV[14] the worker's log directory (claim.lua's ARGV[6]).
 -- Only a task still `running` with this attempt on this worker changes;
 -- anything else is a stale report (event `rejected`). Either way the
 -- message leaves `claimed:<worker>`.
--- Returns {'completed'} | {'retry', retry_at} | {'failed'} | {'stale', reason}.
+-- Returns {'completed'} | {'retry', retry_at} | {'failed'} | {'stale', reason},
+-- followed, when a next message was taken, by that raw message and what
+-- claim.lua made of it.
 local prefix, worker, raw, id, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local code, err, output, log = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local retries, backoff = tonumber(ARGV[10]) or 0, tonumber(ARGV[11]) or 0
 local again = ARGV[12] == '1'
-local t = redis.call('TIME')
-local now_ms = t[1] * 1000 + math.floor(t[2] / 1000)
-local now = tostring(now_ms)
+local take, logs = ARGV[13] or '', ARGV[14] or ''
+local finished_ms = now_ms()
+local now = tostring(finished_ms)
 local key = prefix .. 'task:' .. id
+local claimed = prefix .. 'claimed:' .. worker
 
 local function event(kind, ...)
   redis.call('XADD', prefix .. 'events', 'MAXLEN', '~', '100000', '*',
     'kind', kind, 'task', id, 'agent', worker, 'attempt', attempt, 'at', now, ...)
 end
 
-redis.call('LREM', prefix .. 'claimed:' .. worker, 1, raw)
+redis.call('LREM', claimed, 1, raw)
 
 -- The worker is free again, whatever the task's record says; only clear
 -- the agent's task if it is this one (a report may come late).
 local agent_key = prefix .. 'agent:' .. worker
-local busy = redis.call('HMGET', agent_key, 'task', 'attempt')
-if busy[1] == id and busy[2] == attempt then
+local function free_worker()
   redis.call('HSET', agent_key, 'state', 'idle')
   redis.call('HDEL', agent_key, 'task', 'attempt', 'command_pgid')
 end
 
-local cur = redis.call('HMGET', key, 'status', 'attempt', 'worker', 'retry_at')
-if again and cur[2] == attempt and cur[3] == worker then
-  if cur[1] == 'completed' or cur[1] == 'failed' then
-    return { cur[1] }
-  elseif cur[1] == 'pending' and cur[4] then
-    return { 'retry', cur[4] }
+-- The outcome, as the reply begins.
+local function report()
+  local cur = redis.call('HMGET', key, 'status', 'attempt', 'worker', 'retry_at')
+  local reason
+  if not cur[1] then
+    reason = 'no such task'
+  elseif cur[1] ~= 'running' then
+    reason = 'the task is ' .. cur[1]
+  elseif cur[2] ~= attempt then
+    reason = 'attempt ' .. attempt .. ' is stale, the task is at attempt ' .. (cur[2] or '0')
+  elseif cur[3] ~= worker then
+    reason = 'the task runs on `' .. (cur[3] or '') .. '`'
+  end
+  if reason then
+    local busy = redis.call('HMGET', agent_key, 'task', 'attempt')
+    if busy[1] == id and busy[2] == attempt then
+      free_worker()
+    end
+    if again and cur[2] == attempt and cur[3] == worker then
+      if cur[1] == 'completed' or cur[1] == 'failed' then
+        return { cur[1] }
+      elseif cur[1] == 'pending' and cur[4] then
+        return { 'retry', cur[4] }
+      end
+    end
+    event('rejected', 'reason', reason, 'exit_code', code)
+    return { 'stale', reason }
+  end
+  -- Still running here with this attempt, so nothing requeued it and no new
+  -- process took this worker id: the agent hash is this attempt's.
+  free_worker()
+
+  -- One HSET and one HDEL per outcome: `exit_code` only when the command
+  -- exited by itself; fields a success or a failure does not have go.
+  local fields = { 'finished', now, 'updated', now, 'output', output, 'log', log }
+  local gone = {}
+  if code ~= '' then
+    table.insert(fields, 'exit_code')
+    table.insert(fields, code)
+  else
+    table.insert(gone, 'exit_code')
+  end
+  local function record(status, ...)
+    redis.call('HSET', key, 'status', status, unpack(fields))
+    if #gone > 0 or select('#', ...) > 0 then
+      local all = { ... }
+      for _, f in ipairs(gone) do table.insert(all, f) end
+      redis.call('HDEL', key, unpack(all))
+    end
+  end
+
+  if code == '0' and err == '' then
+    record('completed', 'error', 'reason', 'retry_at')
+    event('completed', 'status', 'completed', 'exit_code', code)
+    return { 'completed' }
+  end
+
+  if err == '' then err = 'exited with code ' .. code end
+  if tonumber(attempt) <= retries then
+    local retry_at = tostring(finished_ms + backoff)
+    for _, f in ipairs({ 'error', err, 'retry_at', retry_at,
+      'reason', 'attempt ' .. attempt .. ' failed, retrying (' .. attempt .. ' of ' .. retries .. ' retries)' }) do
+      table.insert(fields, f)
+    end
+    record('pending')
+    event('retried', 'status', 'pending', 'exit_code', code, 'reason', err, 'retry_at', retry_at)
+    return { 'retry', retry_at }
+  end
+
+  for _, f in ipairs({ 'error', err, 'reason', 'attempt ' .. attempt .. ' failed' }) do
+    table.insert(fields, f)
+  end
+  record('failed', 'retry_at')
+  event('failed', 'status', 'failed', 'exit_code', code, 'reason', err)
+  return { 'failed' }
+end
+
+local reply = report()
+-- A busy worker's next message, taken (LMOVE, as BLMOVE would) and claimed
+-- here: one call per task instead of three (BLMOVE, claim, finish). A
+-- repeated report first claims again what the lost reply would have
+-- handed out, which is still at the head of `claimed`.
+if take ~= '' then
+  local next_raw = false
+  if again then
+    next_raw = redis.call('LINDEX', claimed, 0)
+  end
+  local reclaim = next_raw and true or false
+  if not next_raw then
+    next_raw = redis.call('LMOVE', prefix .. 'inbox:' .. take, claimed, 'LEFT', 'RIGHT')
+  end
+  if next_raw then
+    table.insert(reply, next_raw)
+    for _, v in ipairs(claim(prefix, worker, next_raw, take, reclaim, logs, now)) do
+      table.insert(reply, v)
+    end
   end
 end
-local reason
-if not cur[1] then
-  reason = 'no such task'
-elseif cur[1] ~= 'running' then
-  reason = 'the task is ' .. cur[1]
-elseif cur[2] ~= attempt then
-  reason = 'attempt ' .. attempt .. ' is stale, the task is at attempt ' .. (cur[2] or '0')
-elseif cur[3] ~= worker then
-  reason = 'the task runs on `' .. (cur[3] or '') .. '`'
-end
-if reason then
-  event('rejected', 'reason', reason, 'exit_code', code)
-  return { 'stale', reason }
-end
-
-redis.call('HSET', key, 'finished', now, 'updated', now, 'output', output, 'log', log)
-if code ~= '' then
-  redis.call('HSET', key, 'exit_code', code)
-else
-  redis.call('HDEL', key, 'exit_code')
-end
-
-if code == '0' and err == '' then
-  redis.call('HSET', key, 'status', 'completed')
-  redis.call('HDEL', key, 'error', 'reason', 'retry_at')
-  event('completed', 'status', 'completed', 'exit_code', code)
-  return { 'completed' }
-end
-
-if err == '' then err = 'exited with code ' .. code end
-if tonumber(attempt) <= retries then
-  local retry_at = tostring(now_ms + backoff)
-  redis.call('HSET', key, 'status', 'pending', 'error', err, 'retry_at', retry_at,
-    'reason', 'attempt ' .. attempt .. ' failed, retrying (' .. attempt .. ' of ' .. retries .. ' retries)')
-  event('retried', 'status', 'pending', 'exit_code', code, 'reason', err, 'retry_at', retry_at)
-  return { 'retry', retry_at }
-end
-
-redis.call('HSET', key, 'status', 'failed', 'error', err,
-  'reason', 'attempt ' .. attempt .. ' failed')
-redis.call('HDEL', key, 'retry_at')
-event('failed', 'status', 'failed', 'exit_code', code, 'reason', err)
-return { 'failed' }
+return reply
