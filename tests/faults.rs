@@ -563,7 +563,16 @@ agent = "w"
     wait_until(DEADLINE, "job runs", || {
         field(&redis, "s", "job", "status") == "running"
     });
-    let pid: i32 = tt.read("pid").trim().parse().unwrap();
+    // `running` is set when the worker claims it, just before the command
+    // starts and writes its pid.
+    let mut pid: i32 = 0;
+    wait_until(DEADLINE, "the command writes its pid", || {
+        pid = std::fs::read_to_string(tt.dir().join("pid"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    });
     tt.write("tasks.toml", format!("{plan}status = \"completed\"\n"));
     wait_until(DEADLINE, "job is completed by the file", || {
         field(&redis, "s", "job", "status") == "completed"
