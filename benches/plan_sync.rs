@@ -366,12 +366,12 @@ fn edit_under_run() {
         Some(med < Duration::from_millis(100)),
     );
     println!(
-        "    samples: {}; includes the watch debounce ({} ms) and loading the 100k file",
+        "    samples: {}; includes the watch's settle time after a rename ({} ms) and the incremental reload",
         samples
             .iter()
             .map(|d| ms(*d))
             .collect::<Vec<_>>()
             .join(", "),
-        tinytown::watch::DEBOUNCE.as_millis()
+        tinytown::watch::SETTLE.as_millis()
     );
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod dispatch;
 pub mod graph;
 pub mod plan;
+pub mod reload;
 pub mod runner;
 pub mod store;
 pub mod sync;

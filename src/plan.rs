@@ -10,7 +10,9 @@ mod model;
 mod validate;
 
 pub use diagnostic::{LoadError, Problem, Severity};
-pub use load::{PRESETS, did_you_mean, load, load_file, parse_duration};
+pub use load::{
+    EntryError, PRESETS, did_you_mean, load, load_file, load_task_entry, parse_duration,
+};
 pub use model::{
     AgentSpec, ChildFailure, DEFAULT_PRIORITY, Meta, PlanFile, Span, Status, TaskSpans, TaskSpec,
     TownConfig, agent_keys, meta_keys, task_keys, top_keys, town_keys,

@@ -21,6 +21,7 @@ use supervisor::Supervisor;
 use crate::Status;
 use crate::dispatch::{AgentSlot, Snapshot};
 use crate::plan::{self, LoadError, Plan};
+use crate::reload::{self, Edit};
 use crate::store::{Event, RedisTarget, Store, StoreError, SyncCounts, connection};
 use crate::sync::{self, Adopt};
 use crate::watch::{self, WatchError};
@@ -165,10 +166,9 @@ struct Runner<F: FnMut(Report)> {
     opts: Options,
     store: Store,
     plan: Plan,
-    /// SHA-1 of the text last loaded (good or not), to skip a save that
-    /// changed nothing; a digest rather than the text, which is 11 MB for a
-    /// 100k-task plan.
-    text: [u8; 20],
+    /// What is kept of the texts loaded: the last good one, for incremental
+    /// reloads of one edited task, and digests to skip unchanged saves.
+    text: reload::State,
     holder: String,
     report: F,
     /// The town as dispatch sees it, kept between passes; `None` means read
@@ -186,7 +186,7 @@ pub async fn run<F: FnMut(Report)>(
     plan: Plan,
     mut report: F,
 ) -> Result<Summary, RunError> {
-    let text = digest(plan.source.as_str());
+    let text = reload::State::default();
     let store = Store::open(&opts.target, &opts.town).await?;
     let holder = lease_holder();
     loop {
@@ -229,7 +229,10 @@ pub async fn run<F: FnMut(Report)>(
 
 impl<F: FnMut(Report)> Runner<F> {
     async fn main_loop(&mut self) -> Result<Summary, RunError> {
-        let counts = sync::push(&self.store, &self.plan, Adopt::No).await?;
+        let pushed = sync::push_full(&self.store, &self.plan, Adopt::No).await?;
+        let counts = pushed.counts;
+        self.text
+            .loaded(&self.plan, pushed.fingerprints, pushed.plan_fp);
         self.plan = only_agents(std::mem::replace(&mut self.plan, empty_plan()));
         (self.report)(Report::Started {
             town: self.opts.town.clone(),
@@ -543,20 +546,42 @@ impl<F: FnMut(Report)> Runner<F> {
                 return Ok(());
             }
         };
-        let fp = digest(&text);
-        if fp == self.text {
+        // An empty file is a write in place caught between its truncation
+        // and its data (saves reload without a debounce now): as a plan it
+        // would cancel every task. The writer's close reloads again.
+        if text.is_empty() {
             return Ok(());
         }
-        let plan = match plan::load(&self.opts.file, text.clone()) {
+        // One edited task is applied on its own (`reload`); the rest is
+        // loaded and pushed in full.
+        let (text, fp) = match self
+            .text
+            .apply_edit(&self.store, &self.opts.file, text)
+            .await?
+        {
+            Edit::Unchanged => return Ok(()),
+            Edit::Applied { counts, touched } => {
+                self.dirty.extend(touched);
+                (self.report)(Report::Reloaded(counts));
+                return Ok(());
+            }
+            Edit::Full { text, digest } => (text, digest),
+        };
+        let plan = match plan::load(&self.opts.file, text) {
             Ok(p) => p,
             Err(e) => {
                 (self.report)(Report::Invalid(e));
                 // Remember it so the same broken text is not reported twice.
-                self.text = fp;
+                self.text.failed(fp);
                 return Ok(());
             }
         };
-        let (counts, touched) = sync::push_touched(&self.store, &plan, Adopt::No).await?;
+        let sync::Pushed {
+            counts,
+            touched,
+            fingerprints,
+            plan_fp,
+        } = sync::push_full(&self.store, &plan, Adopt::No).await?;
         // The next pass must judge touched tasks by their new definition,
         // not wait for their events; a reload so large is read in full.
         if counts.added + counts.changed + counts.removed > RELOAD_REREAD {
@@ -564,7 +589,7 @@ impl<F: FnMut(Report)> Runner<F> {
         } else {
             self.dirty.extend(touched);
         }
-        self.text = fp;
+        self.text.loaded(&plan, fingerprints, plan_fp);
         self.plan = only_agents(plan);
         if !self.opts.no_agents {
             agents.apply(&self.plan.agents).await;
@@ -596,10 +621,6 @@ fn summary(
         stuck,
         interrupted,
     }
-}
-
-fn digest(text: &str) -> [u8; 20] {
-    sha1_smol::Sha1::from(text).digest().bytes()
 }
 
 /// What the runner keeps of a plan once it is in Redis: `[agents]` (and

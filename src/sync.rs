@@ -9,59 +9,76 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::plan::Plan;
+use crate::plan::{Plan, TaskSpec};
 use crate::store::{Store, StoreError, SyncCounts, TaskDef};
 
 /// Stored definitions for every task of the plan, in file order.
 pub fn definitions(plan: &Plan) -> Vec<TaskDef> {
-    let groups: HashSet<&str> = plan
-        .tasks
-        .iter()
-        .filter_map(|t| t.parent.as_deref())
-        .collect();
+    let groups = group_ids(plan);
+    let default_agent = plan.meta.default_agent.as_deref();
     plan.tasks
         .iter()
         .enumerate()
-        .map(|(order, t)| {
-            // A group runs a join step only when it names its own agent;
-            // `default_agent` is for leaf work.
-            let agent = if groups.contains(t.id.as_str()) {
-                t.agent.clone()
-            } else {
-                plan.agent_for(t).map(String::from)
-            };
-            let mut def = TaskDef {
-                id: t.id.clone(),
-                fingerprint: String::new(),
-                description: t.description.clone(),
-                agent: agent.unwrap_or_default(),
-                tags: t.tags.clone(),
-                parent: t.parent.clone().unwrap_or_default(),
-                depends_on: t.depends_on.clone(),
-                priority: t.effective_priority(),
-                order: order as u64,
-                file_status: t.status.map(|s| s.as_str().to_string()).unwrap_or_default(),
-                retries: t.retries.map(|r| r.to_string()).unwrap_or_default(),
-                timeout_ms: t
-                    .timeout
-                    .as_deref()
-                    .and_then(crate::plan::parse_duration)
-                    .map(|d| d.as_millis().to_string())
-                    .unwrap_or_default(),
-                on_child_failure: t
-                    .on_child_failure
-                    .map(|c| c.as_str().to_string())
-                    .unwrap_or_default(),
-            };
-            def.fingerprint = fingerprint(&def);
-            def
-        })
+        .map(|(order, t)| definition(t, order, groups.contains(t.id.as_str()), default_agent))
         .collect()
 }
 
+/// Ids that some task names as its `parent`: the groups.
+pub fn group_ids(plan: &Plan) -> HashSet<&str> {
+    plan.tasks
+        .iter()
+        .filter_map(|t| t.parent.as_deref())
+        .collect()
+}
+
+/// The stored definition of one task, given what it needs from the rest of
+/// the plan: its position, whether it is a group, and `[meta]
+/// default_agent`. [`definitions`] and the incremental reload
+/// ([`crate::reload`]) both build definitions here, so they cannot differ.
+pub fn definition(
+    t: &TaskSpec,
+    order: usize,
+    is_group: bool,
+    default_agent: Option<&str>,
+) -> TaskDef {
+    // A group runs a join step only when it names its own agent;
+    // `default_agent` is for leaf work.
+    let agent = if is_group {
+        t.agent.clone()
+    } else {
+        t.agent.as_deref().or(default_agent).map(String::from)
+    };
+    let mut def = TaskDef {
+        id: t.id.clone(),
+        fingerprint: String::new(),
+        description: t.description.clone(),
+        agent: agent.unwrap_or_default(),
+        tags: t.tags.clone(),
+        parent: t.parent.clone().unwrap_or_default(),
+        depends_on: t.depends_on.clone(),
+        priority: t.effective_priority(),
+        order: order as u64,
+        file_status: t.status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        retries: t.retries.map(|r| r.to_string()).unwrap_or_default(),
+        timeout_ms: t
+            .timeout
+            .as_deref()
+            .and_then(crate::plan::parse_duration)
+            .map(|d| d.as_millis().to_string())
+            .unwrap_or_default(),
+        on_child_failure: t
+            .on_child_failure
+            .map(|c| c.as_str().to_string())
+            .unwrap_or_default(),
+    };
+    def.fingerprint = fingerprint_hex(fingerprint(&def));
+    def
+}
+
 /// Hash of everything a definition stores, order included, so a reorder is
-/// a change too.
-fn fingerprint(d: &TaskDef) -> String {
+/// a change too: the first 8 bytes of a SHA-1, stored in Redis as 16 hex
+/// digits ([`fingerprint_hex`]).
+pub fn fingerprint(d: &TaskDef) -> u64 {
     let mut h = sha1_smol::Sha1::new();
     for part in [
         d.id.as_str(),
@@ -81,13 +98,29 @@ fn fingerprint(d: &TaskDef) -> String {
         // Separator so ("ab","c") and ("a","bc") differ.
         h.update(&[0x1e]);
     }
-    h.digest().to_string()[..16].to_string()
+    let bytes = h.digest().bytes();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&bytes[..8]);
+    u64::from_be_bytes(first)
 }
 
-fn plan_fingerprint(defs: &[TaskDef]) -> String {
+/// A fingerprint as Redis stores it: 16 lowercase hex digits.
+pub fn fingerprint_hex(fp: u64) -> String {
+    format!("{fp:016x}")
+}
+
+/// The plan fingerprint: a hash of every task's fingerprint (as stored, in
+/// hex) in file order. Computed from the numbers so the incremental reload
+/// can recompute it from its cached fingerprints without any definitions.
+pub fn plan_fingerprint_of(fps: &[u64]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut h = sha1_smol::Sha1::new();
-    for d in defs {
-        h.update(d.fingerprint.as_bytes());
+    let mut buf = [0u8; 16];
+    for fp in fps {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = HEX[((fp >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        h.update(&buf);
     }
     h.digest().to_string()[..16].to_string()
 }
@@ -149,18 +182,57 @@ pub async fn push_touched(
     plan: &Plan,
     adopt: Adopt,
 ) -> Result<(SyncCounts, Vec<String>), StoreError> {
-    let defs = definitions(plan);
-    let plan_fp = plan_fingerprint(&defs);
+    let pushed = push_full(store, plan, adopt).await?;
+    Ok((pushed.counts, pushed.touched))
+}
+
+/// What a full push did, and what it left in Redis: every task's
+/// fingerprint in file order and the plan fingerprint, which the runner's
+/// incremental reload ([`crate::reload`]) starts from.
+#[derive(Debug)]
+pub struct Pushed {
+    pub counts: SyncCounts,
+    /// Ids written (added, changed, removed).
+    pub touched: Vec<String>,
+    /// Fingerprint of each task, in file order.
+    pub fingerprints: Vec<u64>,
+    pub plan_fp: String,
+}
+
+/// Pushes the whole plan: diffed against the stored fingerprints, only the
+/// difference written.
+pub async fn push_full(store: &Store, plan: &Plan, adopt: Adopt) -> Result<Pushed, StoreError> {
+    let groups = group_ids(plan);
+    let default_agent = plan.meta.default_agent.as_deref();
+    let mut fingerprints = Vec::with_capacity(plan.tasks.len());
+    let defs: Vec<TaskDef> = plan
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(order, t)| {
+            let def = definition(t, order, groups.contains(t.id.as_str()), default_agent);
+            fingerprints.push(fingerprint(&def));
+            def
+        })
+        .collect();
+    drop(groups);
+    let plan_fp = plan_fingerprint_of(&fingerprints);
     let total = defs.len() as u64;
     if store.plan_fingerprint().await?.as_deref() == Some(plan_fp.as_str()) {
         let counts = SyncCounts {
             unchanged: total,
             ..SyncCounts::default()
         };
-        return Ok((counts, Vec::new()));
+        return Ok(Pushed {
+            counts,
+            touched: Vec::new(),
+            fingerprints,
+            plan_fp,
+        });
     }
     let stored = store.task_fingerprints().await?;
     let diff = diff(defs, &stored);
+    drop(stored);
     let applied = store
         .apply_sync(&diff.upserts, &diff.removed, &plan_fp, adopt == Adopt::Yes)
         .await?;
@@ -179,7 +251,12 @@ pub async fn push_touched(
         .map(|d| d.id)
         .chain(diff.removed)
         .collect();
-    Ok((counts, touched))
+    Ok(Pushed {
+        counts,
+        touched,
+        fingerprints,
+        plan_fp,
+    })
 }
 
 impl std::fmt::Display for SyncCounts {
@@ -266,6 +343,27 @@ description = "Docs"
         assert_eq!(d.added, 1);
         // `deploy` took the file position `docs` had, so nothing else moved.
         assert_eq!(d.changed, 0);
+    }
+
+    /// The plan fingerprint as it was first defined: a hash of the stored
+    /// hex fingerprints in file order.
+    fn plan_fingerprint_from_hex(defs: &[TaskDef]) -> String {
+        let mut h = sha1_smol::Sha1::new();
+        for d in defs {
+            h.update(d.fingerprint.as_bytes());
+        }
+        h.digest().to_string()[..16].to_string()
+    }
+
+    #[test]
+    fn plan_fingerprint_from_numbers_equals_the_hex_one() {
+        let defs = definitions(&plan(BASE));
+        let fps: Vec<u64> = defs.iter().map(fingerprint).collect();
+        assert_eq!(plan_fingerprint_of(&fps), plan_fingerprint_from_hex(&defs));
+        for (d, fp) in defs.iter().zip(&fps) {
+            assert_eq!(d.fingerprint, fingerprint_hex(*fp));
+            assert_eq!(d.fingerprint.len(), 16);
+        }
     }
 
     #[test]

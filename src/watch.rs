@@ -4,9 +4,20 @@
 //! rename it over (vim, VS Code, `sed -i`), delete and recreate, `git
 //! checkout` — and a watch on the file itself goes silent after the first
 //! rename. So the *directory* is watched and events are filtered on the file
-//! name. Events are debounced on the trailing edge ([`DEBOUNCE`]) so one save
-//! that touches the file several times is one reload; the runner then
+//! name.
+//!
+//! Two kinds of event end a save: the file renamed into place
+//! (`IN_MOVED_TO`: its whole new text is there in one step) and the file
+//! closed after writing (`IN_CLOSE_WRITE`: the writer is done). After one,
+//! the reload waits only [`SETTLE`] of quiet — long enough to see a writer
+//! that goes on at once (a second write in place would otherwise be read
+//! truncated), far shorter than a debounce. Every other change (a write
+//! still in progress, a create, a remove) is debounced on the trailing edge
+//! ([`DEBOUNCE`]), so a save that touches the file several times is one
+//! reload, and a writer that never closes is still seen. The runner then
 //! compares contents, so a save that changed nothing writes nothing.
+//! Waiting a whole debounce period (100 ms) after every save was most of
+//! the save → Redis latency budget of 100 ms (README "Performance").
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,9 +25,23 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
-/// Quiet time after the last event before a reload: long enough to fold an
-/// editor's burst of writes and renames into one, short enough to feel live.
-pub const DEBOUNCE: Duration = Duration::from_millis(100);
+/// Quiet time after the last event that does not end a save (see the
+/// module docs) before a reload: long enough to fold a burst of writes, a
+/// delete and its re-create into one, short enough to feel live. Saves by
+/// rename or by write-and-close do not wait for it.
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// Quiet time after an event that ends a save before the reload.
+pub const SETTLE: Duration = Duration::from_millis(10);
+
+/// What an event of the file asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// A save just completed: reload after [`SETTLE`].
+    Now,
+    /// The file is changing: reload once it has been quiet for [`DEBOUNCE`].
+    Later,
+}
 
 /// Keeps the watch alive; dropping it stops watching (and ends the
 /// debouncing task, whose channel closes).
@@ -59,23 +84,19 @@ pub fn watch(file: &Path) -> Result<(Watcher, mpsc::UnboundedReceiver<()>), Watc
         file: name.to_string_lossy().into_owned(),
         source,
     };
-    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<()>();
+    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<Wake>();
     let wanted = name.clone();
     // notify calls this on its own thread; an unbounded send never blocks it.
     let handler = move |result: notify::Result<notify::Event>| {
         let Ok(event) = result else {
             // A watcher error (e.g. queue overflow) may have hidden a save:
             // reload to be safe.
-            let _ = raw_tx.send(());
+            let _ = raw_tx.send(Wake::Later);
             return;
         };
-        if changes_content(&event.kind)
-            && event
-                .paths
-                .iter()
-                .any(|p| p.file_name() == Some(wanted.as_os_str()))
-        {
-            let _ = raw_tx.send(());
+        let ours = |p: &PathBuf| p.file_name() == Some(wanted.as_os_str());
+        if let Some(wake) = wake_for(&event.kind, &event.paths, ours) {
+            let _ = raw_tx.send(wake);
         }
     };
     let mut watcher = notify::recommended_watcher(handler).map_err(err)?;
@@ -88,11 +109,19 @@ pub fn watch(file: &Path) -> Result<(Watcher, mpsc::UnboundedReceiver<()>), Watc
     // "Performance").
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        while raw_rx.recv().await.is_some() {
+        while let Some(mut last) = raw_rx.recv().await {
+            // The last event decides how long the file must stay quiet.
             loop {
+                let quiet = match last {
+                    Wake::Now => SETTLE,
+                    Wake::Later => DEBOUNCE,
+                };
                 tokio::select! {
-                    more = raw_rx.recv() => if more.is_none() { return },
-                    () = tokio::time::sleep(DEBOUNCE) => break,
+                    more = raw_rx.recv() => match more {
+                        Some(w) => last = w,
+                        None => return,
+                    },
+                    () = tokio::time::sleep(quiet) => break,
                 }
             }
             if tx.send(()).is_err() {
@@ -103,16 +132,89 @@ pub fn watch(file: &Path) -> Result<(Watcher, mpsc::UnboundedReceiver<()>), Watc
     Ok((Watcher { _watcher: watcher }, rx))
 }
 
-/// Whether an event may mean new contents. Opening and reading the file is
-/// not: the runner reads it on every reload, and counting those reads as
-/// saves made an idle `tt run` reload forever, once per debounce period
-/// (README "Performance"). Closing a file opened for writing is a save.
-fn changes_content(kind: &notify::EventKind) -> bool {
+/// What an event asks for, if it concerns the file (`ours`) at all.
+///
+/// Opening and reading the file is nothing: the runner reads it on every
+/// reload, and counting those reads as saves made an idle `tt run` reload
+/// forever, once per debounce period (README "Performance"). Closing the
+/// file after writing it, or renaming something onto it, ends a save.
+fn wake_for(
+    kind: &notify::EventKind,
+    paths: &[PathBuf],
+    ours: impl Fn(&PathBuf) -> bool,
+) -> Option<Wake> {
     use notify::EventKind;
-    use notify::event::{AccessKind, AccessMode};
+    use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
     match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        _ => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+            paths.iter().any(&ours).then_some(Wake::Now)
+        }
+        EventKind::Access(_) => None,
+        // `paths` is [from, to]: renamed onto ours, or ours moved away.
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+            if paths.last().is_some_and(&ours) =>
+        {
+            Some(Wake::Now)
+        }
+        _ => paths.iter().any(ours).then_some(Wake::Later),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::EventKind;
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, ModifyKind, RemoveKind, RenameMode,
+    };
+
+    fn wake(kind: EventKind, paths: &[&str]) -> Option<Wake> {
+        let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+        wake_for(&kind, &paths, |p| {
+            p.file_name() == Some("tasks.toml".as_ref())
+        })
+    }
+
+    #[test]
+    fn a_completed_save_reloads_now() {
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        assert_eq!(wake(closed, &["/p/tasks.toml"]), Some(Wake::Now));
+        let to = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        assert_eq!(wake(to, &["/p/tasks.toml"]), Some(Wake::Now));
+        let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+        assert_eq!(
+            wake(both, &["/p/.tasks.toml.swp", "/p/tasks.toml"]),
+            Some(Wake::Now)
+        );
+    }
+
+    #[test]
+    fn a_change_in_progress_waits_for_quiet() {
+        let write = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        assert_eq!(wake(write, &["/p/tasks.toml"]), Some(Wake::Later));
+        let create = EventKind::Create(CreateKind::File);
+        assert_eq!(wake(create, &["/p/tasks.toml"]), Some(Wake::Later));
+        let remove = EventKind::Remove(RemoveKind::File);
+        assert_eq!(wake(remove, &["/p/tasks.toml"]), Some(Wake::Later));
+        // Moved away: gone, or about to be replaced.
+        let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+        assert_eq!(
+            wake(both, &["/p/tasks.toml", "/p/tasks.toml.bak"]),
+            Some(Wake::Later)
+        );
+        let from = EventKind::Modify(ModifyKind::Name(RenameMode::From));
+        assert_eq!(wake(from, &["/p/tasks.toml"]), Some(Wake::Later));
+    }
+
+    #[test]
+    fn reads_and_other_files_are_nothing() {
+        let read = EventKind::Access(AccessKind::Close(AccessMode::Read));
+        assert_eq!(wake(read, &["/p/tasks.toml"]), None);
+        let open = EventKind::Access(AccessKind::Open(AccessMode::Any));
+        assert_eq!(wake(open, &["/p/tasks.toml"]), None);
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        assert_eq!(wake(closed, &["/p/other.toml"]), None);
+        let to = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        assert_eq!(wake(to, &["/p/tasks.toml.tmp"]), None);
     }
 }

@@ -8,6 +8,7 @@ mod commands;
 mod faults;
 mod fuzz;
 mod plan;
+mod reload;
 mod run;
 mod store;
 mod sync;

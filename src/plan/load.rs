@@ -41,6 +41,7 @@ pub fn load(path: &Path, text: String) -> Result<Plan, LoadError> {
     let named = NamedSource::new(name.clone(), source.clone());
     let mut loader = Loader {
         src: named,
+        offset: 0,
         problems: Vec::new(),
     };
     let (root, syntax_errors) = DeTable::parse_recoverable(source.as_str());
@@ -79,6 +80,82 @@ pub fn load(path: &Path, text: String) -> Result<Plan, LoadError> {
     })
 }
 
+/// Why [`load_task_entry`] gave no task.
+#[derive(Debug)]
+pub enum EntryError {
+    /// The text is not one `[[tasks]]` table and nothing else (a second
+    /// header, a key outside the table, no table at all).
+    NotOneEntry,
+    /// It is one entry, with problems; spans point into the whole file.
+    Invalid(Vec<Problem>),
+}
+
+/// Loads one `[[tasks]]` entry: `file[range]`, parsed as a document of its
+/// own with the same checks as in [`load`], its spans and diagnostics
+/// pointing into `file`. Checks across tasks (duplicates, references,
+/// cycles) are not made: the caller must know they cannot have changed.
+/// `path` names the file in messages.
+pub fn load_task_entry(
+    path: &Path,
+    file: Arc<String>,
+    range: std::ops::Range<usize>,
+) -> Result<TaskSpec, EntryError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let Some(text) = file.get(range.clone()) else {
+        return Err(EntryError::NotOneEntry);
+    };
+    let (root, syntax_errors) = DeTable::parse_recoverable(text);
+    let mut loader = Loader {
+        src: NamedSource::new(name, file.clone()),
+        offset: range.start,
+        problems: Vec::new(),
+    };
+    for err in syntax_errors {
+        let span = err.span().unwrap_or(0..0);
+        let message = err.message().trim().to_string();
+        loader.error(
+            "tt::plan::syntax",
+            span,
+            format!("invalid TOML: {message}"),
+            "here",
+            Some("fix the TOML syntax; see https://toml.io for the format"),
+        );
+    }
+    let root = root.get_ref();
+    let Some(value) = root.get("tasks").filter(|_| root.len() == 1) else {
+        return Err(EntryError::NotOneEntry);
+    };
+    // A header (`[[tasks]]`), not `tasks = [{ … }]`: in the file, a key
+    // would belong to the table above it.
+    let header = |item: &Value<'_>| text[item.span().start..].starts_with("[[");
+    match value.get_ref() {
+        DeValue::Array(items) if items.len() == 1 && items.iter().all(header) => {}
+        _ => return Err(EntryError::NotOneEntry),
+    }
+    let mut tasks = Vec::with_capacity(1);
+    loader.tasks(value, &mut tasks);
+    if !loader.problems.is_empty() {
+        return Err(EntryError::Invalid(loader.problems));
+    }
+    let Some(mut task) = tasks.pop() else {
+        return Err(EntryError::NotOneEntry);
+    };
+    shift_spans(&mut task.spans, range.start);
+    Ok(task)
+}
+
+fn shift_spans(spans: &mut TaskSpans, by: usize) {
+    let shift = |s: &mut Span| *s = s.start + by..s.end + by;
+    shift(&mut spans.table);
+    shift(&mut spans.id);
+    spans.agent.iter_mut().for_each(shift);
+    spans.parent.iter_mut().for_each(shift);
+    spans.depends_on.iter_mut().for_each(shift);
+}
+
 /// What the walk produced, before cross-reference checks.
 pub(super) struct Parsed {
     pub town: TownConfig,
@@ -92,6 +169,9 @@ pub(super) struct Parsed {
 
 struct Loader {
     src: NamedSource<Arc<String>>,
+    /// Where the parsed text starts in `src`: 0 for a whole file, the
+    /// entry's offset for [`load_task_entry`], so spans point into the file.
+    offset: usize,
     problems: Vec<Problem>,
 }
 
@@ -106,6 +186,7 @@ impl Loader {
         label: impl Into<String>,
         help: Option<&str>,
     ) {
+        let span = span.start + self.offset..span.end + self.offset;
         let mut p = Problem::new(&self.src, code, span, message, label);
         if let Some(h) = help {
             p = p.help(h);
@@ -329,7 +410,7 @@ impl Loader {
                 }
                 None => self.error(
                     "tt::plan::missing-id",
-                    header_span(item.span(), self.src.inner()),
+                    header_span(item.span(), &self.src.inner()[self.offset..]),
                     "task has no `id`",
                     "this [[tasks]] entry",
                     Some("add a unique `id = \"…\"` ([A-Za-z0-9._-], up to 128 characters)"),

@@ -87,6 +87,26 @@ impl Store {
         plan_fp: &str,
         adopt_status: bool,
     ) -> Result<SyncCounts, StoreError> {
+        let counts = self
+            .apply_sync_if(upserts, removed, plan_fp, adopt_status, None)
+            .await?;
+        // Without an expected fingerprint the script never refuses.
+        Ok(counts.unwrap_or_default())
+    }
+
+    /// [`Store::apply_sync`], done only if Redis still holds the plan
+    /// fingerprint `expected` (checked inside the script, so atomically):
+    /// `None` when it does not, and nothing was written. An incremental
+    /// reload writes one task on the assumption that Redis holds the plan
+    /// it pushed last; a `tt sync push` from elsewhere breaks that.
+    pub async fn apply_sync_if(
+        &self,
+        upserts: &[TaskDef],
+        removed: &[String],
+        plan_fp: &str,
+        adopt_status: bool,
+        expected: Option<&str>,
+    ) -> Result<Option<SyncCounts>, StoreError> {
         let script = &*SYNC;
         let mut conn = self.conn.clone();
         // Loading first lets the transaction use EVALSHA without a
@@ -106,7 +126,8 @@ impl Store {
                 .arg(if last { plan_fp } else { "" })
                 .arg(if adopt_status { "1" } else { "0" })
                 .arg(chunk.len())
-                .arg(gone.len());
+                .arg(gone.len())
+                .arg(expected.unwrap_or(""));
             for d in chunk {
                 cmd.arg(&d.id)
                     .arg(&d.fingerprint)
@@ -127,14 +148,19 @@ impl Store {
                 cmd.arg(id);
             }
         }
-        let results: Vec<(u64, u64, u64)> = pipe.query_async(&mut conn).await?;
+        let results: Vec<(u64, u64, u64, u64)> = pipe.query_async(&mut conn).await?;
         let mut counts = SyncCounts::default();
-        for (a, c, r) in results {
+        for (a, c, r, stale) in results {
+            // Every chunk runs in the same transaction and sees the same
+            // stored fingerprint: either all refuse or none does.
+            if stale != 0 {
+                return Ok(None);
+            }
             counts.added += a;
             counts.changed += c;
             counts.removed += r;
         }
-        Ok(counts)
+        Ok(Some(counts))
     }
 }
 

@@ -2,14 +2,21 @@
 -- ARGV[1] key prefix "tt:<town>:", ARGV[2] town name, ARGV[3] plan
 -- fingerprint to record ("" for all but the last chunk), ARGV[4] "1" to
 -- record file statuses as seen without applying them, ARGV[5] number of
--- upserts, ARGV[6] number of removals, then 14 fields per upsert
+-- upserts, ARGV[6] number of removals, ARGV[7] the plan fingerprint the
+-- caller expects Redis to hold ("" = no check), then 14 fields per upsert
 -- (id, fingerprint, description, agent, tags, parent, depends_on, priority,
 -- order, file status, score, retries, timeout ms, on_child_failure), then
 -- the removed ids.
--- Returns {added, changed, removed}.
+-- Returns {added, changed, removed, stale}: stale = 1 means the stored plan
+-- fingerprint was not the expected one (someone else synced meanwhile) and
+-- nothing was written.
 local prefix, town, plan_fp = ARGV[1], ARGV[2], ARGV[3]
 local adopt = ARGV[4] == '1'
 local nu, nr = tonumber(ARGV[5]), tonumber(ARGV[6])
+local expected = ARGV[7]
+if expected ~= '' and redis.call('HGET', prefix .. 'meta', 'plan_fp') ~= expected then
+  return { 0, 0, 0, 1 }
+end
 local t = redis.call('TIME')
 local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
 local tasks_key, fps_key, events_key = prefix .. 'tasks', prefix .. 'fingerprints', prefix .. 'events'
@@ -25,7 +32,7 @@ local function event(kind, id, ...)
 end
 
 local added, changed, removed = 0, 0, 0
-local i = 7
+local i = 8
 for _ = 1, nu do
   local id, fp, desc, agent, tags, parent, deps, prio, order, fstatus, score =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5],
@@ -110,4 +117,4 @@ if plan_fp ~= '' then
   redis.call('HSET', prefix .. 'meta', 'plan_fp', plan_fp, 'synced', now)
   redis.call('SADD', 'tt:towns', town)
 end
-return { added, changed, removed }
+return { added, changed, removed, 0 }
