@@ -144,6 +144,11 @@ impl Snapshot {
         &self.graph.node(i).id
     }
 
+    /// The stored status of a task, if the snapshot has it.
+    pub fn status_of(&self, id: &str) -> Option<Status> {
+        self.graph.index_of(id).map(|i| self.graph.node(i).status)
+    }
+
     /// The agent a task goes to; `None` for the backlog.
     pub fn agent(&self, i: usize) -> Option<&str> {
         match self.agent[i] {

@@ -503,10 +503,22 @@ impl<F: FnMut(Report)> Runner<F> {
         Ok(next_retry)
     }
 
+    /// Whether the snapshot already holds what an event says: this runner's
+    /// own dispatch, recorded when the script returned. Re-reading the task
+    /// for it was a third of a busy runner's reads.
+    fn already_known(&self, e: &Event) -> bool {
+        e.kind == "dispatched"
+            && self
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.status_of(&e.task))
+                == Some(Status::Assigned)
+    }
+
     async fn on_events(&mut self, batch: Vec<Event>) -> Result<(), RunError> {
         let mut messages = false;
         for e in batch {
-            if !e.task.is_empty() {
+            if !e.task.is_empty() && !self.already_known(&e) {
                 self.dirty.insert(e.task.clone());
             }
             if e.kind == "message" && e.agent == "supervisor" {
