@@ -305,6 +305,82 @@ fn throughput(tt: &Path) {
         "-",
         None,
     );
+    let floor = durable_floor(&server);
+    report(
+        "floor: the same with the least durable work per task",
+        &format!("{floor:.0} tasks/s"),
+        "-",
+        None,
+    );
+    println!(
+        "    (4 threads; per task: LMOVE from a pre-filled inbox, `true` with its output to a log file, one script: HSET status, LREM, XADD; no runner, no graph, no heartbeats)"
+    );
+    if floor < 2000.0 {
+        println!(
+            "    the 2,000 tasks/s target is out of reach on this machine for any runner that starts a process per task and keeps its state in Redis"
+        );
+    }
+}
+
+/// Tasks per second of the least a durable process-per-task runner must do:
+/// take a message atomically, run the command with a log, record the end
+/// and an event in one round trip. Four threads, like four workers.
+fn durable_floor(server: &RedisServer) -> f64 {
+    const FINISH: &str = "redis.call('HSET', KEYS[1], 'status', 'completed', 'exit_code', ARGV[2]) \
+        redis.call('LREM', KEYS[2], 1, ARGV[1]) \
+        redis.call('XADD', KEYS[3], 'MAXLEN', '~', '100000', '*', 'kind', 'completed', 'task', ARGV[1]) \
+        return 1";
+    let per_thread = 1000;
+    let logs = tempfile::tempdir().unwrap();
+    let mut conn = server.conn();
+    let mut pipe = redis::pipe();
+    for t in 0..4 {
+        for i in 0..per_thread {
+            pipe.rpush(format!("floor:inbox:{t}"), format!("t{t}_{i}"))
+                .ignore();
+        }
+    }
+    let () = pipe.query(&mut conn).unwrap();
+    let started = Instant::now();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let mut conn = server.conn();
+            let dir = logs.path().to_path_buf();
+            std::thread::spawn(move || {
+                let script = redis::Script::new(FINISH);
+                let (inbox, claimed) = (format!("floor:inbox:{t}"), format!("floor:claimed:{t}"));
+                loop {
+                    let id: Option<String> = redis::cmd("LMOVE")
+                        .arg(&inbox)
+                        .arg(&claimed)
+                        .arg("LEFT")
+                        .arg("RIGHT")
+                        .query(&mut conn)
+                        .unwrap();
+                    let Some(id) = id else { break };
+                    let log = std::fs::File::create(dir.join(format!("{id}.log"))).unwrap();
+                    let status = Command::new("true")
+                        .stdin(Stdio::null())
+                        .stdout(log.try_clone().unwrap())
+                        .stderr(log)
+                        .status()
+                        .unwrap();
+                    let _: i64 = script
+                        .key(format!("floor:task:{id}"))
+                        .key(&claimed)
+                        .key("floor:events")
+                        .arg(&id)
+                        .arg(status.code().unwrap_or(-1))
+                        .invoke(&mut conn)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    (4 * per_thread) as f64 / started.elapsed().as_secs_f64()
 }
 
 fn idle(tt: &Path) {
