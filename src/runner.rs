@@ -508,11 +508,7 @@ impl<F: FnMut(Report)> Runner<F> {
     /// for it was a third of a busy runner's reads.
     fn already_known(&self, e: &Event) -> bool {
         e.kind == "dispatched"
-            && self
-                .snapshot
-                .as_ref()
-                .and_then(|s| s.status_of(&e.task))
-                == Some(Status::Assigned)
+            && self.snapshot.as_ref().and_then(|s| s.status_of(&e.task)) == Some(Status::Assigned)
     }
 
     async fn on_events(&mut self, batch: Vec<Event>) -> Result<(), RunError> {
