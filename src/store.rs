@@ -31,7 +31,7 @@ pub use sync::{SyncCounts, TaskDef};
 pub use task::{Source, TaskRecord};
 pub use worker::{
     BlockingConn, Claim, ClaimedTask, Control, Finish, Heartbeat, MessageSource, Registered,
-    Report, WorkerIdentity, peek_task,
+    Report, WorkerIdentity,
 };
 
 use std::collections::HashMap;

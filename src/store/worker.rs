@@ -162,21 +162,6 @@ pub enum Control {
     Unknown(String),
 }
 
-/// The task id and attempt of a raw inbox message, if it is a readable
-/// task message (claim.lua decides what it really is).
-pub fn peek_task(raw: &str) -> Option<(String, u32)> {
-    #[derive(serde::Deserialize)]
-    struct Msg {
-        kind: String,
-        task: String,
-        attempt: u32,
-    }
-    serde_json::from_str::<Msg>(raw)
-        .ok()
-        .filter(|m| m.kind == "task")
-        .map(|m| (m.task, m.attempt))
-}
-
 impl Control {
     /// Parses a control message; anything unreadable is [`Control::Unknown`].
     pub fn parse(raw: &str) -> Self {
