@@ -197,19 +197,8 @@ impl Snapshot {
                 rebuild.push(r);
                 continue;
             }
-            self.count_out(i);
-            // Out of the ready list of its agent, which may change; the
-            // recheck below puts it back where it belongs.
-            self.set_ready(i, false);
-            self.agent[i] = self.number_of(r.agent);
-            match r.retry_at {
-                Some(at) => self.retry_at.insert(i, at),
-                None => self.retry_at.remove(&i),
-            };
-            if self.graph.node(i).status != r.status {
-                self.graph.set_status(i, r.status);
-            }
-            self.count_in(i);
+            let agent = self.number_of(r.agent);
+            self.update(i, agent, r.status, r.retry_at);
             changed.push(i);
         }
         if rebuild.is_empty() {
@@ -217,6 +206,37 @@ impl Snapshot {
         } else {
             self.rebuild(rebuild);
         }
+    }
+
+    /// Applies a transition an event reports in full — a worker's start,
+    /// end or retry, a recovery's requeue: they change the status (and the
+    /// retry time) and nothing else, so the task need not be read again.
+    /// Returns false for a task the snapshot does not have.
+    pub fn apply(&mut self, id: &str, status: Status, retry_at: Option<u64>) -> bool {
+        let Some(i) = self.graph.index_of(id) else {
+            return false;
+        };
+        self.update(i, self.agent[i], status, retry_at);
+        self.recheck(&[i]);
+        true
+    }
+
+    /// Sets what can change of a task without a rebuild; the caller
+    /// rechecks readiness.
+    fn update(&mut self, i: usize, agent: u32, status: Status, retry_at: Option<u64>) {
+        self.count_out(i);
+        // Out of the ready list of its agent, which may change; the recheck
+        // puts it back where it belongs.
+        self.set_ready(i, false);
+        self.agent[i] = agent;
+        match retry_at {
+            Some(at) => self.retry_at.insert(i, at),
+            None => self.retry_at.remove(&i),
+        };
+        if self.graph.node(i).status != status {
+            self.graph.set_status(i, status);
+        }
+        self.count_in(i);
     }
 
     /// Rebuilds everything from the snapshot's own tasks, with `fresh`
@@ -708,5 +728,31 @@ mod tests {
             "t0 still assigned; late waits for t1"
         );
         assert!(snap.active(&slots(1), &HashSet::new()));
+    }
+
+    #[test]
+    fn applying_a_transition_matches_reading_the_record() {
+        let mut statuses = HashMap::new();
+        let mut applied = Snapshot::new(town(&statuses));
+        let mut read = Snapshot::new(town(&statuses));
+        for (id, status) in [
+            ("a", Status::Running),
+            ("a", Status::Completed),
+            ("b", Status::Failed),
+            ("b", Status::Pending),
+            ("b", Status::Completed),
+            ("c", Status::Completed),
+        ] {
+            statuses.insert(id, status.as_str());
+            assert!(applied.apply(id, status, None));
+            read.refresh(town(&statuses).into_iter().filter(|r| r.id == id).collect());
+            assert_eq!(
+                ready_ids(&applied),
+                ready_ids(&read),
+                "after {id} → {status}"
+            );
+            assert_eq!(applied.counts(), read.counts());
+        }
+        assert!(!applied.apply("nope", Status::Running, None));
     }
 }

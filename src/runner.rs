@@ -503,18 +503,35 @@ impl<F: FnMut(Report)> Runner<F> {
         Ok(next_retry)
     }
 
-    /// Whether the snapshot already holds what an event says: this runner's
-    /// own dispatch, recorded when the script returned. Re-reading the task
-    /// for it was a third of a busy runner's reads.
-    fn already_known(&self, e: &Event) -> bool {
-        e.kind == "dispatched"
-            && self.snapshot.as_ref().and_then(|s| s.status_of(&e.task)) == Some(Status::Assigned)
+    /// Takes what an event says into the snapshot when the event says all
+    /// of it; returns false when the task must be read again. Re-reading
+    /// every task an event named was most of a busy runner's round trips
+    /// (README "Performance").
+    fn follow(&mut self, e: &Event) -> bool {
+        let Some(snapshot) = self.snapshot.as_mut() else {
+            // A full read comes next anyway.
+            return true;
+        };
+        match e.kind.as_str() {
+            // This runner's own dispatch, recorded when the script returned.
+            "dispatched" => snapshot.status_of(&e.task) == Some(Status::Assigned),
+            // Worker and recovery transitions: the scripts that emit them
+            // set the status (and a retry's time) and nothing else.
+            "started" | "completed" | "failed" | "retried" | "requeued" => {
+                let Some(status) = e.field("status").and_then(Status::parse) else {
+                    return false;
+                };
+                let retry_at = e.field("retry_at").and_then(|v| v.parse().ok());
+                snapshot.apply(&e.task, status, retry_at)
+            }
+            _ => false,
+        }
     }
 
     async fn on_events(&mut self, batch: Vec<Event>) -> Result<(), RunError> {
         let mut messages = false;
         for e in batch {
-            if !e.task.is_empty() && !self.already_known(&e) {
+            if !e.task.is_empty() && !self.follow(&e) {
                 self.dirty.insert(e.task.clone());
             }
             if e.kind == "message" && e.agent == "supervisor" {

@@ -115,8 +115,10 @@ agent = "w"
 "#;
     let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
     let _run = Running::start(&tt, &["run"]);
-    wait_until(DEADLINE, "job runs", || {
-        field(&redis, "f", "job", "status") == "running"
+    // `running` is set at claim, just before the command starts: wait for
+    // the command itself, so the kill below orphans it.
+    wait_until(DEADLINE, "job's command runs", || {
+        field(&redis, "f", "job", "status") == "running" && tt.dir().join("pid-1").exists()
     });
     let worker = field(&redis, "f", "job", "worker");
     let pid: i32 = redis.hgetall(&format!("tt:f:agent:{worker}"))["pid"]
