@@ -22,7 +22,7 @@ use crate::Status;
 use crate::dispatch::{AgentSlot, Snapshot};
 use crate::plan::{self, LoadError, Plan};
 use crate::reload::{self, Edit};
-use crate::store::{Event, RedisTarget, Store, StoreError, SyncCounts, connection};
+use crate::store::{Event, LIGHT_FIELDS, RedisTarget, Store, StoreError, SyncCounts, connection};
 use crate::sync::{self, Adopt};
 use crate::watch::{self, WatchError};
 
@@ -475,13 +475,13 @@ impl<F: FnMut(Report)> Runner<F> {
             Some(mut s) => {
                 if !self.dirty.is_empty() {
                     let ids: Vec<String> = self.dirty.drain().collect();
-                    s.refresh(self.store.dispatch_records(&ids).await?);
+                    s.refresh(self.store.records_with(&ids, &LIGHT_FIELDS).await?);
                 }
                 s
             }
             None => {
                 self.dirty.clear();
-                let s = Snapshot::new(self.store.dispatch_tasks().await?);
+                let s = Snapshot::new(self.store.tasks_with(&LIGHT_FIELDS).await?);
                 release_free_memory();
                 s
             }
@@ -490,7 +490,7 @@ impl<F: FnMut(Report)> Runner<F> {
         if !doomed.is_empty() {
             self.store.cancel(&doomed).await?;
             let ids: Vec<String> = doomed.into_iter().map(|(id, _)| id).collect();
-            snapshot.refresh(self.store.dispatch_records(&ids).await?);
+            snapshot.refresh(self.store.records_with(&ids, &LIGHT_FIELDS).await?);
         }
         let (batch, next_retry) = snapshot.plan_dispatch(&self.slots(), now_ms());
         if !batch.is_empty() {

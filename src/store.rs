@@ -46,8 +46,8 @@ pub struct Store {
     town: String,
 }
 
-/// The fields of a task record dispatch reads; `id` first.
-pub const DISPATCH_FIELDS: [&str; 9] = [
+/// The fields of a task record the graph and dispatch read; `id` first.
+pub const LIGHT_FIELDS: [&str; 9] = [
     "id",
     "status",
     "agent",
@@ -121,19 +121,22 @@ impl Store {
         Ok(out)
     }
 
-    /// What dispatch needs of these tasks (ids with no record skipped), in
-    /// the same order: the fields of [`DISPATCH_FIELDS`] only, so a runner
-    /// that re-reads a task on each of its events does not move its output
-    /// and description every time (README "Performance").
-    pub async fn dispatch_records(&self, ids: &[String]) -> Result<Vec<TaskRecord>, StoreError> {
+    /// These tasks with only `fields` read (`id` must be the first; ids
+    /// with no record are skipped), in the same order. Dispatch and views
+    /// that do not show text read [`LIGHT_FIELDS`]: a runner re-reading a
+    /// task, or `tt status` reading 100k of them, does not move outputs and
+    /// descriptions (README "Performance").
+    pub async fn records_with(
+        &self,
+        ids: &[String],
+        fields: &[&str],
+    ) -> Result<Vec<TaskRecord>, StoreError> {
         let mut conn = self.conn.clone();
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(1000) {
             let mut pipe = redis::pipe();
             for id in chunk {
-                pipe.cmd("HMGET")
-                    .arg(self.keys.task(id))
-                    .arg(&DISPATCH_FIELDS[..]);
+                pipe.cmd("HMGET").arg(self.keys.task(id)).arg(fields);
             }
             let rows: Vec<Vec<Option<String>>> = pipe.query_async(&mut conn).await?;
             for (id, row) in chunk.iter().zip(rows) {
@@ -141,7 +144,7 @@ impl Store {
                 if row.first().is_none_or(Option::is_none) {
                     continue;
                 }
-                let h: HashMap<String, String> = DISPATCH_FIELDS
+                let h: HashMap<String, String> = fields
                     .iter()
                     .zip(row)
                     .filter_map(|(k, v)| Some((k.to_string(), v?)))
@@ -152,9 +155,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Every task as [`Store::dispatch_records`] reads them, in dispatch
-    /// order.
-    pub async fn dispatch_tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
+    /// Every task as [`Store::records_with`] reads them, in dispatch order.
+    pub async fn tasks_with(&self, fields: &[&str]) -> Result<Vec<TaskRecord>, StoreError> {
         let mut conn = self.conn.clone();
         let ids: Vec<String> = redis::cmd("ZRANGE")
             .arg(self.keys.tasks())
@@ -162,7 +164,7 @@ impl Store {
             .arg(-1)
             .query_async(&mut conn)
             .await?;
-        self.dispatch_records(&ids).await
+        self.records_with(&ids, fields).await
     }
 
     /// One task, if it exists.

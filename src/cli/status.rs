@@ -18,7 +18,7 @@ use super::tasks::Town;
 use super::{CliError, Context, output};
 use crate::Status;
 use crate::graph::{Readiness, Wait};
-use crate::store::{AgentInfo, EventFollower, RunnerLease, Store};
+use crate::store::{AgentInfo, EventFollower, LIGHT_FIELDS, RunnerLease, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -52,7 +52,8 @@ impl Snapshot {
         Ok(Snapshot {
             town: store.town().to_string(),
             now: store.now_ms().await?,
-            tasks: Town::new(store.tasks().await?),
+            // Counts, progress and readiness only: no text is read.
+            tasks: Town::new(store.tasks_with(&LIGHT_FIELDS).await?),
             agents: store.agents().await?,
             runner: store.runner_lease().await?,
         })

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::{CliError, Context, output};
 use crate::Status;
 use crate::graph::{Graph, Readiness};
-use crate::store::TaskRecord;
+use crate::store::{LIGHT_FIELDS, TaskRecord};
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
@@ -76,7 +76,15 @@ impl Town {
 
 pub async fn list(ctx: &Context, args: ListArgs) -> Result<u8, CliError> {
     let store = ctx.store().await?;
-    let town = Town::new(store.tasks().await?);
+    let records = if args.json {
+        store.tasks().await?
+    } else {
+        // The table shows descriptions; the rest of the text is not read.
+        let mut fields = LIGHT_FIELDS.to_vec();
+        fields.extend(["description", "tags"]);
+        store.tasks_with(&fields).await?
+    };
+    let town = Town::new(records);
     let shown: Vec<usize> = (0..town.records.len())
         .filter(|&i| {
             let r = &town.records[i];
@@ -139,7 +147,8 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
         });
     }
     let store = ctx.store().await?;
-    let town = Town::new(store.tasks().await?);
+    // The graph needs every task's shape; only this one is read whole.
+    let mut town = Town::new(store.tasks_with(&LIGHT_FIELDS).await?);
     let Some(i) = town.graph.index_of(&args.id) else {
         let ids = town.records.iter().map(|r| r.id.as_str());
         let help = match crate::plan::did_you_mean(&args.id, ids) {
@@ -152,6 +161,9 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
             help,
         });
     };
+    if let Some(full) = store.task(&args.id).await? {
+        town.records[i] = full;
+    }
     let (events, _) = store.recent_events(10_000_000, Some(&args.id)).await?;
     let attempts = attempts(&events);
     if args.json {
