@@ -582,6 +582,18 @@ mod tests {
         )])
     }
 
+    /// `agents` and an agent `ops` with a window of one.
+    fn with_ops(mut agents: HashMap<String, AgentSlot>) -> HashMap<String, AgentSlot> {
+        agents.insert(
+            "ops".into(),
+            AgentSlot {
+                window: 1,
+                backlog: false,
+            },
+        );
+        agents
+    }
+
     fn offered(s: &Snapshot, window: u32) -> Vec<String> {
         s.plan_dispatch(&slots(window), 0)
             .0
@@ -620,15 +632,7 @@ mod tests {
         other.priority = 0;
         records.push(other);
         let snap = Snapshot::new(records);
-        let mut agents = slots(10);
-        agents.insert(
-            "ops".into(),
-            AgentSlot {
-                window: 1,
-                backlog: false,
-            },
-        );
-        let batch = snap.plan_dispatch(&agents, 0).0;
+        let batch = snap.plan_dispatch(&with_ops(slots(10)), 0).0;
         let got: Vec<(&str, &str)> = batch
             .iter()
             .map(|d| (d.task.as_str(), d.agent.as_str()))
@@ -700,15 +704,7 @@ mod tests {
         let mut moved = record("t0", "", &[], "pending", 0);
         moved.agent = Some("ops".into());
         snap.refresh(vec![moved]);
-        let mut agents = slots(1);
-        agents.insert(
-            "ops".into(),
-            AgentSlot {
-                window: 1,
-                backlog: false,
-            },
-        );
-        let batch = snap.plan_dispatch(&agents, 0).0;
+        let batch = snap.plan_dispatch(&with_ops(slots(1)), 0).0;
         assert_eq!(batch.len(), 1);
         assert_eq!(
             (batch[0].task.as_str(), batch[0].agent.as_str()),

@@ -87,16 +87,20 @@ impl Store {
         &self.keys
     }
 
-    /// Every task of the town, in dispatch order (priority, file order).
-    pub async fn tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
+    /// Every task id of the town, in dispatch order (priority, file order).
+    async fn task_ids(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn.clone();
-        let ids: Vec<String> = redis::cmd("ZRANGE")
+        Ok(redis::cmd("ZRANGE")
             .arg(self.keys.tasks())
             .arg(0)
             .arg(-1)
             .query_async(&mut conn)
-            .await?;
-        self.records(&ids).await
+            .await?)
+    }
+
+    /// Every task of the town, in dispatch order (priority, file order).
+    pub async fn tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
+        self.records(&self.task_ids().await?).await
     }
 
     /// Records of these ids, in the same order; ids with no record are
@@ -157,14 +161,7 @@ impl Store {
 
     /// Every task as [`Store::records_with`] reads them, in dispatch order.
     pub async fn tasks_with(&self, fields: &[&str]) -> Result<Vec<TaskRecord>, StoreError> {
-        let mut conn = self.conn.clone();
-        let ids: Vec<String> = redis::cmd("ZRANGE")
-            .arg(self.keys.tasks())
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut conn)
-            .await?;
-        self.records_with(&ids, fields).await
+        self.records_with(&self.task_ids().await?, fields).await
     }
 
     /// One task, if it exists.
