@@ -343,8 +343,10 @@ fn edit_under_run() {
     };
     wait_for(&mut conn, "Task 4 of group 5000", Duration::from_secs(60))
         .expect("tt run did not sync the plan");
-    // Let the runner settle into its first dispatch pass and the watch.
-    std::thread::sleep(Duration::from_secs(2));
+    // Let the runner finish its first dispatch pass (a read of the whole
+    // town) and sit idle in the watch: a fixed pause was too short on a
+    // busy machine, and the first sample measured that pass instead.
+    wait_idle(child.id(), Duration::from_secs(60));
     let mut samples = Vec::new();
     for i in 0..5 {
         let want = format!("Task 4 of group 5000, edit {i}");
@@ -374,4 +376,18 @@ fn edit_under_run() {
             .join(", "),
         tinytown::watch::SETTLE.as_millis()
     );
+}
+
+/// Waits until `pid` used under 1 ms of CPU in 300 ms, or `limit` passed.
+fn wait_idle(pid: u32, limit: Duration) {
+    let started = Instant::now();
+    let mut last = cpu_ns(pid);
+    while started.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = cpu_ns(pid);
+        if now.saturating_sub(last) < 1_000_000 {
+            return;
+        }
+        last = now;
+    }
 }
