@@ -10,7 +10,7 @@
 //!
 //! On a save, the common prefix and suffix of the old and the new text give
 //! the changed byte range. When it lies inside one entry's region (from its
-//! header to the next `[[tasks]]` header), the new text *is* the old text
+//! header to the next header, [`region_end`]), the new text *is* the old text
 //! with that region replaced, so parsing the region alone as a document of
 //! its own ([`plan::load_task_entry`]) gives that task exactly as a full
 //! load would — provided the region is still exactly one clean `[[tasks]]`
@@ -195,7 +195,7 @@ impl Cache {
             .partition_point(|&s| s <= prefix)
             .checked_sub(1)?;
         let start = self.starts[index];
-        let end = self.starts.get(index + 1).copied().unwrap_or(old.len());
+        let end = region_end(old, start);
         if old.len() - suffix > end {
             return None;
         }
@@ -268,6 +268,29 @@ impl Cache {
             *s = s.saturating_add_signed(edit.delta);
         }
     }
+}
+
+/// Where the region of the entry whose header is at `start` ends: at the
+/// next line that begins (after spaces) with `[`, else at the end of the
+/// text. That is the next header — of a task or of any other table, so a
+/// `[agents]` table after the last task does not widen its region — unless
+/// it sits inside a multi-line string or array; then the region cut there
+/// does not parse as an entry and the edit falls back to the full load.
+fn region_end(text: &str, start: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut at = start;
+    while let Some(nl) = bytes[at..].iter().position(|&b| b == b'\n') {
+        let line = at + nl + 1;
+        let indent = bytes[line..]
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
+        if bytes.get(line + indent) == Some(&b'[') {
+            return line;
+        }
+        at = line;
+    }
+    text.len()
 }
 
 /// Whether two versions of a task relate to the others the same way.
@@ -472,10 +495,24 @@ depends_on = ["login"]
     fn tables_after_the_tasks_bound_the_last_entry() {
         let old = format!("{BASE}\n[agents.dev]\ncommand = [\"true\"]\n");
         let new = old.replace("description = \"Docs\"", "description = \"Docs!\"");
-        // The last entry's region runs to the end, [agents] included: the
-        // full load handles it, correctly if not fast.
-        assert!(!check(&old, &new));
+        assert!(check(&old, &new));
         assert!(check(&old, &old.replace("\"Login\"", "\"Log in\"")));
+        // An edit of the table after the entry is no edit of the entry.
+        let agents = old.replace("[\"true\"]", "[\"false\"]");
+        assert!(edit(&cache_of(&old), &agents).is_none());
+    }
+
+    #[test]
+    fn a_line_like_a_header_inside_a_string_falls_back_correctly() {
+        let old = BASE.replace(
+            "description = \"Login\"",
+            "description = \"\"\"\n  [not a header]\n\"\"\"",
+        );
+        let new = old.replace("not a header", "still not one");
+        // The region is cut at the line inside the string: no fast path,
+        // and nothing wrong.
+        assert!(!check(&old, &new));
+        assert!(check(&old, &old.replace("\"Docs\"", "\"Docs!\"")));
     }
 
     #[test]
@@ -689,8 +726,12 @@ depends_on = ["login"]
             at in any::<prop::sample::Index>(),
             del in 0usize..6,
             insert in "[a-z=\"\\[\\]#\n ]{0,8}",
+            agents_after in any::<bool>(),
         ) {
-            let old = render(true, &tasks);
+            let mut old = render(true, &tasks);
+            if agents_after {
+                old.push_str("[agents.dev]\ncommand = [\"true\", \"[x]\"]\n");
+            }
             let mut at = at.index(old.len());
             while !old.is_char_boundary(at) { at -= 1; }
             let mut end = (at + del).min(old.len());
