@@ -73,9 +73,8 @@ impl State {
         &mut self,
         store: &Store,
         path: &Path,
-        text: String,
+        mut text: String,
     ) -> Result<Edit, StoreError> {
-        let mut text = text;
         if let Some(cache) = &mut self.cache {
             if self.bad.is_none() && cache.text.as_str() == text {
                 return Ok(Edit::Unchanged);
@@ -129,7 +128,7 @@ fn digest(text: &str) -> [u8; 20] {
 }
 
 /// The plan last pushed, as much of it as an incremental reload needs.
-pub struct Cache {
+struct Cache {
     text: Arc<String>,
     /// Byte offset of each task's `[[tasks]]` header, in file order.
     starts: Vec<usize>,
@@ -144,7 +143,7 @@ pub struct Cache {
 
 /// One task's new definition, not yet written.
 #[derive(Debug)]
-pub struct Planned {
+struct Planned {
     index: usize,
     def: TaskDef,
     fingerprint: u64,
@@ -156,7 +155,7 @@ pub struct Planned {
 impl Cache {
     /// `None` when the tasks are not all `[[tasks]]` headers in file order
     /// (e.g. `tasks = [{ … }]`), which the region logic relies on.
-    pub fn new(plan: &Plan, fingerprints: Vec<u64>, plan_fp: String) -> Option<Cache> {
+    fn new(plan: &Plan, fingerprints: Vec<u64>, plan_fp: String) -> Option<Cache> {
         let text = plan.source.clone();
         let starts: Vec<usize> = plan.tasks.iter().map(|t| t.spans.table.start).collect();
         let headers = starts
@@ -185,7 +184,7 @@ impl Cache {
     /// The definition a full load would give the one task `new` changed,
     /// or `None` when the change is not confined to one task ([module
     /// docs](self)).
-    pub fn plan_edit(&self, path: &Path, new: &Arc<String>) -> Option<Planned> {
+    fn plan_edit(&self, path: &Path, new: &Arc<String>) -> Option<Planned> {
         let (old, new_text) = (self.text.as_str(), new.as_str());
         let prefix = common_prefix(old.as_bytes(), new_text.as_bytes());
         let most = old.len().min(new_text.len()) - prefix;
