@@ -7,6 +7,7 @@
 mod diagnostic;
 mod load;
 mod model;
+mod peek;
 mod validate;
 
 pub use diagnostic::{LoadError, Problem, Severity};
@@ -17,6 +18,7 @@ pub use model::{
     AgentSpec, ChildFailure, DEFAULT_PRIORITY, Meta, PlanFile, Span, Status, TaskSpans, TaskSpec,
     TownConfig, agent_keys, meta_keys, task_keys, top_keys, town_keys,
 };
+pub use peek::peek_town;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,21 +70,4 @@ impl Plan {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| self.path.display().to_string())
     }
-}
-
-/// `[town] name` and `redis_url` from a file that may be invalid, so
-/// read-only commands still find the right town.
-pub fn peek_town(text: &str) -> (Option<String>, Option<String>) {
-    let (root, _) = toml::de::DeTable::parse_recoverable(text);
-    let Some(town) = root.get_ref().get("town") else {
-        return (None, None);
-    };
-    let toml::de::DeValue::Table(t) = town.get_ref() else {
-        return (None, None);
-    };
-    let string = |k: &str| match t.get(k).map(|v| v.get_ref()) {
-        Some(toml::de::DeValue::String(s)) => Some(s.to_string()),
-        _ => None,
-    };
-    (string("name"), string("redis_url"))
 }
