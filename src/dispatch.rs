@@ -35,6 +35,9 @@ pub struct Snapshot {
     pub graph: Graph,
     /// Per task: its agent, a number into `agent_names`, or [`NO_AGENT`].
     agent: Vec<u32>,
+    /// Per task: the attempt its status belongs to, so an event is applied
+    /// only as the next step of the state the snapshot holds.
+    attempt: Vec<u32>,
     agent_names: Vec<String>,
     agent_numbers: HashMap<String, u32>,
     /// Tasks waiting for their retry backoff, and when it ends (ms).
@@ -55,11 +58,21 @@ pub struct Snapshot {
     fail_check: BTreeSet<usize>,
 }
 
+/// A worker's or recovery's transition, as its event reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct Transition<'a> {
+    pub task: &'a str,
+    pub attempt: u32,
+    pub status: Status,
+    pub retry_at: Option<u64>,
+}
+
 /// One task as a snapshot is built from it.
 struct Entry {
     node: Node,
     agent: Option<String>,
     retry_at: Option<u64>,
+    attempt: u32,
 }
 
 impl Entry {
@@ -77,6 +90,7 @@ impl Entry {
             },
             agent: r.agent,
             retry_at: r.retry_at,
+            attempt: r.attempt,
         }
     }
 }
@@ -90,6 +104,7 @@ impl Snapshot {
         let mut s = Snapshot {
             graph: Graph::new(Vec::new()),
             agent: Vec::with_capacity(entries.len()),
+            attempt: Vec::with_capacity(entries.len()),
             agent_names: Vec::new(),
             agent_numbers: HashMap::new(),
             retry_at: HashMap::new(),
@@ -102,6 +117,7 @@ impl Snapshot {
         for (i, e) in entries.into_iter().enumerate() {
             let number = s.number_of(e.agent);
             s.agent.push(number);
+            s.attempt.push(e.attempt);
             if let Some(at) = e.retry_at {
                 s.retry_at.insert(i, at);
             }
@@ -198,6 +214,7 @@ impl Snapshot {
                 continue;
             }
             let agent = self.number_of(r.agent);
+            self.attempt[i] = r.attempt;
             self.update(i, agent, r.status, r.retry_at);
             changed.push(i);
         }
@@ -211,14 +228,43 @@ impl Snapshot {
     /// Applies a transition an event reports in full — a worker's start,
     /// end or retry, a recovery's requeue: they change the status (and the
     /// retry time) and nothing else, so the task need not be read again.
-    /// Returns false for a task the snapshot does not have.
-    pub fn apply(&mut self, id: &str, status: Status, retry_at: Option<u64>) -> bool {
-        let Some(i) = self.graph.index_of(id) else {
+    ///
+    /// Events reach the runner after reads that may already include them
+    /// (a read made for another reason while the event was on its way).
+    /// So a transition is applied only as the next step of what the
+    /// snapshot holds: its attempt, coming from the status it leaves
+    /// (`started` leaves `assigned`, the others leave `running`). A status
+    /// of an attempt never comes back once left (a new claim is a new
+    /// attempt), so such an event cannot be older than the snapshot. Any
+    /// other event returns false: the task is read again.
+    pub fn apply(&mut self, t: &Transition<'_>) -> bool {
+        let Some(i) = self.graph.index_of(t.task) else {
             return false;
         };
-        self.update(i, self.agent[i], status, retry_at);
+        let from = if t.status == Status::Running {
+            Status::Assigned
+        } else {
+            Status::Running
+        };
+        if self.attempt[i] != t.attempt || self.graph.node(i).status != from {
+            return false;
+        }
+        self.update(i, self.agent[i], t.status, t.retry_at);
         self.recheck(&[i]);
         true
+    }
+
+    /// Records the attempt this runner's own dispatch gave a task, which
+    /// its `dispatched` event reports; false unless the snapshot holds the
+    /// task as assigned by that dispatch.
+    pub fn dispatched(&mut self, id: &str, attempt: u32) -> bool {
+        match self.graph.index_of(id) {
+            Some(i) if self.graph.node(i).status == Status::Assigned => {
+                self.attempt[i] = attempt;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Sets what can change of a task without a rebuild; the caller
@@ -245,6 +291,7 @@ impl Snapshot {
         let old = std::mem::replace(self, Snapshot::build(Vec::new()));
         let names = old.agent_names;
         let agents = old.agent;
+        let attempts = old.attempt;
         let mut retry_at = old.retry_at;
         let mut entries: Vec<Entry> = old
             .graph
@@ -255,6 +302,7 @@ impl Snapshot {
                 node,
                 agent: names.get(agents[i] as usize).cloned(),
                 retry_at: retry_at.remove(&i),
+                attempt: attempts[i],
             })
             .collect();
         let mut at: HashMap<String, usize> = entries
@@ -726,22 +774,42 @@ mod tests {
         assert!(snap.active(&slots(1), &HashSet::new()));
     }
 
+    fn transition(task: &str, attempt: u32, status: Status) -> Transition<'_> {
+        Transition {
+            task,
+            attempt,
+            status,
+            retry_at: None,
+        }
+    }
+
     #[test]
-    fn applying_a_transition_matches_reading_the_record() {
+    fn applying_transitions_matches_reading_the_records() {
         let mut statuses = HashMap::new();
         let mut applied = Snapshot::new(town(&statuses));
         let mut read = Snapshot::new(town(&statuses));
         for (id, status) in [
+            ("a", Status::Assigned),
             ("a", Status::Running),
             ("a", Status::Completed),
+            ("b", Status::Assigned),
+            ("b", Status::Running),
             ("b", Status::Failed),
-            ("b", Status::Pending),
-            ("b", Status::Completed),
+            ("c", Status::Assigned),
+            ("c", Status::Running),
             ("c", Status::Completed),
         ] {
             statuses.insert(id, status.as_str());
-            assert!(applied.apply(id, status, None));
-            read.refresh(town(&statuses).into_iter().filter(|r| r.id == id).collect());
+            if status == Status::Assigned {
+                applied.set_status(id, status);
+                assert!(applied.dispatched(id, 1));
+            } else {
+                assert!(applied.apply(&transition(id, 1, status)), "{id} → {status}");
+            }
+            let mut fresh: Vec<TaskRecord> =
+                town(&statuses).into_iter().filter(|r| r.id == id).collect();
+            fresh[0].attempt = 1;
+            read.refresh(fresh);
             assert_eq!(
                 ready_ids(&applied),
                 ready_ids(&read),
@@ -749,6 +817,34 @@ mod tests {
             );
             assert_eq!(applied.counts(), read.counts());
         }
-        assert!(!applied.apply("nope", Status::Running, None));
+        assert!(!applied.apply(&transition("nope", 1, Status::Running)));
+    }
+
+    #[test]
+    fn an_event_older_than_what_was_read_is_not_applied() {
+        // `d` waits for `t`; `t` runs attempt 1.
+        let task = |status: &str, attempt: u32| {
+            let mut r = record("t", "", &[], status, 0);
+            r.attempt = attempt;
+            r
+        };
+        let mut snap = Snapshot::new(vec![
+            task("running", 1),
+            record("d", "", &["t"], "pending", 1),
+        ]);
+        // `t` completes (event on its way), then a save sets it pending
+        // again; the runner reads that, and dispatches attempt 2.
+        snap.refresh(vec![task("pending", 1)]);
+        snap.set_status("t", Status::Assigned);
+        assert!(snap.dispatched("t", 2));
+        // The old `completed` arrives: it is not the next step of attempt 2.
+        assert!(!snap.apply(&transition("t", 1, Status::Completed)));
+        assert_eq!(snap.status_of("t"), Some(Status::Assigned));
+        assert!(offered(&snap, 5).is_empty(), "d still waits for t");
+        // Nor is a `started` of a task the snapshot has as running already.
+        snap.refresh(vec![task("running", 2)]);
+        assert!(!snap.apply(&transition("t", 2, Status::Running)));
+        assert!(snap.apply(&transition("t", 2, Status::Completed)));
+        assert_eq!(offered(&snap, 5), ["d"]);
     }
 }

@@ -19,7 +19,7 @@ pub use supervisor::AgentNote;
 use supervisor::Supervisor;
 
 use crate::Status;
-use crate::dispatch::{AgentSlot, Snapshot};
+use crate::dispatch::{AgentSlot, Snapshot, Transition};
 use crate::plan::{self, LoadError, Plan};
 use crate::reload::{self, Edit};
 use crate::store::{Event, LIGHT_FIELDS, RedisTarget, Store, StoreError, SyncCounts, connection};
@@ -512,17 +512,24 @@ impl<F: FnMut(Report)> Runner<F> {
             // A full read comes next anyway.
             return true;
         };
+        let Ok(attempt) = e.attempt.parse::<u32>() else {
+            return false;
+        };
         match e.kind.as_str() {
             // This runner's own dispatch, recorded when the script returned.
-            "dispatched" => snapshot.status_of(&e.task) == Some(Status::Assigned),
+            "dispatched" => snapshot.dispatched(&e.task, attempt),
             // Worker and recovery transitions: the scripts that emit them
             // set the status (and a retry's time) and nothing else.
             "started" | "completed" | "failed" | "retried" | "requeued" => {
                 let Some(status) = e.field("status").and_then(Status::parse) else {
                     return false;
                 };
-                let retry_at = e.field("retry_at").and_then(|v| v.parse().ok());
-                snapshot.apply(&e.task, status, retry_at)
+                snapshot.apply(&Transition {
+                    task: &e.task,
+                    attempt,
+                    status,
+                    retry_at: e.field("retry_at").and_then(|v| v.parse().ok()),
+                })
             }
             _ => false,
         }

@@ -47,7 +47,7 @@ pub struct Store {
 }
 
 /// The fields of a task record the graph and dispatch read; `id` first.
-pub const LIGHT_FIELDS: [&str; 9] = [
+pub const LIGHT_FIELDS: [&str; 10] = [
     "id",
     "status",
     "agent",
@@ -57,6 +57,7 @@ pub const LIGHT_FIELDS: [&str; 9] = [
     "order",
     "on_child_failure",
     "retry_at",
+    "attempt",
 ];
 
 impl Store {

@@ -1,6 +1,6 @@
 -- Dispatches ready tasks into inboxes, at most `window` entries per inbox.
 -- The runner decided readiness from the graph; this script re-checks what
--- may have changed since (status still pending) and does the move
+-- may have changed since (status still pending, same agent) and does the move
 -- atomically: status → assigned, attempt + 1, message into the inbox.
 -- ARGV[1] key prefix, then triples (task id, agent name, window); an empty
 -- agent name means the town backlog, which workers with `backlog` take from.
@@ -15,14 +15,17 @@ for i = 2, #ARGV, 3 do
   local key = prefix .. 'task:' .. id
   local inbox = prefix .. 'inbox:' .. agent
   if agent == '' then inbox = prefix .. 'backlog' end
-  local cur = redis.call('HMGET', key, 'status', 'worker')
+  local cur = redis.call('HMGET', key, 'status', 'worker', 'agent')
   local status, last = cur[1], cur[2]
+  -- The runner decided from what it read; a sync since may have given the
+  -- task another agent (its event makes the runner read it again).
+  local same_agent = (cur[3] or '') == agent
   -- A previous attempt that was cancelled or finished by the file may still
   -- be stopping on its worker: never start the next one alongside it.
   local stopping = last and last ~= '' and
     redis.call('HGET', prefix .. 'agent:' .. last, 'task') == id and
     redis.call('EXISTS', prefix .. 'alive:' .. last) == 1
-  if status == 'pending' and not stopping and redis.call('LLEN', inbox) < window then
+  if status == 'pending' and same_agent and not stopping and redis.call('LLEN', inbox) < window then
     local attempt = redis.call('HINCRBY', key, 'attempt', 1)
     redis.call('HSET', key, 'status', 'assigned', 'assigned_to', agent, 'updated', now)
     redis.call('HDEL', key, 'retry_at', 'worker')
