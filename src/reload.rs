@@ -145,6 +145,9 @@ struct Cache {
 #[derive(Debug)]
 struct Planned {
     index: usize,
+    /// Where the entry's header is in the new text: not always where its
+    /// region began (a comment inserted before the header is in the region).
+    start: usize,
     def: TaskDef,
     fingerprint: u64,
     plan_fp: String,
@@ -221,6 +224,7 @@ impl Cache {
         let plan_fp = sync::plan_fingerprint_of(&fingerprints);
         Some(Planned {
             index,
+            start: after.spans.table.start,
             def,
             fingerprint,
             plan_fp,
@@ -262,6 +266,7 @@ impl Cache {
     fn commit(&mut self, edit: Planned, new: Arc<String>) {
         self.text = new;
         self.fingerprints[edit.index] = edit.fingerprint;
+        self.starts[edit.index] = edit.start;
         self.plan_fp = edit.plan_fp;
         for s in &mut self.starts[edit.index + 1..] {
             *s = s.saturating_add_signed(edit.delta);
@@ -441,6 +446,18 @@ depends_on = ["login"]
         let new = BASE.replace("id = \"docs\"", "id = \"docs\"   # same");
         let e = edit(&cache_of(BASE), &new).expect("incremental");
         assert_eq!(e.fingerprint, cache_of(BASE).fingerprints[2]);
+        assert!(check(BASE, &new));
+    }
+
+    #[test]
+    fn a_comment_inserted_before_a_header_keeps_the_header_where_it_is() {
+        let new = BASE.replace(
+            "[[tasks]]\nid = \"docs\"",
+            "# docs\n[[tasks]]\nid = \"docs\"",
+        );
+        assert_ne!(new, BASE);
+        // `check` compares the committed cache, header offsets included,
+        // with a fresh one of the new text.
         assert!(check(BASE, &new));
     }
 

@@ -59,6 +59,11 @@ enum Prefix {
 /// anywhere, even one that may sit inside a string, sends the question to
 /// the full parser.
 fn town_prefix(text: &str) -> Option<Prefix> {
+    // The parser skips a byte-order mark; a line scan would not see
+    // `[town]` behind one.
+    if text.starts_with('\u{feff}') {
+        return None;
+    }
     // A multi-line string opened before the end of `[town]`'s table.
     let mut multiline = false;
     let mut section: Option<usize> = None;
@@ -102,6 +107,10 @@ enum TownHeader {
 
 fn town_header(line: &str) -> TownHeader {
     let inner = line.trim_start_matches('[').trim_start();
+    if inner.starts_with('"') && inner.contains('\\') {
+        // An escape in a quoted key may spell `town`.
+        return TownHeader::Other;
+    }
     let key = inner.trim_start_matches(['"', '\'']);
     let Some(rest) = key.strip_prefix("town") else {
         return TownHeader::Not;
@@ -127,6 +136,10 @@ fn town_header(line: &str) -> TownHeader {
 /// quoted), anywhere: the scan does not know which lines are inside
 /// strings, so it never guesses that one is not.
 fn names_town(line: &str) -> bool {
+    if line.starts_with('"') && line.contains('\\') {
+        // An escape in a quoted key may spell `town`.
+        return true;
+    }
     let key = line.trim_start_matches(['"', '\'']);
     key.strip_prefix("town").is_some_and(|rest| {
         rest.trim_start_matches(['"', '\''])
@@ -180,6 +193,10 @@ mod tests {
             format!(
                 "[meta]\ndescription = \"\"\"\n[town]\nname = \"fake\"\n\"\"\"\n[town]\nname = \"real\"\n{TASKS}"
             ),
+            // A byte-order mark, and escapes that spell `town`.
+            "\u{feff}[town]\nname = \"a\"\n".to_string(),
+            "[\"\\u0074own\"]\nname = \"a\"\n".to_string(),
+            "\"\\u0074own\".name = \"a\"\n".to_string(),
             // A multi-line string inside the table.
             "[town]\nname = \"a\"\nnote = '''\n[x]\n'''\n".to_string(),
         ] {
