@@ -134,7 +134,7 @@ agent = "w"
     });
     // The first attempt's command, orphaned by the kill, was stopped before
     // the task ran again: never two copies at once.
-    let first: i32 = tt.read("pid-1").trim().parse().unwrap();
+    let first = command_pid(&tt, "pid-1");
     assert!(!running(first), "attempt 1's command still runs");
     tt.write("go", "");
     wait_until(DEADLINE, "job completes", || {
@@ -565,16 +565,7 @@ agent = "w"
     wait_until(DEADLINE, "job runs", || {
         field(&redis, "s", "job", "status") == "running"
     });
-    // `running` is set when the worker claims it, just before the command
-    // starts and writes its pid.
-    let mut pid: i32 = 0;
-    wait_until(DEADLINE, "the command writes its pid", || {
-        pid = std::fs::read_to_string(tt.dir().join("pid"))
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(0);
-        pid > 0
-    });
+    let pid = command_pid(&tt, "pid");
     tt.write("tasks.toml", format!("{plan}status = \"completed\"\n"));
     wait_until(DEADLINE, "job is completed by the file", || {
         field(&redis, "s", "job", "status") == "completed"
@@ -603,7 +594,7 @@ agent = "w"
         wait_until(DEADLINE, "the task runs", || {
             field(&redis, "d", task, "status") == "running"
         });
-        let pid: i32 = tt.read(format!("pid-{task}")).trim().parse().unwrap();
+        let pid = command_pid(&tt, &format!("pid-{task}"));
         runner.stop();
         if how == "replaced" {
             // Another process took the id while this one was cut off.
@@ -617,4 +608,18 @@ agent = "w"
         assert!(!running(pid), "{how}: its command was stopped");
         redis.cmd(&["DEL", "tt:d:alive:w-9"]);
     }
+}
+
+/// The pid a test command wrote to `file` (`echo $$ > file`). A task is
+/// `running` from its claim, just before its command starts: wait for it.
+fn command_pid(tt: &Tt, file: &str) -> i32 {
+    let mut pid = 0;
+    wait_until(DEADLINE, &format!("the command writes {file}"), || {
+        pid = std::fs::read_to_string(tt.dir().join(file))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    });
+    pid
 }

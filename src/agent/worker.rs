@@ -506,7 +506,7 @@ pub async fn run(
         store: &store,
         identity: &identity,
         notes: &notes,
-        control: control_rx,
+        control: Controls::new(control_rx),
         shutdown,
         tasks: 0,
         logs: logs_dir(&worker.project_dir).display().to_string(),
@@ -687,13 +687,46 @@ async fn control_loop(
     }
 }
 
+/// Control messages, with those looked at early (to decide whether a
+/// report may take the next task) kept for their turn, in order.
+struct Controls {
+    rx: mpsc::Receiver<Control>,
+    early: std::collections::VecDeque<Control>,
+}
+
+impl Controls {
+    fn new(rx: mpsc::Receiver<Control>) -> Self {
+        Controls {
+            rx,
+            early: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The next message. Cancel-safe: one kept early is returned at the
+    /// first poll, or not taken at all.
+    async fn recv(&mut self) -> Option<Control> {
+        match self.early.pop_front() {
+            Some(c) => Some(c),
+            None => self.rx.recv().await,
+        }
+    }
+
+    /// Whether a `shutdown` has arrived and is not handled yet.
+    fn shutdown_waiting(&mut self) -> bool {
+        while let Ok(c) = self.rx.try_recv() {
+            self.early.push_back(c);
+        }
+        self.early.iter().any(|c| matches!(c, Control::Shutdown))
+    }
+}
+
 /// The main loop's state.
 struct Loop<'a> {
     worker: &'a Worker,
     store: &'a Store,
     identity: &'a WorkerIdentity,
     notes: &'a Notes,
-    control: mpsc::Receiver<Control>,
+    control: Controls,
     shutdown: watch::Receiver<bool>,
     tasks: u32,
     /// `<project>/.tt/logs`, where claim.lua records an attempt's log to be.
@@ -974,8 +1007,13 @@ impl Loop<'_> {
         let mut again = false;
         loop {
             // Not when this worker is about to stop: what it takes, it runs.
-            let take = (!self.worker.once && !*self.shutdown.borrow() && !runner_gone())
-                .then_some(self.identity);
+            // Nor when a `shutdown` (`tt kill`) is waiting: the next task
+            // would be started only to be stopped and left for recovery.
+            let take = (!self.worker.once
+                && !*self.shutdown.borrow()
+                && !runner_gone()
+                && !self.control.shutdown_waiting())
+            .then_some(self.identity);
             match self
                 .store
                 .finish_and_take(&report, again, take, &self.logs)
@@ -1165,5 +1203,23 @@ mod tests {
             n.to_string(),
             "`t` attempt 1 did not start: `claude` not found on PATH: failed"
         );
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_seen_early_is_still_handled_in_its_turn() {
+        let (tx, rx) = mpsc::channel(8);
+        let mut controls = Controls::new(rx);
+        assert!(!controls.shutdown_waiting());
+        let stop = Control::Stop {
+            task: "a".into(),
+            attempt: 1,
+        };
+        tx.send(stop.clone()).await.unwrap();
+        tx.send(Control::Shutdown).await.unwrap();
+        assert!(controls.shutdown_waiting());
+        assert!(controls.shutdown_waiting(), "looking again takes nothing");
+        assert_eq!(controls.recv().await, Some(stop));
+        assert_eq!(controls.recv().await, Some(Control::Shutdown));
+        assert!(!controls.shutdown_waiting());
     }
 }
