@@ -976,18 +976,7 @@ fn a_repeated_report_after_a_lost_reply_gets_its_own_outcome_back() {
     let (first, again, stale) = runtime.block_on(async {
         let target = tinytown::store::RedisTarget::Url(redis.url());
         let store = tinytown::store::Store::open(&target, "t").await.unwrap();
-        let report = tinytown::store::Report {
-            worker: "dev-1",
-            raw: &raw,
-            task: "build",
-            attempt: 1,
-            exit_code: Some(0),
-            error: None,
-            output: "",
-            log: "/nowhere",
-            retries: 0,
-            backoff: Duration::from_secs(1),
-        };
+        let report = build_succeeded(&raw);
         let first = store.finish(&report, false).await.unwrap();
         // The reply was lost; the worker sends the same report again.
         let again = store.finish(&report, true).await.unwrap();
@@ -1049,18 +1038,7 @@ fn a_report_claims_the_next_message_and_a_repeat_hands_it_out_again() {
     let (first, again, without) = runtime.block_on(async {
         let target = tinytown::store::RedisTarget::Url(redis.url());
         let store = tinytown::store::Store::open(&target, "t").await.unwrap();
-        let report = tinytown::store::Report {
-            worker: "dev-1",
-            raw: &raw,
-            task: "build",
-            attempt: 1,
-            exit_code: Some(0),
-            error: None,
-            output: "",
-            log: "/nowhere",
-            retries: 0,
-            backoff: Duration::from_secs(1),
-        };
+        let report = build_succeeded(&raw);
         let first = store
             .finish_and_take(&report, false, Some(&me), logs)
             .await
@@ -1203,4 +1181,20 @@ fn a_busy_worker_runs_queued_tasks_back_to_back_with_their_logs() {
     assert!(list(&redis, "tt:t:claimed:dev-1").is_empty());
     redis.cmd(&["LPUSH", "tt:t:control:dev-1", r#"{"kind":"shutdown"}"#]);
     assert_eq!(worker.wait(), 0, "{}", worker.output());
+}
+
+/// `dev-1`'s report that attempt 1 of `build` exited 0.
+fn build_succeeded(raw: &str) -> tinytown::store::Report<'_> {
+    tinytown::store::Report {
+        worker: "dev-1",
+        raw,
+        task: "build",
+        attempt: 1,
+        exit_code: Some(0),
+        error: None,
+        output: "",
+        log: "/nowhere",
+        retries: 0,
+        backoff: Duration::from_secs(1),
+    }
 }

@@ -46,17 +46,7 @@ pub fn load(path: &Path, text: String) -> Result<Plan, LoadError> {
     };
     let (root, syntax_errors) = DeTable::parse_recoverable(source.as_str());
     let had_syntax_errors = !syntax_errors.is_empty();
-    for err in syntax_errors {
-        let span = err.span().unwrap_or(0..0);
-        let message = err.message().trim().to_string();
-        loader.error(
-            "tt::plan::syntax",
-            span,
-            format!("invalid TOML: {message}"),
-            "here",
-            Some("fix the TOML syntax; see https://toml.io for the format"),
-        );
-    }
+    loader.syntax_errors(syntax_errors);
     let file = loader.file(root.get_ref());
     if !had_syntax_errors {
         validate::references(&mut loader.problems, &loader.src, &file);
@@ -113,17 +103,7 @@ pub fn load_task_entry(
         offset: range.start,
         problems: Vec::new(),
     };
-    for err in syntax_errors {
-        let span = err.span().unwrap_or(0..0);
-        let message = err.message().trim().to_string();
-        loader.error(
-            "tt::plan::syntax",
-            span,
-            format!("invalid TOML: {message}"),
-            "here",
-            Some("fix the TOML syntax; see https://toml.io for the format"),
-        );
-    }
+    loader.syntax_errors(syntax_errors);
     let root = root.get_ref();
     let Some(value) = root.get("tasks").filter(|_| root.len() == 1) else {
         return Err(EntryError::NotOneEntry);
@@ -178,6 +158,20 @@ struct Loader {
 type Value<'i> = Spanned<DeValue<'i>>;
 
 impl Loader {
+    fn syntax_errors(&mut self, errors: Vec<toml::de::Error>) {
+        for err in errors {
+            let span = err.span().unwrap_or(0..0);
+            let message = err.message().trim().to_string();
+            self.error(
+                "tt::plan::syntax",
+                span,
+                format!("invalid TOML: {message}"),
+                "here",
+                Some("fix the TOML syntax; see https://toml.io for the format"),
+            );
+        }
+    }
+
     fn error(
         &mut self,
         code: &'static str,
