@@ -250,14 +250,20 @@ impl Store {
         Ok(secs * 1000 + micros / 1000)
     }
 
-    /// Every worker registered in the town, by id.
-    pub async fn agents(&self) -> Result<Vec<AgentInfo>, StoreError> {
+    /// The ids of every worker registered in the town, in no order.
+    pub async fn worker_ids(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn.clone();
-        let mut ids: Vec<String> = redis::cmd("SMEMBERS")
+        Ok(redis::cmd("SMEMBERS")
             .arg(self.keys.agents())
             .query_async(&mut conn)
-            .await?;
+            .await?)
+    }
+
+    /// Every worker registered in the town, by id.
+    pub async fn agents(&self) -> Result<Vec<AgentInfo>, StoreError> {
+        let mut ids = self.worker_ids().await?;
         ids.sort();
+        let mut conn = self.conn.clone();
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let mut pipe = redis::pipe();

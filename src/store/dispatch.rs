@@ -220,14 +220,11 @@ impl Store {
 
     /// Names of agents with at least one worker whose heartbeat is alive.
     pub async fn live_agent_names(&self) -> Result<std::collections::HashSet<String>, StoreError> {
-        let mut conn = self.conn.clone();
-        let workers: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.keys.agents())
-            .query_async(&mut conn)
-            .await?;
+        let workers = self.worker_ids().await?;
         if workers.is_empty() {
             return Ok(Default::default());
         }
+        let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         for w in &workers {
             pipe.hget(self.keys.agent(w), "name")

@@ -35,14 +35,11 @@ impl Store {
     /// Workers whose heartbeat is gone and who still need recovery: not yet
     /// marked dead, or with something left in their claimed list.
     pub async fn dead_workers(&self) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.conn.clone();
-        let workers: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.keys.agents())
-            .query_async(&mut conn)
-            .await?;
+        let workers = self.worker_ids().await?;
         if workers.is_empty() {
             return Ok(Vec::new());
         }
+        let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         for w in &workers {
             pipe.exists(self.keys.alive(w))
