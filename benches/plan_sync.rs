@@ -377,17 +377,3 @@ fn edit_under_run() {
         tinytown::watch::SETTLE.as_millis()
     );
 }
-
-/// Waits until `pid` used under 1 ms of CPU in 300 ms, or `limit` passed.
-fn wait_idle(pid: u32, limit: Duration) {
-    let started = Instant::now();
-    let mut last = cpu_ns(pid);
-    while started.elapsed() < limit {
-        std::thread::sleep(Duration::from_millis(300));
-        let now = cpu_ns(pid);
-        if now.saturating_sub(last) < 1_000_000 {
-            return;
-        }
-        last = now;
-    }
-}

@@ -396,19 +396,9 @@ fn idle(tt: &Path) {
         wait_synced(&server);
         let pid = run.pid();
         // Settled: the first full read of the town is done and its garbage
-        // handed back, so resident memory stops moving.
-        let started = Instant::now();
-        let mut last = rss_kib(pid).0;
-        loop {
-            std::thread::sleep(Duration::from_secs(1));
-            let now = rss_kib(pid).0;
-            if (now == last && started.elapsed() > Duration::from_secs(3))
-                || started.elapsed() > Duration::from_secs(30)
-            {
-                break;
-            }
-            last = now;
-        }
+        // handed back. (Waiting for resident memory to stop moving was not
+        // enough: it can stand still for a second while the runner reads.)
+        wait_idle(pid, Duration::from_secs(60));
         if n == 10_000 {
             let agents = children(pid);
             let before = cpu_ns(pid);

@@ -372,3 +372,22 @@ pub fn save(path: &Path, text: &str) {
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, path).unwrap();
 }
+
+/// Waits until `pid` used under 1 ms of CPU in each of two 300 ms windows
+/// in a row (its start-up work done: sync, the first read of the town, the
+/// memory handed back), or `limit` passed.
+pub fn wait_idle(pid: u32, limit: Duration) {
+    let started = Instant::now();
+    let mut last = cpu_ns(pid);
+    let mut quiet = 0;
+    while started.elapsed() < limit && quiet < 2 {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = cpu_ns(pid);
+        quiet = if now.saturating_sub(last) < 1_000_000 {
+            quiet + 1
+        } else {
+            0
+        };
+        last = now;
+    }
+}
