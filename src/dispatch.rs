@@ -289,6 +289,9 @@ impl Snapshot {
     /// replacing or adding to them.
     fn rebuild(&mut self, fresh: Vec<TaskRecord>) {
         let old = std::mem::replace(self, Snapshot::build(Vec::new()));
+        // Where each fresh record goes, from the graph's own index before
+        // the graph is taken apart: no second index of 100k ids.
+        let places: Vec<Option<usize>> = fresh.iter().map(|r| old.graph.index_of(&r.id)).collect();
         let names = old.agent_names;
         let agents = old.agent;
         let attempts = old.attempt;
@@ -305,22 +308,18 @@ impl Snapshot {
                 attempt: attempts[i],
             })
             .collect();
-        let mut at: HashMap<String, usize> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.node.id.clone(), i))
-            .collect();
-        for r in fresh {
+        // New ids, in case one comes twice.
+        let mut added: HashMap<String, usize> = HashMap::new();
+        for (r, place) in fresh.into_iter().zip(places) {
             let e = Entry::of(r);
-            match at.get(&e.node.id) {
-                Some(&i) => entries[i] = e,
+            match place.or_else(|| added.get(&e.node.id).copied()) {
+                Some(i) => entries[i] = e,
                 None => {
-                    at.insert(e.node.id.clone(), entries.len());
+                    added.insert(e.node.id.clone(), entries.len());
                     entries.push(e);
                 }
             }
         }
-        drop(at);
         // The order `Store::tasks` reads them in: the sorted set's score,
         // ties by id.
         entries.sort_by(|a, b| {
