@@ -8,6 +8,7 @@ mod commands;
 mod faults;
 mod fuzz;
 mod plan;
+mod regression;
 mod reload;
 mod run;
 mod store;

@@ -1,0 +1,8 @@
+//! Regression tests, named after what broke (ripgrep's `tests/regression.rs`
+//! habit): each one failed before its fix. One file per area.
+
+mod config;
+mod front;
+mod input;
+mod liveness;
+mod state;

@@ -1,0 +1,1 @@
+//! Regressions in agent settings, privacy and what commands show.

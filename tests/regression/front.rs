@@ -1,0 +1,1 @@
+//! Regressions in the main job, the test harness and the benchmarks.

@@ -1,0 +1,1 @@
+//! Regressions in hostile plan files and text.

@@ -1,0 +1,1 @@
+//! Regressions in workers, heartbeats, fencing and recovery.

@@ -1,0 +1,1 @@
+//! Regressions in records missing, corrupt or claimed by another project.
