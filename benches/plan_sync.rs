@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -84,7 +84,7 @@ fn load() {
         let mut times = Vec::new();
         let mut mem = (0, 0, 0, 0);
         for _ in 0..runs {
-            let out = Command::new(&exe)
+            let out = common::command(&exe)
                 .env("TT_BENCH_LOAD_CHILD", n.to_string())
                 .stderr(Stdio::inherit())
                 .output()
@@ -312,7 +312,7 @@ fn edit_under_run() {
     let file = dir.path().join("tasks.toml");
     let text = plan_text(100_000);
     std::fs::write(&file, &text).unwrap();
-    let mut child = Command::new(&tt)
+    let mut child = common::command(&tt)
         .args(["run", "--no-agents", "-f"])
         .arg(&file)
         .env("REDIS_URL", server.url())

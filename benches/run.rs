@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -38,7 +38,7 @@ impl Run {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("tasks.toml");
         std::fs::write(&file, text).unwrap();
-        let child = Command::new(tt)
+        let child = common::command(tt)
             .arg("run")
             .args(args)
             .arg("-f")
@@ -95,7 +95,7 @@ fn latency(tt: &Path) {
     let server = RedisServer::start();
     // MONITOR timestamps come from Redis's own clock in µs: one clock for
     // the completion (finish.lua), the dispatch and the claim.
-    let mut monitor = Command::new("redis-cli")
+    let mut monitor = common::command("redis-cli")
         .arg("-s")
         .arg(server.socket())
         .arg("monitor")
@@ -196,7 +196,7 @@ fn latency(tt: &Path) {
     let spawn = (0..200)
         .map(|_| {
             let s = Instant::now();
-            Command::new("true").status().unwrap();
+            common::command("true").status().unwrap();
             s.elapsed()
         })
         .collect::<Vec<_>>();
@@ -284,7 +284,7 @@ fn throughput(tt: &Path) {
         .map(|_| {
             std::thread::spawn(move || {
                 for _ in 0..per_thread {
-                    Command::new("true").status().unwrap();
+                    common::command("true").status().unwrap();
                 }
             })
         })
@@ -359,7 +359,7 @@ fn durable_floor(server: &RedisServer) -> f64 {
                         .unwrap();
                     let Some(id) = id else { break };
                     let log = std::fs::File::create(dir.join(format!("{id}.log"))).unwrap();
-                    let status = Command::new("true")
+                    let status = common::command("true")
                         .stdin(Stdio::null())
                         .stdout(log.try_clone().unwrap())
                         .stderr(log)

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Running, Tt, wait_until};
+use crate::support::{self, RedisServer, Running, Tt, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -126,7 +126,7 @@ fn saves_reload_the_plan_in_place_by_sed_and_by_rename() {
     run.wait_output("reloaded tasks.toml: +1 ~0 -0");
 
     // sed -i (writes a temp file and renames it over).
-    let status = std::process::Command::new("sed")
+    let status = support::command("sed")
         .args(["-i", "s/^id = \"b\"$/id = \"b\"\\n[[tasks]]\\nid = \"c\"/"])
         .arg(tt.dir().join("tasks.toml"))
         .status()
@@ -403,7 +403,7 @@ fn until_done_on_each_example_ends_with_the_right_code() {
             &mut std::fs::metadata(&path).expect("meta").permissions(),
             0o755,
         );
-        std::process::Command::new("chmod")
+        support::command("chmod")
             .arg("755")
             .arg(&path)
             .status()
@@ -465,11 +465,10 @@ fn on_a_terminal_a_live_summary_is_drawn_and_without_one_it_is_not() {
     redis.cmd(&["HDEL", "tt:tty:fingerprints", "a"]);
     redis.cmd(&["HDEL", "tt:tty:meta", "plan_fp"]);
     let exe = env!("CARGO_BIN_EXE_tt");
-    let out = std::process::Command::new("script")
+    let out = support::command("script")
         .args(["-qec", &format!("{exe} run --until-done"), "/dev/null"])
         .current_dir(tt.dir())
         .env("REDIS_URL", redis.url())
-        .env_remove("TT_TOWN")
         .output()
         .expect("script (util-linux) runs");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -490,7 +489,7 @@ fn delete_and_recreate_and_git_checkout_reload_too() {
     let v1 = gated_plan(&task("a"));
     let tt = Tt::new().file("tasks.toml", &v1).redis(&redis);
     let git = |args: &[&str]| {
-        let ok = std::process::Command::new("git")
+        let ok = support::command("git")
             .args([
                 "-c",
                 "user.name=t",

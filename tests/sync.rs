@@ -1,7 +1,7 @@
 //! `tt sync push|pull`, `tt tasks`, `tt task` against a private redis-server.
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Tt};
+use crate::support::{self, RedisServer, Tt};
 
 const PLAN: &str = r#"# our plan
 [town]
@@ -301,7 +301,7 @@ fn redis_passwords_never_appear_in_errors() {
 /// `openssl` command: (dir, ca.pem, server.pem, server.key).
 fn tls_files(dir: &std::path::Path) -> (String, String, String) {
     let run = |args: &[&str]| {
-        let ok = std::process::Command::new("openssl")
+        let ok = support::command("openssl")
             .args(args)
             .current_dir(dir)
             .stdout(std::process::Stdio::null())

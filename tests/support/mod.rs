@@ -9,6 +9,10 @@
 // Each test module uses a different part of the harness.
 #![allow(dead_code)]
 
+mod child_env;
+
+pub use child_env::{command, is_leaked};
+
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::Write;
@@ -80,7 +84,7 @@ impl RedisServer {
             .append(true)
             .open(dir.join("redis.log"))
             .unwrap();
-        let child = Command::new("redis-server")
+        let child = command("redis-server")
             .args(["--port", "0", "--unixsocket"])
             .arg(socket)
             .args([
@@ -380,9 +384,9 @@ pub fn stop_embedded(state_dir: &Path) {
 ///     .stdout_contains("pushed");
 /// ```
 ///
-/// The inherited environment loses `REDIS_URL` and every `TT_*` variable,
-/// and gets `NO_COLOR=1` and `CI=true`, so a developer's shell never leaks
-/// into a test. An embedded server that `tt` starts in the project is
+/// The inherited environment loses what [`command`] removes (`TT_*`,
+/// `REDIS_URL`, `GIT_*` …) and gets `NO_COLOR=1` and `CI=true`, so neither a
+/// developer's shell nor an outer `tt` task leaks into a test. An embedded server that `tt` starts in the project is
 /// stopped on drop.
 pub struct Tt {
     dir: TempDir,
@@ -404,12 +408,10 @@ impl Tt {
             .prefix("tt-test-")
             .tempdir_in("/tmp")
             .unwrap();
-        let mut env: Vec<(OsString, Option<OsString>)> = std::env::vars_os()
-            .filter(|(k, _)| k == "REDIS_URL" || k.to_string_lossy().starts_with("TT_"))
-            .map(|(k, _)| (k, None))
-            .collect();
-        env.push(("NO_COLOR".into(), Some("1".into())));
-        env.push(("CI".into(), Some("true".into())));
+        let env: Vec<(OsString, Option<OsString>)> = vec![
+            ("NO_COLOR".into(), Some("1".into())),
+            ("CI".into(), Some("true".into())),
+        ];
         Self {
             cwd: dir.path().to_path_buf(),
             dir,
@@ -495,7 +497,7 @@ impl Tt {
     }
 
     fn command_with(&self, args: &[OsString]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tt"));
+        let mut command = command(env!("CARGO_BIN_EXE_tt"));
         command.args(args).current_dir(&self.cwd);
         for (key, value) in &self.env {
             match value {
