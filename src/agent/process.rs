@@ -263,26 +263,12 @@ impl Running {
     }
 
     fn signal(&self, sig: libc::c_int) {
-        signal_group(self.pgid.unsigned_abs(), sig);
+        crate::os::signal_group(self.pgid.unsigned_abs(), sig);
     }
 
     fn group_exists(&self) -> bool {
         // SAFETY: signal 0 checks for existence and sends nothing.
         unsafe { libc::killpg(self.pgid, 0) == 0 }
-    }
-}
-
-/// Sends `sig` to a process group (a command of ours, or an agent).
-pub fn signal_group(pgid: u32, sig: libc::c_int) {
-    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
-        return;
-    };
-    if pgid <= 1 {
-        return;
-    }
-    // SAFETY: killpg only sends a signal; it has no memory preconditions.
-    unsafe {
-        libc::killpg(pgid, sig);
     }
 }
 

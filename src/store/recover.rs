@@ -23,7 +23,7 @@ impl Recovered {
     pub fn stop_orphan(&self, this_host: &str) -> bool {
         match (&self.host, self.command_pgid) {
             (Some(h), Some(pgid)) if h == this_host && self.requeued > 0 => {
-                crate::agent::process::signal_group(pgid, libc::SIGKILL);
+                crate::os::signal_group(pgid, libc::SIGKILL);
                 true
             }
             _ => false,
