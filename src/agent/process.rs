@@ -95,6 +95,8 @@ pub struct Running {
     child: Child,
     /// Process group id: the child's pid.
     pgid: i32,
+    /// When it started ([`crate::os::process_start`]), if known.
+    start: Option<u64>,
     done: bool,
 }
 
@@ -176,6 +178,7 @@ pub fn start(launch: Launch<'_>) -> Result<Running, String> {
             Ok(Running {
                 child,
                 pgid: pid,
+                start: crate::os::process_start(pid.unsigned_abs()),
                 done: false,
             })
         }
@@ -227,6 +230,12 @@ impl Running {
     /// The process id (and process group id).
     pub fn pid(&self) -> u32 {
         self.pgid.unsigned_abs()
+    }
+
+    /// When the command's process started, in the kernel's clock ticks
+    /// since boot: with the pid, it names this process and no later one.
+    pub fn start(&self) -> Option<u64> {
+        self.start
     }
 
     /// Waits for the command to exit. Cancel-safe: dropping the future

@@ -573,8 +573,8 @@ async fn register(
     loop {
         // The last process with this id died mid-task: its command must not
         // run alongside the retry that registering is about to requeue.
-        if let Some(pgid) = store.orphaned_command(identity).await? {
-            crate::os::signal_group(pgid, libc::SIGKILL);
+        if let Some((pgid, start)) = store.orphaned_command(identity).await? {
+            crate::os::signal_group_if_same(pgid, start, libc::SIGKILL);
         }
         match store.register_worker(identity, HEARTBEAT_TTL).await? {
             Registered::Ok { returned, requeued } => {
@@ -929,7 +929,7 @@ impl Loop<'_> {
                 // task on this host can stop the orphaned command first.
                 if let Err(e) = self
                     .store
-                    .record_command(&self.identity.id, running.pid())
+                    .record_command(&self.identity.id, running.pid(), running.start())
                     .await
                 {
                     self.notes.emit(Note::RedisError {
