@@ -9,6 +9,7 @@ pub mod agent;
 pub mod cli;
 pub mod dispatch;
 pub mod graph;
+pub mod os;
 pub mod plan;
 pub mod reload;
 pub mod runner;

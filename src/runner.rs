@@ -11,7 +11,7 @@ mod supervisor;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -20,6 +20,7 @@ use supervisor::Supervisor;
 
 use crate::Status;
 use crate::dispatch::{AgentSlot, Snapshot, Transition};
+use crate::os::{hostname, now_ms};
 use crate::plan::{self, LoadError, Plan};
 use crate::reload::{self, Edit};
 use crate::store::{Event, LIGHT_FIELDS, RedisTarget, Store, StoreError, SyncCounts, connection};
@@ -110,12 +111,6 @@ pub enum RunError {
     LeaseLost { town: String, holder: String },
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 fn lease_holder() -> String {
     let host = hostname();
     serde_json::json!({
@@ -125,10 +120,6 @@ fn lease_holder() -> String {
         "since": now_ms(),
     })
     .to_string()
-}
-
-pub fn hostname() -> String {
-    crate::agent::worker::hostname()
 }
 
 /// Whether a lease value names a process on this host that no longer runs.
@@ -145,9 +136,7 @@ fn holder_is_dead_here(value: &str) -> bool {
     if host != hostname() || pid <= 0 || pid == std::process::id() as libc::pid_t {
         return false;
     }
-    // SAFETY: kill(pid, 0) only checks for existence; no signal is sent.
-    let exists = unsafe { libc::kill(pid, 0) } == 0;
-    !exists && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    !crate::os::pid_alive(pid)
 }
 
 /// Describes a lease value for messages.

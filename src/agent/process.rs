@@ -95,6 +95,8 @@ pub struct Running {
     child: Child,
     /// Process group id: the child's pid.
     pgid: i32,
+    /// When it started ([`crate::os::process_start`]), if known.
+    start: Option<u64>,
     done: bool,
 }
 
@@ -176,6 +178,7 @@ pub fn start(launch: Launch<'_>) -> Result<Running, String> {
             Ok(Running {
                 child,
                 pgid: pid,
+                start: crate::os::process_start(pid.unsigned_abs()),
                 done: false,
             })
         }
@@ -229,6 +232,12 @@ impl Running {
         self.pgid.unsigned_abs()
     }
 
+    /// When the command's process started, in the kernel's clock ticks
+    /// since boot: with the pid, it names this process and no later one.
+    pub fn start(&self) -> Option<u64> {
+        self.start
+    }
+
     /// Waits for the command to exit. Cancel-safe: dropping the future
     /// leaves the command running, to wait again or stop.
     pub async fn wait(&mut self) -> Ending {
@@ -263,26 +272,12 @@ impl Running {
     }
 
     fn signal(&self, sig: libc::c_int) {
-        signal_group(self.pgid.unsigned_abs(), sig);
+        crate::os::signal_group(self.pgid.unsigned_abs(), sig);
     }
 
     fn group_exists(&self) -> bool {
         // SAFETY: signal 0 checks for existence and sends nothing.
         unsafe { libc::killpg(self.pgid, 0) == 0 }
-    }
-}
-
-/// Sends `sig` to a process group (a command of ours, or an agent).
-pub fn signal_group(pgid: u32, sig: libc::c_int) {
-    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
-        return;
-    };
-    if pgid <= 1 {
-        return;
-    }
-    // SAFETY: killpg only sends a signal; it has no memory preconditions.
-    unsafe {
-        libc::killpg(pgid, sig);
     }
 }
 

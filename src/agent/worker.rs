@@ -545,7 +545,7 @@ pub async fn run(
 
 fn identity(worker: &Worker) -> WorkerIdentity {
     let pid = std::process::id();
-    let host = hostname();
+    let host = crate::os::hostname();
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -573,8 +573,8 @@ async fn register(
     loop {
         // The last process with this id died mid-task: its command must not
         // run alongside the retry that registering is about to requeue.
-        if let Some(pgid) = store.orphaned_command(identity).await? {
-            process::signal_group(pgid, libc::SIGKILL);
+        if let Some((pgid, start)) = store.orphaned_command(identity).await? {
+            crate::os::signal_group_if_same(pgid, start, libc::SIGKILL);
         }
         match store.register_worker(identity, HEARTBEAT_TTL).await? {
             Registered::Ok { returned, requeued } => {
@@ -929,7 +929,7 @@ impl Loop<'_> {
                 // task on this host can stop the orphaned command first.
                 if let Err(e) = self
                     .store
-                    .record_command(&self.identity.id, running.pid())
+                    .record_command(&self.identity.id, running.pid(), running.start())
                     .await
                 {
                     self.notes.emit(Note::RedisError {
@@ -1126,19 +1126,6 @@ fn describe(message: &Control) -> String {
         Control::Shutdown => "shutdown".into(),
         Control::Unknown(raw) => format!("unreadable: {raw}"),
     }
-}
-
-/// This machine's name, as workers record it and runners compare it.
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its whole length; gethostname writes
-    // at most that many bytes.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "localhost".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 #[cfg(test)]

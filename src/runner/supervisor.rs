@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 
-use crate::agent::process::signal_group;
+use crate::os::signal_group;
 use crate::plan::AgentSpec;
 
 /// First restart delay; doubles up to [`MAX_BACKOFF`].

@@ -489,7 +489,7 @@ async fn wait_ready(dir: &Path, sock: &Path, deadline: Duration) -> Result<(), S
                 // Fail fast when the daemon already died (e.g. a bad AOF);
                 // no pid file yet just means it has not got that far.
                 if let Some(pid) = read_pid(dir)
-                    && !is_alive(pid)
+                    && !crate::os::pid_alive(pid)
                 {
                     return Err(StoreError::ServerStart {
                         reason: format!("the server (pid {pid}) exited"),
@@ -517,7 +517,7 @@ async fn wait_ready(dir: &Path, sock: &Path, deadline: Duration) -> Result<(), S
 async fn wait_stopped(sock: &Path, pid: Option<i32>, deadline: Duration) -> bool {
     let started = Instant::now();
     loop {
-        let exited = pid.is_none_or(|pid| !is_alive(pid));
+        let exited = pid.is_none_or(|pid| !crate::os::pid_alive(pid));
         if exited && probe(sock).await == Probe::Down {
             return true;
         }
@@ -596,7 +596,7 @@ fn read_pid(dir: &Path) -> Option<i32> {
 /// project; signalling such a pid would hit an unrelated process.
 fn owned_server_pid(dir: &Path) -> Option<i32> {
     let pid = read_pid(dir)?;
-    if !is_alive(pid) {
+    if !crate::os::pid_alive(pid) {
         return None;
     }
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
@@ -613,25 +613,6 @@ fn owned_server_pid(dir: &Path) -> Option<i32> {
         .ok()?;
     let comm = String::from_utf8_lossy(&output.stdout);
     (comm.contains("redis-server") || comm.contains("valkey-server")).then_some(pid)
-}
-
-/// Whether `pid` is running. A zombie counts as exited: the daemon is not
-/// our child, and in containers whose init does not reap, it stays a
-/// zombie after exiting.
-fn is_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    let exists = unsafe { libc::kill(pid, 0) } == 0
-        || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    if !exists {
-        return false;
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesized command name.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_none_or(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => true,
-    }
 }
 
 fn signal(pid: i32, sig: libc::c_int) {

@@ -184,18 +184,29 @@ impl Control {
 }
 
 impl Store {
-    /// The process group of a command that an earlier process with this
-    /// worker's id left running on this host when it died mid-task (no
-    /// heartbeat, not a clean stop, a task in hand). Registering requeues
-    /// that task, so the command must be stopped *before* registering.
-    pub async fn orphaned_command(&self, w: &WorkerIdentity) -> Result<Option<u32>, StoreError> {
+    /// The process group, and its leader's start time, of a command that an
+    /// earlier process with this worker's id left running on this host when
+    /// it died mid-task (no heartbeat, not a clean stop, a task in hand).
+    /// Registering requeues that task, so the command must be stopped
+    /// *before* registering.
+    pub async fn orphaned_command(
+        &self,
+        w: &WorkerIdentity,
+    ) -> Result<Option<(u32, u64)>, StoreError> {
         let mut conn = self.conn.clone();
-        type Fields = (Option<String>, Option<u32>, Option<String>, Option<String>);
-        let ((host, pgid, state, task), alive): (Fields, bool) = redis::pipe()
+        type Fields = (
+            Option<String>,
+            Option<u32>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let ((host, pgid, start, state, task), alive): (Fields, bool) = redis::pipe()
             .cmd("HMGET")
             .arg(self.keys.agent(&w.id))
             .arg("host")
             .arg("command_pgid")
+            .arg("command_start")
             .arg("state")
             .arg("task")
             .exists(self.keys.alive(&w.id))
@@ -203,7 +214,8 @@ impl Store {
             .await?;
         let ours = host.as_deref() == Some(w.host.as_str());
         let died = !alive && state.as_deref() != Some("stopped") && task.is_some();
-        Ok(pgid.filter(|_| ours && died))
+        let start = start.and_then(|s| s.parse().ok());
+        Ok(pgid.zip(start).filter(|_| ours && died))
     }
 
     /// Registers a worker: agent hash, `agents` set, first heartbeat

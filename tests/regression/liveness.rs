@@ -1,1 +1,184 @@
 //! Regressions in workers, heartbeats, fencing and recovery.
+
+use std::time::Duration;
+
+use crate::RedisExt;
+use crate::support::{RedisServer, Running, Tt, wait_until};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Whether `pid` is a zombie: exited, not yet reaped by its parent.
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_zombie_holding_the_lease_does_not_block_the_next_run() {
+    let redis = RedisServer::start();
+    let plan = "[town]\nname = \"z\"\n[[tasks]]\nid = \"a\"\nstatus = \"completed\"\n";
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    // A `tt run` of our own, so that once killed it stays a zombie until
+    // this test reaps it.
+    let mut first = tt
+        .command()
+        .args(["run", "--no-agents"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = first.id();
+    wait_until(DEADLINE, "the first run holds the lease", || {
+        redis.keys("tt:z:runner").len() == 1
+    });
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+    wait_until(DEADLINE, "the first run is a zombie", || zombie(pid));
+    assert_eq!(
+        redis.keys("tt:z:runner").len(),
+        1,
+        "the lease is left behind"
+    );
+    let out = tt.run_with(["run", "--until-done", "--no-agents"]);
+    assert!(zombie(pid), "still unreaped while the next run started");
+    first.wait().unwrap();
+    out.success();
+}
+
+/// `[town] name = "p"`, an agent `w` whose command writes its pid and waits
+/// for the file `go`, and one task `job` for it.
+const WAITING_JOB: &str = r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "echo $$ > pid-$TT_ATTEMPT; while [ ! -e go ]; do sleep 0.05; done"]
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+
+#[test]
+fn a_clean_stop_leaves_no_process_group_on_record() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
+    let _runner = Running::start(&tt, &["run", "--no-agents"]);
+    let agent = Running::start(&tt, &["agent", "w", "--id", "w-1"]);
+    wait_until(DEADLINE, "the command's group is on record", || {
+        tt.dir().join("pid-1").exists()
+            && redis.hgetall("tt:p:agent:w-1").contains_key("command_pgid")
+    });
+    assert_eq!(agent.stop(), 0);
+    let record = redis.hgetall("tt:p:agent:w-1");
+    assert_eq!(record["state"], "stopped", "{record:?}");
+    assert!(
+        !record.contains_key("command_pgid") && !record.contains_key("command_start"),
+        "a stopped command's group stays on record: {record:?}"
+    );
+}
+
+/// A process in a process group of its own, like a command tinytown starts,
+/// but not one: what a recorded group id may name after pid reuse.
+struct Bystander(std::process::Child);
+
+impl Bystander {
+    fn start() -> Self {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new("sleep")
+            .arg("120")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        Bystander(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn recovery_never_kills_a_process_group_that_is_not_the_recorded_command() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    let mut bystander = Bystander::start();
+    let host = tinytown::os::hostname();
+    for recoverer in ["tt recover", "a new worker with the id"] {
+        // Worker `w-1` on this host died while running `job`; the group id it
+        // recorded now belongs to an unrelated process (another start time).
+        redis.cmd(&["HSET", "tt:p:task:job", "status", "running", "attempt", "1"]);
+        redis.cmd(&["HSET", "tt:p:task:job", "worker", "w-1", "assigned_to", "w"]);
+        redis.cmd(&["DEL", "tt:p:claimed:w-1", "tt:p:agent:w-1"]);
+        redis.cmd(&[
+            "RPUSH",
+            "tt:p:claimed:w-1",
+            r#"{"kind":"task","task":"job","attempt":1}"#,
+        ]);
+        let pgid = bystander.pid().to_string();
+        redis.cmd(&[
+            "HSET",
+            "tt:p:agent:w-1",
+            "id",
+            "w-1",
+            "name",
+            "w",
+            "host",
+            &host,
+        ]);
+        redis.cmd(&[
+            "HSET",
+            "tt:p:agent:w-1",
+            "state",
+            "working",
+            "task",
+            "job",
+            "attempt",
+            "1",
+        ]);
+        redis.cmd(&[
+            "HSET",
+            "tt:p:agent:w-1",
+            "command_pgid",
+            &pgid,
+            "command_start",
+            "1",
+        ]);
+        redis.cmd(&["SADD", "tt:p:agents", "w-1"]);
+        if recoverer == "tt recover" {
+            tt.run_with(["recover"])
+                .success()
+                .stdout_contains("1 running task(s) requeued")
+                .stdout_lacks("stopped its orphaned command");
+        } else {
+            let agent = Running::start(&tt, &["agent", "w", "--id", "w-1"]);
+            agent.wait_output("ready in town");
+            agent.stop();
+        }
+        assert_eq!(
+            redis.task_field("p", "job", "status"),
+            "pending",
+            "{recoverer}"
+        );
+        assert!(
+            bystander.alive(),
+            "{recoverer} killed an unrelated process group"
+        );
+    }
+}

@@ -38,7 +38,7 @@ redis.call('LREM', claimed, 1, raw)
 local agent_key = prefix .. 'agent:' .. worker
 local function free_worker()
   redis.call('HSET', agent_key, 'state', 'idle')
-  redis.call('HDEL', agent_key, 'task', 'attempt', 'command_pgid')
+  redis.call('HDEL', agent_key, 'task', 'attempt', 'command_pgid', 'command_start')
 end
 
 -- The outcome, as the reply begins.
