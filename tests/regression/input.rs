@@ -87,3 +87,32 @@ fn a_plan_file_over_the_size_cap_is_refused_saying_the_cap() {
     assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("64 MiB"), "{out}");
 }
+
+#[test]
+fn a_parent_cycle_does_not_hide_a_dependency_cycle() {
+    let text = r#"
+[[tasks]]
+id = "a"
+parent = "b"
+
+[[tasks]]
+id = "b"
+parent = "a"
+
+[[tasks]]
+id = "c"
+depends_on = ["d"]
+
+[[tasks]]
+id = "d"
+depends_on = ["c"]
+"#;
+    Tt::new()
+        .file("tasks.toml", text)
+        .args(["plan"])
+        .run()
+        .code(2)
+        .stderr_contains("has 2 problems")
+        .stderr_contains("parent cycle: a → b → a")
+        .stderr_contains("dependency cycle: c → d → c");
+}
