@@ -8,6 +8,7 @@ mod diagnostic;
 mod load;
 mod model;
 mod peek;
+mod read;
 mod validate;
 
 pub use diagnostic::{LoadError, Problem, Severity};
@@ -19,6 +20,7 @@ pub use model::{
     TownConfig, agent_keys, meta_keys, task_keys, top_keys, town_keys,
 };
 pub use peek::peek_town;
+pub use read::{MAX_PLAN_BYTES, read_plan};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -551,19 +551,18 @@ impl<F: FnMut(Report)> Runner<F> {
     }
 
     async fn reload(&mut self, agents: &mut Supervisor) -> Result<(), RunError> {
-        let text = match std::fs::read_to_string(&self.opts.file) {
+        let text = match plan::read_plan(&self.opts.file) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(LoadError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 // Mid-save (delete and recreate) or really gone: keep the
                 // last plan; the next save reloads.
                 (self.report)(Report::FileGone);
                 return Ok(());
             }
             Err(e) => {
-                (self.report)(Report::Invalid(LoadError::Read {
-                    path: self.opts.file.display().to_string(),
-                    source: e,
-                }));
+                (self.report)(Report::Invalid(e));
                 return Ok(());
             }
         };

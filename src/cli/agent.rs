@@ -19,7 +19,7 @@ use serde_json::json;
 use super::{CliError, Context, output};
 use crate::agent::worker::{self, Note, Reporter, Worker, journal_path};
 use crate::agent::{AgentConfig, AgentError, Overrides};
-use crate::plan::{self, valid_id};
+use crate::plan::valid_id;
 use crate::store::{RedisTarget, Store};
 
 /// How long `tt spawn` waits for the worker to register.
@@ -126,8 +126,7 @@ fn setup(ctx: &Context, args: &Args) -> Result<Setup, CliError> {
             // Flags say what to run: an invalid file only matters for the
             // town and the Redis, which survive most mistakes.
             Err(_) if flags.has_command() => {
-                let text = std::fs::read_to_string(&ctx.file).unwrap_or_default();
-                let (name, url) = plan::peek_town(&text);
+                let (name, url) = ctx.peek_town()?;
                 (None, name, url, None)
             }
             Err(e) => return Err(e),

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{CliError, Global};
-use crate::plan::{self, Plan, valid_id};
+use crate::plan::{self, LoadError, Plan, valid_id};
 use crate::store::{RedisTarget, Store};
 
 pub struct Context {
@@ -77,13 +77,21 @@ impl Context {
     /// Opens the store for commands that only read Redis: the file is
     /// consulted for `[town]` if it exists, but need not be valid.
     pub async fn store(&self) -> Result<Store, CliError> {
-        let (name, url) = match std::fs::read_to_string(&self.file) {
-            Ok(text) => plan::peek_town(&text),
-            Err(_) => (None, None),
-        };
+        let (name, url) = self.peek_town()?;
         let town = self.town(name.as_deref());
         let target = self.target(url.as_deref());
         Ok(Store::open(&target, &town).await?)
+    }
+
+    /// `[town] name` and `redis_url` of a file that need not be valid. A
+    /// missing or unreadable file names neither; one that is refused (not
+    /// a regular file, too large) is an error, as for every command.
+    pub fn peek_town(&self) -> Result<(Option<String>, Option<String>), CliError> {
+        match plan::read_plan(&self.file) {
+            Ok(text) => Ok(plan::peek_town(&text)),
+            Err(LoadError::Read { .. }) => Ok((None, None)),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

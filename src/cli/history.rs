@@ -46,11 +46,9 @@ const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// The Redis that [`Context::store`] connects to, for the dedicated
 /// blocking connection of a follow loop.
-pub(super) fn follow_target(ctx: &Context) -> RedisTarget {
-    let url = std::fs::read_to_string(&ctx.file)
-        .ok()
-        .and_then(|text| crate::plan::peek_town(&text).1);
-    ctx.target(url.as_deref())
+pub(super) fn follow_target(ctx: &Context) -> Result<RedisTarget, CliError> {
+    let (_, url) = ctx.peek_town()?;
+    Ok(ctx.target(url.as_deref()))
 }
 
 /// Waits for the next events; a dropped connection is reopened (the
@@ -111,7 +109,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     if !args.follow {
         return Ok(0);
     }
-    let mut follower = EventFollower::open(&store, &follow_target(ctx), &last).await?;
+    let mut follower = EventFollower::open(&store, &follow_target(ctx)?, &last).await?;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {

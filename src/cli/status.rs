@@ -279,7 +279,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     // Follow from the newest event *before* the first drawing, so nothing
     // that happens while drawing goes unseen.
     let (_, last) = store.recent_events(0, None).await?;
-    let mut follower = EventFollower::open(&store, &follow_target(ctx), &last).await?;
+    let mut follower = EventFollower::open(&store, &follow_target(ctx)?, &last).await?;
     let clear = !args.json && std::io::stdout().is_terminal();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);

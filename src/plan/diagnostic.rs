@@ -150,6 +150,14 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    #[error("`{path}` is {kind}, not a regular file")]
+    NotAFile { path: String, kind: &'static str },
+    #[error(
+        "`{path}` is {} MiB, over the {} MiB a plan file may have",
+        .size.div_ceil(1024 * 1024),
+        super::MAX_PLAN_BYTES / (1024 * 1024)
+    )]
+    TooLarge { path: String, size: u64 },
     #[error("`{file}` has {} problem{}", errors_in(.problems), plural(errors_in(.problems)))]
     Invalid {
         file: String,
@@ -170,7 +178,7 @@ impl LoadError {
     pub fn problems(&self) -> &[Problem] {
         match self {
             LoadError::Invalid { problems, .. } => problems,
-            LoadError::Read { .. } => &[],
+            _ => &[],
         }
     }
 }
@@ -179,6 +187,8 @@ impl Diagnostic for LoadError {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(match self {
             LoadError::Read { .. } => "tt::plan::read",
+            LoadError::NotAFile { .. } => "tt::plan::not-a-file",
+            LoadError::TooLarge { .. } => "tt::plan::too-large",
             LoadError::Invalid { .. } => "tt::plan::invalid",
         }))
     }
@@ -187,6 +197,9 @@ impl Diagnostic for LoadError {
         match self {
             LoadError::Read { .. } => Some(Box::new(
                 "run `tt init` to create a tasks.toml, or pass `-f PATH`",
+            )),
+            LoadError::NotAFile { .. } | LoadError::TooLarge { .. } => Some(Box::new(
+                "point `-f` (or `TT_FILE`) at the tasks.toml, a regular text file",
             )),
             LoadError::Invalid { .. } => None,
         }
@@ -197,7 +210,7 @@ impl Diagnostic for LoadError {
             LoadError::Invalid { problems, .. } => {
                 Some(Box::new(problems.iter().map(|p| p as &dyn Diagnostic)))
             }
-            LoadError::Read { .. } => None,
+            _ => None,
         }
     }
 }

@@ -23,11 +23,7 @@ pub const PRESETS: &[&str] = &[
 
 /// Reads and loads a file.
 pub fn load_file(path: &Path) -> Result<Plan, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    load(path, text)
+    load(path, super::read_plan(path)?)
 }
 
 /// Loads a plan from text. `path` names the file in messages and is where
