@@ -1,9 +1,10 @@
 //! Regressions in the main job, the test harness and the benchmarks.
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{self, wait_until};
+use crate::support::{self, Running, Tt, wait_until};
 
 /// What a worker of an outer `tt run` hands the `cargo test` it runs, plus
 /// what a git hook would: every one points somewhere a test must not go.
@@ -89,5 +90,51 @@ fn tests_run_from_inside_a_tt_task_do_not_inherit_its_town() {
     assert!(
         status.is_some_and(|s| s.success()) && text.contains(&passed),
         "the tests failed under an outer task's environment:\n{text}"
+    );
+}
+
+/// The README's main job, `tt run --until-done` in the repository, ran the
+/// project's whole check pipeline (and, through its tests, itself again):
+/// it must be a demo that finishes in seconds on the embedded default with
+/// no AI CLI, showing replicas, a join step, dependencies and a retry, and
+/// `tt down` must leave nothing of it running.
+#[test]
+fn the_main_job_finishes_in_seconds_and_tt_down_leaves_nothing_running() {
+    let plan = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks.toml"))
+        .expect("the repository's tasks.toml");
+    // No `REDIS_URL` (the harness drops it): the embedded default, in the
+    // temp project.
+    let tt = Tt::new().file("tasks.toml", plan);
+    let mut run = Running::start(&tt, &["run", "--until-done"]);
+    // `wait_exit` allows a minute; the demo needs about ten seconds.
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 0, "the main job failed:\n{out}");
+    for shown in [
+        "on dev-1",
+        "on dev-2",
+        "dispatched auth to reviewer",
+        "retrying",
+    ] {
+        assert!(
+            out.contains(shown),
+            "the demo never shows {shown:?}:\n{out}"
+        );
+    }
+    let tasks = tt.run_with(["tasks", "--json"]).success();
+    let tasks: Vec<serde_json::Value> = serde_json::from_str(&tasks.stdout).expect("json");
+    assert!(tasks.len() >= 5, "{tasks:?}");
+    for task in &tasks {
+        assert_eq!(task["status"], "completed", "{task}");
+    }
+    assert!(
+        tasks.iter().any(|t| t["attempt"].as_u64() >= Some(2)),
+        "no task was retried: {tasks:?}"
+    );
+    tt.run_with(["down"]).success();
+    wait_until(
+        Duration::from_secs(30),
+        "nothing of the project runs after `tt down`",
+        || support::processes_in(tt.dir()).is_empty(),
     );
 }

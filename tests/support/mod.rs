@@ -38,6 +38,34 @@ pub fn wait_until(deadline: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Every live process (pid, command line) whose working directory is
+/// `dir` or below it, or whose command line names it: what a project's
+/// `tt` left running (workers run in the project, the embedded
+/// `redis-server` in `.tt/redis`). Zombies are not counted.
+pub fn processes_in(dir: &Path) -> Vec<(u32, String)> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let needle = dir.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // The state follows the parenthesised command name.
+            if stat.rsplit_once(") ")?.1.starts_with('Z') {
+                return None;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let inside =
+                std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&dir));
+            (inside || cmdline.contains(&needle)).then_some((pid, cmdline))
+        })
+        .collect()
+}
+
 /// A private `redis-server` for one test: unix socket in a temp dir, no TCP
 /// port, no persistence. Killed and reaped on drop.
 pub struct RedisServer {
