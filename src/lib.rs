@@ -12,6 +12,7 @@ pub mod graph;
 pub mod plan;
 pub mod reload;
 pub mod runner;
+pub mod state_dir;
 pub mod store;
 pub mod sync;
 pub mod watch;
