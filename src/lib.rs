@@ -13,6 +13,7 @@ pub mod os;
 pub mod plan;
 pub mod reload;
 pub mod runner;
+pub mod state_dir;
 pub mod store;
 pub mod sync;
 pub mod watch;

@@ -12,7 +12,7 @@
 //! appended to the attempt's log file, and lines of tt's own start with
 //! `[tt]`. A command that cannot start is an [`Ending`] like any other.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -205,25 +205,8 @@ fn spawn_error(program: &str, e: &std::io::Error) -> String {
 }
 
 fn open_log(path: &Path) -> Result<File, String> {
-    if let Some(dir) = path.parent() {
-        make_dir(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-    }
-    OpenOptions::new()
-        .create(true)
-        .read(true)
-        .append(true)
-        .open(path)
+    crate::state_dir::open_log(path)
         .map_err(|e| format!("cannot open the log `{}`: {e}", path.display()))
-}
-
-/// `create_dir_all` with the common cases first: the task's directory is
-/// new (first attempt) or exists (a retry); its parents nearly always exist.
-fn make_dir(dir: &Path) -> std::io::Result<()> {
-    match std::fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(_) => std::fs::create_dir_all(dir),
-    }
 }
 
 impl Running {

@@ -374,17 +374,7 @@ impl Notes {
         let file = if stdout_is(journal) {
             None
         } else {
-            journal
-                .parent()
-                .and_then(|dir| std::fs::create_dir_all(dir).ok())
-                .and_then(|()| {
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(journal)
-                        .ok()
-                })
-                .map(Mutex::new)
+            crate::state_dir::open_log(journal).ok().map(Mutex::new)
         };
         Self {
             reporter,

@@ -290,13 +290,7 @@ async fn terminate(child: &mut tokio::process::Child, pid: u32, grace: Duration)
 }
 
 fn open_log(path: &Path) -> std::io::Result<(std::fs::File, std::fs::File)> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    let out = crate::state_dir::open_log(path)?;
     let err = out.try_clone()?;
     Ok((out, err))
 }

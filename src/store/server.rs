@@ -314,21 +314,10 @@ fn prepare_state_dir(state_dir: &Path) -> Result<PathBuf, StoreError> {
 }
 
 fn private_dir(dir: &Path) -> Result<(), StoreError> {
-    let io_err = |what: &str, source| StoreError::Io {
-        what: format!("{what} `{}`", dir.display()),
+    crate::state_dir::secure(dir).map_err(|source| StoreError::Io {
+        what: format!("make `{}` private (mode 0700)", dir.display()),
         source,
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| io_err("create", e))?;
-    let meta = std::fs::metadata(dir).map_err(|e| io_err("read", e))?;
-    if meta.permissions().mode() & 0o777 != 0o700 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| io_err("make private (mode 0700)", e))?;
-    }
-    Ok(())
+    })
 }
 
 /// For a socket in the `/tmp` fallback, creates its directory with mode
