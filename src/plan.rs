@@ -11,7 +11,7 @@ mod peek;
 mod read;
 mod validate;
 
-pub use diagnostic::{LoadError, Problem, Severity};
+pub use diagnostic::{LoadError, Problem, SHOWN, Severity};
 pub use load::{
     EntryError, PRESETS, did_you_mean, load, load_file, load_task_entry, parse_duration,
 };

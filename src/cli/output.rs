@@ -3,6 +3,8 @@
 use std::io::{IsTerminal, Write};
 
 use super::CliError;
+use crate::plan::{LoadError, Problem, SHOWN};
+use crate::runner::RunError;
 
 pub fn install_error_hook() {
     let stderr_tty = std::io::stderr().is_terminal();
@@ -21,14 +23,52 @@ pub fn install_error_hook() {
 }
 
 pub fn print_error(e: CliError) {
+    let hidden = match &e {
+        CliError::Plan(l) | CliError::Run(RunError::Plan(l)) => l.hidden(),
+        _ => 0,
+    };
     let report = miette::Report::new(e);
     eprintln!("{report:?}");
+    print_hidden(hidden, "problem");
 }
 
-/// Prints diagnostics that are not fatal (warnings).
-pub fn print_diagnostic(d: impl miette::Diagnostic + Send + Sync + 'static) {
-    let report = miette::Report::new(d);
+/// Prints a file's problems: the first [`SHOWN`] of them, then how many more.
+pub fn print_load_error(e: LoadError) {
+    let hidden = e.hidden();
+    let report = miette::Report::new(e);
     eprintln!("{report:?}");
+    print_hidden(hidden, "problem");
+}
+
+/// Prints a plan's warnings: the first [`SHOWN`] of them, then how many more.
+pub fn print_warnings(warnings: &[Problem]) {
+    for w in warnings.iter().take(SHOWN) {
+        eprintln!("{:?}", miette::Report::new(w.clone()));
+    }
+    print_hidden(warnings.len().saturating_sub(SHOWN), "warning");
+}
+
+fn print_hidden(n: usize, what: &str) {
+    if n > 0 {
+        let s = if n == 1 { "" } else { "s" };
+        eprintln!(
+            "and {} more {what}{s} (`tt plan --json` lists them all)",
+            thousands(n)
+        );
+    }
+}
+
+/// `19980` as `19,980`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Prints a JSON value on stdout.

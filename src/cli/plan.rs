@@ -20,15 +20,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let plan = match ctx.load_plan() {
         Ok(p) => p,
         Err(CliError::Plan(e @ LoadError::Invalid { .. })) if args.json => {
-            let problems: Vec<_> = e.problems().iter().map(|p| p.to_json()).collect();
+            let problems: Vec<_> = crate::plan::Problem::to_json_all(e.problems());
             output::json(&json!({ "valid": false, "problems": problems }));
             return Ok(2);
         }
         Err(e) => return Err(e),
     };
-    for w in &plan.warnings {
-        output::print_diagnostic(w.clone());
-    }
+    output::print_warnings(&plan.warnings);
     let graph = Graph::from_plan(&plan);
     let view = View::new(&plan, &graph);
     if args.json {
@@ -203,7 +201,7 @@ impl<'a> View<'a> {
             .iter()
             .map(|(a, l)| (a.clone(), self.ids(l)))
             .collect();
-        let warnings: Vec<_> = plan.warnings.iter().map(|w| w.to_json()).collect();
+        let warnings: Vec<_> = crate::plan::Problem::to_json_all(&plan.warnings);
         json!({
             "valid": true,
             "file": plan.file_name(),

@@ -38,9 +38,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let plan = ctx.load_plan()?;
     let town = ctx.town(plan.town.name.as_deref());
     let target = ctx.target(plan.town.redis_url.as_deref());
-    for w in &plan.warnings {
-        output::print_diagnostic(w.clone());
-    }
+    output::print_warnings(&plan.warnings);
     let opts = Options {
         file: ctx.file.clone(),
         project_dir: ctx.project_dir.clone(),
@@ -128,7 +126,7 @@ fn report_line(file: &str, r: Report) -> Option<String> {
                 "{} {file} is invalid; the last good plan keeps running",
                 time()
             );
-            output::print_diagnostic(e);
+            output::print_load_error(e);
             return None;
         }
         Report::FileGone => format!("{file} is gone; the last good plan keeps running"),

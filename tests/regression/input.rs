@@ -3,7 +3,8 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{Output, RedisServer, Tt};
+use crate::RedisExt;
+use crate::support::{Output, RedisServer, Running, Tt, wait_until};
 
 /// How long a command on a hostile file may take before it counts as hung.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -37,6 +38,78 @@ fn run_bounded(tt: &Tt, args: &[&str]) -> Output {
         stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
         stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
     }
+}
+
+/// Lines whose diagnostics sit past what miette's graphical handler can
+/// draw (column 65535) or are too long to show whole.
+fn undrawable_files() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "a 70k-space array",
+            format!("[[tasks]]\nid = \"a\"\ntags = [{}1]\n", " ".repeat(70_000)),
+        ),
+        (
+            "an unclosed `[` past column 65535",
+            format!("x = {}[\n", " ".repeat(70_000)),
+        ),
+        (
+            "a 66k-character line before a mistake",
+            format!(
+                "[[tasks]]\nid = \"a\"\ndescription = \"{}\" bogus\n",
+                "x".repeat(66_000)
+            ),
+        ),
+        ("a 1M unclosed `[`", "[".repeat(1_000_000)),
+        (
+            "a 70k-character key",
+            format!("{} = 1\n", "k".repeat(70_000)),
+        ),
+    ]
+}
+
+#[test]
+fn a_diagnostic_past_column_65535_is_a_plain_report_not_a_panic() {
+    for (what, text) in undrawable_files() {
+        let tt = Tt::new().file("tasks.toml", &text);
+        let out = run_bounded(&tt, &["plan"]);
+        assert_eq!(out.code, 2, "{what}: exit code\n{out}");
+        assert!(!out.stderr.contains("panicked"), "{what}: panic\n{out}");
+        assert!(out.stderr.contains("tasks.toml:1:") || out.stderr.contains("tasks.toml:3:"));
+        // The report says where, not the whole line again.
+        assert!(
+            out.stderr.len() < 10_000,
+            "{what}: {} bytes of diagnostics",
+            out.stderr.len()
+        );
+    }
+}
+
+#[test]
+fn an_undrawable_save_under_tt_run_keeps_the_last_good_plan_running() {
+    let redis = RedisServer::start();
+    let good = "[town]\nname = \"u\"\n\n[[tasks]]\nid = \"a\"\ndescription = \"first\"\n";
+    let tt = Tt::new().file("tasks.toml", good).redis(&redis);
+    let run = Running::start(&tt, &["run", "--no-agents"]);
+    wait_until(DEADLINE, "the plan is in redis", || {
+        redis.task_field("u", "a", "description") == "first"
+    });
+    let bad = format!("{good}tags = [{}1]\n", " ".repeat(70_000));
+    save(&tt, &bad);
+    run.wait_output("the last good plan keeps running");
+    run.wait_output("tasks.toml:7:");
+    save(&tt, &good.replace("first", "second"));
+    wait_until(DEADLINE, "the next good save applies", || {
+        redis.task_field("u", "a", "description") == "second"
+    });
+    assert!(!run.output().contains("panicked"), "{}", run.output());
+    assert_eq!(run.stop(), 0);
+}
+
+/// Saves the way editors do: a temp file renamed over.
+fn save(tt: &Tt, text: &str) {
+    let tmp = tt.dir().join(".tasks.toml.swp");
+    std::fs::write(&tmp, text).expect("write temp file");
+    std::fs::rename(&tmp, tt.dir().join("tasks.toml")).expect("rename");
 }
 
 /// A FIFO at `path` (mkfifo(3)).
@@ -86,6 +159,61 @@ fn a_plan_file_over_the_size_cap_is_refused_saying_the_cap() {
     let out = run_bounded(&tt, &["plan"]);
     assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("64 MiB"), "{out}");
+}
+
+fn unknown_tables(n: usize) -> String {
+    (0..n).map(|i| format!("[bogus{i}]\n")).collect()
+}
+
+#[test]
+fn twenty_thousand_unknown_tables_are_reported_quickly_and_capped() {
+    let tt = Tt::new().file("tasks.toml", unknown_tables(20_000));
+    let started = Instant::now();
+    let out = run_bounded(&tt, &["plan"]);
+    let text_took = started.elapsed();
+    assert_eq!(out.code, 2, "{out}");
+    assert_eq!(
+        out.stderr.matches("unknown key `bogus").count(),
+        20,
+        "{out}"
+    );
+    assert!(out.stderr.contains("and 19,980 more"), "{out}");
+    assert!(out.stderr.lines().count() < 500, "{out}");
+
+    let started = Instant::now();
+    let json = run_bounded(&tt, &["plan", "--json"]);
+    let json_took = started.elapsed();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    let problems = v["problems"].as_array().expect("problems");
+    assert_eq!(problems.len(), 20_000);
+    assert_eq!(problems[19_999]["line"], 20_000);
+    // Linear work is well under a second here; the quadratic one took
+    // tens of seconds. The margin is for a loaded machine.
+    for took in [text_took, json_took] {
+        assert!(took < Duration::from_secs(10), "took {took:?}");
+    }
+}
+
+#[test]
+fn a_save_with_twenty_thousand_problems_does_not_flood_or_stall_tt_run() {
+    let redis = RedisServer::start();
+    let good = "[town]\nname = \"f\"\n\n[[tasks]]\nid = \"a\"\ndescription = \"first\"\n";
+    let tt = Tt::new().file("tasks.toml", good).redis(&redis);
+    let run = Running::start(&tt, &["run", "--no-agents"]);
+    wait_until(DEADLINE, "the plan is in redis", || {
+        redis.task_field("f", "a", "description") == "first"
+    });
+    save(&tt, &format!("{good}{}", unknown_tables(20_000)));
+    run.wait_output("and 19,980 more");
+    let started = Instant::now();
+    save(&tt, &good.replace("first", "second"));
+    wait_until(DEADLINE, "the next good save applies", || {
+        redis.task_field("f", "a", "description") == "second"
+    });
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let output = run.output();
+    assert!(output.lines().count() < 500, "{output}");
+    assert_eq!(run.stop(), 0);
 }
 
 #[test]
