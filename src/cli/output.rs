@@ -1,8 +1,10 @@
 //! How `tt` prints: diagnostics through miette, tables, and JSON.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 
 use super::CliError;
+use crate::escape::escape;
 use crate::plan::{LoadError, Problem, SHOWN};
 use crate::runner::RunError;
 
@@ -79,10 +81,15 @@ pub fn json(value: &serde_json::Value) {
 }
 
 /// Left-aligned columns, two spaces apart; the last column is not padded.
+/// Cells are escaped for the terminal ([`crate::escape`]).
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<Cow<'_, str>>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| escape(cell)).collect())
+        .collect();
     let cols = header.len();
     let mut width = header.iter().map(|h| h.chars().count()).collect::<Vec<_>>();
-    for row in rows {
+    for row in &rows {
         for (i, cell) in row.iter().enumerate().take(cols) {
             width[i] = width[i].max(cell.chars().count());
         }
@@ -103,8 +110,8 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     };
     line(&mut header.iter().copied());
-    for row in rows {
-        line(&mut row.iter().map(String::as_str));
+    for row in &rows {
+        line(&mut row.iter().map(|c| c.as_ref()));
     }
     out
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::{CliError, Context, output};
+use crate::escape::escape;
 use crate::graph::Graph;
 use crate::plan::{LoadError, Plan};
 
@@ -32,7 +33,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     if args.json {
         output::json(&view.json(ctx.town(plan.town.name.as_deref())));
     } else {
-        print!("{}", view.text(&ctx.town(plan.town.name.as_deref())));
+        print!(
+            "{}",
+            escape(&view.text(&ctx.town(plan.town.name.as_deref())))
+        );
     }
     Ok(0)
 }

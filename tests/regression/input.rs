@@ -90,9 +90,8 @@ fn an_undrawable_save_under_tt_run_keeps_the_last_good_plan_running() {
     let good = "[town]\nname = \"u\"\n\n[[tasks]]\nid = \"a\"\ndescription = \"first\"\n";
     let tt = Tt::new().file("tasks.toml", good).redis(&redis);
     let run = Running::start(&tt, &["run", "--no-agents"]);
-    wait_until(DEADLINE, "the plan is in redis", || {
-        redis.task_field("u", "a", "description") == "first"
-    });
+    // Dispatch follows the file watch: from here on a save is seen.
+    run.wait_output("dispatched a to the backlog");
     let bad = format!("{good}tags = [{}1]\n", " ".repeat(70_000));
     save(&tt, &bad);
     run.wait_output("the last good plan keeps running");
@@ -200,9 +199,8 @@ fn a_save_with_twenty_thousand_problems_does_not_flood_or_stall_tt_run() {
     let good = "[town]\nname = \"f\"\n\n[[tasks]]\nid = \"a\"\ndescription = \"first\"\n";
     let tt = Tt::new().file("tasks.toml", good).redis(&redis);
     let run = Running::start(&tt, &["run", "--no-agents"]);
-    wait_until(DEADLINE, "the plan is in redis", || {
-        redis.task_field("f", "a", "description") == "first"
-    });
+    // Dispatch follows the file watch: from here on a save is seen.
+    run.wait_output("dispatched a to the backlog");
     save(&tt, &format!("{good}{}", unknown_tables(20_000)));
     run.wait_output("and 19,980 more");
     let started = Instant::now();
@@ -243,4 +241,59 @@ depends_on = ["c"]
         .stderr_contains("has 2 problems")
         .stderr_contains("parent cycle: a → b → a")
         .stderr_contains("dependency cycle: c → d → c");
+}
+
+/// A task whose text would recolour the terminal and move the cursor.
+const HOSTILE: &str = r#"[town]
+name = "esc"
+
+[meta]
+description = "meta \u001b[2J"
+
+[[tasks]]
+id = "a"
+description = "red \u001b[31m here\r\u0007 and \u009b1m"
+tags = ["t\u001b]0;title\u0007"]
+"#;
+
+#[test]
+fn control_characters_in_task_text_are_escaped_on_the_terminal() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", HOSTILE).redis(&redis);
+    let raw = |s: &str| s.chars().any(|c| c.is_control() && c != '\n');
+    let plan = tt.run_with(["plan"]).success();
+    assert!(!raw(&plan.stdout), "{plan}");
+    assert!(plan.stdout.contains("meta \\u{1b}[2J"), "{plan}");
+    tt.run_with(["sync", "push"]).success();
+    for args in [&["tasks"][..], &["task", "a"], &["status"]] {
+        let out = tt.run_with(args).success();
+        assert!(!raw(&out.stdout), "{out}");
+    }
+    tt.run_with(["task", "a"])
+        .stdout_contains("red \\u{1b}[31m here\\r\\u{7} and \\u{9b}1m");
+    tt.run_with(["tasks"]).stdout_contains("red \\u{1b}[31m");
+    // JSON stays exact: serde escapes it.
+    let json = tt.run_with(["task", "a", "--json"]).success();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(
+        v["description"]
+            .as_str()
+            .or(v["task"]["description"].as_str()),
+        Some("red \u{1b}[31m here\r\u{7} and \u{9b}1m")
+    );
+    // A message from `tt send` reaches `tt inbox`, `tt history` and the
+    // lines of `tt run` escaped too.
+    let run = Running::start(&tt, &["run", "--no-agents"]);
+    run.wait_output("dispatched a to the backlog");
+    tt.run_with(["send", "w", "hi \u{1b}[31m there"]).success();
+    run.wait_output("message for w");
+    let inbox = tt.run_with(["inbox", "w"]).success();
+    assert!(!raw(&inbox.stdout), "{inbox}");
+    assert!(inbox.stdout.contains("hi \\u{1b}[31m there"), "{inbox}");
+    let history = tt.run_with(["history"]).success();
+    assert!(!raw(&history.stdout), "{history}");
+    assert_eq!(run.stop(), 0);
+    let lines = std::fs::read_to_string(tt.dir().join("run.out")).unwrap();
+    assert!(!raw(&lines), "{lines}");
+    assert!(lines.contains("hi \\u{1b}[31m there"), "{lines}");
 }
