@@ -143,6 +143,26 @@ fn a_plan_file_that_is_not_a_regular_file_is_refused_without_hanging() {
 }
 
 #[test]
+fn a_plan_swapped_for_a_fifo_under_tt_run_is_refused_and_the_last_plan_keeps_running() {
+    let redis = RedisServer::start();
+    let good = "[town]\nname = \"z\"\n\n[[tasks]]\nid = \"a\"\ndescription = \"first\"\n";
+    let tt = Tt::new().file("tasks.toml", good).redis(&redis);
+    let run = Running::start(&tt, &["run", "--no-agents"]);
+    // Dispatch follows the file watch: from here on a save is seen.
+    run.wait_output("dispatched a to the backlog");
+    // Read, a FIFO blocks until a writer comes: the runner would stall.
+    let fifo = tt.dir().join(".fifo");
+    mkfifo(&fifo);
+    std::fs::rename(&fifo, tt.dir().join("tasks.toml")).unwrap();
+    run.wait_output("is a FIFO, not a regular file");
+    save(&tt, &good.replace("first", "second"));
+    wait_until(DEADLINE, "the next good save applies", || {
+        redis.task_field("z", "a", "description") == "second"
+    });
+    assert_eq!(run.stop(), 0);
+}
+
+#[test]
 fn a_symlink_to_a_regular_plan_file_still_loads() {
     let tt = Tt::new().file("real.toml", "[[tasks]]\nid = \"a\"\n");
     std::os::unix::fs::symlink("real.toml", tt.dir().join("tasks.toml")).unwrap();
