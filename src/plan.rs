@@ -2,7 +2,8 @@
 //!
 //! [`load`] turns text into a [`Plan`] or into every [`Problem`] the file has
 //! (syntax, keys, values, references, cycles) in one pass, each pointing at
-//! its span. Nothing that fails here ever reaches Redis.
+//! its span. Nothing that fails here ever reaches Redis. [`read_plan`] is
+//! the one way the file is read (regular files only, size capped).
 
 mod diagnostic;
 mod load;

@@ -399,4 +399,33 @@ mod tests {
         assert_eq!(line_col(text, 3), (2, 2));
         assert_eq!(line_col(text, text.len()), (3, 6));
     }
+
+    #[test]
+    fn json_positions_in_one_walk_match_line_col() {
+        let text = Arc::new("a\nbc\né = 1\n\nlast".to_string());
+        let src = NamedSource::new("t.toml", text.clone());
+        // Out of order on purpose: the walk starts again when it must.
+        let problems: Vec<Problem> = [0, 3, 9, 2, text.len()]
+            .iter()
+            .map(|&at| Problem::new(&src, "tt::test", at..at, "m", "l"))
+            .collect();
+        for (p, v) in problems.iter().zip(Problem::to_json_all(&problems)) {
+            let (line, column) = p.line_col();
+            assert_eq!(
+                (v["line"].as_u64(), v["column"].as_u64()),
+                (Some(line as u64), Some(column as u64))
+            );
+        }
+    }
+
+    #[test]
+    fn messages_are_escaped_and_long_quotes_cut() {
+        let long = "k".repeat(500);
+        let tidied = tidy(format!("unknown key `{long}` in `x\u{1b}`"));
+        assert!(
+            tidied.ends_with("… (500 characters)` in `x\\u{1b}`"),
+            "{tidied}"
+        );
+        assert!(tidied.len() < 100);
+    }
 }
