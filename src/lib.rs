@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod cli;
 pub mod dispatch;
+pub mod escape;
 pub mod graph;
 pub mod os;
 pub mod plan;

@@ -2,7 +2,8 @@
 //!
 //! [`load`] turns text into a [`Plan`] or into every [`Problem`] the file has
 //! (syntax, keys, values, references, cycles) in one pass, each pointing at
-//! its span. Nothing that fails here ever reaches Redis.
+//! its span. Nothing that fails here ever reaches Redis. [`read_plan`] is
+//! the one way the file is read (regular files only, size capped).
 
 mod diagnostic;
 mod load;
@@ -11,7 +12,7 @@ mod peek;
 mod read;
 mod validate;
 
-pub use diagnostic::{LoadError, Problem, Severity};
+pub use diagnostic::{LoadError, Problem, SHOWN, Severity};
 pub use load::{
     EntryError, PRESETS, did_you_mean, load, load_file, load_task_entry, parse_duration,
 };

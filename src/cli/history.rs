@@ -130,7 +130,7 @@ fn print_event(e: &Event, json: bool) {
     if json {
         println!("{}", event_json(e));
     } else {
-        println!("{}", event_line(e));
+        println!("{}", crate::escape::escape(&event_line(e)));
     }
 }
 

@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 use super::live::{self, Screen};
 use super::{CliError, Context, output};
 use crate::Status;
+use crate::escape::escape;
 use crate::runner::{self, AgentNote, Options, Report, Summary};
 
 #[derive(Debug, clap::Args)]
@@ -38,9 +39,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let plan = ctx.load_plan()?;
     let town = ctx.town(plan.town.name.as_deref());
     let target = ctx.target(plan.town.redis_url.as_deref());
-    for w in &plan.warnings {
-        output::print_diagnostic(w.clone());
-    }
+    output::print_warnings(&plan.warnings);
     let opts = Options {
         file: ctx.file.clone(),
         project_dir: ctx.project_dir.clone(),
@@ -68,7 +67,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     };
     let print = |line: String| match screen.lock() {
         Ok(mut s) if tty => s.line(&line),
-        _ => println!("{line}"),
+        _ => println!("{}", escape(&line)),
     };
     // Handed over, not kept: a 100k-task plan is tens of MiB the runner
     // drops once it is in Redis (README "Performance").
@@ -128,7 +127,7 @@ fn report_line(file: &str, r: Report) -> Option<String> {
                 "{} {file} is invalid; the last good plan keeps running",
                 time()
             );
-            output::print_diagnostic(e);
+            output::print_load_error(e);
             return None;
         }
         Report::FileGone => format!("{file} is gone; the last good plan keeps running"),
@@ -185,7 +184,7 @@ fn report_line(file: &str, r: Report) -> Option<String> {
                 restart_in: None,
             } => format!("agent {id} stopped ({status})"),
             AgentNote::SpawnFailed { id, error } => {
-                eprintln!("{} agent {id}: {error}", time());
+                eprintln!("{} agent {id}: {}", time(), escape(&error.to_string()));
                 return None;
             }
         },
@@ -216,7 +215,7 @@ fn print_summary(s: &Summary) {
     }
     if !s.interrupted {
         for (id, why) in &s.stuck {
-            println!("not run: {id} — {why}");
+            println!("not run: {id} — {}", escape(why));
         }
     }
 }

@@ -307,7 +307,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
             if args.json {
                 println!("{text}");
             } else {
-                print!("{text}");
+                print!("{}", crate::escape::escape(&text));
             }
             let _ = std::io::stdout().flush();
             shown = text;
@@ -323,6 +323,6 @@ fn draw(snap: &Snapshot, json: bool) {
     if json {
         output::json(&snap.json());
     } else {
-        print!("{}", snap.text());
+        print!("{}", crate::escape::escape(&snap.text()));
     }
 }

@@ -36,9 +36,7 @@ pub async fn run(ctx: &Context, cmd: Command) -> Result<u8, CliError> {
 
 async fn push(ctx: &Context, json: bool) -> Result<u8, CliError> {
     let plan = ctx.load_plan()?;
-    for w in &plan.warnings {
-        output::print_diagnostic(w.clone());
-    }
+    output::print_warnings(&plan.warnings);
     let store = ctx.store_for(&plan).await?;
     let counts = sync::push(&store, &plan, Adopt::No).await?;
     if json {

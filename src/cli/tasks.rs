@@ -246,7 +246,7 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
     if !r.description.is_empty() {
         out.push_str(&format!("\n{}\n", r.description));
     }
-    print!("{out}");
+    print!("{}", crate::escape::escape(&out));
     Ok(0)
 }
 
