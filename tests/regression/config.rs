@@ -3,7 +3,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::support::{RedisServer, Tt};
+use crate::RedisExt;
+use crate::support::{RedisServer, Running, Tt};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -104,4 +105,102 @@ agent = "dev"
         .code(1)
         .stderr_contains("tt::store::auth")
         .stderr_contains("REDISCLI_AUTH");
+}
+
+/// `git` in `dir`, with no `GIT_*` of the test's environment; its stdout.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let mut cmd = std::process::Command::new("git");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("GIT_") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd
+        .args(["-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git must be installed for this test");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_schema_that_tt_init_links_is_in_a_fresh_clone() {
+    let tt = Tt::new();
+    tt.run_with(["init"]).success();
+    let plan = tt.read("tasks.toml");
+    let schema = plan
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("#:schema "))
+        .unwrap_or_else(|| panic!("no #:schema line: {plan}"));
+    // What a clone has: every file `git add -A` takes.
+    git(tt.dir(), &["init", "-q"]);
+    git(tt.dir(), &["add", "-A"]);
+    let committed = git(tt.dir(), &["ls-files"]);
+    let path = schema.trim_start_matches("./");
+    assert!(
+        committed.lines().any(|f| f == path),
+        "`{schema}` is not committed: {committed}"
+    );
+    let text = tt.read(path);
+    assert_eq!(text, tinytown::cli::schema_json(), "the current schema");
+}
+
+#[test]
+fn read_only_commands_in_a_directory_with_no_town_start_no_server() {
+    let tt = Tt::new();
+    for args in [
+        &["status"][..],
+        &["tasks"],
+        &["task", "x"],
+        &["towns"],
+        &["history"],
+        &["list"],
+        &["inbox", "dev"],
+    ] {
+        let out = tt.run_with(args).code(1).stderr_contains("nothing to show");
+        assert!(
+            !tt.dir().join(".tt").exists(),
+            "`tt {}` created .tt/ (started a server)\n{out}",
+            args.join(" ")
+        );
+    }
+}
+
+#[test]
+fn a_town_that_already_has_a_runner_exits_busy_not_bad_input() {
+    let redis = RedisServer::start();
+    let plan = "[town]\nname = \"busy\"\n[[tasks]]\nid = \"a\"\nagent = \"elsewhere\"\n";
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let run = Running::start(&tt, &["run", "--no-agents"]);
+    run.wait_output("town `busy`");
+    tt.run_with(["run", "--no-agents"])
+        .code(3)
+        .stderr_contains("already has a runner");
+    assert_eq!(run.stop(), 0);
+}
+
+#[test]
+fn sync_pull_writes_through_a_symlinked_plan() {
+    let redis = RedisServer::start();
+    let plan = "[town]\nname = \"link\"\n[[tasks]]\nid = \"a\"\n";
+    let tt = Tt::new().file("shared/plan.toml", plan).redis(&redis);
+    std::os::unix::fs::symlink("shared/plan.toml", tt.dir().join("tasks.toml")).unwrap();
+    tt.run_with(["sync", "push"]).success();
+    redis.cmd(&["HSET", "tt:link:task:a", "status", "completed"]);
+    tt.run_with(["sync", "pull"])
+        .success()
+        .stdout_contains("1 status pulled");
+    let link = tt.dir().join("tasks.toml");
+    assert!(
+        std::fs::symlink_metadata(&link).unwrap().is_symlink(),
+        "tasks.toml is still a link"
+    );
+    assert!(
+        tt.read("shared/plan.toml")
+            .contains("status = \"completed\""),
+        "the linked file got the status"
+    );
 }
