@@ -9,6 +9,7 @@ mod load;
 mod model;
 mod peek;
 mod validate;
+mod workdir;
 
 pub use diagnostic::{LoadError, Problem, Severity};
 pub use load::{

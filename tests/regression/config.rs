@@ -204,3 +204,41 @@ fn sync_pull_writes_through_a_symlinked_plan() {
         "the linked file got the status"
     );
 }
+
+#[test]
+fn a_zero_timeout_is_an_error_at_load_with_its_line() {
+    let plan = "[agents.dev]\ncommand = [\"true\"]\ntimeout = \"0s\"\n\
+                [[tasks]]\nid = \"a\"\nagent = \"dev\"\ntimeout = \"0m\"\n";
+    let out = Tt::new()
+        .file("tasks.toml", plan)
+        .args(["plan"])
+        .run()
+        .code(2)
+        .stderr_contains("has 2 problems")
+        .stderr_contains("[tasks.toml:3:11]")
+        .stderr_contains("[tasks.toml:7:11]");
+    assert!(
+        out.stderr.contains("`0s`") && out.stderr.contains("`0m`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_missing_workdir_is_an_error_at_load_with_its_line() {
+    let plan = "[agents.dev]\ncommand = [\"true\"]\nworkdir = \"build/out\"\n\
+                [agents.ok]\ncommand = [\"true\"]\nworkdir = \"src\"\n\
+                [[tasks]]\nid = \"a\"\nagent = \"dev\"\n";
+    let tt = Tt::new().file("tasks.toml", plan).file("src/keep", "");
+    tt.run_with(["plan"])
+        .code(2)
+        .stderr_contains("has 1 problem")
+        .stderr_contains("[tasks.toml:3:11]")
+        .stderr_contains("build/out");
+    // Relative to tasks.toml, not to where `tt` runs.
+    tt.write("build/out/keep", "");
+    Tt::new()
+        .args(["plan", "-f"])
+        .arg(tt.dir().join("tasks.toml"))
+        .run()
+        .success();
+}
