@@ -189,10 +189,17 @@ impl Graph {
             } else {
                 Status::Completed
             }
-        } else if p.running > 0 || p.completed > 0 {
-            Status::Running
         } else {
-            Status::Pending
+            // Unfinished: as busy as its busiest child. Children already
+            // done do not make it running; `progress` shows them.
+            let has = |st: Status| self.children[g].iter().any(|&c| self.effective[c] == st);
+            if has(Status::Running) {
+                Status::Running
+            } else if has(Status::Assigned) {
+                Status::Assigned
+            } else {
+                Status::Pending
+            }
         }
     }
 
@@ -618,7 +625,11 @@ mod tests {
         );
         let nodes = with_status(nodes, "login", Status::Completed);
         let g = graph(nodes.clone());
-        assert_eq!(g.status(0), Status::Running);
+        assert_eq!(g.status(0), Status::Pending, "one done, nothing runs");
+        let busy = graph(with_status(nodes.clone(), "logout", Status::Assigned));
+        assert_eq!(busy.status(0), Status::Assigned, "its open child is queued");
+        let busy = graph(with_status(nodes.clone(), "logout", Status::Running));
+        assert_eq!(busy.status(0), Status::Running);
         assert_eq!(
             g.progress(0),
             Progress {

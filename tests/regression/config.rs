@@ -242,3 +242,218 @@ fn a_missing_workdir_is_an_error_at_load_with_its_line() {
         .run()
         .success();
 }
+
+#[test]
+fn runner_lines_for_a_timeout_and_a_missing_program_say_why_not_exit_blank() {
+    let redis = RedisServer::start();
+    let plan = r#"[town]
+name = "why"
+[agents.slow]
+command = ["sleep", "30"]
+timeout = "1s"
+[agents.nope]
+command = ["no-such-program-for-tt-tests"]
+[[tasks]]
+id = "nap"
+agent = "slow"
+[[tasks]]
+id = "ghost"
+agent = "nope"
+"#;
+    let out = Tt::new()
+        .file("tasks.toml", plan)
+        .redis(&redis)
+        .args(["run", "--until-done"])
+        .run()
+        .code(1)
+        .stdout_contains("FAILED nap on slow-1 (timed out after 1s)")
+        .stdout_contains("FAILED ghost on nope-1 (`no-such-program-for-tt-tests` not found")
+        .stdout_lacks("(exit )");
+    assert!(!out.stdout.contains("(exit ?)"), "{out}");
+}
+
+/// A group with one completed child and one queued for an agent nobody
+/// runs, and a task after it for the same agent.
+const HALF_DONE: &str = r#"[town]
+name = "half"
+[agents.dev]
+command = ["true"]
+[[tasks]]
+id = "g"
+[[tasks]]
+id = "done"
+parent = "g"
+agent = "dev"
+[[tasks]]
+id = "later"
+parent = "g"
+agent = "elsewhere"
+depends_on = ["done"]
+"#;
+
+fn tasks_json(tt: &Tt) -> serde_json::Value {
+    let out = tt.run_with(["tasks", "--json"]).success();
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn status_in(tasks: &serde_json::Value, id: &str) -> String {
+    tasks
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["id"] == id))
+        .map(|t| t["status"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_else(|| panic!("no {id} in {tasks}"))
+}
+
+#[test]
+fn a_group_with_a_completed_and_a_pending_child_and_nothing_running_is_not_running() {
+    let redis = RedisServer::start();
+    let plan = HALF_DONE.replace(
+        "agent = \"dev\"\n",
+        "agent = \"dev\"\nstatus = \"completed\"\n",
+    );
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    let tasks = tasks_json(&tt);
+    assert_eq!(status_in(&tasks, "done"), "completed");
+    assert_eq!(status_in(&tasks, "later"), "pending");
+    assert_eq!(status_in(&tasks, "g"), "pending", "nothing of it runs");
+    tt.run_with(["task", "g"])
+        .success()
+        .stdout_contains("status       pending");
+}
+
+#[test]
+fn until_done_counts_queued_tasks_as_queued_not_running() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", HALF_DONE).redis(&redis);
+    tt.run_with(["run", "--until-done"])
+        .code(1)
+        // `later`, and its group `g` that waits on it.
+        .stdout_contains("0 pending, 2 queued, 0 running");
+    let tasks = tasks_json(&tt);
+    assert_eq!(status_in(&tasks, "later"), "assigned");
+    assert_eq!(
+        status_in(&tasks, "g"),
+        "assigned",
+        "its only open child is queued"
+    );
+}
+
+#[test]
+fn a_task_dispatched_to_an_undeclared_agent_prints_its_line() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", HALF_DONE).redis(&redis);
+    tt.run_with(["run", "--until-done"])
+        .code(1)
+        .stdout_contains("dispatched later to elsewhere (attempt 1)");
+}
+
+fn task_json(tt: &Tt, id: &str) -> serde_json::Value {
+    let out = tt.run_with(["task", id, "--json"]).success();
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn an_attempt_that_never_started_lists_no_log() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", HALF_DONE).redis(&redis);
+    tt.run_with(["run", "--until-done"]).code(1);
+    tt.run_with(["cancel", "later"]).success();
+    let out = tt.run_with(["task", "later"]).success();
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("#1"))
+        .unwrap_or_else(|| panic!("no attempt row\n{out}"));
+    assert!(!row.contains(".log"), "a log that was never written: {row}");
+    let attempt = &task_json(&tt, "later")["attempts"][0];
+    assert_eq!(attempt["outcome"], "cancelled");
+    assert!(attempt["log"].is_null(), "{attempt}");
+}
+
+#[test]
+fn an_attempt_logged_on_another_machine_shows_its_host() {
+    let redis = RedisServer::start();
+    let plan = "[town]\nname = \"far\"\n[[tasks]]\nid = \"t\"\nagent = \"dev\"\n";
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    // A worker on `build-7` claimed attempt 1, as claim.lua records it.
+    let log = "/home/ci/proj/.tt/logs/t/1.log";
+    redis.cmd(&[
+        "HSET",
+        "tt:far:task:t",
+        "status",
+        "running",
+        "attempt",
+        "1",
+        "worker",
+        "dev-1",
+        "log",
+        log,
+    ]);
+    redis.cmd(&[
+        "XADD",
+        "tt:far:events",
+        "*",
+        "kind",
+        "started",
+        "task",
+        "t",
+        "agent",
+        "dev-1",
+        "attempt",
+        "1",
+        "at",
+        "1",
+        "status",
+        "running",
+        "log",
+        log,
+        "host",
+        "build-7",
+    ]);
+    tt.run_with(["task", "t"])
+        .success()
+        .stdout_contains(&format!("build-7:{log}"));
+    // And a real worker records where it logged.
+    let local = "[town]\nname = \"near\"\n[agents.dev]\ncommand = [\"true\"]\n\
+                 [[tasks]]\nid = \"t\"\nagent = \"dev\"\n";
+    let tt = Tt::new().file("tasks.toml", local).redis(&redis);
+    tt.run_with(["run", "--until-done"]).success();
+    let attempt = &task_json(&tt, "t")["attempts"][0];
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    assert_eq!(attempt["host"], host.trim(), "{attempt}");
+    let logged = attempt["log"].as_str().unwrap_or_default();
+    assert!(std::path::Path::new(logged).exists(), "{attempt}");
+    tt.run_with(["task", "t"])
+        .success()
+        .stdout_contains(".tt/logs/t/1.log")
+        .stdout_lacks(&format!("{}:", host.trim()));
+}
+
+#[test]
+fn a_stopped_attempt_shows_how_it_ended_not_running() {
+    let redis = RedisServer::start();
+    let plan = "[town]\nname = \"stop\"\n[agents.dev]\ncommand = [\"sleep\", \"60\"]\n\
+                [[tasks]]\nid = \"keep\"\nagent = \"elsewhere\"\n\
+                [[tasks]]\nid = \"t\"\nagent = \"dev\"\n";
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let run = Running::start(&tt, &["run"]);
+    run.wait_output("started t on dev-1");
+    // Removed from the file while it runs: the worker stops it.
+    tt.write(
+        "tasks.toml",
+        plan.replace("[[tasks]]\nid = \"t\"\nagent = \"dev\"\n", ""),
+    );
+    crate::support::wait_until(
+        std::time::Duration::from_secs(30),
+        "the worker reported the stopped attempt",
+        || run.output().contains("rejected a stale report for t"),
+    );
+    let attempt = &task_json(&tt, "t")["attempts"][0];
+    assert_eq!(attempt["outcome"], "stopped", "{attempt}");
+    tt.run_with(["task", "t"])
+        .success()
+        .stdout_lacks(" running ");
+    assert_eq!(run.stop(), 0);
+}
