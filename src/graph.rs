@@ -94,6 +94,8 @@ pub struct Progress {
     pub completed: usize,
     pub failed: usize,
     pub running: usize,
+    /// Children sitting in an inbox (`assigned`), not started yet.
+    pub queued: usize,
     /// Children that count (not cancelled).
     pub total: usize,
 }
@@ -189,17 +191,14 @@ impl Graph {
             } else {
                 Status::Completed
             }
-        } else {
+        } else if p.running > 0 {
             // Unfinished: as busy as its busiest child. Children already
-            // done do not make it running; `progress` shows them.
-            let has = |st: Status| self.children[g].iter().any(|&c| self.effective[c] == st);
-            if has(Status::Running) {
-                Status::Running
-            } else if has(Status::Assigned) {
-                Status::Assigned
-            } else {
-                Status::Pending
-            }
+            // done do not make it running; its progress shows them.
+            Status::Running
+        } else if p.queued > 0 {
+            Status::Assigned
+        } else {
+            Status::Pending
         }
     }
 
@@ -341,7 +340,8 @@ impl Graph {
                 Status::Cancelled => continue,
                 Status::Completed => p.completed += 1,
                 Status::Failed => p.failed += 1,
-                Status::Running | Status::Assigned => p.running += 1,
+                Status::Running => p.running += 1,
+                Status::Assigned => p.queued += 1,
                 Status::Pending => {}
             }
             p.total += 1;
@@ -636,6 +636,7 @@ mod tests {
                 completed: 1,
                 failed: 0,
                 running: 0,
+                queued: 0,
                 total: 2
             }
         );

@@ -68,7 +68,7 @@ impl Town {
         };
         if self.graph.is_group(i) {
             let p = self.graph.progress(i);
-            v["progress"] = json!({ "completed": p.completed, "failed": p.failed, "running": p.running, "total": p.total });
+            v["progress"] = json!({ "completed": p.completed, "failed": p.failed, "running": p.running, "queued": p.queued, "total": p.total });
         }
         v
     }
@@ -189,8 +189,8 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
         field(
             "progress",
             format!(
-                "{}/{} done, {} failed, {} running",
-                p.completed, p.total, p.failed, p.running
+                "{}/{} done, {} failed, {} running, {} queued",
+                p.completed, p.total, p.failed, p.running, p.queued
             ),
         );
     }

@@ -337,6 +337,13 @@ fn until_done_counts_queued_tasks_as_queued_not_running() {
         "assigned",
         "its only open child is queued"
     );
+    let g = tasks
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["id"] == "g"))
+        .unwrap_or_else(|| panic!("no g in {tasks}"));
+    let progress = &g["progress"];
+    assert_eq!(progress["running"], 0, "{g}");
+    assert_eq!(progress["queued"], 1, "{g}");
 }
 
 #[test]
