@@ -26,6 +26,10 @@ agent = "dev"
 
 #[test]
 fn with_redis_url_the_state_directory_and_logs_are_not_world_readable() {
+    // The usual umask, under which tt left `.tt/` 0755 and logs 0644 (it
+    // is inherited by `tt`; every test here is fine with it).
+    // SAFETY: umask(2) cannot fail.
+    unsafe { libc::umask(0o022) };
     let redis = RedisServer::start();
     let tt = Tt::new().file("tasks.toml", ECHO_PLAN).redis(&redis);
     // As an older tt (or `mkdir`) left it.
@@ -61,6 +65,7 @@ fn a_password_in_a_unix_url_query_is_used_not_only_redacted() {
     let out = Tt::new()
         .file("tasks.toml", ECHO_PLAN)
         .env("REDIS_URL", &url)
+        .env_remove("REDISCLI_AUTH")
         .args(["sync", "push"])
         .run()
         .success();
@@ -100,6 +105,7 @@ agent = "dev"
     Tt::new()
         .file("tasks.toml", plan)
         .redis(&redis)
+        .env_remove("REDISCLI_AUTH")
         .args(["sync", "push"])
         .run()
         .code(1)
