@@ -11,6 +11,7 @@ mod model;
 mod peek;
 mod read;
 mod validate;
+mod workdir;
 
 pub use diagnostic::{LoadError, Problem, SHOWN, Severity};
 pub use load::{

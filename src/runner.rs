@@ -29,6 +29,9 @@ use crate::watch::{self, WatchError};
 
 /// Pause before a reload that failed because Redis was away is tried again.
 const RELOAD_RETRY: Duration = Duration::from_secs(1);
+/// Longest a finishing `--until-done` waits for the events it has not
+/// printed yet.
+const CATCH_UP: Duration = Duration::from_secs(2);
 
 /// How long the lease lives without renewal; renewed every third of it.
 pub const LEASE_TTL: Duration = Duration::from_secs(15);
@@ -245,10 +248,13 @@ impl<F: FnMut(Report)> Runner<F> {
         // Events arrive on a dedicated blocking connection, read by a task
         // of its own so the loop below can wait on everything at once.
         let (ev_tx, mut events) = mpsc::unbounded_channel::<Result<Vec<Event>, StoreError>>();
+        // The newest event this loop has taken from the reader.
+        let mut seen;
         let reader = {
             let store = self.store.clone();
             let target = self.opts.target.clone();
             let mut after = store.last_event_id().await?;
+            seen = after.clone();
             tokio::spawn(async move {
                 let mut conn = None;
                 loop {
@@ -308,6 +314,7 @@ impl<F: FnMut(Report)> Runner<F> {
                 Err(e) if e.is_connection_error() => false,
                 Err(e) => break Err(e.into()),
             };
+            let mut done = None;
             if self.opts.until_done
                 && dispatched
                 && let Some(s) = &self.snapshot
@@ -322,8 +329,12 @@ impl<F: FnMut(Report)> Runner<F> {
                     self.store.live_agent_names().await.unwrap_or_default()
                 };
                 if !busy && !s.active(&slots, &live) {
-                    break Ok(summary(s, &self.slots(), &live, false));
+                    done = Some(summary(s, &self.slots(), &live, false));
                 }
+            }
+            if let Some(summary) = done {
+                self.catch_up(&mut events, &mut seen).await;
+                break Ok(summary);
             }
             let retry_sleep = async {
                 match retry_wake {
@@ -355,7 +366,7 @@ impl<F: FnMut(Report)> Runner<F> {
                     }
                 }
                 Some(batch) = events.recv() => match batch {
-                    Ok(batch) => match self.on_events(batch).await {
+                    Ok(batch) => match self.on_events(noting_last(&mut seen, batch)).await {
                         Ok(()) => {}
                         Err(RunError::Store(e)) if e.is_connection_error() => {
                             self.report_redis_trouble("reading supervisor messages", &e);
@@ -404,6 +415,33 @@ impl<F: FnMut(Report)> Runner<F> {
         // left for recovery, never marked done.
         agents.stop_all().await;
         outcome
+    }
+
+    /// Reports the events the reader has not delivered yet, up to the
+    /// newest one in the stream now: a run that ends right after a pass
+    /// (`--until-done` with work queued for an agent nobody runs) still
+    /// prints what that pass dispatched. Bounded by [`CATCH_UP`], as the
+    /// reader may be reconnecting.
+    async fn catch_up(
+        &mut self,
+        events: &mut mpsc::UnboundedReceiver<Result<Vec<Event>, StoreError>>,
+        seen: &mut String,
+    ) {
+        let Ok(newest) = self.store.last_event_id().await else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + CATCH_UP;
+        while stream_position(seen) < stream_position(&newest) {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(Ok(batch))) => {
+                    for e in noting_last(seen, batch) {
+                        (self.report)(Report::Event(e));
+                    }
+                }
+                Ok(Some(Err(_))) => {}
+                Ok(None) | Err(_) => return,
+            }
+        }
     }
 
     async fn final_summary(&self, interrupted: bool) -> Result<Summary, RunError> {
@@ -618,6 +656,20 @@ impl<F: FnMut(Report)> Runner<F> {
         (self.report)(Report::Reloaded(counts));
         Ok(())
     }
+}
+
+/// `batch`, after noting in `seen` the id of its last event.
+fn noting_last(seen: &mut String, batch: Vec<Event>) -> Vec<Event> {
+    if let Some(last) = batch.last() {
+        seen.clone_from(&last.id);
+    }
+    batch
+}
+
+/// Where a stream id (`<ms>-<seq>`) is in its stream, to compare two.
+fn stream_position(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
 fn summary(

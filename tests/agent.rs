@@ -862,7 +862,7 @@ fn the_id_of_a_live_worker_is_refused() {
         exists(&redis, "tt:t:alive:dev-1")
     });
     agent_once(&tt, &["--command", "true"])
-        .code(1)
+        .code(3)
         .stderr_contains("worker id `dev-1` is in use");
 }
 

@@ -241,8 +241,8 @@ fn init_writes_a_valid_plan_and_ignores_state() {
     let gitignore = std::fs::read_to_string(dir.join(".gitignore")).expect("gitignore");
     assert_eq!(gitignore, "target/\n.tt/\n");
     let plan = std::fs::read_to_string(dir.join("tasks.toml")).expect("tasks.toml");
-    assert!(plan.starts_with("#:schema ./.tt/tasks.schema.json"));
-    assert!(dir.join(".tt/tasks.schema.json").exists());
+    assert!(plan.starts_with("#:schema ./schemas/tasks.schema.json"));
+    assert!(dir.join("schemas/tasks.schema.json").exists());
     tt.run_with(["plan"]).success();
     tt.run_with(["init"])
         .code(2)

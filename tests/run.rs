@@ -330,7 +330,7 @@ fn a_second_runner_on_the_same_town_is_refused() {
     let run = Running::start(&tt, &["run", "--no-agents"]);
     run.wait_output("town `live`");
     tt.run_with(["run", "--no-agents"])
-        .code(2)
+        .code(3)
         .stderr_contains("town `live` already has a runner")
         .stderr_contains("--wait");
     assert_eq!(run.stop(), 0);

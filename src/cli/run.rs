@@ -144,13 +144,13 @@ fn report_line(file: &str, r: Report) -> Option<String> {
             ),
             "started" => format!("started {} on {} (attempt {})", e.task, e.agent, e.attempt),
             "completed" => format!("completed {} on {}", e.task, e.agent),
-            "failed" => format!(
-                "FAILED {} on {} (exit {})",
+            "failed" => format!("FAILED {} on {} ({})", e.task, e.agent, why_it_failed(&e)),
+            "retried" => format!(
+                "{} failed on {} ({}); retrying",
                 e.task,
                 e.agent,
-                e.field("exit_code").unwrap_or("?")
+                why_it_failed(&e)
             ),
-            "retried" => format!("{} failed on {}; retrying", e.task, e.agent),
             "requeued" => format!("requeued {} (its worker {} died)", e.task, e.agent),
             "cancelled" => format!("cancelled {}", e.task),
             "removed" => format!("removed {} from the plan", e.task),
@@ -198,16 +198,31 @@ fn report_line(file: &str, r: Report) -> Option<String> {
     Some(format!("{} {what}", time()))
 }
 
+/// How an attempt failed, from its `failed` or `retried` event: its exit
+/// code, or the reason when there is none (a timeout, a program that could
+/// not start).
+fn why_it_failed(e: &crate::store::Event) -> String {
+    match (
+        e.field("exit_code").filter(|c| !c.is_empty()),
+        e.field("reason").filter(|r| !r.is_empty()),
+    ) {
+        (Some(code), _) => format!("exit {code}"),
+        (None, Some(reason)) => reason.to_string(),
+        (None, None) => "no exit code".into(),
+    }
+}
+
 fn print_summary(s: &Summary) {
     let n = |st: Status| s.counts.get(&st).copied().unwrap_or(0);
     println!(
-        "{} summary: {} completed, {} failed, {} cancelled, {} pending, {} running{}",
+        "{} summary: {} completed, {} failed, {} cancelled, {} pending, {} queued, {} running{}",
         time(),
         n(Status::Completed),
         n(Status::Failed),
         n(Status::Cancelled),
         n(Status::Pending),
-        n(Status::Running) + n(Status::Assigned),
+        n(Status::Assigned),
+        n(Status::Running),
         if s.interrupted { " (interrupted)" } else { "" }
     );
     if !s.failed.is_empty() {

@@ -109,6 +109,7 @@ impl Snapshot {
                     "completed": p.completed,
                     "failed": p.failed,
                     "running": p.running,
+                    "queued": p.queued,
                     "total": p.total,
                 })
             })
@@ -175,6 +176,9 @@ impl Snapshot {
                     let mut more = Vec::new();
                     if p.running > 0 {
                         more.push(format!("{} running", p.running));
+                    }
+                    if p.queued > 0 {
+                        more.push(format!("{} queued", p.queued));
                     }
                     if p.failed > 0 {
                         more.push(format!("{} failed", p.failed));

@@ -124,9 +124,18 @@ async fn pull(ctx: &Context, json: bool) -> Result<u8, CliError> {
 }
 
 /// Replaces the file through a rename so a reader (or `tt run`'s watcher)
-/// never sees half a file.
+/// never sees half a file. A symlinked plan is written through the link:
+/// the rename replaces the file it points to, and the link stays.
 fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), CliError> {
     let io = |what: String| move |source| CliError::Io { what, source };
+    let target;
+    let path = if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) {
+        target = std::fs::canonicalize(path)
+            .map_err(io(format!("cannot follow the link `{}`", path.display())))?;
+        target.as_path()
+    } else {
+        path
+    };
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -188,6 +188,13 @@ fn normalize(dir: &Path) -> PathBuf {
     }
 }
 
+/// Whether the embedded server of `state_dir` has ever started: its data
+/// directory holds the append-only file it creates at start. A stopped
+/// server's town is still there to read (the next command starts it).
+pub fn has_data(state_dir: &Path) -> bool {
+    std::fs::read_dir(state_dir.join(DATA_DIR)).is_ok_and(|mut entries| entries.next().is_some())
+}
+
 /// Whether the embedded server of `state_dir` answers on its socket.
 pub async fn is_running(state_dir: &Path) -> bool {
     probe(&socket_path(state_dir)).await != Probe::Down
