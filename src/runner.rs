@@ -221,6 +221,10 @@ pub async fn run<F: FnMut(Report)>(
 
 impl<F: FnMut(Report)> Runner<F> {
     async fn main_loop(&mut self) -> Result<Summary, RunError> {
+        // Watching starts before the first push, and the file is read again
+        // once the agents are up (below): a save made while `tt run` starts
+        // is reloaded, not lost.
+        let (_watcher, mut saves) = watch::watch(&self.opts.file)?;
         let pushed = sync::push_full(&self.store, &self.plan, Adopt::No).await?;
         let counts = pushed.counts;
         self.text
@@ -231,7 +235,6 @@ impl<F: FnMut(Report)> Runner<F> {
             counts,
             agents: self.plan.agents.len(),
         });
-        let (_watcher, mut saves) = watch::watch(&self.opts.file)?;
 
         let (note_tx, mut notes) = mpsc::unbounded_channel();
         let mut agents = Supervisor::new(
@@ -304,8 +307,17 @@ impl<F: FnMut(Report)> Runner<F> {
         // arrives while the loop is busy elsewhere.
         let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
         let mut retry_wake: Option<u64> = None;
-        let mut reload_pending = false;
+        // A save between the CLI's load and the watch start raised no event:
+        // compare the file with what was pushed once (unchanged: one read).
+        let (mut reload_pending, mut startup_error) = match self.reload(&mut agents).await {
+            Ok(()) => (false, None),
+            Err(RunError::Store(e)) if e.is_connection_error() => (true, None),
+            Err(e) => (false, Some(e)),
+        };
         let outcome = loop {
+            if let Some(e) = startup_error.take() {
+                break Err(e);
+            }
             let dispatched = match self.dispatch().await {
                 Ok(next) => {
                     retry_wake = next;

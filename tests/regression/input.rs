@@ -317,3 +317,44 @@ fn control_characters_in_task_text_are_escaped_on_the_terminal() {
     assert!(!raw(&lines), "{lines}");
     assert!(lines.contains("hi \\u{1b}[31m there"), "{lines}");
 }
+
+/// The bytes `pid` has read so far (`rchar` of `/proc/<pid>/io`).
+fn bytes_read(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("rchar: ").map(str::to_owned))
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_save_made_while_tt_run_starts_is_reloaded_not_lost() {
+    // Big enough that the first push takes a while: the save lands after
+    // `tt run` read the file and before its first push is done.
+    let mut text = String::from("[town]\nname = \"early\"\n\n");
+    for i in 0..20_000 {
+        text.push_str(&format!(
+            "[[tasks]]\nid = \"t{i}\"\ndescription = \"Task {i}\"\n\n"
+        ));
+    }
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", &text).redis(&redis);
+    let run = Running::start(&tt, &["run", "--no-agents"]);
+    wait_until(DEADLINE, "tt run has read tasks.toml", || {
+        bytes_read(run.pid()) >= text.len() as u64
+    });
+    let edited = text.replace(
+        "description = \"Task 0\"\n",
+        "description = \"Task 0, saved early\"\n",
+    );
+    let tmp = tt.dir().join(".tasks.toml.swp");
+    std::fs::write(&tmp, &edited).unwrap();
+    std::fs::rename(&tmp, tt.dir().join("tasks.toml")).unwrap();
+    wait_until(DEADLINE, "the early save reaches redis", || {
+        redis.task_field("early", "t0", "description") == "Task 0, saved early"
+    });
+    run.stop();
+}

@@ -674,6 +674,11 @@ impl Running {
         Running { child, out }
     }
 
+    /// The process id of the `tt` command.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.out).unwrap_or_default()
     }
