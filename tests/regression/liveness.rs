@@ -182,3 +182,102 @@ fn recovery_never_kills_a_process_group_that_is_not_the_recorded_command() {
         );
     }
 }
+
+/// Whether a process exists and is not a zombie.
+fn running(pid: i32) -> bool {
+    tinytown::os::pid_alive(pid)
+}
+
+/// The pid a test command wrote to `file` (`echo $$ > file`).
+fn command_pid(tt: &Tt, file: &str) -> i32 {
+    let mut pid = 0;
+    wait_until(DEADLINE, &format!("the command writes {file}"), || {
+        pid = std::fs::read_to_string(tt.dir().join(file))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    });
+    pid
+}
+
+fn alive_key(redis: &RedisServer, worker: &str) -> bool {
+    !redis.keys(&format!("tt:p:alive:{worker}")).is_empty()
+}
+
+#[test]
+fn a_worker_cut_off_from_redis_stops_its_command_before_its_heartbeat_expires() {
+    let redis = RedisServer::start();
+    let proxy = crate::support::proxy::Proxy::start(redis.socket());
+    let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
+    let _runner = Running::start_env(&tt, &["run", "--no-agents"], &[], "run.out");
+    let url = proxy.url();
+    let _agent = Running::start_env(
+        &tt,
+        &["agent", "w", "--id", "w-1"],
+        &[("REDIS_URL", &url)],
+        "agent.out",
+    );
+    let pid = command_pid(&tt, "pid-1");
+    wait_until(DEADLINE, "attempt 1 runs", || {
+        redis.task_field("p", "job", "status") == "running"
+    });
+    // The worker's host loses Redis; everyone else still reaches it.
+    proxy.cut();
+    wait_until(
+        Duration::from_secs(30),
+        "attempt 1's command is stopped",
+        || !running(pid),
+    );
+    // Its heartbeat has not expired yet: no recovery can have requeued the
+    // task, so no second attempt can have started while this one ran.
+    assert!(
+        alive_key(&redis, "w-1"),
+        "the command outlived the heartbeat of its worker"
+    );
+    let log = tt.read(".tt/logs/job/1.log");
+    assert!(log.contains("no heartbeat renewed for"), "{log}");
+}
+
+#[test]
+fn a_frozen_worker_stops_its_command_as_soon_as_it_is_continued() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
+    let runner = Running::start_env(&tt, &["run", "--no-agents"], &[], "run.out");
+    let _agent = Running::start_env(&tt, &["agent", "w", "--id", "w-1"], &[], "agent.out");
+    let pid = command_pid(&tt, "pid-1");
+    wait_until(DEADLINE, "attempt 1 runs", || {
+        redis.task_field("p", "job", "status") == "running"
+    });
+    // No runner: nothing recovers the task, so on waking the worker finds
+    // its heartbeat expired but its task untouched — it must still stop.
+    runner.stop();
+    let worker: i32 = redis.hgetall("tt:p:agent:w-1")["pid"].parse().unwrap();
+    // SAFETY: kill(2) on the worker this test started.
+    unsafe {
+        libc::kill(worker, libc::SIGSTOP);
+    }
+    wait_until(Duration::from_secs(30), "the heartbeat expires", || {
+        !alive_key(&redis, "w-1")
+    });
+    assert!(
+        running(pid),
+        "the command runs on while its worker is frozen"
+    );
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(worker, libc::SIGCONT);
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "attempt 1's command is stopped",
+        || !running(pid),
+    );
+    // The attempt goes back to pending, a retry not used up.
+    wait_until(DEADLINE, "the fenced attempt is requeued", || {
+        redis.task_field("p", "job", "status") == "pending"
+    });
+    assert_eq!(redis.task_field("p", "job", "attempt"), "1");
+    let reason = redis.task_field("p", "job", "reason");
+    assert!(reason.contains("heartbeat"), "{reason}");
+}
