@@ -151,6 +151,41 @@ fn describe_holder(value: &str) -> String {
     }
 }
 
+/// Whether this runner's view of heartbeats can be trusted. A heartbeat
+/// that expired while the runner itself could not reach Redis (an outage, a
+/// Redis that hung, a partition of this host) says nothing about its worker:
+/// the worker could not renew it either, and is likely renewing it now with
+/// an undelivered report in hand. So dead workers are recovered only once
+/// the runner has had prompt answers for a whole heartbeat TTL — which also
+/// holds from the runner's start — giving every live worker time to renew
+/// and report first.
+#[derive(Debug, Default)]
+struct Contact {
+    /// Since when Redis has answered promptly; `None` after trouble.
+    since: Option<tokio::time::Instant>,
+}
+
+impl Contact {
+    /// An answer longer than this counts as trouble.
+    const SLOW: Duration = Duration::from_secs(1);
+
+    fn lost(&mut self) {
+        self.since = None;
+    }
+
+    /// A call sent at `asked` was answered now.
+    fn answered(&mut self, asked: tokio::time::Instant) {
+        if self.since.is_none() || asked.elapsed() > Self::SLOW {
+            self.since = Some(tokio::time::Instant::now());
+        }
+    }
+
+    fn steady(&self) -> bool {
+        self.since
+            .is_some_and(|t| t.elapsed() >= crate::agent::worker::HEARTBEAT_TTL)
+    }
+}
+
 struct Runner<F: FnMut(Report)> {
     opts: Options,
     store: Store,
@@ -299,13 +334,17 @@ impl<F: FnMut(Report)> Runner<F> {
         let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
         let mut retry_wake: Option<u64> = None;
         let mut reload_pending = false;
+        let mut contact = Contact::default();
         let outcome = loop {
             let dispatched = match self.dispatch().await {
                 Ok(next) => {
                     retry_wake = next;
                     true
                 }
-                Err(e) if e.is_connection_error() => false,
+                Err(e) if e.is_connection_error() => {
+                    contact.lost();
+                    false
+                }
                 Err(e) => break Err(e.into()),
             };
             if self.opts.until_done
@@ -377,21 +416,13 @@ impl<F: FnMut(Report)> Runner<F> {
                         Ok(None) => {}
                         Ok(Some(other)) => break Err(RunError::LeaseLost { town: self.opts.town.clone(), holder: describe_holder(&other) }),
                         // Redis away: keep going, the connection manager reconnects.
-                        Err(e) if e.is_connection_error() => {}
+                        Err(e) if e.is_connection_error() => contact.lost(),
                         Err(e) => break Err(e.into()),
                     }
                 }
-                _ = recovery.tick() => match self.store.recover_dead().await {
-                    Ok(recovered) => {
-                        for r in recovered {
-                            r.stop_orphan(&hostname());
-                            if agents.owns(&r.worker) {
-                                agents.kick(&r.worker);
-                            }
-                            (self.report)(Report::Recovered(r));
-                        }
-                    }
-                    Err(e) if e.is_connection_error() => {}
+                _ = recovery.tick() => match self.recover(&mut contact, &agents).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_connection_error() => contact.lost(),
                     Err(e) => break Err(e.into()),
                 },
                 _ = retry_sleep => {}
@@ -427,6 +458,29 @@ impl<F: FnMut(Report)> Runner<F> {
             }),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Recovers dead workers' work, once this runner has reached Redis
+    /// steadily for a heartbeat TTL (see [`Contact`]).
+    async fn recover(
+        &mut self,
+        contact: &mut Contact,
+        agents: &Supervisor,
+    ) -> Result<(), StoreError> {
+        let asked = tokio::time::Instant::now();
+        let dead = self.store.dead_workers().await?;
+        contact.answered(asked);
+        if dead.is_empty() || !contact.steady() {
+            return Ok(());
+        }
+        for r in self.store.recover(&dead).await? {
+            r.stop_orphan(&hostname());
+            if agents.owns(&r.worker) {
+                agents.kick(&r.worker, r.pid);
+            }
+            (self.report)(Report::Recovered(r));
+        }
+        Ok(())
     }
 
     fn report_redis_trouble(&mut self, doing: &str, e: &StoreError) {

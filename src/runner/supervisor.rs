@@ -46,9 +46,9 @@ pub enum AgentNote {
 
 struct Replica {
     stop: watch::Sender<bool>,
-    /// Kill the process (its heartbeat expired: hung or cut off) and start
-    /// a fresh one.
-    kick: mpsc::UnboundedSender<()>,
+    /// Kill the process with this pid (its heartbeat expired: hung or cut
+    /// off) and start a fresh one; a kick for another pid is stale.
+    kick: mpsc::UnboundedSender<u32>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -174,10 +174,12 @@ impl Supervisor {
         self.replicas.contains_key(id)
     }
 
-    /// Kills a replica's process group and starts it again.
-    pub fn kick(&self, id: &str) {
-        if let Some(r) = self.replicas.get(id) {
-            let _ = r.kick.send(());
+    /// Kills a replica's process group and starts it again, if the replica
+    /// still is the process `pid` that recovery found dead: a replica
+    /// started since (it may not have registered yet) is never touched.
+    pub fn kick(&self, id: &str, pid: Option<u32>) {
+        if let (Some(r), Some(pid)) = (self.replicas.get(id), pid) {
+            let _ = r.kick.send(pid);
         }
     }
 
@@ -203,7 +205,7 @@ async fn keep_running(
     id: String,
     log: PathBuf,
     mut stop: watch::Receiver<bool>,
-    mut kick: mpsc::UnboundedReceiver<()>,
+    mut kick: mpsc::UnboundedReceiver<u32>,
     notes: mpsc::UnboundedSender<AgentNote>,
 ) {
     let mut backoff = MIN_BACKOFF;
@@ -235,39 +237,48 @@ async fn keep_running(
             pid,
         });
         let started = tokio::time::Instant::now();
-        tokio::select! {
-            status = child.wait() => {
-                if started.elapsed() >= HEALTHY_AFTER {
-                    backoff = MIN_BACKOFF;
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => {
+                    // A worker exits 0 only when told to (`tt kill`): respect it.
+                    // Anything else is a crash, and crashes are restarted.
+                    if matches!(&status, Ok(s) if s.success()) {
+                        let _ = notes.send(AgentNote::Exited { id: id.clone(), status: "exited 0 (killed?)".into(), restart_in: None });
+                        return;
+                    }
+                    break status.map_or_else(|e| e.to_string(), |s| s.to_string());
                 }
-                // A worker exits 0 only when told to (`tt kill`): respect it.
-                // Anything else is a crash, and crashes are restarted.
-                if matches!(&status, Ok(s) if s.success()) {
-                    let _ = notes.send(AgentNote::Exited { id: id.clone(), status: "exited 0 (killed?)".into(), restart_in: None });
+                Some(dead) = kick.recv() => {
+                    // Kicks queued for an earlier process of this id are stale.
+                    if dead != pid {
+                        continue;
+                    }
+                    signal_group(pid, libc::SIGKILL);
+                    let _ = child.wait().await;
+                    break "killed: heartbeat expired".to_string();
+                }
+                _ = stop.changed() => {
+                    terminate(&mut child, pid, grace).await;
+                    let _ = notes.send(AgentNote::Exited { id: id.clone(), status: "stopped".into(), restart_in: None });
                     return;
                 }
-                let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-                let _ = notes.send(AgentNote::Exited { id: id.clone(), status, restart_in: Some(backoff) });
-                if wait_or_stop(&mut stop, backoff).await {
-                    return;
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-            Some(()) = kick.recv() => {
-                signal_group(pid, libc::SIGKILL);
-                let _ = child.wait().await;
-                let _ = notes.send(AgentNote::Exited { id: id.clone(), status: "killed: heartbeat expired".into(), restart_in: Some(backoff) });
-                if wait_or_stop(&mut stop, backoff).await {
-                    return;
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-            _ = stop.changed() => {
-                terminate(&mut child, pid, grace).await;
-                let _ = notes.send(AgentNote::Exited { id: id.clone(), status: "stopped".into(), restart_in: None });
-                return;
-            }
+        };
+        // Only a replica that keeps failing fast backs off further.
+        backoff = if started.elapsed() >= HEALTHY_AFTER {
+            MIN_BACKOFF
+        } else {
+            backoff
+        };
+        let _ = notes.send(AgentNote::Exited {
+            id: id.clone(),
+            status,
+            restart_in: Some(backoff),
+        });
+        if wait_or_stop(&mut stop, backoff).await {
+            return;
         }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -299,4 +310,76 @@ fn open_log(path: &Path) -> std::io::Result<(std::fs::File, std::fs::File)> {
         .open(path)?;
     let err = out.try_clone()?;
     Ok((out, err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replica that is `sleep 60` instead of `tt agent`.
+    fn replica(
+        dir: &Path,
+    ) -> (
+        watch::Sender<bool>,
+        mpsc::UnboundedSender<u32>,
+        mpsc::UnboundedReceiver<AgentNote>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("60").stdin(Stdio::null()).process_group(0);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (kick_tx, kick_rx) = mpsc::unbounded_channel();
+        let (note_tx, note_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(keep_running(
+            cmd,
+            Duration::from_secs(5),
+            "w-1".into(),
+            dir.join("w-1.log"),
+            stop_rx,
+            kick_rx,
+            note_tx,
+        ));
+        (stop_tx, kick_tx, note_rx, task)
+    }
+
+    async fn next(notes: &mut mpsc::UnboundedReceiver<AgentNote>) -> AgentNote {
+        tokio::time::timeout(Duration::from_secs(30), notes.recv())
+            .await
+            .expect("a note in time")
+            .expect("the supervisor is running")
+    }
+
+    #[tokio::test]
+    async fn a_kick_for_an_earlier_process_never_kills_the_current_replica() {
+        let dir = tempfile::tempdir().unwrap();
+        let (stop, kick, mut notes, task) = replica(dir.path());
+        let AgentNote::Started { pid: first, .. } = next(&mut notes).await else {
+            panic!("not started");
+        };
+        // Recovery found an earlier process of `w-1` dead.
+        kick.send(first + 100_000).unwrap();
+        // The kick for the current one is handled after it, in order.
+        kick.send(first).unwrap();
+        match next(&mut notes).await {
+            AgentNote::Exited { status, .. } => assert!(status.contains("heartbeat"), "{status}"),
+            other => panic!("{other:?}"),
+        }
+        let AgentNote::Started { pid: second, .. } = next(&mut notes).await else {
+            panic!("not restarted");
+        };
+        assert_ne!(first, second);
+        // A kick queued for the first process again (a late recovery) does
+        // not touch the second.
+        kick.send(first).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            crate::os::pid_alive(second as i32),
+            "the new replica was killed"
+        );
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert!(
+            matches!(next(&mut notes).await, AgentNote::Exited { status, .. } if status == "stopped")
+        );
+    }
 }

@@ -281,3 +281,50 @@ fn a_frozen_worker_stops_its_command_as_soon_as_it_is_continued() {
     let reason = redis.task_field("p", "job", "reason");
     assert!(reason.contains("heartbeat"), "{reason}");
 }
+
+#[test]
+fn an_outage_longer_than_the_heartbeat_ttl_does_not_rerun_finished_work() {
+    let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let plan = r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "while [ ! -e go ]; do sleep 0.05; done; echo \"$TT_TASK_ID $TT_ATTEMPT\" >> runs.log"]
+count = 2
+[[tasks]]
+id = "a"
+agent = "w"
+[[tasks]]
+id = "b"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = Running::start(&tt, &["run", "--until-done"]);
+    wait_until(DEADLINE, "both tasks run", || {
+        ["a", "b"]
+            .iter()
+            .all(|t| redis.task_field("p", t, "status") == "running")
+    });
+    redis.kill();
+    // Both commands finish while Redis is away: their reports wait.
+    tt.write("go", "");
+    wait_until(DEADLINE, "both commands finished", || {
+        tt.dir().join("runs.log").exists() && tt.read("runs.log").lines().count() == 2
+    });
+    // An outage, not a condition: longer than the heartbeat TTL (6 s), so
+    // every heartbeat has expired when Redis is back.
+    std::thread::sleep(Duration::from_secs(8));
+    redis.start_again();
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 0, "{out}");
+    let runs = tt.read("runs.log");
+    assert_eq!(
+        runs.lines().count(),
+        2,
+        "finished work ran again: {runs}\n{out}"
+    );
+    for t in ["a", "b"] {
+        assert_eq!(redis.task_field("p", t, "status"), "completed", "{out}");
+        assert_eq!(redis.task_field("p", t, "attempt"), "1", "{out}");
+    }
+}
