@@ -60,6 +60,30 @@ const RETRY_MAX: Duration = HEARTBEAT_INTERVAL;
 
 /// Set by `tt run` on the workers it starts: its own pid.
 pub const RUNNER_PID_ENV: &str = "TT_RUNNER_PID";
+/// How long a worker whose `tt run` is gone keeps retrying Redis to report
+/// or claim before it gives up and exits, leaving its task for recovery:
+/// nobody supervises it any more, so it must not retry forever.
+pub const ORPHAN_PATIENCE: Duration = Duration::from_secs(15);
+
+/// Whether an orphaned worker (see [`runner_gone`]) has failed to reach
+/// Redis for [`ORPHAN_PATIENCE`]; `since` is when its failures began.
+fn orphan_gives_up(since: &mut Option<Instant>) -> bool {
+    if !runner_gone() {
+        *since = None;
+        return false;
+    }
+    since.get_or_insert_with(Instant::now).elapsed() >= ORPHAN_PATIENCE
+}
+
+fn orphan_note(doing: &str) -> Note {
+    Note::Stopping {
+        why: format!(
+            "gave up {doing}: the `tt run` that started this worker is gone and Redis has not \
+             answered for {}; what it had is left for recovery",
+            humantime::format_duration(ORPHAN_PATIENCE)
+        ),
+    }
+}
 
 /// Whether this worker was started by a `tt run` that is no longer its
 /// parent (the runner died and the worker was re-parented).
@@ -842,6 +866,7 @@ impl Loop<'_> {
     async fn claim(&mut self, raw: &str, source: MessageSource) -> Option<Claim> {
         let mut backoff = Backoff::new();
         let mut again = false;
+        let mut orphaned = None;
         loop {
             match self
                 .store
@@ -863,6 +888,10 @@ impl Loop<'_> {
                         error: e.to_string(),
                         retry_in: Some(retry_in),
                     });
+                    if orphan_gives_up(&mut orphaned) {
+                        self.notes.emit(orphan_note("claiming a message"));
+                        return None;
+                    }
                     if pause(&mut self.shutdown, retry_in).await {
                         return None;
                     }
@@ -996,6 +1025,7 @@ impl Loop<'_> {
         };
         let mut backoff = Backoff::new();
         let mut again = false;
+        let mut orphaned = None;
         loop {
             // Not when this worker is about to stop: what it takes, it runs.
             // Nor when a `shutdown` (`tt kill`) is waiting: the next task
@@ -1031,8 +1061,16 @@ impl Loop<'_> {
                         error: e.to_string(),
                         retry_in: Some(retry_in),
                     });
-                    // At shutdown the report is given up: the task stays
-                    // running in `claimed`, and recovery runs it again.
+                    // At shutdown, or orphaned and cut off, the report is
+                    // given up: the task stays running in `claimed`, and
+                    // recovery runs it again.
+                    if orphan_gives_up(&mut orphaned) {
+                        self.notes.emit(orphan_note(&format!(
+                            "reporting `{}` attempt {}",
+                            task.id, task.attempt
+                        )));
+                        return Ran::Interrupted;
+                    }
                     if pause(&mut self.shutdown, retry_in).await {
                         return Ran::Interrupted;
                     }

@@ -328,3 +328,33 @@ agent = "w"
         assert_eq!(redis.task_field("p", t, "attempt"), "1", "{out}");
     }
 }
+
+#[test]
+fn a_worker_whose_runner_and_redis_are_gone_gives_up_and_exits() {
+    let mut redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
+    let run = Running::start(&tt, &["run"]);
+    command_pid(&tt, "pid-1");
+    wait_until(DEADLINE, "attempt 1 runs", || {
+        redis.task_field("p", "job", "status") == "running"
+    });
+    let worker: i32 = redis.hgetall("tt:p:agent:w-1")["pid"].parse().unwrap();
+    run.kill9();
+    redis.kill();
+    // The command ends; its report cannot be delivered, and nobody
+    // supervises the worker any more.
+    tt.write("go", "");
+    let started = std::time::Instant::now();
+    wait_until(Duration::from_secs(90), "the orphaned worker exits", || {
+        !running(worker)
+    });
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "it gave up before trying for a while"
+    );
+    let journal = tt.read(".tt/logs/agents/w-1.log");
+    assert!(
+        journal.contains("gave up reporting `job` attempt 1"),
+        "{journal}"
+    );
+}
