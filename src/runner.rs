@@ -200,6 +200,10 @@ struct Runner<F: FnMut(Report)> {
     snapshot: Option<Snapshot>,
     /// Tasks named by events since the last pass: the only records re-read.
     dirty: HashSet<String>,
+    /// Declared agents whose replicas cannot start, with what they said:
+    /// their tasks can never run until the plan changes, so `--until-done`
+    /// does not wait for them.
+    cannot_start: HashMap<String, String>,
 }
 
 /// Runs `plan` (loaded from `opts.file` by the caller, which needed its
@@ -245,6 +249,7 @@ pub async fn run<F: FnMut(Report)>(
         report,
         snapshot: None,
         dirty: HashSet::new(),
+        cannot_start: HashMap::new(),
     };
     let result = runner.main_loop().await;
     let _ = runner.store.release_lease(&runner.holder).await;
@@ -353,7 +358,7 @@ impl<F: FnMut(Report)> Runner<F> {
             {
                 // Live workers only add to what may go on, so the check
                 // that usually settles it needs no Redis round trips.
-                let slots = self.slots();
+                let slots = self.runnable_slots();
                 let busy = s.active(&slots, &HashSet::new());
                 let live = if busy {
                     HashSet::new()
@@ -361,7 +366,7 @@ impl<F: FnMut(Report)> Runner<F> {
                     self.store.live_agent_names().await.unwrap_or_default()
                 };
                 if !busy && !s.active(&slots, &live) {
-                    break Ok(summary(s, &self.slots(), &live, false));
+                    break Ok(self.explain(summary(s, &slots, &live, false)));
                 }
             }
             let retry_sleep = async {
@@ -410,7 +415,12 @@ impl<F: FnMut(Report)> Runner<F> {
                     }));
                     }
                 },
-                Some(note) = notes.recv() => (self.report)(Report::Agent(note)),
+                Some(note) = notes.recv() => {
+                    if let AgentNote::CannotStart { agent, why, .. } = &note {
+                        self.cannot_start.insert(agent.clone(), why.clone());
+                    }
+                    (self.report)(Report::Agent(note));
+                }
                 _ = lease.tick() => {
                     match self.store.acquire_lease(&self.holder, LEASE_TTL).await {
                         Ok(None) => {}
@@ -488,6 +498,27 @@ impl<F: FnMut(Report)> Runner<F> {
             id: "redis".into(),
             error: format!("{doing} failed, will retry: {e}"),
         }));
+    }
+
+    /// [`Runner::slots`] without the agents that cannot start.
+    fn runnable_slots(&self) -> HashMap<String, AgentSlot> {
+        let mut slots = self.slots();
+        slots.retain(|name, _| !self.cannot_start.contains_key(name));
+        slots
+    }
+
+    /// Names the agent that cannot start as the reason its stuck tasks wait.
+    fn explain(&self, mut s: Summary) -> Summary {
+        let Some(snapshot) = &self.snapshot else {
+            return s;
+        };
+        for (id, why) in &mut s.stuck {
+            let agent = snapshot.graph.index_of(id).and_then(|i| snapshot.agent(i));
+            if let Some((agent, reason)) = agent.and_then(|a| self.cannot_start.get_key_value(a)) {
+                *why = format!("agent `{agent}` cannot start: {reason}");
+            }
+        }
+        s
     }
 
     /// Window and backlog flag of every declared agent.
@@ -666,6 +697,8 @@ impl<F: FnMut(Report)> Runner<F> {
         }
         self.text.loaded(&plan, fingerprints, plan_fp);
         self.plan = only_agents(plan);
+        // A changed agent is started again; one still broken says so again.
+        self.cannot_start.clear();
         if !self.opts.no_agents {
             agents.apply(&self.plan.agents).await;
         }

@@ -20,6 +20,8 @@ use crate::plan::AgentSpec;
 /// First restart delay; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// `tt agent`'s exit code for bad input (see `AgentError::exit_code`).
+const BAD_INPUT: i32 = 2;
 /// A replica that ran this long is considered healthy again.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// How long a replica gets to finish after SIGTERM before SIGKILL, unless
@@ -41,6 +43,17 @@ pub enum AgentNote {
     SpawnFailed {
         id: String,
         error: String,
+    },
+    /// The replica exited as `tt agent` does on bad input (exit 2: a
+    /// `workdir` that is gone, a bad setting): restarting it at once would
+    /// fail the same way, so it is tried again only after `retry_in`.
+    CannotStart {
+        id: String,
+        /// The agent's name (`backend` for `backend-1`).
+        agent: String,
+        /// What the replica said, from its log.
+        why: String,
+        retry_in: Duration,
     },
 }
 
@@ -146,7 +159,7 @@ impl Supervisor {
         let task = tokio::spawn(keep_running(
             cmd,
             self.grace,
-            id.to_string(),
+            (name.to_string(), id.to_string()),
             log,
             stop_rx,
             kick_rx,
@@ -202,17 +215,19 @@ fn replica_of(id: &str) -> Option<&str> {
 async fn keep_running(
     mut cmd: Command,
     grace: Duration,
-    id: String,
+    (agent, id): (String, String),
     log: PathBuf,
     mut stop: watch::Receiver<bool>,
     mut kick: mpsc::UnboundedReceiver<u32>,
     notes: mpsc::UnboundedSender<AgentNote>,
 ) {
     let mut backoff = MIN_BACKOFF;
-    loop {
+    'replica: loop {
         if *stop.borrow() {
             return;
         }
+        // Where this process's own output begins, to quote it if it fails.
+        let log_from = std::fs::metadata(&log).map_or(0, |m| m.len());
         let spawned = open_log(&log).and_then(|(out, err)| {
             cmd.stdout(out).stderr(err);
             cmd.spawn()
@@ -245,6 +260,19 @@ async fn keep_running(
                     if matches!(&status, Ok(s) if s.success()) {
                         let _ = notes.send(AgentNote::Exited { id: id.clone(), status: "exited 0 (killed?)".into(), restart_in: None });
                         return;
+                    }
+                    if matches!(&status, Ok(s) if s.code() == Some(BAD_INPUT)) {
+                        let _ = notes.send(AgentNote::CannotStart {
+                            id: id.clone(),
+                            agent: agent.clone(),
+                            why: failure_of(&log, log_from),
+                            retry_in: MAX_BACKOFF,
+                        });
+                        if wait_or_stop(&mut stop, MAX_BACKOFF).await {
+                            return;
+                        }
+                        backoff = MIN_BACKOFF;
+                        continue 'replica;
                     }
                     break status.map_or_else(|e| e.to_string(), |s| s.to_string());
                 }
@@ -300,6 +328,56 @@ async fn terminate(child: &mut tokio::process::Child, pid: u32, grace: Duration)
     }
 }
 
+/// What a replica that failed at start-up said: the error and help lines
+/// of what it wrote to `log` from byte `from` on (`tt agent` prints a
+/// diagnostic there), as one line.
+fn failure_of(log: &Path, from: u64) -> String {
+    let text = std::fs::read(log)
+        .ok()
+        .and_then(|b| {
+            b.get(usize::try_from(from).unwrap_or(usize::MAX)..)
+                .map(<[u8]>::to_vec)
+        })
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let plain = strip_ansi(&text);
+    let lines: Vec<&str> = plain
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| {
+            l.strip_prefix("x ")
+                .or_else(|| l.strip_prefix("× "))
+                .or_else(|| l.strip_prefix("Error: "))
+                .or_else(|| l.strip_prefix("help: "))
+        })
+        .collect();
+    if lines.is_empty() {
+        return match plain.lines().map(str::trim).rfind(|l| !l.is_empty()) {
+            Some(last) => last.to_string(),
+            None => format!("it exited with code {BAD_INPUT}; see {}", log.display()),
+        };
+    }
+    lines.join("; ")
+}
+
+/// `text` without terminal colour sequences (`ESC [ … letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn open_log(path: &Path) -> std::io::Result<(std::fs::File, std::fs::File)> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -333,7 +411,7 @@ mod tests {
         let task = tokio::spawn(keep_running(
             cmd,
             Duration::from_secs(5),
-            "w-1".into(),
+            ("w".into(), "w-1".into()),
             dir.join("w-1.log"),
             stop_rx,
             kick_rx,

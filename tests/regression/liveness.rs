@@ -358,3 +358,37 @@ fn a_worker_whose_runner_and_redis_are_gone_gives_up_and_exits() {
         "{journal}"
     );
 }
+
+#[test]
+fn a_worker_that_cannot_start_is_not_restarted_in_a_loop_and_until_done_names_it() {
+    let redis = RedisServer::start();
+    // The task removes its agent's working directory and kills its worker:
+    // the replica started again finds no `workdir` (it passed at load).
+    let plan = r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "cd .. && rm -rf wd && kill -9 $PPID"]
+workdir = "wd"
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+    let tt = Tt::new()
+        .file("tasks.toml", plan)
+        .file("wd/keep", "")
+        .redis(&redis);
+    let mut run = Running::start(&tt, &["run", "--until-done"]);
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("agent w-1 cannot start: the working directory"),
+        "why is printed: {out}"
+    );
+    assert!(
+        out.contains("job — agent `w` cannot start: the working directory"),
+        "the summary names it: {out}"
+    );
+    let starts = out.matches("agent w-1 started").count();
+    assert!(starts <= 3, "restarted {starts} times: {out}");
+}
