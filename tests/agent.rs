@@ -1146,11 +1146,14 @@ fn a_busy_worker_runs_queued_tasks_back_to_back_with_their_logs() {
         ],
     );
     for id in ["a", "b", "c"] {
+        // The file exists a moment before the pid is in it.
+        let mut pid = None;
         wait_until(DEADLINE, "the task runs", || {
-            task(&redis, id)["status"] == "running" && tt.dir().join(format!("pid-{id}")).exists()
+            pid = read_pid(&tt.dir().join(format!("pid-{id}")));
+            task(&redis, id)["status"] == "running" && pid.is_some()
         });
         // Its process group is on record while it runs, for recovery.
-        let pid = read_pid(&tt.dir().join(format!("pid-{id}"))).unwrap();
+        let pid = pid.unwrap_or_default();
         wait_until(DEADLINE, "the pgid is recorded", || {
             redis.hgetall("tt:t:agent:dev-1").get("command_pgid") == Some(&pid.to_string())
         });
