@@ -4,7 +4,9 @@
 //! - **Register** (agent hash, `agents` set, heartbeat), then heartbeat
 //!   every [`HEARTBEAT_INTERVAL`] with a TTL of [`HEARTBEAT_TTL`] from a
 //!   task of its own, so heartbeats go on while a command runs for hours:
-//!   only a worker that is really gone has its work requeued.
+//!   only a worker that is really gone has its work requeued (see
+//!   [`super::heartbeat`], which also fences a command whose worker cannot
+//!   renew its heartbeat).
 //! - **Wait** for the inbox with `BLMOVE inbox → claimed` and a short
 //!   timeout ([`INBOX_WAIT`]) on a dedicated connection: no polling, and a
 //!   message is in `claimed` (safe from a crash) before anything acts on it.
@@ -14,14 +16,18 @@
 //! - **Run** the command (see [`super::process`]) while listening on
 //!   `control:<worker>` (`stop`, `shutdown`) on another dedicated
 //!   connection, with the agent's timeout.
-//! - **Finish** with `finish.lua`: completed, retried after a backoff, or
-//!   failed — or rejected, when the task moved on meanwhile.
+//! - **Finish** with `finish.lua`: completed, retried after a backoff,
+//!   failed, or requeued (fenced) — or rejected, when the task moved on
+//!   meanwhile.
 //!
 //! A SIGINT/SIGTERM/SIGHUP (or a `shutdown` control message) stops the
 //! running command's process group and leaves its task as it is (running,
 //! in `claimed`) for the runner's recovery; the worker marks itself
-//! stopped and exits 0. Redis errors after start-up are reported and
-//! retried with backoff; the worker does not exit over them.
+//! stopped and exits 0. Told to step down by its heartbeat (its id taken
+//! over, or declared dead), it does the same and exits 1. Redis errors after
+//! start-up are reported and retried with backoff; the worker does not exit
+//! over them, unless the `tt run` that started it is gone
+//! ([`ORPHAN_PATIENCE`]).
 
 use std::fs::File;
 use std::io::Write;
