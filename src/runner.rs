@@ -154,6 +154,41 @@ fn describe_holder(value: &str) -> String {
     }
 }
 
+/// Whether this runner's view of heartbeats can be trusted. A heartbeat
+/// that expired while the runner itself could not reach Redis (an outage, a
+/// Redis that hung, a partition of this host) says nothing about its worker:
+/// the worker could not renew it either, and is likely renewing it now with
+/// an undelivered report in hand. So dead workers are recovered only once
+/// the runner has had prompt answers for a whole heartbeat TTL — which also
+/// holds from the runner's start — giving every live worker time to renew
+/// and report first.
+#[derive(Debug, Default)]
+struct Contact {
+    /// Since when Redis has answered promptly; `None` after trouble.
+    since: Option<tokio::time::Instant>,
+}
+
+impl Contact {
+    /// An answer longer than this counts as trouble.
+    const SLOW: Duration = Duration::from_secs(1);
+
+    fn lost(&mut self) {
+        self.since = None;
+    }
+
+    /// A call sent at `asked` was answered now.
+    fn answered(&mut self, asked: tokio::time::Instant) {
+        if self.since.is_none() || asked.elapsed() > Self::SLOW {
+            self.since = Some(tokio::time::Instant::now());
+        }
+    }
+
+    fn steady(&self) -> bool {
+        self.since
+            .is_some_and(|t| t.elapsed() >= crate::agent::worker::HEARTBEAT_TTL)
+    }
+}
+
 struct Runner<F: FnMut(Report)> {
     opts: Options,
     store: Store,
@@ -168,6 +203,10 @@ struct Runner<F: FnMut(Report)> {
     snapshot: Option<Snapshot>,
     /// Tasks named by events since the last pass: the only records re-read.
     dirty: HashSet<String>,
+    /// Declared agents whose replicas cannot start, with what they said:
+    /// their tasks can never run until the plan changes, so `--until-done`
+    /// does not wait for them.
+    cannot_start: HashMap<String, String>,
 }
 
 /// Runs `plan` (loaded from `opts.file` by the caller, which needed its
@@ -213,6 +252,7 @@ pub async fn run<F: FnMut(Report)>(
         report,
         snapshot: None,
         dirty: HashSet::new(),
+        cannot_start: HashMap::new(),
     };
     let result = runner.main_loop().await;
     let _ = runner.store.release_lease(&runner.holder).await;
@@ -314,6 +354,7 @@ impl<F: FnMut(Report)> Runner<F> {
             Err(RunError::Store(e)) if e.is_connection_error() => (true, None),
             Err(e) => (false, Some(e)),
         };
+        let mut contact = Contact::default();
         let outcome = loop {
             if let Some(e) = startup_error.take() {
                 break Err(e);
@@ -323,7 +364,10 @@ impl<F: FnMut(Report)> Runner<F> {
                     retry_wake = next;
                     true
                 }
-                Err(e) if e.is_connection_error() => false,
+                Err(e) if e.is_connection_error() => {
+                    contact.lost();
+                    false
+                }
                 Err(e) => break Err(e.into()),
             };
             let mut done = None;
@@ -333,7 +377,7 @@ impl<F: FnMut(Report)> Runner<F> {
             {
                 // Live workers only add to what may go on, so the check
                 // that usually settles it needs no Redis round trips.
-                let slots = self.slots();
+                let slots = self.runnable_slots();
                 let busy = s.active(&slots, &HashSet::new());
                 let live = if busy {
                     HashSet::new()
@@ -341,12 +385,12 @@ impl<F: FnMut(Report)> Runner<F> {
                     self.store.live_agent_names().await.unwrap_or_default()
                 };
                 if !busy && !s.active(&slots, &live) {
-                    done = Some(summary(s, &self.slots(), &live, false));
+                    done = Some(summary(s, &slots, &live, false));
                 }
             }
             if let Some(summary) = done {
                 self.catch_up(&mut events, &mut seen).await;
-                break Ok(summary);
+                break Ok(self.explain(summary));
             }
             let retry_sleep = async {
                 match retry_wake {
@@ -394,27 +438,24 @@ impl<F: FnMut(Report)> Runner<F> {
                     }));
                     }
                 },
-                Some(note) = notes.recv() => (self.report)(Report::Agent(note)),
+                Some(note) = notes.recv() => {
+                    if let AgentNote::CannotStart { agent, why, .. } = &note {
+                        self.cannot_start.insert(agent.clone(), why.clone());
+                    }
+                    (self.report)(Report::Agent(note));
+                }
                 _ = lease.tick() => {
                     match self.store.acquire_lease(&self.holder, LEASE_TTL).await {
                         Ok(None) => {}
                         Ok(Some(other)) => break Err(RunError::LeaseLost { town: self.opts.town.clone(), holder: describe_holder(&other) }),
                         // Redis away: keep going, the connection manager reconnects.
-                        Err(e) if e.is_connection_error() => {}
+                        Err(e) if e.is_connection_error() => contact.lost(),
                         Err(e) => break Err(e.into()),
                     }
                 }
-                _ = recovery.tick() => match self.store.recover_dead().await {
-                    Ok(recovered) => {
-                        for r in recovered {
-                            r.stop_orphan(&hostname());
-                            if agents.owns(&r.worker) {
-                                agents.kick(&r.worker);
-                            }
-                            (self.report)(Report::Recovered(r));
-                        }
-                    }
-                    Err(e) if e.is_connection_error() => {}
+                _ = recovery.tick() => match self.recover(&mut contact, &agents).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_connection_error() => contact.lost(),
                     Err(e) => break Err(e.into()),
                 },
                 _ = retry_sleep => {}
@@ -479,11 +520,55 @@ impl<F: FnMut(Report)> Runner<F> {
         }
     }
 
+    /// Recovers dead workers' work, once this runner has reached Redis
+    /// steadily for a heartbeat TTL (see [`Contact`]).
+    async fn recover(
+        &mut self,
+        contact: &mut Contact,
+        agents: &Supervisor,
+    ) -> Result<(), StoreError> {
+        let asked = tokio::time::Instant::now();
+        let dead = self.store.dead_workers().await?;
+        contact.answered(asked);
+        if dead.is_empty() || !contact.steady() {
+            return Ok(());
+        }
+        for r in self.store.recover(&dead).await? {
+            r.stop_orphan(&hostname());
+            if agents.owns(&r.worker) {
+                agents.kick(&r.worker, r.pid);
+            }
+            (self.report)(Report::Recovered(r));
+        }
+        Ok(())
+    }
+
     fn report_redis_trouble(&mut self, doing: &str, e: &StoreError) {
         (self.report)(Report::Agent(AgentNote::SpawnFailed {
             id: "redis".into(),
             error: format!("{doing} failed, will retry: {e}"),
         }));
+    }
+
+    /// [`Runner::slots`] without the agents that cannot start.
+    fn runnable_slots(&self) -> HashMap<String, AgentSlot> {
+        let mut slots = self.slots();
+        slots.retain(|name, _| !self.cannot_start.contains_key(name));
+        slots
+    }
+
+    /// Names the agent that cannot start as the reason its stuck tasks wait.
+    fn explain(&self, mut s: Summary) -> Summary {
+        let Some(snapshot) = &self.snapshot else {
+            return s;
+        };
+        for (id, why) in &mut s.stuck {
+            let agent = snapshot.graph.index_of(id).and_then(|i| snapshot.agent(i));
+            if let Some((agent, reason)) = agent.and_then(|a| self.cannot_start.get_key_value(a)) {
+                *why = format!("agent `{agent}` cannot start: {reason}");
+            }
+        }
+        s
     }
 
     /// Window and backlog flag of every declared agent.
@@ -661,6 +746,8 @@ impl<F: FnMut(Report)> Runner<F> {
         }
         self.text.loaded(&plan, fingerprints, plan_fp);
         self.plan = only_agents(plan);
+        // A changed agent is started again; one still broken says so again.
+        self.cannot_start.clear();
         if !self.opts.no_agents {
             agents.apply(&self.plan.agents).await;
         }

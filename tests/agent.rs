@@ -795,6 +795,7 @@ fn a_late_report_from_an_old_attempt_is_rejected() {
             log: "/nowhere",
             retries: 3,
             backoff: Duration::from_secs(1),
+            requeue: false,
         };
         let old = store.finish(&report("dev-1", 1), false).await.unwrap();
         // The right attempt from the wrong worker is no better.
@@ -1145,11 +1146,14 @@ fn a_busy_worker_runs_queued_tasks_back_to_back_with_their_logs() {
         ],
     );
     for id in ["a", "b", "c"] {
+        // The file exists a moment before the pid is in it.
+        let mut pid = None;
         wait_until(DEADLINE, "the task runs", || {
-            task(&redis, id)["status"] == "running" && tt.dir().join(format!("pid-{id}")).exists()
+            pid = read_pid(&tt.dir().join(format!("pid-{id}")));
+            task(&redis, id)["status"] == "running" && pid.is_some()
         });
         // Its process group is on record while it runs, for recovery.
-        let pid = read_pid(&tt.dir().join(format!("pid-{id}"))).unwrap();
+        let pid = pid.unwrap_or_default();
         wait_until(DEADLINE, "the pgid is recorded", || {
             redis.hgetall("tt:t:agent:dev-1").get("command_pgid") == Some(&pid.to_string())
         });
@@ -1196,5 +1200,6 @@ fn build_succeeded(raw: &str) -> tinytown::store::Report<'_> {
         log: "/nowhere",
         retries: 0,
         backoff: Duration::from_secs(1),
+        requeue: false,
     }
 }

@@ -49,6 +49,9 @@ pub enum Ending {
     TimedOut(Duration),
     /// Stopped on request (`stop` control message).
     Stopped,
+    /// Stopped by the worker itself after this long without renewing its
+    /// heartbeat (self-fencing): the task may be requeued at any moment.
+    Fenced(Duration),
     /// Never started; the message says why.
     NotStarted(String),
 }
@@ -72,6 +75,11 @@ impl Ending {
                 humantime::format_duration(*after)
             )),
             Ending::Stopped => Some("stopped on request".into()),
+            Ending::Fenced(silent) => Some(format!(
+                "stopped by its worker, which could not renew its heartbeat for {} \
+                 (Redis unreachable, or the worker stalled)",
+                humantime::format_duration(*silent)
+            )),
             Ending::NotStarted(why) => Some(why.clone()),
         }
     }

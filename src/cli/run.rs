@@ -183,6 +183,15 @@ fn report_line(file: &str, r: Report) -> Option<String> {
                 status,
                 restart_in: None,
             } => format!("agent {id} stopped ({status})"),
+            AgentNote::CannotStart {
+                id,
+                agent,
+                why,
+                retry_in,
+            } => format!(
+                "agent {id} cannot start: {why} (tasks of `{agent}` wait; trying again in {}s)",
+                retry_in.as_secs()
+            ),
             AgentNote::SpawnFailed { id, error } => {
                 eprintln!("{} agent {id}: {}", time(), escape(&error.to_string()));
                 return None;

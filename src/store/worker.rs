@@ -132,6 +132,10 @@ pub struct Report<'a> {
     pub retries: u32,
     /// Wait before a retry is dispatched.
     pub backoff: Duration,
+    /// The worker stopped the command itself because it could not renew its
+    /// heartbeat: the attempt goes back to `pending` (as recovery would put
+    /// it) instead of using up a retry.
+    pub requeue: bool,
 }
 
 /// What [`Store::finish`] recorded.
@@ -144,6 +148,9 @@ pub enum Finish {
         retry_at: u64,
     },
     Failed,
+    /// Back to `pending` for a new attempt, a retry not used up (a fenced
+    /// attempt, [`Report::requeue`]).
+    Requeued,
     /// The task moved on (cancelled, requeued to a new attempt): nothing
     /// changed but a `rejected` event.
     Stale {
@@ -497,9 +504,11 @@ impl Store {
             .arg(if again { "1" } else { "0" })
             .arg(take.map_or("", |w| w.agent.as_str()))
             .arg(logs)
+            .arg(if r.requeue { "1" } else { "0" })
             .invoke_async(&mut conn)
             .await?;
         let (finish, rest) = match reply.as_slice() {
+            [requeued, rest @ ..] if requeued == "requeued" => (Finish::Requeued, rest),
             [done, rest @ ..] if done == "completed" => (Finish::Completed, rest),
             [failed, rest @ ..] if failed == "failed" => (Finish::Failed, rest),
             [retry, at, rest @ ..] if retry == "retry" => (

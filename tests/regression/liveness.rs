@@ -182,3 +182,213 @@ fn recovery_never_kills_a_process_group_that_is_not_the_recorded_command() {
         );
     }
 }
+
+/// Whether a process exists and is not a zombie.
+fn running(pid: i32) -> bool {
+    tinytown::os::pid_alive(pid)
+}
+
+/// The pid a test command wrote to `file` (`echo $$ > file`).
+fn command_pid(tt: &Tt, file: &str) -> i32 {
+    let mut pid = 0;
+    wait_until(DEADLINE, &format!("the command writes {file}"), || {
+        pid = std::fs::read_to_string(tt.dir().join(file))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    });
+    pid
+}
+
+fn alive_key(redis: &RedisServer, worker: &str) -> bool {
+    !redis.keys(&format!("tt:p:alive:{worker}")).is_empty()
+}
+
+#[test]
+fn a_worker_cut_off_from_redis_stops_its_command_before_its_heartbeat_expires() {
+    let redis = RedisServer::start();
+    let proxy = crate::support::proxy::Proxy::start(redis.socket());
+    let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
+    let _runner = Running::start_env(&tt, &["run", "--no-agents"], &[], "run.out");
+    let url = proxy.url();
+    let _agent = Running::start_env(
+        &tt,
+        &["agent", "w", "--id", "w-1"],
+        &[("REDIS_URL", &url)],
+        "agent.out",
+    );
+    let pid = command_pid(&tt, "pid-1");
+    wait_until(DEADLINE, "attempt 1 runs", || {
+        redis.task_field("p", "job", "status") == "running"
+    });
+    // The worker's host loses Redis; everyone else still reaches it.
+    proxy.cut();
+    wait_until(
+        Duration::from_secs(30),
+        "attempt 1's command is stopped",
+        || !running(pid),
+    );
+    // Its heartbeat has not expired yet: no recovery can have requeued the
+    // task, so no second attempt can have started while this one ran.
+    assert!(
+        alive_key(&redis, "w-1"),
+        "the command outlived the heartbeat of its worker"
+    );
+    let log = tt.read(".tt/logs/job/1.log");
+    assert!(log.contains("no heartbeat renewed for"), "{log}");
+}
+
+#[test]
+fn a_frozen_worker_stops_its_command_as_soon_as_it_is_continued() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
+    let runner = Running::start_env(&tt, &["run", "--no-agents"], &[], "run.out");
+    let _agent = Running::start_env(&tt, &["agent", "w", "--id", "w-1"], &[], "agent.out");
+    let pid = command_pid(&tt, "pid-1");
+    wait_until(DEADLINE, "attempt 1 runs", || {
+        redis.task_field("p", "job", "status") == "running"
+    });
+    // No runner: nothing recovers the task, so on waking the worker finds
+    // its heartbeat expired but its task untouched — it must still stop.
+    runner.stop();
+    let worker: i32 = redis.hgetall("tt:p:agent:w-1")["pid"].parse().unwrap();
+    // SAFETY: kill(2) on the worker this test started.
+    unsafe {
+        libc::kill(worker, libc::SIGSTOP);
+    }
+    wait_until(Duration::from_secs(30), "the heartbeat expires", || {
+        !alive_key(&redis, "w-1")
+    });
+    assert!(
+        running(pid),
+        "the command runs on while its worker is frozen"
+    );
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(worker, libc::SIGCONT);
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "attempt 1's command is stopped",
+        || !running(pid),
+    );
+    // The attempt goes back to pending, a retry not used up.
+    wait_until(DEADLINE, "the fenced attempt is requeued", || {
+        redis.task_field("p", "job", "status") == "pending"
+    });
+    assert_eq!(redis.task_field("p", "job", "attempt"), "1");
+    let reason = redis.task_field("p", "job", "reason");
+    assert!(reason.contains("heartbeat"), "{reason}");
+}
+
+#[test]
+fn an_outage_longer_than_the_heartbeat_ttl_does_not_rerun_finished_work() {
+    let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let plan = r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "while [ ! -e go ]; do sleep 0.05; done; echo \"$TT_TASK_ID $TT_ATTEMPT\" >> runs.log"]
+count = 2
+[[tasks]]
+id = "a"
+agent = "w"
+[[tasks]]
+id = "b"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = Running::start(&tt, &["run", "--until-done"]);
+    wait_until(DEADLINE, "both tasks run", || {
+        ["a", "b"]
+            .iter()
+            .all(|t| redis.task_field("p", t, "status") == "running")
+    });
+    redis.kill();
+    // Both commands finish while Redis is away: their reports wait.
+    tt.write("go", "");
+    wait_until(DEADLINE, "both commands finished", || {
+        tt.dir().join("runs.log").exists() && tt.read("runs.log").lines().count() == 2
+    });
+    // An outage, not a condition: longer than the heartbeat TTL (6 s), so
+    // every heartbeat has expired when Redis is back.
+    std::thread::sleep(Duration::from_secs(8));
+    redis.start_again();
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 0, "{out}");
+    let runs = tt.read("runs.log");
+    assert_eq!(
+        runs.lines().count(),
+        2,
+        "finished work ran again: {runs}\n{out}"
+    );
+    for t in ["a", "b"] {
+        assert_eq!(redis.task_field("p", t, "status"), "completed", "{out}");
+        assert_eq!(redis.task_field("p", t, "attempt"), "1", "{out}");
+    }
+}
+
+#[test]
+fn a_worker_whose_runner_and_redis_are_gone_gives_up_and_exits() {
+    let mut redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
+    let run = Running::start(&tt, &["run"]);
+    command_pid(&tt, "pid-1");
+    wait_until(DEADLINE, "attempt 1 runs", || {
+        redis.task_field("p", "job", "status") == "running"
+    });
+    let worker: i32 = redis.hgetall("tt:p:agent:w-1")["pid"].parse().unwrap();
+    run.kill9();
+    redis.kill();
+    // The command ends; its report cannot be delivered, and nobody
+    // supervises the worker any more.
+    tt.write("go", "");
+    let started = std::time::Instant::now();
+    wait_until(Duration::from_secs(90), "the orphaned worker exits", || {
+        !running(worker)
+    });
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "it gave up before trying for a while"
+    );
+    let journal = tt.read(".tt/logs/agents/w-1.log");
+    assert!(
+        journal.contains("gave up reporting `job` attempt 1"),
+        "{journal}"
+    );
+}
+
+#[test]
+fn a_worker_that_cannot_start_is_not_restarted_in_a_loop_and_until_done_names_it() {
+    let redis = RedisServer::start();
+    // The task removes its agent's working directory and kills its worker:
+    // the replica started again finds no `workdir` (it passed at load).
+    let plan = r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "cd .. && rm -rf wd && kill -9 $PPID"]
+workdir = "wd"
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+    let tt = Tt::new()
+        .file("tasks.toml", plan)
+        .file("wd/keep", "")
+        .redis(&redis);
+    let mut run = Running::start(&tt, &["run", "--until-done"]);
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("agent w-1 cannot start: the working directory"),
+        "why is printed: {out}"
+    );
+    assert!(
+        out.contains("job — agent `w` cannot start: the working directory"),
+        "the summary names it: {out}"
+    );
+    let starts = out.matches("agent w-1 started").count();
+    assert!(starts <= 3, "restarted {starts} times: {out}");
+}

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 mod child_env;
+pub mod proxy;
 
 pub use child_env::{command, is_leaked};
 
@@ -663,10 +664,17 @@ pub struct Running {
 
 impl Running {
     pub fn start(tt: &Tt, args: &[&str]) -> Self {
-        let out = tt.dir().join("run.out");
+        Self::start_env(tt, args, &[], "run.out")
+    }
+
+    /// [`Running::start`] with extra environment variables, its output in
+    /// `out` of the project (for several at once).
+    pub fn start_env(tt: &Tt, args: &[&str], env: &[(&str, &str)], out: &str) -> Self {
+        let out = tt.dir().join(out);
         let file = std::fs::File::create(&out).unwrap();
         let err = file.try_clone().unwrap();
         let mut cmd = tt.command();
+        cmd.envs(env.iter().copied());
         cmd.args(args)
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err));
