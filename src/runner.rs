@@ -23,7 +23,7 @@ use crate::dispatch::{AgentSlot, Snapshot, Transition};
 use crate::plan::{self, LoadError, Plan};
 use crate::reload::{self, Edit};
 use crate::store::{Event, LIGHT_FIELDS, RedisTarget, Store, StoreError, SyncCounts, connection};
-use crate::sync::{self, Adopt};
+use crate::sync::{self, Adopt, Claim};
 use crate::watch::{self, WatchError};
 
 /// Pause before a reload that failed because Redis was away is tried again.
@@ -176,6 +176,10 @@ struct Runner<F: FnMut(Report)> {
     snapshot: Option<Snapshot>,
     /// Tasks named by events since the last pass: the only records re-read.
     dirty: HashSet<String>,
+    /// Redis may have lost records of the plan (events were missed, or
+    /// dispatch found a record gone): push the file in full before the
+    /// next pass, which restores them.
+    resync: bool,
 }
 
 /// Runs `plan` (loaded from `opts.file` by the caller, which needed its
@@ -221,6 +225,7 @@ pub async fn run<F: FnMut(Report)>(
         report,
         snapshot: None,
         dirty: HashSet::new(),
+        resync: false,
     };
     let result = runner.main_loop().await;
     let _ = runner.store.release_lease(&runner.holder).await;
@@ -229,7 +234,7 @@ pub async fn run<F: FnMut(Report)>(
 
 impl<F: FnMut(Report)> Runner<F> {
     async fn main_loop(&mut self) -> Result<Summary, RunError> {
-        let pushed = sync::push_full(&self.store, &self.plan, Adopt::No).await?;
+        let pushed = sync::push_full(&self.store, &self.plan, Adopt::No, Claim::Keep).await?;
         let counts = pushed.counts;
         self.text
             .loaded(&self.plan, pushed.fingerprints, pushed.plan_fp);
@@ -311,6 +316,13 @@ impl<F: FnMut(Report)> Runner<F> {
         let mut retry_wake: Option<u64> = None;
         let mut reload_pending = false;
         let outcome = loop {
+            if self.resync {
+                match self.resync(&mut agents).await {
+                    Ok(_) => {}
+                    Err(RunError::Store(e)) if e.is_connection_error() => {}
+                    Err(e) => break Err(e),
+                }
+            }
             let dispatched = match self.dispatch().await {
                 Ok(next) => {
                     retry_wake = next;
@@ -333,7 +345,15 @@ impl<F: FnMut(Report)> Runner<F> {
                     self.store.live_agent_names().await.unwrap_or_default()
                 };
                 if !busy && !s.active(&slots, &live) {
-                    break Ok(summary(s, &self.slots(), &live, false));
+                    // Nothing moves: done, unless Redis lost records of the
+                    // plan (then they are pending again, and run).
+                    let done = summary(s, &slots, &live, false);
+                    match self.resync(&mut agents).await {
+                        Ok(false) => break Ok(done),
+                        Ok(true) => continue,
+                        Err(RunError::Store(e)) if e.is_connection_error() => {}
+                        Err(e) => break Err(e),
+                    }
                 }
             }
             let retry_sleep = async {
@@ -349,7 +369,7 @@ impl<F: FnMut(Report)> Runner<F> {
                     // Fold a burst of notifications into one reload.
                     while saves.try_recv().is_ok() {}
                     match self.reload(&mut agents).await {
-                        Ok(()) => reload_pending = false,
+                        Ok(_) => reload_pending = false,
                         // Redis away: keep the last plan and try again soon.
                         Err(RunError::Store(e)) if e.is_connection_error() => {
                             reload_pending = true;
@@ -360,7 +380,7 @@ impl<F: FnMut(Report)> Runner<F> {
                 }
                 _ = tokio::time::sleep(RELOAD_RETRY), if reload_pending => {
                     match self.reload(&mut agents).await {
-                        Ok(()) => reload_pending = false,
+                        Ok(_) => reload_pending = false,
                         Err(RunError::Store(e)) if e.is_connection_error() => {}
                         Err(e) => break Err(e),
                     }
@@ -374,8 +394,11 @@ impl<F: FnMut(Report)> Runner<F> {
                         Err(e) => break Err(e),
                     },
                     Err(e) => {
-                        // Events may have been missed: read the town again.
+                        // Events may have been missed, and the server may
+                        // be a new, empty one: restore the plan, read the
+                        // town again.
                         self.snapshot = None;
+                        self.resync = true;
                         (self.report)(Report::Agent(AgentNote::SpawnFailed {
                         id: "events".into(),
                         error: format!("reading events failed, retrying: {e}"),
@@ -493,13 +516,23 @@ impl<F: FnMut(Report)> Runner<F> {
             snapshot.refresh(self.store.records_with(&ids, &LIGHT_FIELDS).await?);
         }
         let (batch, next_retry) = snapshot.plan_dispatch(&self.slots(), now_ms());
+        let mut lost = false;
         if !batch.is_empty() {
-            for id in self.store.dispatch(&batch).await? {
+            let out = self.store.dispatch(&batch).await?;
+            for id in out.sent {
                 // The `dispatched` event brings the full record later.
                 snapshot.set_status(&id, Status::Assigned);
             }
+            lost = !out.missing.is_empty();
         }
-        self.snapshot = Some(snapshot);
+        if lost {
+            // Restore what the file has from it, then read the town again:
+            // a record that is gone and not in the file (`tt assign`) must
+            // leave the snapshot rather than be offered on every pass.
+            self.resync = true;
+        } else {
+            self.snapshot = Some(snapshot);
+        }
         Ok(next_retry)
     }
 
@@ -561,28 +594,40 @@ impl<F: FnMut(Report)> Runner<F> {
         Ok(())
     }
 
-    async fn reload(&mut self, agents: &mut Supervisor) -> Result<(), RunError> {
+    /// Pushes the file in full, whatever the reload state says: restores
+    /// records Redis lost (`sync::push_full` counts them). Returns whether
+    /// anything was written.
+    async fn resync(&mut self, agents: &mut Supervisor) -> Result<bool, RunError> {
+        self.resync = true;
+        self.text = reload::State::default();
+        let wrote = self.reload(agents).await?;
+        self.resync = false;
+        Ok(wrote)
+    }
+
+    /// Reloads the file after a save; returns whether Redis was written.
+    async fn reload(&mut self, agents: &mut Supervisor) -> Result<bool, RunError> {
         let text = match std::fs::read_to_string(&self.opts.file) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // Mid-save (delete and recreate) or really gone: keep the
                 // last plan; the next save reloads.
                 (self.report)(Report::FileGone);
-                return Ok(());
+                return Ok(false);
             }
             Err(e) => {
                 (self.report)(Report::Invalid(LoadError::Read {
                     path: self.opts.file.display().to_string(),
                     source: e,
                 }));
-                return Ok(());
+                return Ok(false);
             }
         };
         // An empty file is a write in place caught between its truncation
         // and its data (saves reload without a debounce now): as a plan it
         // would cancel every task. The writer's close reloads again.
         if text.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         // One edited task is applied on its own (`reload`); the rest is
         // loaded and pushed in full.
@@ -591,11 +636,11 @@ impl<F: FnMut(Report)> Runner<F> {
             .apply_edit(&self.store, &self.opts.file, text)
             .await?
         {
-            Edit::Unchanged => return Ok(()),
+            Edit::Unchanged => return Ok(false),
             Edit::Applied { counts, touched } => {
                 self.dirty.extend(touched);
                 (self.report)(Report::Reloaded(counts));
-                return Ok(());
+                return Ok(false);
             }
             Edit::Full { text, digest } => (text, digest),
         };
@@ -605,7 +650,7 @@ impl<F: FnMut(Report)> Runner<F> {
                 (self.report)(Report::Invalid(e));
                 // Remember it so the same broken text is not reported twice.
                 self.text.failed(fp);
-                return Ok(());
+                return Ok(false);
             }
         };
         let sync::Pushed {
@@ -613,7 +658,8 @@ impl<F: FnMut(Report)> Runner<F> {
             touched,
             fingerprints,
             plan_fp,
-        } = sync::push_full(&self.store, &plan, Adopt::No).await?;
+        } = sync::push_full(&self.store, &plan, Adopt::No, Claim::Keep).await?;
+        let wrote = !touched.is_empty();
         // The next pass must judge touched tasks by their new definition,
         // not wait for their events; a reload so large is read in full.
         if counts.added + counts.changed + counts.removed > RELOAD_REREAD {
@@ -627,8 +673,11 @@ impl<F: FnMut(Report)> Runner<F> {
             agents.apply(&self.plan.agents).await;
         }
         release_free_memory();
-        (self.report)(Report::Reloaded(counts));
-        Ok(())
+        // A resync that found everything in place is no news.
+        if wrote || !self.resync {
+            (self.report)(Report::Reloaded(counts));
+        }
+        Ok(wrote)
     }
 }
 

@@ -22,12 +22,12 @@ pub use admin::{
     RunnerLease, agent_name_of,
 };
 pub use connection::{RedisTarget, connect};
-pub use dispatch::{Dispatch, Event, parse_entries};
+pub use dispatch::{Dispatch, Dispatched, Event, parse_entries};
 pub use error::StoreError;
 pub use events::{EventFollower, STREAM_START};
 pub use keys::Keys;
 pub use recover::Recovered;
-pub use sync::{SyncCounts, TaskDef};
+pub use sync::{SyncCounts, SyncGuard, SyncRefused, SyncState, TaskDef};
 pub use task::{Source, TaskRecord};
 pub use worker::{
     BlockingConn, Claim, ClaimedTask, Control, Finish, Heartbeat, MessageSource, Registered,

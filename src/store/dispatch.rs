@@ -95,12 +95,22 @@ impl Event {
     }
 }
 
+/// What one dispatch call did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dispatched {
+    /// Ids that went into an inbox, in order.
+    pub sent: Vec<String>,
+    /// Ids whose record is gone from Redis.
+    pub missing: Vec<String>,
+}
+
 impl Store {
-    /// Dispatches in order; returns the ids that went out (an inbox that is
-    /// full, or a task no longer pending, is skipped).
-    pub async fn dispatch(&self, batch: &[Dispatch]) -> Result<Vec<String>, StoreError> {
+    /// Dispatches in order; says which ids went out (an inbox that is
+    /// full, or a task no longer pending, is skipped) and which have no
+    /// record any more.
+    pub async fn dispatch(&self, batch: &[Dispatch]) -> Result<Dispatched, StoreError> {
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Dispatched::default());
         }
         let mut inv = DISPATCH.prepare_invoke();
         inv.arg(self.keys.prefix());
@@ -108,7 +118,8 @@ impl Store {
             inv.arg(&d.task).arg(&d.agent).arg(d.window);
         }
         let mut conn = self.conn.clone();
-        Ok(inv.invoke_async(&mut conn).await?)
+        let (sent, missing) = inv.invoke_async(&mut conn).await?;
+        Ok(Dispatched { sent, missing })
     }
 
     /// Number of entries waiting in an agent's inbox.
