@@ -71,6 +71,15 @@ pub enum Report {
     WaitingForLease(String),
     /// A dead worker's work was put back.
     Recovered(crate::store::Recovered),
+    /// A task record holds what tt never writes: the task is not run until
+    /// it is fixed. Reported once per task and problem.
+    Corrupt {
+        task: String,
+        what: String,
+    },
+    /// The lease held a value no runner can renew or release; what was
+    /// done about it.
+    LeaseRepaired(String),
 }
 
 /// How the run ended.
@@ -180,6 +189,9 @@ struct Runner<F: FnMut(Report)> {
     /// dispatch found a record gone): push the file in full before the
     /// next pass, which restores them.
     resync: bool,
+    /// Corrupt records seen (id → what is wrong), each reported once and
+    /// named in the summary.
+    corrupt: HashMap<String, String>,
 }
 
 /// Runs `plan` (loaded from `opts.file` by the caller, which needed its
@@ -193,6 +205,11 @@ pub async fn run<F: FnMut(Report)>(
     let text = reload::State::default();
     let store = Store::open(&opts.target, &opts.town).await?;
     let holder = lease_holder();
+    // A lease that no runner could renew or release (garbage, no expiry)
+    // would refuse every runner for ever.
+    if let Some(note) = store.repair_lease(LEASE_TTL).await? {
+        report(Report::LeaseRepaired(note));
+    }
     loop {
         match store.acquire_lease(&holder, LEASE_TTL).await? {
             None => break,
@@ -226,6 +243,7 @@ pub async fn run<F: FnMut(Report)>(
         snapshot: None,
         dirty: HashSet::new(),
         resync: false,
+        corrupt: HashMap::new(),
     };
     let result = runner.main_loop().await;
     let _ = runner.store.release_lease(&runner.holder).await;
@@ -347,7 +365,7 @@ impl<F: FnMut(Report)> Runner<F> {
                 if !busy && !s.active(&slots, &live) {
                     // Nothing moves: done, unless Redis lost records of the
                     // plan (then they are pending again, and run).
-                    let done = summary(s, &slots, &live, false);
+                    let done = self.summary(s, &slots, &live, false);
                     match self.resync(&mut agents).await {
                         Ok(false) => break Ok(done),
                         Ok(true) => continue,
@@ -498,13 +516,17 @@ impl<F: FnMut(Report)> Runner<F> {
             Some(mut s) => {
                 if !self.dirty.is_empty() {
                     let ids: Vec<String> = self.dirty.drain().collect();
-                    s.refresh(self.store.records_with(&ids, &LIGHT_FIELDS).await?);
+                    let records = self.store.records_with(&ids, &LIGHT_FIELDS).await?;
+                    self.note_corrupt(&records);
+                    s.refresh(records);
                 }
                 s
             }
             None => {
                 self.dirty.clear();
-                let s = Snapshot::new(self.store.tasks_with(&LIGHT_FIELDS).await?);
+                let records = self.store.tasks_with(&LIGHT_FIELDS).await?;
+                self.note_corrupt(&records);
+                let s = Snapshot::new(records);
                 release_free_memory();
                 s
             }
@@ -534,6 +556,47 @@ impl<F: FnMut(Report)> Runner<F> {
             self.snapshot = Some(snapshot);
         }
         Ok(next_retry)
+    }
+
+    /// Reports each corrupt record once, and forgets those fixed since.
+    fn note_corrupt(&mut self, records: &[crate::store::TaskRecord]) {
+        for r in records {
+            match &r.corrupt {
+                Some(what) if self.corrupt.get(&r.id) != Some(what) => {
+                    self.corrupt.insert(r.id.clone(), what.clone());
+                    (self.report)(Report::Corrupt {
+                        task: r.id.clone(),
+                        what: what.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    self.corrupt.remove(&r.id);
+                }
+            }
+        }
+    }
+
+    /// [`summary`], with corrupt records named as such rather than failed.
+    fn summary(
+        &self,
+        s: &Snapshot,
+        agents: &HashMap<String, AgentSlot>,
+        live: &HashSet<String>,
+        interrupted: bool,
+    ) -> Summary {
+        let mut out = summary(s, agents, live, interrupted);
+        out.failed.retain(|id| match self.corrupt.get(id) {
+            Some(what) => {
+                out.stuck.push((
+                    id.clone(),
+                    format!("corrupt record, not run: {what}; fix it with `redis-cli`"),
+                ));
+                false
+            }
+            None => true,
+        });
+        out
     }
 
     /// Takes what an event says into the snapshot when the event says all

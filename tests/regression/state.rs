@@ -126,3 +126,123 @@ fn a_second_project_with_the_same_town_name_does_not_replace_the_first() {
         .stdout_contains("=3 unchanged");
     p1.run_with(["sync", "push"]).code(1);
 }
+
+/// Runs `tt run --until-done` and returns (exit code, stdout + stderr).
+fn run_until_done(tt: &Tt) -> (i32, String) {
+    let out = tt.run_with(["run", "--until-done"]);
+    (out.code, format!("{}{}", out.stdout, out.stderr))
+}
+
+#[test]
+fn a_task_with_corrupt_tags_fails_at_claim_instead_of_running_forever() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    redis.cmd(&["HSET", "tt:app:task:c", "tags", "not json"]);
+    let (code, out) = run_until_done(&tt);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("tt:app:task:c") && out.contains("tags"),
+        "{out}"
+    );
+    assert_ne!(redis.task_field("app", "c", "status"), "running", "{out}");
+    assert!(
+        !ran(&tt).contains(&"c".to_string()),
+        "c must not run: {out}"
+    );
+    assert_eq!(redis.task_field("app", "b", "status"), "completed", "{out}");
+}
+
+#[test]
+fn corrupt_fields_leave_status_tasks_and_towns_working() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    // Another town on the same Redis, intact.
+    Tt::new()
+        .file(
+            "tasks.toml",
+            PLAN.replace("name = \"app\"", "name = \"web\""),
+        )
+        .redis(&redis)
+        .run_with(["sync", "push"])
+        .success();
+    redis.cmd(&["HSET", "tt:app:task:a", "status", "bogus"]);
+    redis.cmd(&["HSET", "tt:app:task:c", "depends_on", "[oops"]);
+    let status = tt.run_with(["status"]).success();
+    assert!(
+        status.stdout.contains("tt:app:task:a") && status.stdout.contains("`status`"),
+        "{status}"
+    );
+    assert!(status.stdout.contains("tt:app:task:c"), "{status}");
+    // `b` waits for the corrupt `a`, and says so.
+    assert!(status.stdout.contains("b "), "{status}");
+    let tasks = tt.run_with(["tasks"]).success();
+    assert!(tasks.stdout.contains("corrupt"), "{tasks}");
+    let json = tt.run_with(["tasks", "--json"]).success();
+    assert!(json.stdout.contains("tt:app:task:a"), "{json}");
+    let towns = tt.run_with(["towns"]).success();
+    assert!(
+        towns.stdout.contains("web") && towns.stdout.contains("app"),
+        "{towns}"
+    );
+}
+
+#[test]
+fn a_non_numeric_attempt_is_named_not_blamed_on_memory() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    redis.cmd(&["HSET", "tt:app:task:c", "attempt", "x"]);
+    let (code, out) = run_until_done(&tt);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("tt:app:task:c") && out.contains("attempt"),
+        "{out}"
+    );
+    assert!(!out.contains("out of memory"), "{out}");
+    assert_eq!(redis.task_field("app", "b", "status"), "completed", "{out}");
+}
+
+#[test]
+fn a_task_key_of_the_wrong_type_is_named_and_the_rest_runs() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    redis.cmd(&["DEL", "tt:app:task:c"]);
+    redis.cmd(&["SET", "tt:app:task:c", "garbage"]);
+    tt.run_with(["status"])
+        .success()
+        .stdout_contains("tt:app:task:c");
+    let (code, out) = run_until_done(&tt);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("tt:app:task:c"), "{out}");
+    assert_eq!(redis.task_field("app", "b", "status"), "completed", "{out}");
+}
+
+#[test]
+fn a_garbage_lease_without_expiry_does_not_lock_the_town() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    redis.cmd(&["SET", "tt:app:runner", "garbage"]);
+    let (code, out) = run_until_done(&tt);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("garbage"),
+        "the reclaimed lease is named: {out}"
+    );
+    // A lease that parses but was set without an expiry gets one, so it
+    // cannot hold the town for ever.
+    redis.cmd(&[
+        "SET",
+        "tt:app:runner",
+        r#"{"id":"elsewhere:1","host":"elsewhere","pid":1,"since":0}"#,
+    ]);
+    let (code, out) = run_until_done(&tt);
+    assert_ne!(code, 0, "{out}");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("tt:app:runner")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert!(ttl > 0, "the lease got an expiry: {ttl}");
+}

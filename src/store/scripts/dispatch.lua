@@ -17,7 +17,7 @@ for i = 2, #ARGV, 3 do
   local key = prefix .. 'task:' .. id
   local inbox = prefix .. 'inbox:' .. agent
   if agent == '' then inbox = prefix .. 'backlog' end
-  local cur = redis.call('HMGET', key, 'status', 'worker', 'agent')
+  local cur = redis.call('HMGET', key, 'status', 'worker', 'agent', 'attempt')
   local status, last = cur[1], cur[2]
   if not status and redis.call('EXISTS', key) == 0 then
     missing[#missing + 1] = id
@@ -30,7 +30,11 @@ for i = 2, #ARGV, 3 do
   local stopping = last and last ~= '' and
     redis.call('HGET', prefix .. 'agent:' .. last, 'task') == id and
     redis.call('EXISTS', prefix .. 'alive:' .. last) == 1
-  if status == 'pending' and same_agent and not stopping and redis.call('LLEN', inbox) < window then
+  -- An attempt edited into something else is a corrupt record the runner
+  -- reports by key and field; HINCRBY would fail the whole call.
+  local counted = not cur[4] or string.find(cur[4], '^%d+$') ~= nil
+  if status == 'pending' and same_agent and counted and not stopping
+    and redis.call('LLEN', inbox) < window then
     local attempt = redis.call('HINCRBY', key, 'attempt', 1)
     redis.call('HSET', key, 'status', 'assigned', 'assigned_to', agent, 'updated', now)
     redis.call('HDEL', key, 'retry_at', 'worker')
