@@ -565,7 +565,7 @@ mod tests {
         ] {
             h.insert(k.to_string(), v);
         }
-        TaskRecord::from_hash(id, h).unwrap()
+        TaskRecord::from_hash(id, h)
     }
 
     fn town(statuses: &HashMap<&str, &str>) -> Vec<TaskRecord> {

@@ -36,7 +36,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::plan::{self, Plan, TaskSpec};
-use crate::store::{Store, StoreError, SyncCounts, TaskDef};
+use crate::store::{Store, StoreError, SyncCounts, SyncGuard, TaskDef};
 use crate::sync;
 
 /// What the runner remembers of the texts it loaded.
@@ -81,7 +81,7 @@ impl State {
             }
             let new = Arc::new(text);
             if let Some(edit) = cache.plan_edit(path, &new)
-                && let Some(counts) = cache.push(store, &edit).await?
+                && let Some(counts) = cache.push(store, path, &edit).await?
             {
                 let touched = if counts.changed > 0 {
                     vec![edit.def.id.clone()]
@@ -234,7 +234,12 @@ impl Cache {
 
     /// Writes the edit if Redis still holds the plan this runner pushed:
     /// `None` when it does not (the caller falls back to a full push).
-    async fn push(&self, store: &Store, edit: &Planned) -> Result<Option<SyncCounts>, StoreError> {
+    async fn push(
+        &self,
+        store: &Store,
+        path: &Path,
+        edit: &Planned,
+    ) -> Result<Option<SyncCounts>, StoreError> {
         let total = self.fingerprints.len() as u64;
         if edit.fingerprint == self.fingerprints[edit.index] {
             // Nothing to write (a comment, spacing) — as long as Redis is
@@ -247,16 +252,23 @@ impl Cache {
                 }),
             );
         }
+        let origin = sync::origin_of(path);
+        let guard = SyncGuard {
+            origin: &origin,
+            take_over: false,
+            expected: Some(&self.plan_fp),
+        };
         let applied = store
-            .apply_sync_if(
+            .apply_sync(
                 std::slice::from_ref(&edit.def),
                 &[],
                 &edit.plan_fp,
                 false,
-                Some(&self.plan_fp),
+                &guard,
             )
             .await?;
-        Ok(applied.map(|_| SyncCounts {
+        // Refused (stale or foreign): the full push decides and reports.
+        Ok(applied.ok().map(|_| SyncCounts {
             changed: 1,
             unchanged: total - 1,
             ..SyncCounts::default()

@@ -24,7 +24,7 @@ use crate::os::{hostname, now_ms};
 use crate::plan::{self, LoadError, Plan};
 use crate::reload::{self, Edit};
 use crate::store::{Event, LIGHT_FIELDS, RedisTarget, Store, StoreError, SyncCounts, connection};
-use crate::sync::{self, Adopt};
+use crate::sync::{self, Adopt, Claim};
 use crate::watch::{self, WatchError};
 
 /// Pause before a reload that failed because Redis was away is tried again.
@@ -75,6 +75,15 @@ pub enum Report {
     WaitingForLease(String),
     /// A dead worker's work was put back.
     Recovered(crate::store::Recovered),
+    /// A task record holds what tt never writes: the task is not run until
+    /// it is fixed. Reported once per task and problem.
+    Corrupt {
+        task: String,
+        what: String,
+    },
+    /// The lease held a value no runner can renew or release; what was
+    /// done about it.
+    LeaseRepaired(String),
 }
 
 /// How the run ended.
@@ -207,6 +216,13 @@ struct Runner<F: FnMut(Report)> {
     /// their tasks can never run until the plan changes, so `--until-done`
     /// does not wait for them.
     cannot_start: HashMap<String, String>,
+    /// Redis may have lost records of the plan (events were missed, or
+    /// dispatch found a record gone): push the file in full before the
+    /// next pass, which restores them.
+    resync: bool,
+    /// Corrupt records seen (id → what is wrong), each reported once and
+    /// named in the summary.
+    corrupt: HashMap<String, String>,
 }
 
 /// Runs `plan` (loaded from `opts.file` by the caller, which needed its
@@ -220,6 +236,11 @@ pub async fn run<F: FnMut(Report)>(
     let text = reload::State::default();
     let store = Store::open(&opts.target, &opts.town).await?;
     let holder = lease_holder();
+    // A lease that no runner could renew or release (garbage, no expiry)
+    // would refuse every runner for ever.
+    if let Some(note) = store.repair_lease(LEASE_TTL).await? {
+        report(Report::LeaseRepaired(note));
+    }
     loop {
         match store.acquire_lease(&holder, LEASE_TTL).await? {
             None => break,
@@ -253,6 +274,8 @@ pub async fn run<F: FnMut(Report)>(
         snapshot: None,
         dirty: HashSet::new(),
         cannot_start: HashMap::new(),
+        resync: false,
+        corrupt: HashMap::new(),
     };
     let result = runner.main_loop().await;
     let _ = runner.store.release_lease(&runner.holder).await;
@@ -265,7 +288,7 @@ impl<F: FnMut(Report)> Runner<F> {
         // once the agents are up (below): a save made while `tt run` starts
         // is reloaded, not lost.
         let (_watcher, mut saves) = watch::watch(&self.opts.file)?;
-        let pushed = sync::push_full(&self.store, &self.plan, Adopt::No).await?;
+        let pushed = sync::push_full(&self.store, &self.plan, Adopt::No, Claim::Keep).await?;
         let counts = pushed.counts;
         self.text
             .loaded(&self.plan, pushed.fingerprints, pushed.plan_fp);
@@ -350,7 +373,7 @@ impl<F: FnMut(Report)> Runner<F> {
         // A save between the CLI's load and the watch start raised no event:
         // compare the file with what was pushed once (unchanged: one read).
         let (mut reload_pending, mut startup_error) = match self.reload(&mut agents).await {
-            Ok(()) => (false, None),
+            Ok(_) => (false, None),
             Err(RunError::Store(e)) if e.is_connection_error() => (true, None),
             Err(e) => (false, Some(e)),
         };
@@ -358,6 +381,13 @@ impl<F: FnMut(Report)> Runner<F> {
         let outcome = loop {
             if let Some(e) = startup_error.take() {
                 break Err(e);
+            }
+            if self.resync {
+                match self.resync(&mut agents).await {
+                    Ok(_) => {}
+                    Err(RunError::Store(e)) if e.is_connection_error() => {}
+                    Err(e) => break Err(e),
+                }
             }
             let dispatched = match self.dispatch().await {
                 Ok(next) => {
@@ -385,7 +415,15 @@ impl<F: FnMut(Report)> Runner<F> {
                     self.store.live_agent_names().await.unwrap_or_default()
                 };
                 if !busy && !s.active(&slots, &live) {
-                    done = Some(summary(s, &slots, &live, false));
+                    // Nothing moves: done, unless Redis lost records of the
+                    // plan (then they are pending again, and run).
+                    let finished = self.summary(s, &slots, &live, false);
+                    match self.resync(&mut agents).await {
+                        Ok(false) => done = Some(finished),
+                        Ok(true) => continue,
+                        Err(RunError::Store(e)) if e.is_connection_error() => {}
+                        Err(e) => break Err(e),
+                    }
                 }
             }
             if let Some(summary) = done {
@@ -405,7 +443,7 @@ impl<F: FnMut(Report)> Runner<F> {
                     // Fold a burst of notifications into one reload.
                     while saves.try_recv().is_ok() {}
                     match self.reload(&mut agents).await {
-                        Ok(()) => reload_pending = false,
+                        Ok(_) => reload_pending = false,
                         // Redis away: keep the last plan and try again soon.
                         Err(RunError::Store(e)) if e.is_connection_error() => {
                             reload_pending = true;
@@ -416,7 +454,7 @@ impl<F: FnMut(Report)> Runner<F> {
                 }
                 _ = tokio::time::sleep(RELOAD_RETRY), if reload_pending => {
                     match self.reload(&mut agents).await {
-                        Ok(()) => reload_pending = false,
+                        Ok(_) => reload_pending = false,
                         Err(RunError::Store(e)) if e.is_connection_error() => {}
                         Err(e) => break Err(e),
                     }
@@ -430,8 +468,11 @@ impl<F: FnMut(Report)> Runner<F> {
                         Err(e) => break Err(e),
                     },
                     Err(e) => {
-                        // Events may have been missed: read the town again.
+                        // Events may have been missed, and the server may
+                        // be a new, empty one: restore the plan, read the
+                        // town again.
                         self.snapshot = None;
+                        self.resync = true;
                         (self.report)(Report::Agent(AgentNote::SpawnFailed {
                         id: "events".into(),
                         error: format!("reading events failed, retrying: {e}"),
@@ -599,13 +640,17 @@ impl<F: FnMut(Report)> Runner<F> {
             Some(mut s) => {
                 if !self.dirty.is_empty() {
                     let ids: Vec<String> = self.dirty.drain().collect();
-                    s.refresh(self.store.records_with(&ids, &LIGHT_FIELDS).await?);
+                    let records = self.store.records_with(&ids, &LIGHT_FIELDS).await?;
+                    self.note_corrupt(&records);
+                    s.refresh(records);
                 }
                 s
             }
             None => {
                 self.dirty.clear();
-                let s = Snapshot::new(self.store.tasks_with(&LIGHT_FIELDS).await?);
+                let records = self.store.tasks_with(&LIGHT_FIELDS).await?;
+                self.note_corrupt(&records);
+                let s = Snapshot::new(records);
                 release_free_memory();
                 s
             }
@@ -617,14 +662,65 @@ impl<F: FnMut(Report)> Runner<F> {
             snapshot.refresh(self.store.records_with(&ids, &LIGHT_FIELDS).await?);
         }
         let (batch, next_retry) = snapshot.plan_dispatch(&self.slots(), now_ms());
+        let mut lost = false;
         if !batch.is_empty() {
-            for id in self.store.dispatch(&batch).await? {
+            let out = self.store.dispatch(&batch).await?;
+            for id in out.sent {
                 // The `dispatched` event brings the full record later.
                 snapshot.set_status(&id, Status::Assigned);
             }
+            lost = !out.missing.is_empty();
         }
-        self.snapshot = Some(snapshot);
+        if lost {
+            // Restore what the file has from it, then read the town again:
+            // a record that is gone and not in the file (`tt assign`) must
+            // leave the snapshot rather than be offered on every pass.
+            self.resync = true;
+        } else {
+            self.snapshot = Some(snapshot);
+        }
         Ok(next_retry)
+    }
+
+    /// Reports each corrupt record once, and forgets those fixed since.
+    fn note_corrupt(&mut self, records: &[crate::store::TaskRecord]) {
+        for r in records {
+            match &r.corrupt {
+                Some(what) if self.corrupt.get(&r.id) != Some(what) => {
+                    self.corrupt.insert(r.id.clone(), what.clone());
+                    (self.report)(Report::Corrupt {
+                        task: r.id.clone(),
+                        what: what.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    self.corrupt.remove(&r.id);
+                }
+            }
+        }
+    }
+
+    /// [`summary`], with corrupt records named as such rather than failed.
+    fn summary(
+        &self,
+        s: &Snapshot,
+        agents: &HashMap<String, AgentSlot>,
+        live: &HashSet<String>,
+        interrupted: bool,
+    ) -> Summary {
+        let mut out = summary(s, agents, live, interrupted);
+        out.failed.retain(|id| match self.corrupt.get(id) {
+            Some(what) => {
+                out.stuck.push((
+                    id.clone(),
+                    format!("corrupt record, not run: {what}; fix it with `redis-cli`"),
+                ));
+                false
+            }
+            None => true,
+        });
+        out
     }
 
     /// Takes what an event says into the snapshot when the event says all
@@ -685,7 +781,19 @@ impl<F: FnMut(Report)> Runner<F> {
         Ok(())
     }
 
-    async fn reload(&mut self, agents: &mut Supervisor) -> Result<(), RunError> {
+    /// Pushes the file in full, whatever the reload state says: restores
+    /// records Redis lost (`sync::push_full` counts them). Returns whether
+    /// anything was written.
+    async fn resync(&mut self, agents: &mut Supervisor) -> Result<bool, RunError> {
+        self.resync = true;
+        self.text = reload::State::default();
+        let wrote = self.reload(agents).await?;
+        self.resync = false;
+        Ok(wrote)
+    }
+
+    /// Reloads the file after a save; returns whether Redis was written.
+    async fn reload(&mut self, agents: &mut Supervisor) -> Result<bool, RunError> {
         let text = match plan::read_plan(&self.opts.file) {
             Ok(t) => t,
             Err(LoadError::Read { source, .. })
@@ -694,18 +802,18 @@ impl<F: FnMut(Report)> Runner<F> {
                 // Mid-save (delete and recreate) or really gone: keep the
                 // last plan; the next save reloads.
                 (self.report)(Report::FileGone);
-                return Ok(());
+                return Ok(false);
             }
             Err(e) => {
                 (self.report)(Report::Invalid(e));
-                return Ok(());
+                return Ok(false);
             }
         };
         // An empty file is a write in place caught between its truncation
         // and its data (saves reload without a debounce now): as a plan it
         // would cancel every task. The writer's close reloads again.
         if text.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         // One edited task is applied on its own (`reload`); the rest is
         // loaded and pushed in full.
@@ -714,11 +822,11 @@ impl<F: FnMut(Report)> Runner<F> {
             .apply_edit(&self.store, &self.opts.file, text)
             .await?
         {
-            Edit::Unchanged => return Ok(()),
+            Edit::Unchanged => return Ok(false),
             Edit::Applied { counts, touched } => {
                 self.dirty.extend(touched);
                 (self.report)(Report::Reloaded(counts));
-                return Ok(());
+                return Ok(false);
             }
             Edit::Full { text, digest } => (text, digest),
         };
@@ -728,7 +836,7 @@ impl<F: FnMut(Report)> Runner<F> {
                 (self.report)(Report::Invalid(e));
                 // Remember it so the same broken text is not reported twice.
                 self.text.failed(fp);
-                return Ok(());
+                return Ok(false);
             }
         };
         let sync::Pushed {
@@ -736,7 +844,8 @@ impl<F: FnMut(Report)> Runner<F> {
             touched,
             fingerprints,
             plan_fp,
-        } = sync::push_full(&self.store, &plan, Adopt::No).await?;
+        } = sync::push_full(&self.store, &plan, Adopt::No, Claim::Keep).await?;
+        let wrote = !touched.is_empty();
         // The next pass must judge touched tasks by their new definition,
         // not wait for their events; a reload so large is read in full.
         if counts.added + counts.changed + counts.removed > RELOAD_REREAD {
@@ -752,8 +861,11 @@ impl<F: FnMut(Report)> Runner<F> {
             agents.apply(&self.plan.agents).await;
         }
         release_free_memory();
-        (self.report)(Report::Reloaded(counts));
-        Ok(())
+        // A resync that found everything in place is no news.
+        if wrote || !self.resync {
+            (self.report)(Report::Reloaded(counts));
+        }
+        Ok(wrote)
     }
 }
 

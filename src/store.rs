@@ -22,12 +22,12 @@ pub use admin::{
     RunnerLease, agent_name_of,
 };
 pub use connection::{RedisTarget, connect};
-pub use dispatch::{Dispatch, Event, parse_entries};
+pub use dispatch::{Dispatch, Dispatched, Event, parse_entries};
 pub use error::StoreError;
 pub use events::{EventFollower, STREAM_START};
 pub use keys::Keys;
 pub use recover::Recovered;
-pub use sync::{SyncCounts, TaskDef};
+pub use sync::{SyncCounts, SyncGuard, SyncRefused, SyncState, TaskDef};
 pub use task::{Source, TaskRecord};
 pub use worker::{
     BlockingConn, Claim, ClaimedTask, Control, Finish, Heartbeat, MessageSource, Registered,
@@ -37,6 +37,39 @@ pub use worker::{
 use std::collections::HashMap;
 
 use redis::aio::ConnectionManager;
+
+/// Queues the read of one task record: every field, or only `fields`.
+fn read_record(pipe: &mut redis::Pipeline, key: &str, fields: Option<&[&str]>) {
+    match fields {
+        None => pipe.cmd("HGETALL").arg(key),
+        Some(fields) => pipe.cmd("HMGET").arg(key).arg(fields),
+    };
+}
+
+/// The record in a reply of [`read_record`]; `None` when there is none.
+fn record_of(
+    key: &str,
+    fields: Option<&[&str]>,
+    reply: redis::Value,
+) -> Result<Option<TaskRecord>, StoreError> {
+    let parse = |e: redis::ParsingError| StoreError::Redis(e.into());
+    let h: HashMap<String, String> = match fields {
+        None => redis::from_redis_value(reply).map_err(parse)?,
+        Some(fields) => {
+            let row: Vec<Option<String>> = redis::from_redis_value(reply).map_err(parse)?;
+            // No `id` field: no record.
+            if row.first().is_none_or(Option::is_none) {
+                return Ok(None);
+            }
+            fields
+                .iter()
+                .zip(row)
+                .filter_map(|(k, v)| Some((k.to_string(), v?)))
+                .collect()
+        }
+    };
+    Ok((!h.is_empty()).then(|| TaskRecord::from_hash(key, h)))
+}
 
 /// One town's view of a Redis.
 #[derive(Clone)]
@@ -91,12 +124,14 @@ impl Store {
     /// Every task id of the town, in dispatch order (priority, file order).
     async fn task_ids(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn.clone();
-        Ok(redis::cmd("ZRANGE")
-            .arg(self.keys.tasks())
+        let key = self.keys.tasks();
+        redis::cmd("ZRANGE")
+            .arg(&key)
             .arg(0)
             .arg(-1)
             .query_async(&mut conn)
-            .await?)
+            .await
+            .map_err(|e| error::name_key(e, &key, "sorted set"))
     }
 
     /// Every task of the town, in dispatch order (priority, file order).
@@ -107,23 +142,7 @@ impl Store {
     /// Records of these ids, in the same order; ids with no record are
     /// skipped.
     pub async fn records(&self, ids: &[String]) -> Result<Vec<TaskRecord>, StoreError> {
-        let mut conn = self.conn.clone();
-        let mut out = Vec::with_capacity(ids.len());
-        // Pipelined in chunks so a 100k-task town is a few round trips, not
-        // 100k, without one giant reply.
-        for chunk in ids.chunks(1000) {
-            let mut pipe = redis::pipe();
-            for id in chunk {
-                pipe.hgetall(self.keys.task(id));
-            }
-            let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
-            for (id, h) in chunk.iter().zip(hashes) {
-                if !h.is_empty() {
-                    out.push(TaskRecord::from_hash(&self.keys.task(id), h)?);
-                }
-            }
-        }
-        Ok(out)
+        self.read_records(ids, None).await
     }
 
     /// These tasks with only `fields` read (`id` must be the first; ids
@@ -136,25 +155,44 @@ impl Store {
         ids: &[String],
         fields: &[&str],
     ) -> Result<Vec<TaskRecord>, StoreError> {
+        self.read_records(ids, Some(fields)).await
+    }
+
+    /// [`Store::records`] (`fields` = `None`: every field) or
+    /// [`Store::records_with`]. Pipelined in chunks so a 100k-task town is
+    /// a few round trips, not 100k, without one giant reply. A task key
+    /// that holds no hash becomes an [`TaskRecord::unreadable`] record
+    /// instead of failing the read.
+    async fn read_records(
+        &self,
+        ids: &[String],
+        fields: Option<&[&str]>,
+    ) -> Result<Vec<TaskRecord>, StoreError> {
         let mut conn = self.conn.clone();
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(1000) {
             let mut pipe = redis::pipe();
             for id in chunk {
-                pipe.cmd("HMGET").arg(self.keys.task(id)).arg(fields);
+                read_record(&mut pipe, &self.keys.task(id), fields);
             }
-            let rows: Vec<Vec<Option<String>>> = pipe.query_async(&mut conn).await?;
-            for (id, row) in chunk.iter().zip(rows) {
-                // No `id` field: no record.
-                if row.first().is_none_or(Option::is_none) {
-                    continue;
+            // Each reply on its own: one key of the wrong type must not
+            // fail the others.
+            let replies: Vec<redis::Value> = pipe.ignore_errors().query_async(&mut conn).await?;
+            for (id, reply) in chunk.iter().zip(replies) {
+                let key = self.keys.task(id);
+                match reply {
+                    redis::Value::ServerError(e) if e.code() == "WRONGTYPE" => {
+                        let kind: String =
+                            redis::cmd("TYPE").arg(&key).query_async(&mut conn).await?;
+                        out.push(TaskRecord::unreadable(
+                            &key,
+                            id,
+                            &format!("is a {kind}, not a hash"),
+                        ));
+                    }
+                    redis::Value::ServerError(e) => return Err(redis::RedisError::from(e).into()),
+                    reply => out.extend(record_of(&key, fields, reply)?),
                 }
-                let h: HashMap<String, String> = fields
-                    .iter()
-                    .zip(row)
-                    .filter_map(|(k, v)| Some((k.to_string(), v?)))
-                    .collect();
-                out.push(TaskRecord::from_hash(&self.keys.task(id), h)?);
             }
         }
         Ok(out)
@@ -167,16 +205,7 @@ impl Store {
 
     /// One task, if it exists.
     pub async fn task(&self, id: &str) -> Result<Option<TaskRecord>, StoreError> {
-        let mut conn = self.conn.clone();
-        let key = self.keys.task(id);
-        let h: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await?;
-        if h.is_empty() {
-            return Ok(None);
-        }
-        TaskRecord::from_hash(&key, h).map(Some)
+        Ok(self.records(&[id.to_string()]).await?.pop())
     }
 
     /// Every town that has synced into this Redis.
@@ -185,7 +214,8 @@ impl Store {
         let mut towns: Vec<String> = redis::cmd("SMEMBERS")
             .arg(keys::TOWNS)
             .query_async(&mut conn)
-            .await?;
+            .await
+            .map_err(|e| error::name_key(e, keys::TOWNS, "set"))?;
         towns.sort();
         Ok(towns)
     }

@@ -8,9 +8,10 @@
 //! progress) live in `store/scripts/sync.lua`, so they hold atomically.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use crate::plan::{Plan, TaskSpec};
-use crate::store::{Store, StoreError, SyncCounts, TaskDef};
+use crate::store::{Store, StoreError, SyncCounts, SyncGuard, SyncRefused, TaskDef};
 
 /// Stored definitions for every task of the plan, in file order.
 pub fn definitions(plan: &Plan) -> Vec<TaskDef> {
@@ -172,18 +173,26 @@ pub enum Adopt {
 
 /// Pushes the plan into Redis, writing only what changed.
 pub async fn push(store: &Store, plan: &Plan, adopt: Adopt) -> Result<SyncCounts, StoreError> {
-    Ok(push_touched(store, plan, adopt).await?.0)
+    Ok(push_full(store, plan, adopt, Claim::Keep).await?.counts)
 }
 
-/// [`push`], also returning the ids it wrote (added, changed, removed), so
-/// a runner knows which tasks to look at again.
-pub async fn push_touched(
-    store: &Store,
-    plan: &Plan,
-    adopt: Adopt,
-) -> Result<(SyncCounts, Vec<String>), StoreError> {
-    let pushed = push_full(store, plan, adopt).await?;
-    Ok((pushed.counts, pushed.touched))
+/// Whether a push may replace a town whose plan came from another file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Refuse ([`StoreError::ForeignTown`]).
+    Keep,
+    /// Replace it, and record this file as the town's plan from now on
+    /// (`tt sync push --take-over`).
+    TakeOver,
+}
+
+/// Where a plan comes from, as a town records it: the host and the
+/// canonical path of its file. Two projects that would share a town by
+/// name (`p1/app`, `p2/app`) differ here; the same file pushed again, from
+/// any command on this machine, does not.
+pub fn origin_of(path: &Path) -> String {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    format!("{}:{}", crate::os::hostname(), path.display())
 }
 
 /// What a full push did, and what it left in Redis: every task's
@@ -192,7 +201,7 @@ pub async fn push_touched(
 #[derive(Debug)]
 pub struct Pushed {
     pub counts: SyncCounts,
-    /// Ids written (added, changed, removed).
+    /// Ids written (added, changed, removed, restored).
     pub touched: Vec<String>,
     /// Fingerprint of each task, in file order.
     pub fingerprints: Vec<u64>,
@@ -200,8 +209,15 @@ pub struct Pushed {
 }
 
 /// Pushes the whole plan: diffed against the stored fingerprints, only the
-/// difference written.
-pub async fn push_full(store: &Store, plan: &Plan, adopt: Adopt) -> Result<Pushed, StoreError> {
+/// difference written. A task record that is gone from Redis is written
+/// again even when the fingerprints say nothing changed: the no-op check
+/// counts the plan's records in the same round trip as it reads `plan_fp`.
+pub async fn push_full(
+    store: &Store,
+    plan: &Plan,
+    adopt: Adopt,
+    claim: Claim,
+) -> Result<Pushed, StoreError> {
     let groups = group_ids(plan);
     let default_agent = plan.meta.default_agent.as_deref();
     let mut fingerprints = Vec::with_capacity(plan.tasks.len());
@@ -218,7 +234,19 @@ pub async fn push_full(store: &Store, plan: &Plan, adopt: Adopt) -> Result<Pushe
     drop(groups);
     let plan_fp = plan_fingerprint_of(&fingerprints);
     let total = defs.len() as u64;
-    if store.plan_fingerprint().await?.as_deref() == Some(plan_fp.as_str()) {
+    let origin = origin_of(&plan.path);
+    let ids: Vec<&str> = defs.iter().map(|d| d.id.as_str()).collect();
+    let state = store.sync_state(&ids).await?;
+    if let Some(held) = &state.origin
+        && *held != origin
+        && claim == Claim::Keep
+    {
+        return Err(foreign(store, held, &origin));
+    }
+    if state.plan_fp.as_deref() == Some(plan_fp.as_str())
+        && state.present == total
+        && state.origin.as_deref() == Some(origin.as_str())
+    {
         let counts = SyncCounts {
             unchanged: total,
             ..SyncCounts::default()
@@ -230,20 +258,54 @@ pub async fn push_full(store: &Store, plan: &Plan, adopt: Adopt) -> Result<Pushe
             plan_fp,
         });
     }
-    let stored = store.task_fingerprints().await?;
+    let mut stored = store.task_fingerprints().await?;
+    // Records that are gone although their fingerprint matches: only these
+    // are asked about one by one, and only when some record is missing.
+    let mut missing = Vec::new();
+    if state.present < total {
+        let unchanged: Vec<&str> = defs
+            .iter()
+            .filter(|d| stored.get(&d.id) == Some(&d.fingerprint))
+            .map(|d| d.id.as_str())
+            .collect();
+        missing = store.missing_records(&unchanged).await?;
+        for id in &missing {
+            stored.remove(id);
+        }
+    }
+    drop(ids);
     let diff = diff(defs, &stored);
     drop(stored);
-    let applied = store
-        .apply_sync(&diff.upserts, &diff.removed, &plan_fp, adopt == Adopt::Yes)
-        .await?;
+    let guard = SyncGuard {
+        origin: &origin,
+        take_over: claim == Claim::TakeOver,
+        expected: None,
+    };
+    let applied = match store
+        .apply_sync(
+            &diff.upserts,
+            &diff.removed,
+            &plan_fp,
+            adopt == Adopt::Yes,
+            &guard,
+        )
+        .await?
+    {
+        Ok(applied) => applied,
+        Err(SyncRefused::Foreign(held)) => return Err(foreign(store, &held, &origin)),
+        // Without an expected fingerprint the script never finds it stale.
+        Err(SyncRefused::Stale) => SyncCounts::default(),
+    };
+    let restored = missing.len() as u64;
     let counts = SyncCounts {
         // The script counts a task as added when no record existed; one
         // restored from history (removed earlier) counts as changed there,
         // but the user added it back to the file, so report the file's view.
-        added: diff.added,
+        added: diff.added - restored,
         changed: diff.changed,
         removed: applied.removed,
         unchanged: diff.unchanged,
+        restored,
     };
     let touched = diff
         .upserts
@@ -259,20 +321,31 @@ pub async fn push_full(store: &Store, plan: &Plan, adopt: Adopt) -> Result<Pushe
     })
 }
 
+fn foreign(store: &Store, held: &str, ours: &str) -> StoreError {
+    StoreError::ForeignTown {
+        town: store.town().to_string(),
+        held: held.to_string(),
+        ours: ours.to_string(),
+    }
+}
+
 impl std::fmt::Display for SyncCounts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
             "+{} added ~{} changed -{} removed ={} unchanged",
             self.added, self.changed, self.removed, self.unchanged
-        )
+        )?;
+        if self.restored > 0 {
+            write!(f, " ({} restored: missing from Redis)", self.restored)?;
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn plan(text: &str) -> Plan {
         match crate::plan::load(Path::new("tasks.toml"), text.to_string()) {

@@ -118,6 +118,10 @@ fn report_line(file: &str, r: Report) -> Option<String> {
         } => {
             format!("town `{town}`: {file}: {counts}; {agents} agent(s) declared")
         }
+        Report::Reloaded(c) if c.restored > 0 => format!(
+            "reloaded {file}: +{} ~{} -{}; {} restored (their records were missing from Redis)",
+            c.added, c.changed, c.removed, c.restored
+        ),
         Report::Reloaded(c) => format!(
             "reloaded {file}: +{} ~{} -{}",
             c.added, c.changed, c.removed
@@ -161,6 +165,11 @@ fn report_line(file: &str, r: Report) -> Option<String> {
                 e.field("reason").unwrap_or("")
             ),
             "rejected" => format!("rejected a stale report for {} from {}", e.task, e.agent),
+            "corrupt" => format!(
+                "FAILED {}: {} (not run)",
+                e.task,
+                e.field("reason").unwrap_or("corrupt record")
+            ),
             "message" if e.agent != "supervisor" => {
                 format!("message for {}: {}", e.agent, e.field("body").unwrap_or(""))
             }
@@ -197,6 +206,17 @@ fn report_line(file: &str, r: Report) -> Option<String> {
                 return None;
             }
         },
+        Report::Corrupt { task, what } => {
+            eprintln!(
+                "{} task {task} is not run until its record is fixed: {what}",
+                time()
+            );
+            return None;
+        }
+        Report::LeaseRepaired(note) => {
+            eprintln!("{} {note}", time());
+            return None;
+        }
         Report::Message(m) => format!("message to supervisor from {m}"),
         Report::WaitingForLease(holder) => format!("waiting for the runner lease held by {holder}"),
         Report::Recovered(r) => format!(

@@ -92,6 +92,15 @@ impl Snapshot {
             .collect()
     }
 
+    /// Records that hold what tt never writes, with what is wrong.
+    fn corrupt(&self) -> Vec<(&str, &str)> {
+        self.tasks
+            .records
+            .iter()
+            .filter_map(|r| Some((r.id.as_str(), r.corrupt.as_deref()?)))
+            .collect()
+    }
+
     fn json(&self) -> Value {
         let g = &self.tasks.graph;
         let counts: serde_json::Map<String, Value> = Status::ALL
@@ -128,6 +137,11 @@ impl Snapshot {
             "agents": self.agents.iter().map(|a| agent_json(a, self.now)).collect::<Vec<_>>(),
             "runner": self.runner,
             "waiting": waiting,
+            "corrupt": self
+                .corrupt()
+                .into_iter()
+                .map(|(id, what)| json!({ "id": id, "problem": what }))
+                .collect::<Vec<_>>(),
         })
     }
 
@@ -235,6 +249,18 @@ impl Snapshot {
                     waiting.len() - WAITING_SHOWN
                 ));
             }
+        }
+        let corrupt = self.corrupt();
+        if !corrupt.is_empty() {
+            out.push_str(
+                "\ncorrupt records (not run, their dependants wait: fix the field with \
+                 `redis-cli`, or delete the key and `tt sync push` writes it again)\n",
+            );
+            let rows: Vec<Vec<String>> = corrupt
+                .iter()
+                .map(|(id, what)| vec![id.to_string(), what.to_string()])
+                .collect();
+            out.push_str(&rows_text(&rows));
         }
         out
     }

@@ -6,7 +6,7 @@ use serde_json::json;
 use toml_edit::DocumentMut;
 
 use super::{CliError, Context, output};
-use crate::sync::{self, Adopt};
+use crate::sync::{self, Adopt, Claim};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -17,6 +17,10 @@ pub enum Command {
         /// Print the counts as JSON.
         #[arg(long)]
         json: bool,
+        /// Replace the town's plan even if it came from another tasks.toml
+        /// (another host or path), and make this file its plan from now on.
+        #[arg(long)]
+        take_over: bool,
     },
     /// Write each task's status from Redis back into tasks.toml, keeping
     /// comments, order and formatting, so progress can be committed.
@@ -29,16 +33,23 @@ pub enum Command {
 
 pub async fn run(ctx: &Context, cmd: Command) -> Result<u8, CliError> {
     match cmd {
-        Command::Push { json } => push(ctx, json).await,
+        Command::Push { json, take_over } => push(ctx, json, take_over).await,
         Command::Pull { json } => pull(ctx, json).await,
     }
 }
 
-async fn push(ctx: &Context, json: bool) -> Result<u8, CliError> {
+async fn push(ctx: &Context, json: bool, take_over: bool) -> Result<u8, CliError> {
     let plan = ctx.load_plan()?;
     output::print_warnings(&plan.warnings);
     let store = ctx.store_for(&plan).await?;
-    let counts = sync::push(&store, &plan, Adopt::No).await?;
+    let claim = if take_over {
+        Claim::TakeOver
+    } else {
+        Claim::Keep
+    };
+    let counts = sync::push_full(&store, &plan, Adopt::No, claim)
+        .await?
+        .counts;
     if json {
         output::json(&json!({ "town": store.town(), "counts": counts }));
     } else {

@@ -119,7 +119,9 @@ pub async fn list(ctx: &Context, args: ListArgs) -> Result<u8, CliError> {
         .map(|&i| {
             let r = &town.records[i];
             let mut status = town.graph.status(i).to_string();
-            if town.graph.is_group(i) {
+            if r.corrupt.is_some() {
+                status = "corrupt".into();
+            } else if town.graph.is_group(i) {
                 let p = town.graph.progress(i);
                 status = format!("{status} {}/{}", p.completed, p.total);
             }
@@ -221,6 +223,9 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
     }
     if let Some(reason) = &r.reason {
         field("reason", reason.clone());
+    }
+    if let Some(what) = &r.corrupt {
+        field("corrupt", format!("{what} (not run until fixed)"));
     }
     if let Some(o) = r.output.as_deref().filter(|o| !o.trim().is_empty()) {
         out.push_str(&format!("output (tail):\n{}\n", indent(o)));

@@ -20,7 +20,15 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let mut list = Vec::new();
     for name in store.towns().await? {
         let other = Store::with_connection_of(&store, &name);
-        let town = Town::new(other.tasks().await?);
+        // One unreadable town must not hide the others.
+        let town = match other.tasks().await {
+            Ok(records) => Town::new(records),
+            Err(e) if !e.is_connection_error() => {
+                eprintln!("town `{name}` cannot be read: {e}");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let count = |s: Status| {
             (0..town.records.len())
                 .filter(|&i| town.graph.status(i) == s)

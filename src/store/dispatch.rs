@@ -36,6 +36,27 @@ static TAKE_OVER_LEASE: LazyLock<Script> = LazyLock::new(|| {
         ",
     )
 });
+/// A lease value no `tt run` wrote (not a JSON object with an `id`) is
+/// deleted; a lease with no expiry gets one (`ARGV[1]` ms), so neither can
+/// hold a town for ever. Returns `{what was wrong, the value}` or false.
+static REPAIR_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+            local cur = redis.call('GET', KEYS[1])
+            if not cur then return false end
+            local ok, v = pcall(cjson.decode, cur)
+            if not ok or type(v) ~= 'table' or type(v.id) ~= 'string' then
+              redis.call('DEL', KEYS[1])
+              return { 'unreadable', cur }
+            end
+            if redis.call('PTTL', KEYS[1]) == -1 then
+              redis.call('PEXPIRE', KEYS[1], ARGV[1])
+              return { 'no_expiry', cur }
+            end
+            return false
+        ",
+    )
+});
 static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -95,12 +116,22 @@ impl Event {
     }
 }
 
+/// What one dispatch call did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dispatched {
+    /// Ids that went into an inbox, in order.
+    pub sent: Vec<String>,
+    /// Ids whose record is gone from Redis.
+    pub missing: Vec<String>,
+}
+
 impl Store {
-    /// Dispatches in order; returns the ids that went out (an inbox that is
-    /// full, or a task no longer pending, is skipped).
-    pub async fn dispatch(&self, batch: &[Dispatch]) -> Result<Vec<String>, StoreError> {
+    /// Dispatches in order; says which ids went out (an inbox that is
+    /// full, or a task no longer pending, is skipped) and which have no
+    /// record any more.
+    pub async fn dispatch(&self, batch: &[Dispatch]) -> Result<Dispatched, StoreError> {
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Dispatched::default());
         }
         let mut inv = DISPATCH.prepare_invoke();
         inv.arg(self.keys.prefix());
@@ -108,7 +139,8 @@ impl Store {
             inv.arg(&d.task).arg(&d.agent).arg(d.window);
         }
         let mut conn = self.conn.clone();
-        Ok(inv.invoke_async(&mut conn).await?)
+        let (sent, missing) = inv.invoke_async(&mut conn).await?;
+        Ok(Dispatched { sent, missing })
     }
 
     /// Number of entries waiting in an agent's inbox.
@@ -134,6 +166,28 @@ impl Store {
             .arg(ttl.as_millis() as u64)
             .invoke_async(&mut conn)
             .await?)
+    }
+
+    /// Clears a lease value no runner wrote and gives one without expiry a
+    /// TTL (see [`REPAIR_LEASE`]); says what it did, naming the value.
+    pub async fn repair_lease(&self, ttl: Duration) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.runner();
+        let done: Option<(String, String)> = REPAIR_LEASE
+            .key(&key)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| super::error::name_key(e, &key, "string"))?;
+        Ok(done.map(|(what, value)| match what.as_str() {
+            "unreadable" => format!(
+                "the runner lease `{key}` held `{value}`, which no `tt run` writes: cleared it"
+            ),
+            _ => format!(
+                "the runner lease `{key}` ({value}) had no expiry: it now expires in {} s unless its holder renews it",
+                ttl.as_secs()
+            ),
+        }))
     }
 
     /// Replaces the lease if it still holds `expected` (a holder known to

@@ -158,6 +158,41 @@ pub enum StoreError {
         help("fix or delete the key with `redis-cli` (`tt sync push` writes task records again)")
     )]
     Corrupt { key: String, what: String },
+
+    /// The town's plan comes from another file: a second project with the
+    /// same town name (by default the directory name) on a shared Redis.
+    #[error(
+        "town `{town}` holds the plan of `{held}`, not of `{ours}`: pushing would replace its tasks"
+    )]
+    #[diagnostic(
+        code(tt::store::foreign_town),
+        help(
+            "give this project its own town with `[town] name = \"…\"` in tasks.toml or \
+             `--town NAME`; if this file is now the town's plan (the project moved), take the \
+             town over once with `tt sync push --take-over`"
+        )
+    )]
+    ForeignTown {
+        town: String,
+        /// Where the town's plan comes from (`host:path`).
+        held: String,
+        /// Where this plan comes from.
+        ours: String,
+    },
+}
+
+/// [`StoreError::Corrupt`] naming `key` when a command on it failed with
+/// `WRONGTYPE` (the key holds another type than `expected`, e.g. edited by
+/// hand); any other error unchanged.
+pub(crate) fn name_key(e: redis::RedisError, key: &str, expected: &str) -> StoreError {
+    if e.code() == Some("WRONGTYPE") {
+        StoreError::Corrupt {
+            key: key.to_string(),
+            what: format!("it is not a {expected}"),
+        }
+    } else {
+        StoreError::Redis(e)
+    }
 }
 
 impl StoreError {

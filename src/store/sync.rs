@@ -50,12 +50,55 @@ pub struct SyncCounts {
     pub changed: u64,
     pub removed: u64,
     pub unchanged: u64,
+    /// Tasks the file did not change whose record was missing from Redis
+    /// (deleted, or a server that restarted empty), written again.
+    pub restored: u64,
+}
+
+/// What Redis holds of a town's plan, read in one round trip before a
+/// sync decides whether it has anything to do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncState {
+    /// The fingerprint of the plan last synced.
+    pub plan_fp: Option<String>,
+    /// Where that plan came from ([`crate::sync::origin_of`]).
+    pub origin: Option<String>,
+    /// How many of the asked task records exist.
+    pub present: u64,
+}
+
+/// What a sync must find in Redis to write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncGuard<'a> {
+    /// Where the plan comes from; a town whose recorded origin differs is
+    /// refused unless `take_over`. Empty: no check.
+    pub origin: &'a str,
+    /// Write even if the town's plan came from elsewhere, and record this
+    /// origin from now on.
+    pub take_over: bool,
+    /// The plan fingerprint Redis must still hold (an incremental reload
+    /// writes on the assumption that it does).
+    pub expected: Option<&'a str>,
+}
+
+/// Why a sync wrote nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncRefused {
+    /// Redis no longer holds the plan fingerprint the caller expected.
+    Stale,
+    /// The town's plan comes from another file (its origin is given).
+    Foreign(String),
 }
 
 // Built once: `Script::new` hashes the source (SHA1) every time it runs.
 static SYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/sync.lua")));
 
 const UPSERTS_PER_CALL: usize = 1000;
+
+/// Keys per `EXISTS` when a sync counts the records of its plan: one
+/// command for any plan up to this size (a request of a few MiB), all in
+/// the round trip that reads `plan_fp`.
+const EXISTS_PER_CALL: usize = 250_000;
 
 impl Store {
     /// The fingerprint of the plan last synced, if any.
@@ -68,45 +111,88 @@ impl Store {
             .await?)
     }
 
+    /// The plan fingerprint and origin of the town, and how many of the
+    /// records of `ids` exist: one round trip (`HMGET` and one `EXISTS`
+    /// per 250k ids), so a no-op sync stays cheap and still notices a
+    /// record that is gone although the fingerprints say nothing changed.
+    pub async fn sync_state(&self, ids: &[&str]) -> Result<SyncState, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET")
+            .arg(self.keys.meta())
+            .arg("plan_fp")
+            .arg("origin");
+        for chunk in ids.chunks(EXISTS_PER_CALL) {
+            let cmd = pipe.cmd("EXISTS");
+            for id in chunk {
+                cmd.arg(self.keys.task(id));
+            }
+        }
+        let mut replies: Vec<redis::Value> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| super::error::name_key(e, &self.keys.meta(), "hash"))?;
+        let counts = replies.split_off(1.min(replies.len()));
+        let (plan_fp, origin): (Option<String>, Option<String>) = match replies.pop() {
+            Some(v) => redis::from_redis_value(v).map_err(redis::RedisError::from)?,
+            None => (None, None),
+        };
+        let mut present = 0;
+        for v in counts {
+            present += redis::from_redis_value::<u64>(v).map_err(redis::RedisError::from)?;
+        }
+        Ok(SyncState {
+            plan_fp,
+            origin,
+            present,
+        })
+    }
+
+    /// Those of `ids` whose task record does not exist.
+    pub async fn missing_records(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut missing = Vec::new();
+        for chunk in ids.chunks(EXISTS_PER_CALL) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.exists(self.keys.task(id));
+            }
+            let exists: Vec<bool> = pipe.query_async(&mut conn).await?;
+            missing.extend(
+                chunk
+                    .iter()
+                    .zip(exists)
+                    .filter(|(_, e)| !e)
+                    .map(|(id, _)| id.to_string()),
+            );
+        }
+        Ok(missing)
+    }
+
     /// Fingerprints of every file task, by id.
     pub async fn task_fingerprints(&self) -> Result<HashMap<String, String>, StoreError> {
         let mut conn = self.conn.clone();
-        Ok(redis::cmd("HGETALL")
-            .arg(self.keys.fingerprints())
+        let key = self.keys.fingerprints();
+        redis::cmd("HGETALL")
+            .arg(&key)
             .query_async(&mut conn)
-            .await?)
+            .await
+            .map_err(|e| super::error::name_key(e, &key, "hash"))
     }
 
     /// Writes new and changed definitions and marks removed tasks, then
-    /// records `plan_fp`, all in one transaction. With `adopt_status`, the
-    /// statuses the file names are recorded as seen but not applied.
+    /// records `plan_fp` and the origin, all in one transaction. With
+    /// `adopt_status`, the statuses the file names are recorded as seen but
+    /// not applied. `guard` is checked inside the script, so atomically:
+    /// when it refuses, nothing was written.
     pub async fn apply_sync(
         &self,
         upserts: &[TaskDef],
         removed: &[String],
         plan_fp: &str,
         adopt_status: bool,
-    ) -> Result<SyncCounts, StoreError> {
-        let counts = self
-            .apply_sync_if(upserts, removed, plan_fp, adopt_status, None)
-            .await?;
-        // Without an expected fingerprint the script never refuses.
-        Ok(counts.unwrap_or_default())
-    }
-
-    /// [`Store::apply_sync`], done only if Redis still holds the plan
-    /// fingerprint `expected` (checked inside the script, so atomically):
-    /// `None` when it does not, and nothing was written. An incremental
-    /// reload writes one task on the assumption that Redis holds the plan
-    /// it pushed last; a `tt sync push` from elsewhere breaks that.
-    pub async fn apply_sync_if(
-        &self,
-        upserts: &[TaskDef],
-        removed: &[String],
-        plan_fp: &str,
-        adopt_status: bool,
-        expected: Option<&str>,
-    ) -> Result<Option<SyncCounts>, StoreError> {
+        guard: &SyncGuard<'_>,
+    ) -> Result<Result<SyncCounts, SyncRefused>, StoreError> {
         let script = &*SYNC;
         let mut conn = self.conn.clone();
         // Loading first lets the transaction use EVALSHA without a
@@ -127,7 +213,9 @@ impl Store {
                 .arg(if adopt_status { "1" } else { "0" })
                 .arg(chunk.len())
                 .arg(gone.len())
-                .arg(expected.unwrap_or(""));
+                .arg(guard.expected.unwrap_or(""))
+                .arg(guard.origin)
+                .arg(if guard.take_over { "1" } else { "0" });
             for d in chunk {
                 cmd.arg(&d.id)
                     .arg(&d.fingerprint)
@@ -148,19 +236,21 @@ impl Store {
                 cmd.arg(id);
             }
         }
-        let results: Vec<(u64, u64, u64, u64)> = pipe.query_async(&mut conn).await?;
+        let results: Vec<(u64, u64, u64, u64, String)> = pipe.query_async(&mut conn).await?;
         let mut counts = SyncCounts::default();
-        for (a, c, r, stale) in results {
+        for (a, c, r, refused, held) in results {
             // Every chunk runs in the same transaction and sees the same
-            // stored fingerprint: either all refuse or none does.
-            if stale != 0 {
-                return Ok(None);
+            // stored fingerprint and origin: either all refuse or none does.
+            match refused {
+                0 => {}
+                1 => return Ok(Err(SyncRefused::Stale)),
+                _ => return Ok(Err(SyncRefused::Foreign(held))),
             }
             counts.added += a;
             counts.changed += c;
             counts.removed += r;
         }
-        Ok(Some(counts))
+        Ok(Ok(counts))
     }
 }
 

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::StoreError;
 use crate::Status;
 
 /// Where a task came from.
@@ -64,39 +63,75 @@ pub struct TaskRecord {
     pub started: Option<u64>,
     pub finished: Option<u64>,
     pub fingerprint: Option<String>,
+    /// What is wrong with the record, naming its key and field, when it
+    /// holds values tt never writes (edited by hand): such a task is not
+    /// run ([`TaskRecord::from_hash`]). `None` for a sound record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrupt: Option<String>,
 }
 
 impl TaskRecord {
-    /// Parses a hash. `key` names it in the error when it cannot be read.
-    pub fn from_hash(key: &str, mut h: HashMap<String, String>) -> Result<Self, StoreError> {
-        let corrupt = |what: String| StoreError::Corrupt {
-            key: key.to_string(),
-            what,
-        };
+    /// Parses a hash. `key` names it in [`TaskRecord::corrupt`].
+    ///
+    /// A value tt never writes (an unknown `status`, `tags` or `depends_on`
+    /// that are not JSON lists, an `attempt` that is not a number) does not
+    /// make the read fail: one such record must not take every command of
+    /// the town down. The record says what is wrong in `corrupt`, and
+    /// unless it is finished it counts as `failed`, so it is never run and
+    /// its dependants wait (`blocked`), until the field is fixed.
+    pub fn from_hash(key: &str, mut h: HashMap<String, String>) -> Self {
+        let mut problems: Vec<String> = Vec::new();
         let mut take = |f: &str| h.remove(f).filter(|v| !v.is_empty());
-        let id = take("id").ok_or_else(|| corrupt("has no `id` field".into()))?;
+        let id = match take("id") {
+            Some(id) => id,
+            None => {
+                problems.push("has no `id` field".into());
+                key.rsplit_once("task:")
+                    .map_or(key, |(_, id)| id)
+                    .to_string()
+            }
+        };
         let status_text = take("status").unwrap_or_else(|| "pending".into());
-        let status = Status::parse(&status_text)
-            .ok_or_else(|| corrupt(format!("has unknown status `{status_text}`")))?;
-        let list = |v: Option<String>, name: &str| -> Result<Vec<String>, StoreError> {
+        let mut status = Status::parse(&status_text).unwrap_or_else(|| {
+            problems.push(format!("field `status` is `{status_text}`, not a status"));
+            Status::Failed
+        });
+        let mut list = |v: Option<String>, name: &str| -> Vec<String> {
             match v {
-                None => Ok(Vec::new()),
-                Some(s) => serde_json::from_str(&s).map_err(|e| {
-                    corrupt(format!("field `{name}` is not a JSON list of strings: {e}"))
+                None => Vec::new(),
+                Some(s) => serde_json::from_str(&s).unwrap_or_else(|_| {
+                    problems.push(format!("field `{name}` is not a JSON list of strings"));
+                    Vec::new()
                 }),
             }
         };
-        let tags = list(take("tags"), "tags")?;
-        let depends_on = list(take("depends_on"), "depends_on")?;
+        let tags = list(take("tags"), "tags");
+        let depends_on = list(take("depends_on"), "depends_on");
         let num = |v: Option<String>| v.and_then(|s| s.parse::<u64>().ok());
-        Ok(TaskRecord {
+        let attempt = match take("attempt") {
+            None => 0,
+            Some(a) => a.parse::<u64>().map_or_else(
+                |_| {
+                    problems.push(format!("field `attempt` is `{a}`, not a number"));
+                    0
+                },
+                |a| a.min(u32::MAX as u64) as u32,
+            ),
+        };
+        let corrupt = (!problems.is_empty()).then(|| format!("`{key}` {}", problems.join("; ")));
+        // Not run until fixed: a finished record keeps its status (its
+        // dependants may go on), anything else is failed.
+        if corrupt.is_some() && !status.is_final() {
+            status = Status::Failed;
+        }
+        TaskRecord {
             description: take("description").unwrap_or_default(),
             agent: take("agent"),
             parent: take("parent"),
             priority: num(take("priority"))
                 .map_or(crate::plan::DEFAULT_PRIORITY, |p| p.min(4) as u8),
             order: num(take("order")).unwrap_or(0),
-            attempt: num(take("attempt")).map_or(0, |a| a.min(u32::MAX as u64) as u32),
+            attempt,
             source: match take("source").as_deref() {
                 Some("cli") => Source::Cli,
                 _ => Source::File,
@@ -125,7 +160,19 @@ impl TaskRecord {
             status,
             tags,
             depends_on,
-        })
+            corrupt,
+        }
+    }
+
+    /// A task whose key holds no hash at all (`what` it holds instead):
+    /// known by its id only, failed, never run.
+    pub fn unreadable(key: &str, id: &str, what: &str) -> Self {
+        let mut h = HashMap::new();
+        h.insert("id".to_string(), id.to_string());
+        let mut r = Self::from_hash(key, h);
+        r.status = Status::Failed;
+        r.corrupt = Some(format!("`{key}` {what}"));
+        r
     }
 }
 

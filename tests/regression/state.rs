@@ -1,1 +1,248 @@
 //! Regressions in records missing, corrupt or claimed by another project.
+
+use std::time::Duration;
+
+use crate::RedisExt;
+use crate::support::{RedisServer, Tt, wait_until};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Three tasks, `b` after `a`, run by an agent that records each id in
+/// `ran.log`.
+const PLAN: &str = r#"
+[town]
+name = "app"
+[meta]
+default_agent = "dev"
+[agents.dev]
+command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log"]
+[[tasks]]
+id = "a"
+[[tasks]]
+id = "b"
+depends_on = ["a"]
+[[tasks]]
+id = "c"
+"#;
+
+fn ran(tt: &Tt) -> Vec<String> {
+    std::fs::read_to_string(tt.dir().join("ran.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn sync_push_restores_a_deleted_task_record() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    redis.cmd(&["DEL", "tt:app:task:b"]);
+    let out = tt.run_with(["sync", "push"]).success();
+    assert!(!out.stdout.contains("=3 unchanged"), "{out}");
+    assert!(out.stdout.contains("1 restored"), "{out}");
+    assert_eq!(redis.task_field("app", "b", "status"), "pending");
+    assert_eq!(redis.task_field("app", "b", "depends_on"), r#"["a"]"#);
+    // And the next push is a no-op again.
+    tt.run_with(["sync", "push"])
+        .success()
+        .stdout_contains("=3 unchanged");
+}
+
+#[test]
+fn until_done_runs_a_task_whose_record_was_deleted() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    redis.cmd(&["DEL", "tt:app:task:c"]);
+    let out = tt.run_with(["run", "--until-done"]).success();
+    let mut got = ran(&tt);
+    got.sort();
+    assert_eq!(got, ["a", "b", "c"], "{out}");
+    assert_eq!(redis.task_field("app", "c", "status"), "completed");
+}
+
+#[test]
+fn until_done_restores_a_record_deleted_while_it_runs() {
+    let redis = RedisServer::start();
+    // `a` waits for `go` before it finishes, so `b` can be deleted while
+    // the runner holds it as pending.
+    let plan = PLAN.replace(
+        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log"]"#,
+        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log; while [ ! -e go ]; do sleep 0.05; done"]"#,
+    );
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
+    wait_until(DEADLINE, "a runs", || {
+        redis.task_field("app", "a", "status") == "running"
+    });
+    redis.cmd(&["DEL", "tt:app:task:b"]);
+    std::fs::write(tt.dir().join("go"), "").unwrap();
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 0, "{out}");
+    assert!(ran(&tt).contains(&"b".to_string()), "b never ran: {out}");
+    assert_eq!(redis.task_field("app", "b", "status"), "completed", "{out}");
+}
+
+#[test]
+fn a_second_project_with_the_same_town_name_does_not_replace_the_first() {
+    let redis = RedisServer::start();
+    let p1 = Tt::new().file("app/tasks.toml", PLAN).redis(&redis);
+    let p2 = Tt::new()
+        .file(
+            "app/tasks.toml",
+            PLAN.replace("id = \"c\"", "id = \"other\""),
+        )
+        .redis(&redis);
+    let p1 = p1.current_dir("app");
+    let p2 = p2.current_dir("app");
+    p1.run_with(["sync", "push"]).success();
+    let refused = p2.run_with(["sync", "push"]).code(1);
+    let p1_file = std::fs::canonicalize(p1.dir().join("app/tasks.toml")).unwrap();
+    let p2_file = std::fs::canonicalize(p2.dir().join("app/tasks.toml")).unwrap();
+    refused
+        .stderr_contains(&p1_file.display().to_string())
+        .stderr_contains(&p2_file.display().to_string())
+        .stderr_contains("--take-over")
+        .stderr_contains("[town] name");
+    assert_eq!(redis.task_field("app", "c", "status"), "pending", "c kept");
+    assert!(redis.hgetall("tt:app:task:other").is_empty());
+    // `tt run` from the second project is refused the same way.
+    p2.run_with(["run", "--until-done", "--no-agents"])
+        .code(1)
+        .stderr_contains(&p1_file.display().to_string());
+    assert_eq!(redis.task_field("app", "c", "status"), "pending");
+    // The same file again is fine; an explicit take-over moves the town.
+    p1.run_with(["sync", "push"])
+        .success()
+        .stdout_contains("=3 unchanged");
+    p2.run_with(["sync", "push", "--take-over"]).success();
+    assert_eq!(redis.task_field("app", "c", "status"), "cancelled");
+    assert_eq!(redis.task_field("app", "other", "status"), "pending");
+    p2.run_with(["sync", "push"])
+        .success()
+        .stdout_contains("=3 unchanged");
+    p1.run_with(["sync", "push"]).code(1);
+}
+
+/// Runs `tt run --until-done` and returns (exit code, stdout + stderr).
+fn run_until_done(tt: &Tt) -> (i32, String) {
+    let out = tt.run_with(["run", "--until-done"]);
+    (out.code, format!("{}{}", out.stdout, out.stderr))
+}
+
+#[test]
+fn a_task_with_corrupt_tags_fails_at_claim_instead_of_running_forever() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    redis.cmd(&["HSET", "tt:app:task:c", "tags", "not json"]);
+    let (code, out) = run_until_done(&tt);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("tt:app:task:c") && out.contains("tags"),
+        "{out}"
+    );
+    assert_ne!(redis.task_field("app", "c", "status"), "running", "{out}");
+    assert!(
+        !ran(&tt).contains(&"c".to_string()),
+        "c must not run: {out}"
+    );
+    assert_eq!(redis.task_field("app", "b", "status"), "completed", "{out}");
+}
+
+#[test]
+fn corrupt_fields_leave_status_tasks_and_towns_working() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    // Another town on the same Redis, intact.
+    Tt::new()
+        .file(
+            "tasks.toml",
+            PLAN.replace("name = \"app\"", "name = \"web\""),
+        )
+        .redis(&redis)
+        .run_with(["sync", "push"])
+        .success();
+    redis.cmd(&["HSET", "tt:app:task:a", "status", "bogus"]);
+    redis.cmd(&["HSET", "tt:app:task:c", "depends_on", "[oops"]);
+    let status = tt.run_with(["status"]).success();
+    assert!(
+        status.stdout.contains("tt:app:task:a") && status.stdout.contains("`status`"),
+        "{status}"
+    );
+    assert!(status.stdout.contains("tt:app:task:c"), "{status}");
+    // `b` waits for the corrupt `a`, and says so.
+    assert!(status.stdout.contains("b "), "{status}");
+    let tasks = tt.run_with(["tasks"]).success();
+    assert!(tasks.stdout.contains("corrupt"), "{tasks}");
+    let json = tt.run_with(["tasks", "--json"]).success();
+    assert!(json.stdout.contains("tt:app:task:a"), "{json}");
+    let towns = tt.run_with(["towns"]).success();
+    assert!(
+        towns.stdout.contains("web") && towns.stdout.contains("app"),
+        "{towns}"
+    );
+}
+
+#[test]
+fn a_non_numeric_attempt_is_named_not_blamed_on_memory() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    redis.cmd(&["HSET", "tt:app:task:c", "attempt", "x"]);
+    let (code, out) = run_until_done(&tt);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("tt:app:task:c") && out.contains("attempt"),
+        "{out}"
+    );
+    assert!(!out.contains("out of memory"), "{out}");
+    assert_eq!(redis.task_field("app", "b", "status"), "completed", "{out}");
+}
+
+#[test]
+fn a_task_key_of_the_wrong_type_is_named_and_the_rest_runs() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    redis.cmd(&["DEL", "tt:app:task:c"]);
+    redis.cmd(&["SET", "tt:app:task:c", "garbage"]);
+    tt.run_with(["status"])
+        .success()
+        .stdout_contains("tt:app:task:c");
+    let (code, out) = run_until_done(&tt);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("tt:app:task:c"), "{out}");
+    assert_eq!(redis.task_field("app", "b", "status"), "completed", "{out}");
+}
+
+#[test]
+fn a_garbage_lease_without_expiry_does_not_lock_the_town() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    redis.cmd(&["SET", "tt:app:runner", "garbage"]);
+    let (code, out) = run_until_done(&tt);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("garbage"),
+        "the reclaimed lease is named: {out}"
+    );
+    // A lease that parses but was set without an expiry gets one, so it
+    // cannot hold the town for ever.
+    redis.cmd(&[
+        "SET",
+        "tt:app:runner",
+        r#"{"id":"elsewhere:1","host":"elsewhere","pid":1,"since":0}"#,
+    ]);
+    let (code, out) = run_until_done(&tt);
+    assert_ne!(code, 0, "{out}");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("tt:app:runner")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert!(ttl > 0, "the lease got an expiry: {ttl}");
+}

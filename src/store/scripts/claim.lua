@@ -29,6 +29,20 @@ local function log_of(logs, id, attempt)
   return logs .. '/' .. name .. '/' .. attempt .. '.log'
 end
 
+-- Whether `text` is a JSON array of strings, as sync writes `tags`.
+local function is_string_list(text)
+  local ok, v = pcall(cjson.decode, text)
+  if not ok or type(v) ~= 'table' then
+    return false
+  end
+  for k, item in pairs(v) do
+    if type(k) ~= 'number' or type(item) ~= 'string' then
+      return false
+    end
+  end
+  return true
+end
+
 local function claim(prefix, worker, raw, assignee, again, logs, now)
   local claimed = prefix .. 'claimed:' .. worker
 
@@ -94,6 +108,20 @@ local function claim(prefix, worker, raw, assignee, again, logs, now)
     redis.call('LREM', claimed, 1, raw)
     event('dropped', id, attempt, 'reason', reason)
     return { 'stale', reason, id, attempt }
+  end
+
+  -- A record edited by hand may hold what the worker cannot read: such a
+  -- task is failed here, naming the key and field, rather than marked
+  -- running by a worker that then cannot run it (it would stay running).
+  local tags = cur[6] or ''
+  local bad = tags ~= '' and not is_string_list(tags)
+  if bad then
+    local what = 'field `tags` of `' .. key .. '` is not a JSON list of strings'
+    redis.call('LREM', claimed, 1, raw)
+    redis.call('HSET', key, 'status', 'failed', 'finished', now, 'updated', now,
+      'error', what .. '; fix it with `redis-cli`, then `tt retry ' .. id .. '`')
+    event('corrupt', id, attempt, 'status', 'failed', 'reason', what)
+    return { 'stale', what, id, attempt }
   end
 
   -- The message stays in `claimed` while the command runs: finish.lua removes

@@ -4,19 +4,24 @@
 -- atomically: status → assigned, attempt + 1, message into the inbox.
 -- ARGV[1] key prefix, then triples (task id, agent name, window); an empty
 -- agent name means the town backlog, which workers with `backlog` take from.
--- Returns the ids dispatched.
+-- Returns {dispatched ids, ids with no record}: a record that is gone (a
+-- server that restarted empty, a key deleted by hand) is for the runner to
+-- restore from the file, not a task to skip silently.
 local prefix = ARGV[1]
 local t = redis.call('TIME')
 local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
 local events_key = prefix .. 'events'
-local sent = {}
+local sent, missing = {}, {}
 for i = 2, #ARGV, 3 do
   local id, agent, window = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local key = prefix .. 'task:' .. id
   local inbox = prefix .. 'inbox:' .. agent
   if agent == '' then inbox = prefix .. 'backlog' end
-  local cur = redis.call('HMGET', key, 'status', 'worker', 'agent')
+  local cur = redis.call('HMGET', key, 'status', 'worker', 'agent', 'attempt')
   local status, last = cur[1], cur[2]
+  if not status and redis.call('EXISTS', key) == 0 then
+    missing[#missing + 1] = id
+  end
   -- The runner decided from what it read; a sync since may have given the
   -- task another agent (its event makes the runner read it again).
   local same_agent = (cur[3] or '') == agent
@@ -25,7 +30,11 @@ for i = 2, #ARGV, 3 do
   local stopping = last and last ~= '' and
     redis.call('HGET', prefix .. 'agent:' .. last, 'task') == id and
     redis.call('EXISTS', prefix .. 'alive:' .. last) == 1
-  if status == 'pending' and same_agent and not stopping and redis.call('LLEN', inbox) < window then
+  -- An attempt edited into something else is a corrupt record the runner
+  -- reports by key and field; HINCRBY would fail the whole call.
+  local counted = not cur[4] or string.find(cur[4], '^%d+$') ~= nil
+  if status == 'pending' and same_agent and counted and not stopping
+    and redis.call('LLEN', inbox) < window then
     local attempt = redis.call('HINCRBY', key, 'attempt', 1)
     redis.call('HSET', key, 'status', 'assigned', 'assigned_to', agent, 'updated', now)
     redis.call('HDEL', key, 'retry_at', 'worker')
@@ -35,4 +44,4 @@ for i = 2, #ARGV, 3 do
     sent[#sent + 1] = id
   end
 end
-return sent
+return { sent, missing }

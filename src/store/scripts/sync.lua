@@ -3,19 +3,27 @@
 -- fingerprint to record ("" for all but the last chunk), ARGV[4] "1" to
 -- record file statuses as seen without applying them, ARGV[5] number of
 -- upserts, ARGV[6] number of removals, ARGV[7] the plan fingerprint the
--- caller expects Redis to hold ("" = no check), then 14 fields per upsert
+-- caller expects Redis to hold ("" = no check), ARGV[8] the origin of the
+-- plan (host and path of its file, "" = no check), ARGV[9] "1" to take the
+-- town over from another origin, then 14 fields per upsert
 -- (id, fingerprint, description, agent, tags, parent, depends_on, priority,
 -- order, file status, score, retries, timeout ms, on_child_failure), then
 -- the removed ids.
--- Returns {added, changed, removed, stale}: stale = 1 means the stored plan
--- fingerprint was not the expected one (someone else synced meanwhile) and
--- nothing was written.
+-- Returns {added, changed, removed, refused, held}: refused = 1 means the
+-- stored plan fingerprint was not the expected one (someone else synced
+-- meanwhile), 2 that the town's plan comes from another origin (`held`);
+-- either way nothing was written.
 local prefix, town, plan_fp = ARGV[1], ARGV[2], ARGV[3]
 local adopt = ARGV[4] == '1'
 local nu, nr = tonumber(ARGV[5]), tonumber(ARGV[6])
-local expected = ARGV[7]
-if expected ~= '' and redis.call('HGET', prefix .. 'meta', 'plan_fp') ~= expected then
-  return { 0, 0, 0, 1 }
+local expected, origin, take_over = ARGV[7], ARGV[8], ARGV[9] == '1'
+local meta = redis.call('HMGET', prefix .. 'meta', 'plan_fp', 'origin')
+if expected ~= '' and meta[1] ~= expected then
+  return { 0, 0, 0, 1, '' }
+end
+local held = meta[2]
+if origin ~= '' and held and held ~= origin and not take_over then
+  return { 0, 0, 0, 2, held }
 end
 local t = redis.call('TIME')
 local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
@@ -32,7 +40,7 @@ local function event(kind, id, ...)
 end
 
 local added, changed, removed = 0, 0, 0
-local i = 8
+local i = 10
 for _ = 1, nu do
   local id, fp, desc, agent, tags, parent, deps, prio, order, fstatus, score =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5],
@@ -115,6 +123,12 @@ for _ = 1, nr do
 end
 if plan_fp ~= '' then
   redis.call('HSET', prefix .. 'meta', 'plan_fp', plan_fp, 'synced', now)
+  if origin ~= '' and held ~= origin then
+    redis.call('HSET', prefix .. 'meta', 'origin', origin)
+    if held then
+      event('taken_over', '', 'from', held, 'by', origin)
+    end
+  end
   redis.call('SADD', 'tt:towns', town)
 end
-return { added, changed, removed, 0 }
+return { added, changed, removed, 0, '' }
