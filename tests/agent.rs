@@ -244,7 +244,15 @@ const SLEEPER: &str = "sleep 30 & echo $! > grandchild.pid; wait";
 #[test]
 fn a_task_runs_with_its_argv_and_env_and_completes() {
     let redis = RedisServer::start();
-    let tt = project(&redis, PLAN);
+    // Redis is named in the file, not in `tt`'s environment: the command's
+    // `REDIS_URL` can only come from the worker.
+    let plan = PLAN.replacen(
+        "[town]\n",
+        &format!("[town]\nredis_url = \"{}\"\n", redis.url()),
+        1,
+    );
+    let tt = Tt::new().file("tasks.toml", plan);
+    tt.run_with(["sync", "push"]).success();
     dispatch(&redis, "build", 1);
     let out = agent_once(
         &tt,

@@ -253,8 +253,8 @@ pub fn tt_bin() -> PathBuf {
     bin
 }
 
-/// Median and p99 of samples.
-pub fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration) {
+/// Median and p99 of samples (durations, or signed microseconds).
+pub fn percentiles<T: Ord + Copy>(mut v: Vec<T>) -> (T, T) {
     v.sort();
     let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
     (p(0.5), p(0.99))

@@ -1,6 +1,9 @@
 //! What every integration test uses: a private `redis-server` per test
-//! ([`RedisServer`]), a fluent runner of the real `tt` binary ([`Tt`]), and
-//! [`wait_until`] for conditions that become true eventually.
+//! ([`RedisServer`]), a fluent runner of the real `tt` binary ([`Tt`]),
+//! [`wait_until`] for conditions that become true eventually, [`command`]
+//! for every other child (one environment, nothing of an outer `tt` or
+//! git), [`FileReads`] to know `tt run` read a save, and [`processes_in`]
+//! to find what a project left running.
 //!
 //! Tests talk to a real Redis, never a mock: tt's value is in how it uses
 //! Redis. Each test gets its own server on a unix socket in a temp dir, so
@@ -10,9 +13,11 @@
 #![allow(dead_code)]
 
 mod child_env;
+mod file_reads;
 pub mod proxy;
 
 pub use child_env::{command, is_leaked};
+pub use file_reads::FileReads;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
