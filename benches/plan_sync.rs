@@ -59,11 +59,10 @@ fn load_child(n: usize) {
     let peak = rss_kib(std::process::id()).1;
     // What stays resident while the plan and graph are held, once the
     // parser's garbage is handed back (as the runner does).
-    // SAFETY: malloc_trim only returns free heap pages to the kernel.
-    unsafe { libc::malloc_trim(0) };
+    tinytown::os::release_free_memory();
     let held = rss_kib(std::process::id()).0;
     let defs = tinytown::sync::definitions(&p);
-    unsafe { libc::malloc_trim(0) };
+    tinytown::os::release_free_memory();
     let with_defs = rss_kib(std::process::id()).0;
     assert_eq!(defs.len(), n);
     println!(

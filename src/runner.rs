@@ -20,7 +20,7 @@ use supervisor::Supervisor;
 
 use crate::Status;
 use crate::dispatch::{AgentSlot, Snapshot, Transition};
-use crate::os::{hostname, now_ms};
+use crate::os::{SignalStream, hostname, now_ms, release_free_memory};
 use crate::plan::{self, LoadError, Plan};
 use crate::reload::{self, Edit};
 use crate::store::{Event, LIGHT_FIELDS, RedisTarget, Store, StoreError, SyncCounts, connection};
@@ -365,10 +365,10 @@ impl<F: FnMut(Report)> Runner<F> {
         // SMEMBERS and a pipeline, every heartbeat interval.
         let mut recovery = tokio::time::interval(crate::agent::worker::HEARTBEAT_INTERVAL);
         recovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
+        let mut terminate = SignalStream::new(tokio::signal::unix::SignalKind::terminate());
         // Made once: a listener made anew each turn would miss a Ctrl-C that
         // arrives while the loop is busy elsewhere.
-        let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
+        let mut interrupt = SignalStream::new(tokio::signal::unix::SignalKind::interrupt());
         let mut retry_wake: Option<u64> = None;
         // A save between the CLI's load and the watch start raised no event:
         // compare the file with what was pushed once (unchanged: one read).
@@ -926,35 +926,5 @@ fn empty_plan() -> Plan {
         agents: Vec::new(),
         tasks: Vec::new(),
         warnings: Vec::new(),
-    }
-}
-
-/// Hands memory freed after a burst back to the OS. Loading a 100k-task
-/// plan peaks at ~350 MiB of parse trees that are dropped at once, and
-/// glibc keeps such pages in the heap: without this, an idle runner stayed
-/// at the peak (README "Performance").
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of the heap to the kernel.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// A signal stream, or one that never fires if the platform refuses it.
-fn signal(kind: tokio::signal::unix::SignalKind) -> SignalStream {
-    SignalStream(tokio::signal::unix::signal(kind).ok())
-}
-
-struct SignalStream(Option<tokio::signal::unix::Signal>);
-
-impl SignalStream {
-    async fn recv(&mut self) {
-        match &mut self.0 {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending().await,
-        }
     }
 }

@@ -368,31 +368,6 @@ pub struct Summary {
     pub tasks: u32,
 }
 
-/// A shutdown signal that turns true on SIGINT, SIGTERM or SIGHUP.
-pub fn shutdown_on_signals() -> Result<watch::Receiver<bool>, AgentError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let io = |source| AgentError::Io {
-        what: "listen for signals".into(),
-        source,
-    };
-    let mut term = signal(SignalKind::terminate()).map_err(io)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(io)?;
-    let mut hup = signal(SignalKind::hangup()).map_err(io)?;
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-            _ = hup.recv() => {}
-        }
-        let _ = tx.send(true);
-        // Keep the sender: a dropped one reads as "shut down" too, but
-        // only this one means it.
-        std::future::pending::<()>().await;
-    });
-    Ok(rx)
-}
-
 /// Notes go to the reporter and, with a timestamp, to the worker's
 /// journal — unless stdout already is the journal (a worker started by
 /// `tt run` or `tt spawn`), where they would appear twice.

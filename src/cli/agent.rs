@@ -188,7 +188,10 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     }
     let setup = setup(ctx, &args)?;
     let store = Store::open(&setup.target, &setup.town).await?;
-    let shutdown = worker::shutdown_on_signals()?;
+    let shutdown = crate::os::shutdown_on_signals().map_err(|source| AgentError::Io {
+        what: "listen for signals".into(),
+        source,
+    })?;
     let worker = Worker {
         id,
         config: setup.config,

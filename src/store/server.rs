@@ -234,7 +234,7 @@ pub async fn ensure_running_with(
     // servers must never write one AOF, so stop it before starting another.
     if let Some(pid) = owned_server_pid(&dir) {
         tracing::warn!(pid, "embedded redis-server does not answer; stopping it");
-        signal(pid, libc::SIGTERM);
+        crate::os::signal_process(pid, libc::SIGTERM);
         if !wait_stopped(&sock, Some(pid), STOP_DEADLINE).await {
             return Err(StoreError::ServerStart {
                 reason: format!(
@@ -284,7 +284,7 @@ pub async fn stop(state_dir: &Path) -> Result<bool, StoreError> {
         }
     }
     if let Some(pid) = pid {
-        signal(pid, libc::SIGTERM);
+        crate::os::signal_process(pid, libc::SIGTERM);
         if wait_stopped(&sock, Some(pid), STOP_DEADLINE).await {
             remove_socket_dir(&dir, &sock);
             return Ok(true);
@@ -609,14 +609,6 @@ fn owned_server_pid(dir: &Path) -> Option<i32> {
         .ok()?;
     let comm = String::from_utf8_lossy(&output.stdout);
     (comm.contains("redis-server") || comm.contains("valkey-server")).then_some(pid)
-}
-
-fn signal(pid: i32, sig: libc::c_int) {
-    // SAFETY: sending a signal has no memory-safety preconditions; the pid
-    // was checked to be our server by `owned_server_pid`.
-    unsafe {
-        libc::kill(pid, sig);
-    }
 }
 
 fn read_log_tail(dir: &Path) -> String {
