@@ -575,7 +575,9 @@ impl<F: FnMut(Report)> Runner<F> {
             return Ok(());
         }
         for r in self.store.recover(&dead).await? {
-            r.stop_orphan(&hostname());
+            if let Some((pgid, start)) = r.orphan_on(&hostname()) {
+                crate::os::signal_group_if_same(pgid, start, libc::SIGKILL);
+            }
             if agents.owns(&r.worker) {
                 agents.kick(&r.worker, r.pid);
             }

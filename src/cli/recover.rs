@@ -26,11 +26,12 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         );
     }
     for r in recovered {
-        if r.stop_orphan(&crate::os::hostname()) {
+        if let Some((pgid, start)) = r.orphan_on(&crate::os::hostname())
+            && crate::os::signal_group_if_same(pgid, start, libc::SIGKILL)
+        {
             println!(
                 "{}: stopped its orphaned command (process group {})",
-                r.worker,
-                r.command_pgid.unwrap_or(0)
+                r.worker, pgid
             );
         }
         println!(

@@ -1,5 +1,7 @@
 //! Recovery of dead workers' work (docs/PROTOCOL.md "Dead agents"): the
-//! runner runs it on a timer, `tt recover` by hand.
+//! runner runs it on a timer, `tt recover` by hand. The store says which
+//! orphaned command to stop ([`Recovered::orphan_on`]); the caller stops it,
+//! so the store never signals a process.
 
 use super::{Store, StoreError};
 
@@ -25,15 +27,18 @@ pub struct Recovered {
 }
 
 impl Recovered {
-    /// Stops the command the dead worker left running, if it ran on this
-    /// host and its process group is still that command: a requeued task
-    /// must not run twice at once. Returns whether it signalled.
-    pub fn stop_orphan(&self, this_host: &str) -> bool {
+    /// The process group, and its leader's start time, of the command the
+    /// dead worker left running, when it ran on `this_host` and had a task
+    /// that was requeued: the recoverer stops it
+    /// ([`crate::os::signal_group_if_same`]) so that the task does not run
+    /// twice at once. The store only says what to stop; signalling is the
+    /// caller's.
+    pub fn orphan_on(&self, this_host: &str) -> Option<(u32, u64)> {
         match (&self.host, self.command_pgid, self.command_start) {
             (Some(h), Some(pgid), Some(start)) if h == this_host && self.requeued > 0 => {
-                crate::os::signal_group_if_same(pgid, start, libc::SIGKILL)
+                Some((pgid, start))
             }
-            _ => false,
+            _ => None,
         }
     }
 }
