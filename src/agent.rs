@@ -1,8 +1,8 @@
 //! Agents: the workers that take tasks from an inbox and run them.
 //!
 //! [`config`] turns `[agents.<name>]` or command-line flags into an
-//! [`AgentConfig`]; [`presets`] knows the non-interactive command line of
-//! common agent CLIs; [`command`] substitutes a task into an argv template
+//! [`AgentConfig`], with the argv of a preset ([`crate::plan::presets`])
+//! when one is named; [`command`] substitutes a task into an argv template
 //! (never through a shell); [`process`] runs one attempt in a process group
 //! of its own with its log; [`heartbeat`] keeps a worker alive and fences
 //! its command when it cannot; [`worker`] is the loop that claims,
@@ -12,7 +12,6 @@ pub mod command;
 pub mod config;
 mod error;
 pub mod heartbeat;
-pub mod presets;
 pub mod process;
 pub mod worker;
 

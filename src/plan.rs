@@ -4,19 +4,19 @@
 //! (syntax, keys, values, references, cycles) in one pass, each pointing at
 //! its span. Nothing that fails here ever reaches Redis. [`read_plan`] is
 //! the one way the file is read (regular files only, size capped).
+//! [`presets`] is the table of agent CLIs that `cli = "…"` may name.
 
 mod diagnostic;
 mod load;
 mod model;
 mod peek;
+pub mod presets;
 mod read;
 mod validate;
 mod workdir;
 
 pub use diagnostic::{LoadError, Problem, SHOWN, Severity};
-pub use load::{
-    EntryError, PRESETS, did_you_mean, load, load_file, load_task_entry, parse_duration,
-};
+pub use load::{EntryError, did_you_mean, load, load_file, load_task_entry, parse_duration};
 pub use model::{
     AgentSpec, ChildFailure, DEFAULT_PRIORITY, Meta, PlanFile, Span, Status, TaskSpans, TaskSpec,
     TownConfig, agent_keys, meta_keys, task_keys, top_keys, town_keys,

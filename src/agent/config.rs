@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use super::AgentError;
 use super::command::{self, TaskVars};
-use super::presets;
-use crate::plan::{self, AgentSpec};
+use crate::plan::{self, AgentSpec, presets};
 
 /// `retries` when nothing says: a failure fails the task.
 pub const DEFAULT_RETRIES: u32 = 0;

@@ -14,12 +14,7 @@ use super::model::{
     AgentSpec, ChildFailure, Meta, Span, Status, TaskSpans, TaskSpec, TownConfig, agent_keys,
     meta_keys, task_keys, top_keys, town_keys,
 };
-use super::{LoadError, Plan, Problem, valid_id, validate, workdir};
-
-/// Agent CLIs that have a preset (see `agent::presets`).
-pub const PRESETS: &[&str] = &[
-    "claude", "codex", "gemini", "aider", "goose", "opencode", "amp", "shell",
-];
+use super::{LoadError, Plan, Problem, presets, valid_id, validate, workdir};
 
 /// Reads and loads a file.
 pub fn load_file(path: &Path) -> Result<Plan, LoadError> {
@@ -293,8 +288,8 @@ impl Loader {
         if let Some(v) = t.get("cli")
             && let Some((cli, span)) = self.string(v, "`cli`")
         {
-            if !PRESETS.contains(&cli.as_str()) {
-                let hint = did_you_mean(&cli, PRESETS.iter().copied());
+            if presets::preset(&cli).is_none() {
+                let hint = did_you_mean(&cli, presets::names().into_iter());
                 self.error(
                     "tt::plan::unknown-preset",
                     span,
@@ -303,7 +298,7 @@ impl Loader {
                         .map_or("not a preset".into(), |h| format!("did you mean `{h}`?")),
                     Some(&format!(
                         "presets: {}; or give `command = [\"prog\", \"{{description}}\"]`",
-                        PRESETS.join(", ")
+                        presets::names().join(", ")
                     )),
                 );
             }
