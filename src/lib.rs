@@ -6,6 +6,7 @@
 //! Redis; only [`cli`] prints.
 
 pub mod agent;
+pub mod backoff;
 pub mod cli;
 pub mod dispatch;
 pub mod escape;

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::worker::{Backoff, Note, Notes};
+use super::worker::{Note, Notes};
 use crate::os::awake_clock;
 use crate::store::{Control, Heartbeat, Store, WorkerIdentity};
 
@@ -171,11 +171,13 @@ pub(super) async fn heartbeat_loop(
     notes: Arc<Notes>,
     control: mpsc::Sender<Control>,
 ) {
-    let mut backoff = Backoff::new();
+    // Renewals are retried at a fixed pause, not a growing one: the fence
+    // is only a few tries away.
+    let mut failing = false;
     loop {
         // A fixed pause from the end of the last try rather than an
         // interval: after a freeze, one renewal at once instead of a burst.
-        let pause = if backoff.failing {
+        let pause = if failing {
             RENEW_RETRY
         } else {
             HEARTBEAT_INTERVAL
@@ -187,7 +189,7 @@ pub(super) async fn heartbeat_loop(
         match renewal {
             Ok(Ok(Heartbeat::Alive)) => {
                 pulse.renewed(sent);
-                if backoff.succeeded() {
+                if std::mem::take(&mut failing) {
                     notes.emit(Note::RedisBack { doing: "heartbeat" });
                 }
             }
@@ -200,7 +202,7 @@ pub(super) async fn heartbeat_loop(
             }
             failed => {
                 // Report the first failure of a run; the loop retries anyway.
-                if !backoff.failing {
+                if !failing {
                     let error = match failed {
                         Ok(Err(e)) => e.to_string(),
                         _ => format!("no reply within {RENEW_TIMEOUT:?}"),
@@ -211,7 +213,7 @@ pub(super) async fn heartbeat_loop(
                         retry_in: Some(RENEW_RETRY),
                     });
                 }
-                backoff.failed();
+                failing = true;
             }
         }
     }

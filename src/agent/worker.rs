@@ -43,6 +43,7 @@ use super::command::TaskVars;
 use super::config::AgentConfig;
 use super::heartbeat::{FENCE_CHECK, Pulse, fence_grace, heartbeat_loop};
 use super::process::{self, Ending, Launch, STOP_GRACE, TAIL_BYTES};
+use crate::backoff::{Backoff, Policy};
 use crate::store::{
     BlockingConn, Claim, ClaimedTask, Control, Finish, MessageSource, RedisTarget, Registered,
     Report, Store, StoreError, WorkerIdentity,
@@ -57,12 +58,16 @@ pub const INBOX_WAIT: Duration = Duration::from_secs(2);
 pub const BACKLOG_WAIT: Duration = Duration::from_secs(1);
 /// Longest single wait on the control list.
 pub const CONTROL_WAIT: Duration = Duration::from_secs(5);
-/// First and longest pause before retrying after a Redis error. At most a
-/// heartbeat interval: once Redis is back, a report that waited out an
-/// outage gets through well before a runner that was cut off too starts
-/// recovering (it waits a heartbeat TTL after reconnecting).
-const RETRY_MIN: Duration = Duration::from_millis(250);
-const RETRY_MAX: Duration = HEARTBEAT_INTERVAL;
+/// Pauses before retrying after a Redis error. At most a heartbeat
+/// interval: once Redis is back, a report that waited out an outage gets
+/// through well before a runner that was cut off too starts recovering (it
+/// waits a heartbeat TTL after reconnecting).
+const REDIS_RETRY: Policy = Policy::doubling(Duration::from_millis(250), HEARTBEAT_INTERVAL);
+/// Wait before a failed attempt is dispatched again: 2 s, doubling per
+/// attempt, at most 5 minutes, with ±25 % jitter so tasks that failed
+/// together (a flaky service) do not all come back at the same instant.
+pub const TASK_RETRY: Policy =
+    Policy::doubling(Duration::from_secs(2), Duration::from_secs(300)).jittered(0.25);
 
 /// Set by `tt run` on the workers it starts: its own pid.
 pub const RUNNER_PID_ENV: &str = "TT_RUNNER_PID";
@@ -105,29 +110,6 @@ fn runner_gone() -> bool {
         Some(pid) => i64::from(unsafe { libc::getppid() }) != *pid,
         None => false,
     }
-}
-
-/// Wait before a failed attempt is dispatched again: 2 s, doubling per
-/// attempt, at most 5 minutes, with ±25 % jitter so tasks that failed
-/// together (a flaky service) do not all come back at the same instant.
-pub fn retry_backoff(attempt: u32) -> Duration {
-    let base = Duration::from_secs(2);
-    let factor = 1u32 << attempt.saturating_sub(1).min(10);
-    let plain = (base * factor).min(Duration::from_secs(300));
-    plain.mul_f64(0.75 + 0.5 * unit_random())
-}
-
-/// A number in [0, 1) from the process's randomly keyed hasher: enough for
-/// jitter, without a random-number crate.
-fn unit_random() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Where one attempt's output goes: `<project>/.tt/logs/<task>/<attempt>.log`.
@@ -409,35 +391,6 @@ fn stdout_is(path: &Path) -> bool {
     }
 }
 
-/// Growing pauses between retries of a failing Redis call.
-pub(super) struct Backoff {
-    next: Duration,
-    pub(super) failing: bool,
-}
-
-impl Backoff {
-    pub(super) fn new() -> Self {
-        Self {
-            next: RETRY_MIN,
-            failing: false,
-        }
-    }
-
-    /// Records a failure; returns the pause before the next try.
-    pub(super) fn failed(&mut self) -> Duration {
-        let pause = self.next;
-        self.next = (self.next * 2).min(RETRY_MAX);
-        self.failing = true;
-        pause
-    }
-
-    /// Records a success; true when it ends a run of failures.
-    pub(super) fn succeeded(&mut self) -> bool {
-        self.next = RETRY_MIN;
-        std::mem::replace(&mut self.failing, false)
-    }
-}
-
 /// What waiting for the inbox brought.
 enum Fetched {
     Message(String, MessageSource),
@@ -628,11 +581,11 @@ async fn control_loop(
     tx: mpsc::Sender<Control>,
     notes: Arc<Notes>,
 ) {
-    let mut backoff = Backoff::new();
+    let mut redis_retry = Backoff::new(REDIS_RETRY);
     loop {
         match conn.next_control(&worker, CONTROL_WAIT).await {
             Ok(message) => {
-                if backoff.succeeded() {
+                if redis_retry.succeeded() {
                     notes.emit(Note::RedisBack {
                         doing: "control messages",
                     });
@@ -644,7 +597,7 @@ async fn control_loop(
                 }
             }
             Err(e) => {
-                let retry_in = backoff.failed();
+                let retry_in = redis_retry.failed();
                 notes.emit(Note::RedisError {
                     doing: "waiting for control messages",
                     error: e.to_string(),
@@ -709,7 +662,7 @@ impl Loop<'_> {
     /// whether it stopped idle (nothing of its own left in `claimed` but
     /// what recovery takes care of).
     async fn serve(&mut self, inbox: &mut BlockingConn) -> bool {
-        let mut backoff = Backoff::new();
+        let mut redis_retry = Backoff::new(REDIS_RETRY);
         // The next message, when the last report already took and claimed it.
         let mut handed: Option<(String, Claim)> = None;
         loop {
@@ -737,7 +690,7 @@ impl Loop<'_> {
             let (raw, claim) = match handed.take() {
                 Some(next) => next,
                 None => {
-                    let (raw, source) = match self.fetch(inbox, &mut backoff).await {
+                    let (raw, source) = match self.fetch(inbox, &mut redis_retry).await {
                         Fetched::Message(raw, source) => (raw, source),
                         Fetched::Nothing => continue,
                         Fetched::Stop => return true,
@@ -782,7 +735,7 @@ impl Loop<'_> {
 
     /// Waits for the next message of the inbox (or backlog), retrying with
     /// a pause after a Redis error.
-    async fn fetch(&mut self, inbox: &mut BlockingConn, backoff: &mut Backoff) -> Fetched {
+    async fn fetch(&mut self, inbox: &mut BlockingConn, redis_retry: &mut Backoff) -> Fetched {
         let next = {
             let fetch = next_message(self.store, self.identity, inbox);
             tokio::pin!(fetch);
@@ -807,20 +760,20 @@ impl Loop<'_> {
         };
         match next {
             Ok(Some(found)) => {
-                if backoff.succeeded() {
+                if redis_retry.succeeded() {
                     self.notes.emit(Note::RedisBack { doing: "inbox" });
                 }
                 let (raw, source) = found;
                 Fetched::Message(raw, source)
             }
             Ok(None) => {
-                if backoff.succeeded() {
+                if redis_retry.succeeded() {
                     self.notes.emit(Note::RedisBack { doing: "inbox" });
                 }
                 Fetched::Nothing
             }
             Err(e) => {
-                let retry_in = backoff.failed();
+                let retry_in = redis_retry.failed();
                 self.notes.emit(Note::RedisError {
                     doing: "waiting for the inbox",
                     error: e.to_string(),
@@ -835,7 +788,7 @@ impl Loop<'_> {
 
     /// Claims `raw`, retrying while Redis fails; `None` at shutdown.
     async fn claim(&mut self, raw: &str, source: MessageSource) -> Option<Claim> {
-        let mut backoff = Backoff::new();
+        let mut redis_retry = Backoff::new(REDIS_RETRY);
         let mut again = false;
         let mut orphaned = None;
         loop {
@@ -845,7 +798,7 @@ impl Loop<'_> {
                 .await
             {
                 Ok(claim) => {
-                    if backoff.succeeded() {
+                    if redis_retry.succeeded() {
                         self.notes.emit(Note::RedisBack { doing: "claim" });
                     }
                     return Some(claim);
@@ -853,7 +806,7 @@ impl Loop<'_> {
                 Err(e) => {
                     // The script may have run with its reply lost.
                     again = again || e.is_connection_error();
-                    let retry_in = backoff.failed();
+                    let retry_in = redis_retry.failed();
                     self.notes.emit(Note::RedisError {
                         doing: "claiming a message",
                         error: e.to_string(),
@@ -991,10 +944,10 @@ impl Loop<'_> {
             output: &output,
             log: &log_text,
             retries: task.retries.unwrap_or(config.retries),
-            backoff: retry_backoff(task.attempt),
+            backoff: TASK_RETRY.after(task.attempt),
             requeue: matches!(ending, Ending::Fenced(_)),
         };
-        let mut backoff = Backoff::new();
+        let mut redis_retry = Backoff::new(REDIS_RETRY);
         let mut again = false;
         let mut orphaned = None;
         loop {
@@ -1012,7 +965,7 @@ impl Loop<'_> {
                 .await
             {
                 Ok((result, next)) => {
-                    if backoff.succeeded() {
+                    if redis_retry.succeeded() {
                         self.notes.emit(Note::RedisBack { doing: "finish" });
                     }
                     self.notes.emit(Note::Finished {
@@ -1026,7 +979,7 @@ impl Loop<'_> {
                 Err(e) => {
                     // The script may have run and only its reply been lost.
                     again = again || e.is_connection_error();
-                    let retry_in = backoff.failed();
+                    let retry_in = redis_retry.failed();
                     self.notes.emit(Note::RedisError {
                         doing: "reporting how the task ended",
                         error: e.to_string(),
@@ -1138,7 +1091,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_backoff_doubles_is_capped_and_jittered() {
+    fn task_retries_wait_the_documented_pauses() {
         let within = |d: Duration, secs: f64| {
             let s = d.as_secs_f64();
             assert!(
@@ -1146,13 +1099,13 @@ mod tests {
                 "{s} not around {secs}"
             );
         };
-        within(retry_backoff(1), 2.0);
-        within(retry_backoff(2), 4.0);
-        within(retry_backoff(3), 8.0);
-        within(retry_backoff(50), 300.0);
-        within(retry_backoff(0), 2.0);
+        within(TASK_RETRY.after(1), 2.0);
+        within(TASK_RETRY.after(2), 4.0);
+        within(TASK_RETRY.after(3), 8.0);
+        within(TASK_RETRY.after(50), 300.0);
+        within(TASK_RETRY.after(0), 2.0);
         let samples: std::collections::HashSet<u128> =
-            (0..20).map(|_| retry_backoff(1).as_nanos()).collect();
+            (0..20).map(|_| TASK_RETRY.after(1).as_nanos()).collect();
         assert!(samples.len() > 1, "jitter varies");
     }
 

@@ -3,8 +3,10 @@
 //! Each replica (`backend-1`, `backend-2`, …) is a child `tt agent` process
 //! in its own process group, so a Ctrl-C in the terminal reaches the runner
 //! alone and the runner decides the order of shutdown. A replica that exits
-//! is restarted with exponential backoff; one that stays up a while resets
-//! its backoff.
+//! is restarted after a pause (`RESTART`, see [`crate::backoff`]) that
+//! doubles while it keeps failing fast and starts over once it ran
+//! `HEALTHY_AFTER`; one that cannot start (bad input) is tried again after
+//! `CANNOT_START_WAIT`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,12 +16,15 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 
+use crate::backoff::{Backoff, Policy};
 use crate::os::signal_group;
 use crate::plan::AgentSpec;
 
-/// First restart delay; doubles up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Pauses before a replica that exited is started again.
+const RESTART: Policy = Policy::doubling(Duration::from_millis(500), Duration::from_secs(30));
+/// Pause before a replica that could not start is tried again: what it
+/// lacks (a `workdir`, a setting) is fixed by a person, not by time.
+const CANNOT_START_WAIT: Duration = RESTART.max;
 /// `tt agent`'s exit code for bad input (see `AgentError::exit_code`).
 const BAD_INPUT: i32 = 2;
 /// A replica that ran this long is considered healthy again.
@@ -221,7 +226,7 @@ async fn keep_running(
     mut kick: mpsc::UnboundedReceiver<u32>,
     notes: mpsc::UnboundedSender<AgentNote>,
 ) {
-    let mut backoff = MIN_BACKOFF;
+    let mut restarts = Backoff::new(RESTART);
     'replica: loop {
         if *stop.borrow() {
             return;
@@ -239,10 +244,9 @@ async fn keep_running(
                     id: id.clone(),
                     error: e.to_string(),
                 });
-                if wait_or_stop(&mut stop, backoff).await {
+                if wait_or_stop(&mut stop, restarts.failed()).await {
                     return;
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };
@@ -266,12 +270,12 @@ async fn keep_running(
                             id: id.clone(),
                             agent: agent.clone(),
                             why: failure_of(&log, log_from),
-                            retry_in: MAX_BACKOFF,
+                            retry_in: CANNOT_START_WAIT,
                         });
-                        if wait_or_stop(&mut stop, MAX_BACKOFF).await {
+                        if wait_or_stop(&mut stop, CANNOT_START_WAIT).await {
                             return;
                         }
-                        backoff = MIN_BACKOFF;
+                        restarts.reset();
                         continue 'replica;
                     }
                     break status.map_or_else(|e| e.to_string(), |s| s.to_string());
@@ -293,20 +297,18 @@ async fn keep_running(
             }
         };
         // Only a replica that keeps failing fast backs off further.
-        backoff = if started.elapsed() >= HEALTHY_AFTER {
-            MIN_BACKOFF
-        } else {
-            backoff
-        };
+        if started.elapsed() >= HEALTHY_AFTER {
+            restarts.reset();
+        }
+        let restart_in = restarts.failed();
         let _ = notes.send(AgentNote::Exited {
             id: id.clone(),
             status,
-            restart_in: Some(backoff),
+            restart_in: Some(restart_in),
         });
-        if wait_or_stop(&mut stop, backoff).await {
+        if wait_or_stop(&mut stop, restart_in).await {
             return;
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
