@@ -4,14 +4,14 @@
 //! [`AgentConfig`], with the argv of a preset ([`crate::plan::presets`])
 //! when one is named; [`command`] substitutes a task into an argv template
 //! (never through a shell); [`process`] runs one attempt in a process group
-//! of its own with its log; [`heartbeat`] keeps a worker alive and fences
-//! its command when it cannot; [`worker`] is the loop that claims,
-//! runs and reports, speaking Redis only through [`crate::store`].
+//! of its own with its log; [`worker`] is the process that registers,
+//! claims, runs and reports, with its heartbeat ([`worker::heartbeat`])
+//! that keeps it alive and fences its command when it cannot, speaking
+//! Redis only through [`crate::store`].
 
 pub mod command;
 pub mod config;
 mod error;
-pub mod heartbeat;
 pub mod process;
 pub mod worker;
 

@@ -1,5 +1,6 @@
 //! `.tt/`, the project's private state directory, and the files tt writes
-//! in it.
+//! in it: where an attempt's output ([`task_log`]) and a worker's journal
+//! ([`journal_path`]) go.
 //!
 //! Task output, worker journals and the embedded server's data are private
 //! to the user who runs tt, whichever Redis is used: every directory tt
@@ -65,6 +66,43 @@ pub fn open_log(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Where one attempt's output goes: `<project>/.tt/logs/<task>/<attempt>.log`.
+/// The ids `.` and `..` (valid, but path components) are spelled `%2E`,
+/// and a character no valid id has (a hand-made Redis key) becomes `_`, so
+/// the path never leaves `.tt/logs`.
+pub fn task_log(project_dir: &Path, task: &str, attempt: u32) -> PathBuf {
+    let dir = if task.is_empty() {
+        "_".to_string()
+    } else if task.bytes().all(|b| b == b'.') {
+        task.replace('.', "%2E")
+    } else {
+        task.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    logs_dir(project_dir)
+        .join(dir)
+        .join(format!("{attempt}.log"))
+}
+
+/// A worker's own log (its journal): `<project>/.tt/logs/agents/<id>.log`.
+pub fn journal_path(project_dir: &Path, worker: &str) -> PathBuf {
+    logs_dir(project_dir)
+        .join("agents")
+        .join(format!("{worker}.log"))
+}
+
+/// `<project>/.tt/logs`.
+pub fn logs_dir(project_dir: &Path) -> PathBuf {
+    path(project_dir).join("logs")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +132,22 @@ mod tests {
         std::fs::set_permissions(&state, Permissions::from_mode(0o755)).unwrap();
         secure(&state).unwrap();
         assert_eq!(mode(&state), 0o700);
+    }
+
+    #[test]
+    fn log_paths() {
+        let p = Path::new("/p");
+        assert_eq!(
+            task_log(p, "login", 2),
+            Path::new("/p/.tt/logs/login/2.log")
+        );
+        assert_eq!(task_log(p, "..", 1), Path::new("/p/.tt/logs/%2E%2E/1.log"));
+        assert_eq!(task_log(p, "a..b", 1), Path::new("/p/.tt/logs/a..b/1.log"));
+        assert_eq!(task_log(p, "../x", 1), Path::new("/p/.tt/logs/.._x/1.log"));
+        assert_eq!(task_log(p, "", 1), Path::new("/p/.tt/logs/_/1.log"));
+        assert_eq!(
+            journal_path(p, "dev-1"),
+            Path::new("/p/.tt/logs/agents/dev-1.log")
+        );
     }
 }

@@ -1125,7 +1125,7 @@ fn claim_records_the_log_the_worker_writes() {
     });
     let project = Path::new("/p");
     for id in &ids[..4] {
-        let expected = tinytown::agent::worker::task_log(project, id, 2);
+        let expected = tinytown::state_dir::task_log(project, id, 2);
         assert_eq!(Path::new(&task(&redis, id)["log"]), expected, "{id}");
     }
     // An id no plan allows: its report records where its log went.

@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{CliError, Context, output};
-use crate::agent::worker::{self, Note, Reporter, Worker, journal_path};
+use crate::agent::worker::{self, Note, Reporter, Worker};
 use crate::agent::{AgentConfig, AgentError, Overrides};
 use crate::plan::valid_id;
+use crate::state_dir::journal_path;
 use crate::store::{RedisTarget, Store};
 
 /// How long `tt spawn` waits for the worker to register.

@@ -75,7 +75,9 @@ pub struct Supervisor {
     exe: PathBuf,
     file: PathBuf,
     town: String,
-    logs: PathBuf,
+    /// Where each replica's journal is ([`crate::state_dir::journal_path`]):
+    /// its output goes there too.
+    project_dir: PathBuf,
     specs: HashMap<String, AgentSpec>,
     replicas: HashMap<String, Replica>,
     notes: mpsc::UnboundedSender<AgentNote>,
@@ -94,7 +96,7 @@ impl Supervisor {
             exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("tt")),
             file: file.to_path_buf(),
             town: town.to_string(),
-            logs: project_dir.join(".tt/logs/agents"),
+            project_dir: project_dir.to_path_buf(),
             specs: HashMap::new(),
             replicas: HashMap::new(),
             notes,
@@ -160,7 +162,7 @@ impl Supervisor {
             .stdin(Stdio::null())
             .process_group(0)
             .kill_on_drop(false);
-        let log = self.logs.join(format!("{id}.log"));
+        let log = crate::state_dir::journal_path(&self.project_dir, id);
         let task = tokio::spawn(keep_running(
             cmd,
             self.grace,

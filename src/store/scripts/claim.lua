@@ -8,7 +8,7 @@
 -- reply was lost (the connection dropped): a task this worker already
 -- started with that attempt is handed back instead of dropped. ARGV[6]
 -- the worker's log directory (`<project>/.tt/logs`, "" if none): the
--- attempt's log, `<dir>/<task>/<attempt>.log` (agent::task_log), is
+-- attempt's log, `<dir>/<task>/<attempt>.log` (state_dir::task_log), is
 -- recorded as `log` so `tt task` shows where to follow it while it runs.
 -- Returns one of
 --   {'run', id, attempt, description, tags (JSON), parent, retries, timeout}
@@ -16,7 +16,7 @@
 --   {'message', from, body}    (a direct message: recorded, never run)
 --   {'deadletter', reason}     (unreadable: moved to the deadletter list)
 
--- The log an attempt writes, as agent::task_log names it; "" when that
+-- The log an attempt writes, as state_dir::task_log names it; "" when that
 -- cannot be said here (an id no plan allows: the report records it).
 local function log_of(logs, id, attempt)
   if logs == '' or string.find(id, '[^%w._-]') then

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::worker::{Note, Notes};
+use super::notes::{Note, Notes};
 use crate::os::awake_clock;
 use crate::store::{Control, Heartbeat, Store, WorkerIdentity};
 

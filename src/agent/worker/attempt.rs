@@ -1,0 +1,285 @@
+//! One attempt: start the task's command, watch it (its exit, the
+//! agent's timeout, the heartbeat's fence, `stop` and `shutdown`), then
+//! report how it ended with `finish.lua`, retrying while Redis fails.
+
+use std::time::Duration;
+
+use super::REDIS_RETRY;
+use super::control::describe;
+use super::heartbeat::{FENCE_CHECK, fence_grace};
+use super::notes::Note;
+use super::orphan::{orphan_gives_up, orphan_note, runner_gone};
+use super::pause;
+use super::serve::Loop;
+use crate::agent::command::TaskVars;
+use crate::agent::process::{self, Ending, Launch, STOP_GRACE, TAIL_BYTES};
+use crate::backoff::{Backoff, Policy};
+use crate::state_dir::task_log;
+use crate::store::{Claim, ClaimedTask, Control, RedisTarget, Report};
+
+/// Wait before a failed attempt is dispatched again: 2 s, doubling per
+/// attempt, at most 5 minutes, with ±25 % jitter so tasks that failed
+/// together (a flaky service) do not all come back at the same instant.
+pub const TASK_RETRY: Policy =
+    Policy::doubling(Duration::from_secs(2), Duration::from_secs(300)).jittered(0.25);
+
+/// How running one task ended for the loop.
+pub(super) enum Ran {
+    /// Finished and reported; with the next message when the report took
+    /// and claimed it.
+    Done(Option<(String, Claim)>),
+    /// Stopped by a shutdown: left for recovery, the worker exits.
+    Interrupted,
+}
+
+impl Loop<'_> {
+    pub(super) async fn run_task(&mut self, task: ClaimedTask, raw: &str) -> Ran {
+        let config = &self.worker.config;
+        let log = task_log(&self.worker.project_dir, &task.id, task.attempt);
+        let vars = TaskVars {
+            id: task.id.clone(),
+            description: task.description.clone(),
+            tags: task.tags.clone(),
+            parent: task.parent.clone(),
+            attempt: task.attempt,
+        };
+        let argv = config.argv(&vars);
+        let env = self.env(&task);
+        let log = process::Log::open(&log);
+        log.note(&format!(
+            "task `{}` attempt {} on worker `{}`: running `{}` in {}",
+            task.id,
+            task.attempt,
+            self.identity.id,
+            config.program(),
+            config.workdir.display()
+        ));
+        let launch = Launch {
+            argv: &argv,
+            env: &env,
+            workdir: &config.workdir,
+            log: &log,
+        };
+        let ending = match process::start(launch) {
+            Err(why) => Ending::NotStarted(why),
+            Ok(mut running) => {
+                // Recorded so that if this worker dies, whoever recovers its
+                // task on this host can stop the orphaned command first.
+                if let Err(e) = self
+                    .store
+                    .record_command(&self.identity.id, running.pid(), running.start())
+                    .await
+                {
+                    self.notes.emit(Note::RedisError {
+                        doing: "recording the command's pid",
+                        error: e.to_string(),
+                        retry_in: None,
+                    });
+                }
+                self.notes.emit(Note::Started {
+                    task: task.id.clone(),
+                    attempt: task.attempt,
+                    pid: running.pid(),
+                    log: log.path().to_path_buf(),
+                });
+                let mark = self.pulse.mark();
+                let mut fence = tokio::time::interval(FENCE_CHECK);
+                fence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let timeout = task.timeout.or(config.timeout);
+                let timer = async {
+                    match timeout {
+                        Some(t) => tokio::time::sleep(t).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::pin!(timer);
+                loop {
+                    tokio::select! {
+                        ending = running.wait() => break ending,
+                        _ = fence.tick() => if let Some(silent) = self.pulse.lapsed(mark) {
+                            // Recovery may requeue the task once the
+                            // heartbeat expires: the command must be gone
+                            // before that (see `heartbeat`).
+                            log.note(&format!(
+                                "no heartbeat renewed for {}; stopping its process group before the task can run elsewhere",
+                                humantime::format_duration(round_ms(silent))
+                            ));
+                            running.stop(fence_grace(silent)).await;
+                            break Ending::Fenced(round_ms(silent));
+                        },
+                        _ = &mut timer => {
+                            let after = timeout.unwrap_or_default();
+                            log.note(&format!(
+                                "timed out after {}; stopping its process group",
+                                humantime::format_duration(after)
+                            ));
+                            running.stop(STOP_GRACE).await;
+                            break Ending::TimedOut(after);
+                        }
+                        Some(message) = self.control.recv() => match message {
+                            Control::Stop { task: t, attempt: a } if t == task.id && a == task.attempt => {
+                                log.note("stop requested; stopping its process group");
+                                running.stop(STOP_GRACE).await;
+                                break Ending::Stopped;
+                            }
+                            Control::Shutdown => {
+                                self.notes.emit(Note::Stopping { why: "shutdown requested".into() });
+                                return self.interrupted(&task, &log, &mut running).await;
+                            }
+                            other => self.notes.emit(Note::IgnoredControl { what: describe(&other) }),
+                        },
+                        _ = self.shutdown.changed() => {
+                            self.notes.emit(Note::Stopping { why: "signal received".into() });
+                            return self.interrupted(&task, &log, &mut running).await;
+                        }
+                    }
+                }
+            }
+        };
+        log.note(&match &ending {
+            Ending::Exited(code) => format!("exited with code {code}"),
+            other => other.error().unwrap_or_default(),
+        });
+        let output = log.tail(TAIL_BYTES);
+        let log_text = log.path().display().to_string();
+        let error = ending.error();
+        let report = Report {
+            worker: &self.identity.id,
+            raw,
+            task: &task.id,
+            attempt: task.attempt,
+            exit_code: ending.exit_code(),
+            error: error.as_deref(),
+            output: &output,
+            log: &log_text,
+            retries: task.retries.unwrap_or(config.retries),
+            backoff: TASK_RETRY.after(task.attempt),
+            requeue: matches!(ending, Ending::Fenced(_)),
+        };
+        let mut redis_retry = Backoff::new(REDIS_RETRY);
+        let mut again = false;
+        let mut orphaned = None;
+        loop {
+            // Not when this worker is about to stop: what it takes, it runs.
+            // Nor when a `shutdown` (`tt kill`) is waiting: the next task
+            // would be started only to be stopped and left for recovery.
+            let take = (!self.worker.once
+                && !*self.shutdown.borrow()
+                && !runner_gone()
+                && !self.control.shutdown_waiting())
+            .then_some(self.identity);
+            match self
+                .store
+                .finish_and_take(&report, again, take, &self.logs)
+                .await
+            {
+                Ok((result, next)) => {
+                    if redis_retry.succeeded() {
+                        self.notes.emit(Note::RedisBack { doing: "finish" });
+                    }
+                    self.notes.emit(Note::Finished {
+                        task: task.id.clone(),
+                        attempt: task.attempt,
+                        ending,
+                        result,
+                    });
+                    return Ran::Done(next);
+                }
+                Err(e) => {
+                    // The script may have run and only its reply been lost.
+                    again = again || e.is_connection_error();
+                    let retry_in = redis_retry.failed();
+                    self.notes.emit(Note::RedisError {
+                        doing: "reporting how the task ended",
+                        error: e.to_string(),
+                        retry_in: Some(retry_in),
+                    });
+                    // At shutdown, or orphaned and cut off, the report is
+                    // given up: the task stays running in `claimed`, and
+                    // recovery runs it again.
+                    if orphan_gives_up(&mut orphaned) {
+                        self.notes.emit(orphan_note(&format!(
+                            "reporting `{}` attempt {}",
+                            task.id, task.attempt
+                        )));
+                        return Ran::Interrupted;
+                    }
+                    if pause(&mut self.shutdown, retry_in).await {
+                        return Ran::Interrupted;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn interrupted(
+        &self,
+        task: &ClaimedTask,
+        log: &process::Log,
+        running: &mut process::Running,
+    ) -> Ran {
+        log.note("the worker is shutting down; stopping its process group");
+        running.stop(STOP_GRACE).await;
+        log.note("stopped; the task is left for recovery");
+        self.notes.emit(Note::LeftForRecovery {
+            task: task.id.clone(),
+            attempt: task.attempt,
+        });
+        Ran::Interrupted
+    }
+
+    /// The command's environment: the agent's `env`, then tt's variables
+    /// (which win).
+    fn env(&self, task: &ClaimedTask) -> Vec<(String, String)> {
+        let w = self.worker;
+        let mut env: Vec<(String, String)> = w
+            .config
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.extend([
+            ("TT_TOWN".to_string(), w.town.clone()),
+            ("TT_AGENT".to_string(), w.id.clone()),
+            ("TT_TASK_ID".to_string(), task.id.clone()),
+            ("TT_TASK_DESCRIPTION".to_string(), task.description.clone()),
+            ("TT_ATTEMPT".to_string(), task.attempt.to_string()),
+        ]);
+        if let RedisTarget::Url(url) = &w.target {
+            env.push(("REDIS_URL".to_string(), url.clone()));
+        }
+        if let Some(file) = &w.plan_file {
+            env.push(("TT_FILE".to_string(), file.display().to_string()));
+        }
+        env
+    }
+}
+
+/// `d` to whole milliseconds, for messages.
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_retries_wait_the_documented_pauses() {
+        let within = |d: Duration, secs: f64| {
+            let s = d.as_secs_f64();
+            assert!(
+                s >= secs * 0.75 && s <= secs * 1.25,
+                "{s} not around {secs}"
+            );
+        };
+        within(TASK_RETRY.after(1), 2.0);
+        within(TASK_RETRY.after(2), 4.0);
+        within(TASK_RETRY.after(3), 8.0);
+        within(TASK_RETRY.after(50), 300.0);
+        within(TASK_RETRY.after(0), 2.0);
+        let samples: std::collections::HashSet<u128> =
+            (0..20).map(|_| TASK_RETRY.after(1).as_nanos()).collect();
+        assert!(samples.len() > 1, "jitter varies");
+    }
+}
