@@ -33,6 +33,8 @@ pub(super) enum Ran {
 }
 
 impl Loop<'_> {
+    /// Runs one claimed task: starts its command with its log, watches it
+    /// and reports how it ended.
     pub(super) async fn run_task(&mut self, task: ClaimedTask, raw: &str) -> Ran {
         let config = &self.worker.config;
         let log = task_log(&self.worker.project_dir, &task.id, task.attempt);
@@ -82,60 +84,90 @@ impl Loop<'_> {
                     pid: running.pid(),
                     log: log.path().to_path_buf(),
                 });
-                let mark = self.pulse.mark();
-                let mut fence = tokio::time::interval(FENCE_CHECK);
-                fence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let timeout = task.timeout.or(config.timeout);
-                let timer = async {
-                    match timeout {
-                        Some(t) => tokio::time::sleep(t).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::pin!(timer);
-                loop {
-                    tokio::select! {
-                        ending = running.wait() => break ending,
-                        _ = fence.tick() => if let Some(silent) = self.pulse.lapsed(mark) {
-                            // Recovery may requeue the task once the
-                            // heartbeat expires: the command must be gone
-                            // before that (see `heartbeat`).
-                            log.note(&format!(
-                                "no heartbeat renewed for {}; stopping its process group before the task can run elsewhere",
-                                humantime::format_duration(round_ms(silent))
-                            ));
-                            running.stop(fence_grace(silent)).await;
-                            break Ending::Fenced(round_ms(silent));
-                        },
-                        _ = &mut timer => {
-                            let after = timeout.unwrap_or_default();
-                            log.note(&format!(
-                                "timed out after {}; stopping its process group",
-                                humantime::format_duration(after)
-                            ));
-                            running.stop(STOP_GRACE).await;
-                            break Ending::TimedOut(after);
-                        }
-                        Some(message) = self.control.recv() => match message {
-                            Control::Stop { task: t, attempt: a } if t == task.id && a == task.attempt => {
-                                log.note("stop requested; stopping its process group");
-                                running.stop(STOP_GRACE).await;
-                                break Ending::Stopped;
-                            }
-                            Control::Shutdown => {
-                                self.notes.emit(Note::Stopping { why: "shutdown requested".into() });
-                                return self.interrupted(&task, &log, &mut running).await;
-                            }
-                            other => self.notes.emit(Note::IgnoredControl { what: describe(&other) }),
-                        },
-                        _ = self.shutdown.changed() => {
-                            self.notes.emit(Note::Stopping { why: "signal received".into() });
-                            return self.interrupted(&task, &log, &mut running).await;
-                        }
-                    }
+                match self.watch(&task, &log, &mut running).await {
+                    Some(ending) => ending,
+                    None => return self.interrupted(&task, &log, &mut running).await,
                 }
             }
         };
+        self.report(&task, raw, &log, ending).await
+    }
+
+    /// Waits for the command to end: by itself, fenced when the heartbeat
+    /// lapsed, at its timeout, or stopped by `stop`. `None` at shutdown
+    /// (a `shutdown` message or a signal), when the caller leaves the task
+    /// for recovery.
+    async fn watch(
+        &mut self,
+        task: &ClaimedTask,
+        log: &process::Log,
+        running: &mut process::Running,
+    ) -> Option<Ending> {
+        let mark = self.pulse.mark();
+        let mut fence = tokio::time::interval(FENCE_CHECK);
+        fence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let timeout = task.timeout.or(self.worker.config.timeout);
+        let timer = async {
+            match timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                ending = running.wait() => return Some(ending),
+                _ = fence.tick() => if let Some(silent) = self.pulse.lapsed(mark) {
+                    // Recovery may requeue the task once the
+                    // heartbeat expires: the command must be gone
+                    // before that (see `heartbeat`).
+                    log.note(&format!(
+                        "no heartbeat renewed for {}; stopping its process group before the task can run elsewhere",
+                        humantime::format_duration(round_ms(silent))
+                    ));
+                    running.stop(fence_grace(silent)).await;
+                    return Some(Ending::Fenced(round_ms(silent)));
+                },
+                _ = &mut timer => {
+                    let after = timeout.unwrap_or_default();
+                    log.note(&format!(
+                        "timed out after {}; stopping its process group",
+                        humantime::format_duration(after)
+                    ));
+                    running.stop(STOP_GRACE).await;
+                    return Some(Ending::TimedOut(after));
+                }
+                Some(message) = self.control.recv() => match message {
+                    Control::Stop { task: t, attempt: a } if t == task.id && a == task.attempt => {
+                        log.note("stop requested; stopping its process group");
+                        running.stop(STOP_GRACE).await;
+                        return Some(Ending::Stopped);
+                    }
+                    Control::Shutdown => {
+                        self.notes.emit(Note::Stopping { why: "shutdown requested".into() });
+                        return None;
+                    }
+                    other => self.notes.emit(Note::IgnoredControl { what: describe(&other) }),
+                },
+                _ = self.shutdown.changed() => {
+                    self.notes.emit(Note::Stopping { why: "signal received".into() });
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Reports how the attempt ended (`finish.lua`), taking the next
+    /// message in the same call when the worker goes on, and retries while
+    /// Redis fails.
+    async fn report(
+        &mut self,
+        task: &ClaimedTask,
+        raw: &str,
+        log: &process::Log,
+        ending: Ending,
+    ) -> Ran {
+        let config = &self.worker.config;
         log.note(&match &ending {
             Ending::Exited(code) => format!("exited with code {code}"),
             other => other.error().unwrap_or_default(),
