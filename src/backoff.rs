@@ -5,11 +5,11 @@
 //! thing being retried. Each caller names its policy as a constant beside
 //! the code that retries:
 //!
-//! - a failed task's next attempt: `TASK_RETRY` in `agent/worker` (2 s,
-//!   doubling, at most 5 min, ±25 % so tasks that failed together do not all
-//!   come back at once);
-//! - a worker's Redis call that failed: `REDIS_RETRY` in `agent/worker`
-//!   (250 ms up to a heartbeat interval);
+//! - a failed task's next attempt: `TASK_RETRY` in
+//!   `agent/worker/attempt.rs` (2 s, doubling, at most 5 min, ±25 % so tasks
+//!   that failed together do not all come back at once);
+//! - a worker's Redis call that failed: `REDIS_RETRY` in
+//!   `agent/worker/redis_retry.rs` (250 ms up to a heartbeat interval);
 //! - restarting a replica `tt run` supervises: `RESTART` in
 //!   `runner/supervisor.rs` (500 ms up to 30 s).
 

@@ -24,13 +24,14 @@
 //!   dedicated connection.
 //! - `notes`: what the worker tells its [`Reporter`] and its journal.
 //! - `orphan`: a worker whose `tt run` is gone.
+//! - `redis_retry`: retrying a Redis call until it answers.
 //!
 //! A SIGINT/SIGTERM/SIGHUP (or a `shutdown` control message) stops the
 //! running command's process group and leaves its task as it is (running,
 //! in `claimed`) for the runner's recovery; the worker marks itself
 //! stopped and exits 0. Told to step down by its heartbeat (its id taken
 //! over, or declared dead), it does the same and exits 1. Redis errors after
-//! start-up are reported and retried with backoff (`REDIS_RETRY`); the
+//! start-up are reported and retried with backoff (`redis_retry`); the
 //! worker does not exit over them, unless the `tt run` that started it is
 //! gone ([`ORPHAN_PATIENCE`]).
 
@@ -39,6 +40,7 @@ mod control;
 pub mod heartbeat;
 mod notes;
 mod orphan;
+mod redis_retry;
 mod registration;
 mod serve;
 
@@ -50,7 +52,6 @@ use tokio::sync::{mpsc, watch};
 
 use super::AgentError;
 use super::config::AgentConfig;
-use crate::backoff::Policy;
 use crate::state_dir::{journal_path, logs_dir};
 use crate::store::{BlockingConn, RedisTarget, Store};
 use control::{Controls, control_loop};
@@ -65,12 +66,6 @@ pub use heartbeat::{HEARTBEAT_INTERVAL, HEARTBEAT_TTL};
 pub use notes::{Note, Reporter};
 pub use orphan::{ORPHAN_PATIENCE, RUNNER_PID_ENV};
 pub use serve::{BACKLOG_WAIT, INBOX_WAIT};
-
-/// Pauses before retrying after a Redis error. At most a heartbeat
-/// interval: once Redis is back, a report that waited out an outage gets
-/// through well before a runner that was cut off too starts recovering (it
-/// waits a heartbeat TTL after reconnecting).
-const REDIS_RETRY: Policy = Policy::doubling(Duration::from_millis(250), HEARTBEAT_INTERVAL);
 
 /// Everything a worker needs to run.
 #[derive(Debug, Clone)]

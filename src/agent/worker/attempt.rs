@@ -4,16 +4,16 @@
 
 use std::time::Duration;
 
-use super::REDIS_RETRY;
 use super::control::describe;
 use super::heartbeat::{FENCE_CHECK, fence_grace};
 use super::notes::Note;
-use super::orphan::{orphan_gives_up, orphan_note, runner_gone};
+use super::orphan::{orphan_note, runner_gone};
 use super::pause;
+use super::redis_retry::RedisRetry;
 use super::serve::Loop;
 use crate::agent::command::TaskVars;
 use crate::agent::process::{self, Ending, Launch, STOP_GRACE, TAIL_BYTES};
-use crate::backoff::{Backoff, Policy};
+use crate::backoff::Policy;
 use crate::state_dir::task_log;
 use crate::store::{Claim, ClaimedTask, Control, RedisTarget, Report};
 
@@ -188,9 +188,7 @@ impl Loop<'_> {
             backoff: TASK_RETRY.after(task.attempt),
             requeue: matches!(ending, Ending::Fenced(_)),
         };
-        let mut redis_retry = Backoff::new(REDIS_RETRY);
-        let mut again = false;
-        let mut orphaned = None;
+        let mut redis = RedisRetry::new(self.notes);
         loop {
             // Not when this worker is about to stop: what it takes, it runs.
             // Nor when a `shutdown` (`tt kill`) is waiting: the next task
@@ -202,13 +200,11 @@ impl Loop<'_> {
             .then_some(self.identity);
             match self
                 .store
-                .finish_and_take(&report, again, take, &self.logs)
+                .finish_and_take(&report, redis.again(), take, &self.logs)
                 .await
             {
                 Ok((result, next)) => {
-                    if redis_retry.succeeded() {
-                        self.notes.emit(Note::RedisBack { doing: "finish" });
-                    }
+                    redis.answered("finish");
                     self.notes.emit(Note::Finished {
                         task: task.id.clone(),
                         attempt: task.attempt,
@@ -218,18 +214,11 @@ impl Loop<'_> {
                     return Ran::Done(next);
                 }
                 Err(e) => {
-                    // The script may have run and only its reply been lost.
-                    again = again || e.is_connection_error();
-                    let retry_in = redis_retry.failed();
-                    self.notes.emit(Note::RedisError {
-                        doing: "reporting how the task ended",
-                        error: e.to_string(),
-                        retry_in: Some(retry_in),
-                    });
+                    let retry_in = redis.failed("reporting how the task ended", &e);
                     // At shutdown, or orphaned and cut off, the report is
                     // given up: the task stays running in `claimed`, and
                     // recovery runs it again.
-                    if orphan_gives_up(&mut orphaned) {
+                    if redis.orphan_gives_up() {
                         self.notes.emit(orphan_note(&format!(
                             "reporting `{}` attempt {}",
                             task.id, task.attempt

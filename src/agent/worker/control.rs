@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::REDIS_RETRY;
-use super::notes::{Note, Notes};
-use crate::backoff::Backoff;
+use super::notes::Notes;
+use super::redis_retry::RedisRetry;
 use crate::store::{BlockingConn, Control};
 
 /// Longest single wait on the control list.
@@ -21,15 +20,11 @@ pub(super) async fn control_loop(
     tx: mpsc::Sender<Control>,
     notes: Arc<Notes>,
 ) {
-    let mut redis_retry = Backoff::new(REDIS_RETRY);
+    let mut redis = RedisRetry::new(&notes);
     loop {
         match conn.next_control(&worker, CONTROL_WAIT).await {
             Ok(message) => {
-                if redis_retry.succeeded() {
-                    notes.emit(Note::RedisBack {
-                        doing: "control messages",
-                    });
-                }
+                redis.answered("control messages");
                 if let Some(message) = message
                     && tx.send(message).await.is_err()
                 {
@@ -37,12 +32,7 @@ pub(super) async fn control_loop(
                 }
             }
             Err(e) => {
-                let retry_in = redis_retry.failed();
-                notes.emit(Note::RedisError {
-                    doing: "waiting for control messages",
-                    error: e.to_string(),
-                    retry_in: Some(retry_in),
-                });
+                let retry_in = redis.failed("waiting for control messages", &e);
                 tokio::time::sleep(retry_in).await;
             }
         }

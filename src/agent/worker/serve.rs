@@ -11,9 +11,9 @@ use super::attempt::Ran;
 use super::control::{Controls, describe};
 use super::heartbeat::Pulse;
 use super::notes::{Note, Notes};
-use super::orphan::{orphan_gives_up, orphan_note, runner_gone};
-use super::{REDIS_RETRY, Worker, pause};
-use crate::backoff::Backoff;
+use super::orphan::{orphan_note, runner_gone};
+use super::redis_retry::RedisRetry;
+use super::{Worker, pause};
 use crate::store::{
     BlockingConn, Claim, Control, MessageSource, Store, StoreError, WorkerIdentity,
 };
@@ -55,7 +55,7 @@ impl Loop<'_> {
     /// whether it stopped idle (nothing of its own left in `claimed` but
     /// what recovery takes care of).
     pub(super) async fn serve(&mut self, inbox: &mut BlockingConn) -> bool {
-        let mut redis_retry = Backoff::new(REDIS_RETRY);
+        let mut redis = RedisRetry::new(self.notes);
         // The next message, when the last report already took and claimed it.
         let mut handed: Option<(String, Claim)> = None;
         loop {
@@ -83,7 +83,7 @@ impl Loop<'_> {
             let (raw, claim) = match handed.take() {
                 Some(next) => next,
                 None => {
-                    let (raw, source) = match self.fetch(inbox, &mut redis_retry).await {
+                    let (raw, source) = match self.fetch(inbox, &mut redis).await {
                         Fetched::Message(raw, source) => (raw, source),
                         Fetched::Nothing => continue,
                         Fetched::Stop => return true,
@@ -128,7 +128,7 @@ impl Loop<'_> {
 
     /// Waits for the next message of the inbox (or backlog), retrying with
     /// a pause after a Redis error.
-    async fn fetch(&mut self, inbox: &mut BlockingConn, redis_retry: &mut Backoff) -> Fetched {
+    async fn fetch(&mut self, inbox: &mut BlockingConn, redis: &mut RedisRetry<'_>) -> Fetched {
         let next = {
             let fetch = next_message(self.store, self.identity, inbox);
             tokio::pin!(fetch);
@@ -153,25 +153,16 @@ impl Loop<'_> {
         };
         match next {
             Ok(Some(found)) => {
-                if redis_retry.succeeded() {
-                    self.notes.emit(Note::RedisBack { doing: "inbox" });
-                }
+                redis.answered("inbox");
                 let (raw, source) = found;
                 Fetched::Message(raw, source)
             }
             Ok(None) => {
-                if redis_retry.succeeded() {
-                    self.notes.emit(Note::RedisBack { doing: "inbox" });
-                }
+                redis.answered("inbox");
                 Fetched::Nothing
             }
             Err(e) => {
-                let retry_in = redis_retry.failed();
-                self.notes.emit(Note::RedisError {
-                    doing: "waiting for the inbox",
-                    error: e.to_string(),
-                    retry_in: Some(retry_in),
-                });
+                let retry_in = redis.failed("waiting for the inbox", &e);
                 // The loop's head notices a shutdown during the pause.
                 pause(&mut self.shutdown, retry_in).await;
                 Fetched::Nothing
@@ -181,31 +172,20 @@ impl Loop<'_> {
 
     /// Claims `raw`, retrying while Redis fails; `None` at shutdown.
     async fn claim(&mut self, raw: &str, source: MessageSource) -> Option<Claim> {
-        let mut redis_retry = Backoff::new(REDIS_RETRY);
-        let mut again = false;
-        let mut orphaned = None;
+        let mut redis = RedisRetry::new(self.notes);
         loop {
             match self
                 .store
-                .claim(self.identity, raw, source, again, &self.logs)
+                .claim(self.identity, raw, source, redis.again(), &self.logs)
                 .await
             {
                 Ok(claim) => {
-                    if redis_retry.succeeded() {
-                        self.notes.emit(Note::RedisBack { doing: "claim" });
-                    }
+                    redis.answered("claim");
                     return Some(claim);
                 }
                 Err(e) => {
-                    // The script may have run with its reply lost.
-                    again = again || e.is_connection_error();
-                    let retry_in = redis_retry.failed();
-                    self.notes.emit(Note::RedisError {
-                        doing: "claiming a message",
-                        error: e.to_string(),
-                        retry_in: Some(retry_in),
-                    });
-                    if orphan_gives_up(&mut orphaned) {
+                    let retry_in = redis.failed("claiming a message", &e);
+                    if redis.orphan_gives_up() {
                         self.notes.emit(orphan_note("claiming a message"));
                         return None;
                     }
