@@ -327,3 +327,31 @@ fn history_says_exactly_how_many_events_the_cap_trimmed_unarchived() {
     let a = tt.run_with(["history", "--task", "a"]).success();
     assert!(a.stdout.contains(&format!("{gone} older events")), "{a}");
 }
+
+#[test]
+fn until_done_reruns_the_plan_after_redis_restarts_empty() {
+    let mut redis = RedisServer::start();
+    let plan = PLAN.replace(
+        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log"]"#,
+        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log; while [ ! -e go ]; do sleep 0.05; done"]"#,
+    );
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
+    wait_until(DEADLINE, "a runs", || {
+        redis.task_field("app", "a", "status") == "running"
+    });
+    // No persistence: the server comes back with nothing.
+    redis.kill();
+    redis.start_again();
+    std::fs::write(tt.dir().join("go"), "").unwrap();
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 0, "{out}");
+    for id in ["a", "b", "c"] {
+        assert_eq!(
+            redis.task_field("app", id, "status"),
+            "completed",
+            "{id}: {out}"
+        );
+    }
+}
