@@ -355,3 +355,26 @@ fn until_done_reruns_the_plan_after_redis_restarts_empty() {
         );
     }
 }
+
+#[test]
+fn a_task_key_turned_into_another_type_under_a_runner_does_not_stop_it() {
+    let redis = RedisServer::start();
+    let plan = PLAN.replace(
+        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log"]"#,
+        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log; while [ ! -e go ]; do sleep 0.05; done"]"#,
+    );
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
+    wait_until(DEADLINE, "a runs", || {
+        redis.task_field("app", "a", "status") == "running"
+    });
+    // `b` waits for `a` in the runner's view; its key becomes a string.
+    redis.cmd(&["DEL", "tt:app:task:b"]);
+    redis.cmd(&["SET", "tt:app:task:b", "garbage"]);
+    std::fs::write(tt.dir().join("go"), "").unwrap();
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("tt:app:task:b"), "{out}");
+    assert_eq!(redis.task_field("app", "c", "status"), "completed", "{out}");
+}
