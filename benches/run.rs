@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -38,7 +38,7 @@ impl Run {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("tasks.toml");
         std::fs::write(&file, text).unwrap();
-        let child = Command::new(tt)
+        let child = common::command(tt)
             .arg("run")
             .args(args)
             .arg("-f")
@@ -95,7 +95,7 @@ fn latency(tt: &Path) {
     let server = RedisServer::start();
     // MONITOR timestamps come from Redis's own clock in µs: one clock for
     // the completion (finish.lua), the dispatch and the claim.
-    let mut monitor = Command::new("redis-cli")
+    let mut monitor = common::command("redis-cli")
         .arg("-s")
         .arg(server.socket())
         .arg("monitor")
@@ -140,7 +140,7 @@ fn latency(tt: &Path) {
         }
         (completed, assigned, running)
     });
-    std::thread::sleep(Duration::from_millis(200));
+    wait_monitoring(&server);
     let run = Run::start(tt, &server, &chain(n, "true"), &["--until-done"]);
     let started = Instant::now();
     let mut child = run.child;
@@ -150,45 +150,64 @@ fn latency(tt: &Path) {
     let _ = monitor.kill();
     let _ = monitor.wait();
     let (completed, assigned, running) = reader.join().unwrap();
+    // Signed microseconds on Redis's clock: a negative one (a dependant
+    // running before its dependency completed) is reported as it is, and a
+    // task whose transitions were not all seen is counted, not skipped.
     let mut total = Vec::new();
     let mut runner = Vec::new();
     let mut worker = Vec::new();
+    let mut missing = Vec::new();
     for i in 1..n {
         let (Some(c), Some(a), Some(r)) =
             (completed.get(&(i - 1)), assigned.get(&i), running.get(&i))
         else {
+            missing.push(i);
             continue;
         };
-        let d = |x: f64| Duration::from_secs_f64(x.max(0.0));
-        total.push(d(r - c));
-        runner.push(d(a - c));
-        worker.push(d(r - a));
+        let us = |x: f64| (x * 1e6).round() as i64;
+        total.push(us(r - c));
+        runner.push(us(a - c));
+        worker.push(us(r - a));
     }
-    assert!(total.len() > n / 2, "too few samples: {}", total.len());
-    let (m, p) = percentiles(total.clone());
+    let expected = n - 1;
+    let negative = [&total, &runner, &worker]
+        .iter()
+        .map(|v| v.iter().filter(|&&x| x < 0).count())
+        .sum::<usize>();
+    report(
+        "samples (dependant of each completed task)",
+        &format!("{} of {expected}", total.len()),
+        "all",
+        Some(missing.is_empty()),
+    );
+    if !missing.is_empty() {
+        println!(
+            "    {} without all three transitions in MONITOR, first: c{:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+    }
+    report(
+        "negative latencies (out-of-order transitions)",
+        &format!("{negative}"),
+        "0",
+        Some(negative == 0),
+    );
+    assert!(!total.is_empty(), "no latency samples at all");
+    let (m, p) = percentiles(total);
     let (rm, rp) = percentiles(runner);
     let (wm, wp) = percentiles(worker);
-    report(
-        &format!("latency median ({} samples)", total.len()),
-        &ms_us(m),
-        "< 1 ms",
-        Some(m < Duration::from_millis(1)),
-    );
-    report(
-        "latency p99",
-        &ms_us(p),
-        "< 10 ms",
-        Some(p < Duration::from_millis(10)),
-    );
+    report("latency median", &us_ms(m), "< 1 ms", Some(m < 1000));
+    report("latency p99", &us_ms(p), "< 10 ms", Some(p < 10_000));
     report(
         "  of which runner: completed → dispatched",
-        &format!("{} / p99 {}", ms_us(rm), ms_us(rp)),
+        &format!("{} / p99 {}", us_ms(rm), us_ms(rp)),
         "-",
         None,
     );
     report(
         "  of which worker: dispatched → running",
-        &format!("{} / p99 {}", ms_us(wm), ms_us(wp)),
+        &format!("{} / p99 {}", us_ms(wm), us_ms(wp)),
         "-",
         None,
     );
@@ -196,7 +215,7 @@ fn latency(tt: &Path) {
     let spawn = (0..200)
         .map(|_| {
             let s = Instant::now();
-            Command::new("true").status().unwrap();
+            common::command("true").status().unwrap();
             s.elapsed()
         })
         .collect::<Vec<_>>();
@@ -213,6 +232,35 @@ fn latency(tt: &Path) {
         "-",
         None,
     );
+}
+
+/// Signed microseconds as milliseconds.
+fn us_ms(us: i64) -> String {
+    format!("{:.3} ms", us as f64 / 1e3)
+}
+
+/// Waits until a MONITOR client is attached to `server`, so it sees every
+/// command from the first.
+fn wait_monitoring(server: &RedisServer) {
+    let started = Instant::now();
+    let mut conn = server.conn();
+    loop {
+        let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut conn).unwrap();
+        // `flags=O…`: a client in MONITOR mode (`U` follows on a socket).
+        let monitoring = clients.lines().any(|l| {
+            l.split_whitespace()
+                .find_map(|f| f.strip_prefix("flags="))
+                .is_some_and(|flags| flags.contains('O'))
+        });
+        if monitoring {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "redis-cli monitor never attached"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn ms_us(d: Duration) -> String {
@@ -284,7 +332,7 @@ fn throughput(tt: &Path) {
         .map(|_| {
             std::thread::spawn(move || {
                 for _ in 0..per_thread {
-                    Command::new("true").status().unwrap();
+                    common::command("true").status().unwrap();
                 }
             })
         })
@@ -359,7 +407,7 @@ fn durable_floor(server: &RedisServer) -> f64 {
                         .unwrap();
                     let Some(id) = id else { break };
                     let log = std::fs::File::create(dir.join(format!("{id}.log"))).unwrap();
-                    let status = Command::new("true")
+                    let status = common::command("true")
                         .stdin(Stdio::null())
                         .stdout(log.try_clone().unwrap())
                         .stderr(log)
@@ -411,8 +459,8 @@ fn idle(tt: &Path) {
             report(
                 "idle runner CPU (10k completed)",
                 &format!("{:.3}% ({:.1} ms)", pct(used), used as f64 / 1e6),
-                "< 0.1%",
-                Some(pct(used) < 0.1),
+                "-",
+                None,
             );
             report(
                 &format!("idle agents CPU ({} workers, total)", agents.len()),
@@ -424,13 +472,38 @@ fn idle(tt: &Path) {
                 "-",
                 None,
             );
+            // What an idle `tt run` costs is the runner and its agents.
+            let all = used + agents_used;
+            report(
+                "idle `tt run` CPU: runner + agents",
+                &format!("{:.3}% ({:.1} ms)", pct(all), all as f64 / 1e6),
+                "< 0.1%",
+                Some(pct(all) < 0.1),
+            );
         }
+        // The target holds for the whole run: the peak (VmHWM, while
+        // loading and syncing) as well as once idle.
         let (rss, hwm) = rss_kib(pid);
+        let limit = 200_000_000;
+        let judged = n == 100_000;
         report(
-            &format!("runner resident memory ({n} tasks)"),
-            &format!("{} MiB (peak {} MiB)", rss / 1024, hwm / 1024),
-            if n == 100_000 { "< 200 MB" } else { "-" },
-            (n == 100_000).then_some(rss * 1024 < 200_000_000),
+            &format!("runner resident memory, idle ({n} tasks)"),
+            &format!("{} MiB", rss / 1024),
+            if judged { "< 200 MB" } else { "-" },
+            judged.then_some(rss * 1024 < limit),
+        );
+        report(
+            &format!("runner resident memory, peak ({n} tasks)"),
+            &format!("{} MiB", hwm / 1024),
+            if judged { "< 200 MB" } else { "-" },
+            judged.then_some(hwm * 1024 < limit),
+        );
+        let agents_rss: u64 = children(pid).iter().map(|&p| rss_kib(p).0).sum();
+        report(
+            &format!("agents resident memory, idle ({n} tasks, total)"),
+            &format!("{} MiB", agents_rss / 1024),
+            "-",
+            None,
         );
         run.stop();
     }

@@ -4,6 +4,7 @@
 
 mod agent;
 mod assign;
+mod attempt;
 mod cancel;
 mod completions;
 mod context;

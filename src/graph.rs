@@ -94,6 +94,8 @@ pub struct Progress {
     pub completed: usize,
     pub failed: usize,
     pub running: usize,
+    /// Children sitting in an inbox (`assigned`), not started yet.
+    pub queued: usize,
     /// Children that count (not cancelled).
     pub total: usize,
 }
@@ -189,8 +191,12 @@ impl Graph {
             } else {
                 Status::Completed
             }
-        } else if p.running > 0 || p.completed > 0 {
+        } else if p.running > 0 {
+            // Unfinished: as busy as its busiest child. Children already
+            // done do not make it running; its progress shows them.
             Status::Running
+        } else if p.queued > 0 {
+            Status::Assigned
         } else {
             Status::Pending
         }
@@ -334,7 +340,8 @@ impl Graph {
                 Status::Cancelled => continue,
                 Status::Completed => p.completed += 1,
                 Status::Failed => p.failed += 1,
-                Status::Running | Status::Assigned => p.running += 1,
+                Status::Running => p.running += 1,
+                Status::Assigned => p.queued += 1,
                 Status::Pending => {}
             }
             p.total += 1;
@@ -618,13 +625,18 @@ mod tests {
         );
         let nodes = with_status(nodes, "login", Status::Completed);
         let g = graph(nodes.clone());
-        assert_eq!(g.status(0), Status::Running);
+        assert_eq!(g.status(0), Status::Pending, "one done, nothing runs");
+        let busy = graph(with_status(nodes.clone(), "logout", Status::Assigned));
+        assert_eq!(busy.status(0), Status::Assigned, "its open child is queued");
+        let busy = graph(with_status(nodes.clone(), "logout", Status::Running));
+        assert_eq!(busy.status(0), Status::Running);
         assert_eq!(
             g.progress(0),
             Progress {
                 completed: 1,
                 failed: 0,
                 running: 0,
+                queued: 0,
                 total: 2
             }
         );

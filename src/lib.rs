@@ -8,10 +8,13 @@
 pub mod agent;
 pub mod cli;
 pub mod dispatch;
+pub mod escape;
 pub mod graph;
+pub mod os;
 pub mod plan;
 pub mod reload;
 pub mod runner;
+pub mod state_dir;
 pub mod store;
 pub mod sync;
 pub mod watch;

@@ -2,15 +2,18 @@
 //!
 //! [`load`] turns text into a [`Plan`] or into every [`Problem`] the file has
 //! (syntax, keys, values, references, cycles) in one pass, each pointing at
-//! its span. Nothing that fails here ever reaches Redis.
+//! its span. Nothing that fails here ever reaches Redis. [`read_plan`] is
+//! the one way the file is read (regular files only, size capped).
 
 mod diagnostic;
 mod load;
 mod model;
 mod peek;
+mod read;
 mod validate;
+mod workdir;
 
-pub use diagnostic::{LoadError, Problem, Severity};
+pub use diagnostic::{LoadError, Problem, SHOWN, Severity};
 pub use load::{
     EntryError, PRESETS, did_you_mean, load, load_file, load_task_entry, parse_duration,
 };
@@ -19,6 +22,7 @@ pub use model::{
     TownConfig, agent_keys, meta_keys, task_keys, top_keys, town_keys,
 };
 pub use peek::peek_town;
+pub use read::{MAX_PLAN_BYTES, read_plan};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -11,7 +11,7 @@ mod supervisor;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -20,6 +20,7 @@ use supervisor::Supervisor;
 
 use crate::Status;
 use crate::dispatch::{AgentSlot, Snapshot, Transition};
+use crate::os::{hostname, now_ms};
 use crate::plan::{self, LoadError, Plan};
 use crate::reload::{self, Edit};
 use crate::store::{Event, LIGHT_FIELDS, RedisTarget, Store, StoreError, SyncCounts, connection};
@@ -28,6 +29,9 @@ use crate::watch::{self, WatchError};
 
 /// Pause before a reload that failed because Redis was away is tried again.
 const RELOAD_RETRY: Duration = Duration::from_secs(1);
+/// Longest a finishing `--until-done` waits for the events it has not
+/// printed yet.
+const CATCH_UP: Duration = Duration::from_secs(2);
 
 /// Events the runner leaves in the stream when it archives the older ones
 /// (every [`ARCHIVE_INTERVAL`]): far below the cap the scripts keep
@@ -131,12 +135,6 @@ pub enum RunError {
     LeaseLost { town: String, holder: String },
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 fn lease_holder() -> String {
     let host = hostname();
     serde_json::json!({
@@ -146,10 +144,6 @@ fn lease_holder() -> String {
         "since": now_ms(),
     })
     .to_string()
-}
-
-pub fn hostname() -> String {
-    crate::agent::worker::hostname()
 }
 
 /// Whether a lease value names a process on this host that no longer runs.
@@ -166,9 +160,7 @@ fn holder_is_dead_here(value: &str) -> bool {
     if host != hostname() || pid <= 0 || pid == std::process::id() as libc::pid_t {
         return false;
     }
-    // SAFETY: kill(pid, 0) only checks for existence; no signal is sent.
-    let exists = unsafe { libc::kill(pid, 0) } == 0;
-    !exists && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    !crate::os::pid_alive(pid)
 }
 
 /// Describes a lease value for messages.
@@ -180,6 +172,41 @@ fn describe_holder(value: &str) -> String {
             v["host"].as_str().unwrap_or("?")
         ),
         Err(_) => value.to_string(),
+    }
+}
+
+/// Whether this runner's view of heartbeats can be trusted. A heartbeat
+/// that expired while the runner itself could not reach Redis (an outage, a
+/// Redis that hung, a partition of this host) says nothing about its worker:
+/// the worker could not renew it either, and is likely renewing it now with
+/// an undelivered report in hand. So dead workers are recovered only once
+/// the runner has had prompt answers for a whole heartbeat TTL — which also
+/// holds from the runner's start — giving every live worker time to renew
+/// and report first.
+#[derive(Debug, Default)]
+struct Contact {
+    /// Since when Redis has answered promptly; `None` after trouble.
+    since: Option<tokio::time::Instant>,
+}
+
+impl Contact {
+    /// An answer longer than this counts as trouble.
+    const SLOW: Duration = Duration::from_secs(1);
+
+    fn lost(&mut self) {
+        self.since = None;
+    }
+
+    /// A call sent at `asked` was answered now.
+    fn answered(&mut self, asked: tokio::time::Instant) {
+        if self.since.is_none() || asked.elapsed() > Self::SLOW {
+            self.since = Some(tokio::time::Instant::now());
+        }
+    }
+
+    fn steady(&self) -> bool {
+        self.since
+            .is_some_and(|t| t.elapsed() >= crate::agent::worker::HEARTBEAT_TTL)
     }
 }
 
@@ -197,6 +224,10 @@ struct Runner<F: FnMut(Report)> {
     snapshot: Option<Snapshot>,
     /// Tasks named by events since the last pass: the only records re-read.
     dirty: HashSet<String>,
+    /// Declared agents whose replicas cannot start, with what they said:
+    /// their tasks can never run until the plan changes, so `--until-done`
+    /// does not wait for them.
+    cannot_start: HashMap<String, String>,
     /// Redis may have lost records of the plan (events were missed, or
     /// dispatch found a record gone): push the file in full before the
     /// next pass, which restores them.
@@ -254,6 +285,7 @@ pub async fn run<F: FnMut(Report)>(
         report,
         snapshot: None,
         dirty: HashSet::new(),
+        cannot_start: HashMap::new(),
         resync: false,
         corrupt: HashMap::new(),
     };
@@ -264,6 +296,10 @@ pub async fn run<F: FnMut(Report)>(
 
 impl<F: FnMut(Report)> Runner<F> {
     async fn main_loop(&mut self) -> Result<Summary, RunError> {
+        // Watching starts before the first push, and the file is read again
+        // once the agents are up (below): a save made while `tt run` starts
+        // is reloaded, not lost.
+        let (_watcher, mut saves) = watch::watch(&self.opts.file)?;
         let pushed = sync::push_full(&self.store, &self.plan, Adopt::No, Claim::Keep).await?;
         let counts = pushed.counts;
         self.text
@@ -274,7 +310,6 @@ impl<F: FnMut(Report)> Runner<F> {
             counts,
             agents: self.plan.agents.len(),
         });
-        let (_watcher, mut saves) = watch::watch(&self.opts.file)?;
 
         let (note_tx, mut notes) = mpsc::unbounded_channel();
         let mut agents = Supervisor::new(
@@ -291,10 +326,13 @@ impl<F: FnMut(Report)> Runner<F> {
         // Events arrive on a dedicated blocking connection, read by a task
         // of its own so the loop below can wait on everything at once.
         let (ev_tx, mut events) = mpsc::unbounded_channel::<Result<Vec<Event>, StoreError>>();
+        // The newest event this loop has taken from the reader.
+        let mut seen;
         let reader = {
             let store = self.store.clone();
             let target = self.opts.target.clone();
             let mut after = store.last_event_id().await?;
+            seen = after.clone();
             tokio::spawn(async move {
                 let mut conn = None;
                 loop {
@@ -348,8 +386,18 @@ impl<F: FnMut(Report)> Runner<F> {
         let archive = crate::store::Archive::of(&self.opts.project_dir, &self.opts.town);
         let mut archive_failed = false;
         let mut retry_wake: Option<u64> = None;
-        let mut reload_pending = false;
+        // A save between the CLI's load and the watch start raised no event:
+        // compare the file with what was pushed once (unchanged: one read).
+        let (mut reload_pending, mut startup_error) = match self.reload(&mut agents).await {
+            Ok(_) => (false, None),
+            Err(RunError::Store(e)) if e.is_connection_error() => (true, None),
+            Err(e) => (false, Some(e)),
+        };
+        let mut contact = Contact::default();
         let outcome = loop {
+            if let Some(e) = startup_error.take() {
+                break Err(e);
+            }
             if self.resync {
                 match self.resync(&mut agents).await {
                     Ok(_) => {}
@@ -362,16 +410,20 @@ impl<F: FnMut(Report)> Runner<F> {
                     retry_wake = next;
                     true
                 }
-                Err(e) if e.is_connection_error() => false,
+                Err(e) if e.is_connection_error() => {
+                    contact.lost();
+                    false
+                }
                 Err(e) => break Err(e.into()),
             };
+            let mut done = None;
             if self.opts.until_done
                 && dispatched
                 && let Some(s) = &self.snapshot
             {
                 // Live workers only add to what may go on, so the check
                 // that usually settles it needs no Redis round trips.
-                let slots = self.slots();
+                let slots = self.runnable_slots();
                 let busy = s.active(&slots, &HashSet::new());
                 let live = if busy {
                     HashSet::new()
@@ -381,14 +433,18 @@ impl<F: FnMut(Report)> Runner<F> {
                 if !busy && !s.active(&slots, &live) {
                     // Nothing moves: done, unless Redis lost records of the
                     // plan (then they are pending again, and run).
-                    let done = self.summary(s, &slots, &live, false);
+                    let finished = self.summary(s, &slots, &live, false);
                     match self.resync(&mut agents).await {
-                        Ok(false) => break Ok(done),
+                        Ok(false) => done = Some(finished),
                         Ok(true) => continue,
                         Err(RunError::Store(e)) if e.is_connection_error() => {}
                         Err(e) => break Err(e),
                     }
                 }
+            }
+            if let Some(summary) = done {
+                self.catch_up(&mut events, &mut seen).await;
+                break Ok(self.explain(summary));
             }
             let retry_sleep = async {
                 match retry_wake {
@@ -420,7 +476,7 @@ impl<F: FnMut(Report)> Runner<F> {
                     }
                 }
                 Some(batch) = events.recv() => match batch {
-                    Ok(batch) => match self.on_events(batch).await {
+                    Ok(batch) => match self.on_events(noting_last(&mut seen, batch)).await {
                         Ok(()) => {}
                         Err(RunError::Store(e)) if e.is_connection_error() => {
                             self.report_redis_trouble("reading supervisor messages", &e);
@@ -439,27 +495,24 @@ impl<F: FnMut(Report)> Runner<F> {
                     }));
                     }
                 },
-                Some(note) = notes.recv() => (self.report)(Report::Agent(note)),
+                Some(note) = notes.recv() => {
+                    if let AgentNote::CannotStart { agent, why, .. } = &note {
+                        self.cannot_start.insert(agent.clone(), why.clone());
+                    }
+                    (self.report)(Report::Agent(note));
+                }
                 _ = lease.tick() => {
                     match self.store.acquire_lease(&self.holder, LEASE_TTL).await {
                         Ok(None) => {}
                         Ok(Some(other)) => break Err(RunError::LeaseLost { town: self.opts.town.clone(), holder: describe_holder(&other) }),
                         // Redis away: keep going, the connection manager reconnects.
-                        Err(e) if e.is_connection_error() => {}
+                        Err(e) if e.is_connection_error() => contact.lost(),
                         Err(e) => break Err(e.into()),
                     }
                 }
-                _ = recovery.tick() => match self.store.recover_dead().await {
-                    Ok(recovered) => {
-                        for r in recovered {
-                            r.stop_orphan(&hostname());
-                            if agents.owns(&r.worker) {
-                                agents.kick(&r.worker);
-                            }
-                            (self.report)(Report::Recovered(r));
-                        }
-                    }
-                    Err(e) if e.is_connection_error() => {}
+                _ = recovery.tick() => match self.recover(&mut contact, &agents).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_connection_error() => contact.lost(),
                     Err(e) => break Err(e.into()),
                 },
                 _ = archiving.tick() => match self.store.archive_events(&archive, ARCHIVE_KEEP).await {
@@ -482,6 +535,33 @@ impl<F: FnMut(Report)> Runner<F> {
         // left for recovery, never marked done.
         agents.stop_all().await;
         outcome
+    }
+
+    /// Reports the events the reader has not delivered yet, up to the
+    /// newest one in the stream now: a run that ends right after a pass
+    /// (`--until-done` with work queued for an agent nobody runs) still
+    /// prints what that pass dispatched. Bounded by [`CATCH_UP`], as the
+    /// reader may be reconnecting.
+    async fn catch_up(
+        &mut self,
+        events: &mut mpsc::UnboundedReceiver<Result<Vec<Event>, StoreError>>,
+        seen: &mut String,
+    ) {
+        let Ok(newest) = self.store.last_event_id().await else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + CATCH_UP;
+        while stream_position(seen) < stream_position(&newest) {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(Ok(batch))) => {
+                    for e in noting_last(seen, batch) {
+                        (self.report)(Report::Event(e));
+                    }
+                }
+                Ok(Some(Err(_))) => {}
+                Ok(None) | Err(_) => return,
+            }
+        }
     }
 
     async fn final_summary(&self, interrupted: bool) -> Result<Summary, RunError> {
@@ -507,11 +587,55 @@ impl<F: FnMut(Report)> Runner<F> {
         }
     }
 
+    /// Recovers dead workers' work, once this runner has reached Redis
+    /// steadily for a heartbeat TTL (see [`Contact`]).
+    async fn recover(
+        &mut self,
+        contact: &mut Contact,
+        agents: &Supervisor,
+    ) -> Result<(), StoreError> {
+        let asked = tokio::time::Instant::now();
+        let dead = self.store.dead_workers().await?;
+        contact.answered(asked);
+        if dead.is_empty() || !contact.steady() {
+            return Ok(());
+        }
+        for r in self.store.recover(&dead).await? {
+            r.stop_orphan(&hostname());
+            if agents.owns(&r.worker) {
+                agents.kick(&r.worker, r.pid);
+            }
+            (self.report)(Report::Recovered(r));
+        }
+        Ok(())
+    }
+
     fn report_redis_trouble(&mut self, doing: &str, e: &StoreError) {
         (self.report)(Report::Agent(AgentNote::SpawnFailed {
             id: "redis".into(),
             error: format!("{doing} failed, will retry: {e}"),
         }));
+    }
+
+    /// [`Runner::slots`] without the agents that cannot start.
+    fn runnable_slots(&self) -> HashMap<String, AgentSlot> {
+        let mut slots = self.slots();
+        slots.retain(|name, _| !self.cannot_start.contains_key(name));
+        slots
+    }
+
+    /// Names the agent that cannot start as the reason its stuck tasks wait.
+    fn explain(&self, mut s: Summary) -> Summary {
+        let Some(snapshot) = &self.snapshot else {
+            return s;
+        };
+        for (id, why) in &mut s.stuck {
+            let agent = snapshot.graph.index_of(id).and_then(|i| snapshot.agent(i));
+            if let Some((agent, reason)) = agent.and_then(|a| self.cannot_start.get_key_value(a)) {
+                *why = format!("agent `{agent}` cannot start: {reason}");
+            }
+        }
+        s
     }
 
     /// Window and backlog flag of every declared agent.
@@ -696,19 +820,18 @@ impl<F: FnMut(Report)> Runner<F> {
 
     /// Reloads the file after a save; returns whether Redis was written.
     async fn reload(&mut self, agents: &mut Supervisor) -> Result<bool, RunError> {
-        let text = match std::fs::read_to_string(&self.opts.file) {
+        let text = match plan::read_plan(&self.opts.file) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(LoadError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 // Mid-save (delete and recreate) or really gone: keep the
                 // last plan; the next save reloads.
                 (self.report)(Report::FileGone);
                 return Ok(false);
             }
             Err(e) => {
-                (self.report)(Report::Invalid(LoadError::Read {
-                    path: self.opts.file.display().to_string(),
-                    source: e,
-                }));
+                (self.report)(Report::Invalid(e));
                 return Ok(false);
             }
         };
@@ -758,6 +881,8 @@ impl<F: FnMut(Report)> Runner<F> {
         }
         self.text.loaded(&plan, fingerprints, plan_fp);
         self.plan = only_agents(plan);
+        // A changed agent is started again; one still broken says so again.
+        self.cannot_start.clear();
         if !self.opts.no_agents {
             agents.apply(&self.plan.agents).await;
         }
@@ -768,6 +893,20 @@ impl<F: FnMut(Report)> Runner<F> {
         }
         Ok(wrote)
     }
+}
+
+/// `batch`, after noting in `seen` the id of its last event.
+fn noting_last(seen: &mut String, batch: Vec<Event>) -> Vec<Event> {
+    if let Some(last) = batch.last() {
+        seen.clone_from(&last.id);
+    }
+    batch
+}
+
+/// Where a stream id (`<ms>-<seq>`) is in its stream, to compare two.
+fn stream_position(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
 fn summary(

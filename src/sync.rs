@@ -194,7 +194,7 @@ pub enum Claim {
 /// any command on this machine, does not.
 pub fn origin_of(path: &Path) -> String {
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    format!("{}:{}", crate::runner::hostname(), path.display())
+    format!("{}:{}", crate::os::hostname(), path.display())
 }
 
 /// What a full push did, and what it left in Redis: every task's

@@ -244,7 +244,15 @@ const SLEEPER: &str = "sleep 30 & echo $! > grandchild.pid; wait";
 #[test]
 fn a_task_runs_with_its_argv_and_env_and_completes() {
     let redis = RedisServer::start();
-    let tt = project(&redis, PLAN);
+    // Redis is named in the file, not in `tt`'s environment: the command's
+    // `REDIS_URL` can only come from the worker.
+    let plan = PLAN.replacen(
+        "[town]\n",
+        &format!("[town]\nredis_url = \"{}\"\n", redis.url()),
+        1,
+    );
+    let tt = Tt::new().file("tasks.toml", plan);
+    tt.run_with(["sync", "push"]).success();
     dispatch(&redis, "build", 1);
     let out = agent_once(
         &tt,
@@ -795,6 +803,7 @@ fn a_late_report_from_an_old_attempt_is_rejected() {
             log: "/nowhere",
             retries: 3,
             backoff: Duration::from_secs(1),
+            requeue: false,
         };
         let old = store.finish(&report("dev-1", 1), false).await.unwrap();
         // The right attempt from the wrong worker is no better.
@@ -862,7 +871,7 @@ fn the_id_of_a_live_worker_is_refused() {
         exists(&redis, "tt:t:alive:dev-1")
     });
     agent_once(&tt, &["--command", "true"])
-        .code(1)
+        .code(3)
         .stderr_contains("worker id `dev-1` is in use");
 }
 
@@ -1145,11 +1154,14 @@ fn a_busy_worker_runs_queued_tasks_back_to_back_with_their_logs() {
         ],
     );
     for id in ["a", "b", "c"] {
+        // The file exists a moment before the pid is in it.
+        let mut pid = None;
         wait_until(DEADLINE, "the task runs", || {
-            task(&redis, id)["status"] == "running" && tt.dir().join(format!("pid-{id}")).exists()
+            pid = read_pid(&tt.dir().join(format!("pid-{id}")));
+            task(&redis, id)["status"] == "running" && pid.is_some()
         });
         // Its process group is on record while it runs, for recovery.
-        let pid = read_pid(&tt.dir().join(format!("pid-{id}"))).unwrap();
+        let pid = pid.unwrap_or_default();
         wait_until(DEADLINE, "the pgid is recorded", || {
             redis.hgetall("tt:t:agent:dev-1").get("command_pgid") == Some(&pid.to_string())
         });
@@ -1196,5 +1208,6 @@ fn build_succeeded(raw: &str) -> tinytown::store::Report<'_> {
         log: "/nowhere",
         retries: 0,
         backoff: Duration::from_secs(1),
+        requeue: false,
     }
 }

@@ -190,7 +190,8 @@ fn status_counts_tasks_shows_group_progress_and_why_tasks_wait() {
     let v = json(&tt.run_with(["status", "--json"]).success().stdout);
     assert_eq!(v["town"], "shop");
     assert_eq!(v["tasks"], 5);
-    // auth is a group: derived `running` from a completed child.
+    // auth is a group with a completed and a pending child, nothing
+    // running: derived `pending` (its progress says 1/2).
     let counts = &v["counts"];
     assert_eq!(
         (
@@ -199,7 +200,7 @@ fn status_counts_tasks_shows_group_progress_and_why_tasks_wait() {
             &counts["completed"],
             &counts["failed"]
         ),
-        (&2.into(), &1.into(), &1.into(), &1.into()),
+        (&3.into(), &0.into(), &1.into(), &1.into()),
         "{v}"
     );
     let auth = &v["groups"][0];

@@ -236,15 +236,23 @@ fn kill_9_of_the_runner_mid_plan_loses_nothing_and_runs_nothing_twice_at_once() 
             1,
             "{id} completed once: {mine:?}"
         );
-        // Attempts never overlap: every start is closed before the next.
-        let mut open = false;
+        // Attempts never overlap: every start is closed by an end of the
+        // same attempt before any attempt starts again.
+        let mut open: Option<&str> = None;
         for e in &mine {
             match e.0.as_str() {
                 "started" => {
-                    assert!(!open, "{id} started twice at once: {mine:?}");
-                    open = true;
+                    assert!(
+                        open.is_none(),
+                        "{id} attempt {} started while attempt {open:?} ran: {mine:?}",
+                        e.2
+                    );
+                    open = Some(&e.2);
                 }
-                _ => open = false,
+                _ if open == Some(e.2.as_str()) => open = None,
+                // The end of another attempt (a late report, rejected)
+                // closes nothing that runs.
+                _ => {}
             }
         }
     }
@@ -604,7 +612,13 @@ agent = "w"
             redis.cmd(&["DEL", "tt:d:alive:w-9"]);
             redis.cmd(&["HSET", "tt:d:agent:w-9", "state", "dead"]);
         }
-        agent.wait_exit();
+        // Not an exit 0 (what `tt kill` gets): a supervisor restarts it.
+        assert_eq!(agent.wait_exit(), 1, "{how}: {}", agent.output());
+        assert!(
+            agent.output().contains("stepped down"),
+            "{how}: {}",
+            agent.output()
+        );
         assert!(!running(pid), "{how}: its command was stopped");
         redis.cmd(&["DEL", "tt:d:alive:w-9"]);
     }

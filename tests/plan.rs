@@ -241,8 +241,8 @@ fn init_writes_a_valid_plan_and_ignores_state() {
     let gitignore = std::fs::read_to_string(dir.join(".gitignore")).expect("gitignore");
     assert_eq!(gitignore, "target/\n.tt/\n");
     let plan = std::fs::read_to_string(dir.join("tasks.toml")).expect("tasks.toml");
-    assert!(plan.starts_with("#:schema ./.tt/tasks.schema.json"));
-    assert!(dir.join(".tt/tasks.schema.json").exists());
+    assert!(plan.starts_with("#:schema ./schemas/tasks.schema.json"));
+    assert!(dir.join("schemas/tasks.schema.json").exists());
     tt.run_with(["plan"]).success();
     tt.run_with(["init"])
         .code(2)
@@ -307,9 +307,24 @@ fn every_example_validates_against_the_json_schema() {
 
 #[test]
 fn completions_cover_every_command() {
+    use clap::CommandFactory;
     let out = Tt::new().args(["completions", "bash"]).run().success();
-    for cmd in ["plan", "run", "status", "history", "recover"] {
-        assert!(out.stdout.contains(cmd), "{cmd} missing");
+    // Every command and subcommand clap knows, as the bash script's
+    // `parent,name)` case that completes it.
+    let mut missing = Vec::new();
+    let mut stack = vec![("tt".to_string(), tinytown::cli::Cli::command())];
+    let mut seen = 0;
+    while let Some((parent, cmd)) = stack.pop() {
+        for sub in cmd.get_subcommands() {
+            let name = sub.get_name();
+            if !out.stdout.contains(&format!("{parent},{name})")) {
+                missing.push(format!("{parent} {name}"));
+            }
+            seen += 1;
+            stack.push((format!("{parent}__subcmd__{name}"), sub.clone()));
+        }
     }
+    assert!(seen > 20, "only {seen} commands found");
+    assert!(missing.is_empty(), "not completed: {missing:?}");
     Tt::new().args(["completions", "nosh"]).run().code(2);
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Running, Tt, wait_until};
+use crate::support::{FileReads, RedisServer, Running, Tt, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const TASKS: usize = 30;
@@ -196,11 +196,13 @@ fn a_file_read_between_truncation_and_write_is_not_an_empty_plan() {
     let redis = RedisServer::start();
     let (tt, run) = start(&redis);
     // Written in place, slowly: the truncation and the close of the first
-    // open both wake the runner while the file is empty.
+    // open both wake the runner while the file is empty; the data follows
+    // only once the runner has read the empty file.
     let path = tt.dir().join("tasks.toml");
+    let reads = FileReads::watch(&path);
     let mut file = std::fs::File::create(&path).expect("truncate");
     drop(std::fs::OpenOptions::new().append(true).open(&path));
-    std::thread::sleep(Duration::from_millis(300));
+    reads.wait(DEADLINE, "the runner reads the empty file");
     let text = plan().replace("\"Task 7\"", "\"Task 7, edited\"");
     file.write_all(text.as_bytes()).expect("write");
     drop(file);

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Running, Tt, wait_until};
+use crate::support::{self, FileReads, RedisServer, Running, Tt, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -126,13 +126,19 @@ fn saves_reload_the_plan_in_place_by_sed_and_by_rename() {
     run.wait_output("reloaded tasks.toml: +1 ~0 -0");
 
     // sed -i (writes a temp file and renames it over).
-    let status = std::process::Command::new("sed")
+    let status = support::command("sed")
         .args(["-i", "s/^id = \"b\"$/id = \"b\"\\n[[tasks]]\\nid = \"c\"/"])
         .arg(tt.dir().join("tasks.toml"))
         .status()
         .expect("sed");
     assert!(status.success());
-    run.wait_output("reloaded tasks.toml: +1 ~0 -0\n");
+    // The in-place write printed the same line: wait for a second one.
+    wait_until(DEADLINE, "the sed save is reloaded", || {
+        run.output()
+            .matches("reloaded tasks.toml: +1 ~0 -0\n")
+            .count()
+            == 2
+    });
     wait_until(DEADLINE, "c is in redis", || {
         status_of(&redis, "c") == "pending"
     });
@@ -305,19 +311,36 @@ fn an_unchanged_save_writes_nothing() {
     wait_until(DEADLINE, "a is dispatched", || {
         status_of(&redis, "a") == "assigned"
     });
-    let before = redis.changes();
+    let path = tt.dir().join("tasks.toml");
     let text = tt.read("tasks.toml");
-    tt.write("tasks.toml", &text);
-    // A second, real change proves the watcher saw the first save by now.
-    tt.write("tasks.toml", format!("{text}{}", task("b")));
-    run.wait_output("reloaded tasks.toml: +1 ~0 -0");
+    let before = redis.changes();
+    let reads = FileReads::watch(&path);
+    // Saved the way editors do, each once the runner read the one before:
+    // every read after a rename sees all of its text, and no two saves
+    // fold into one reload.
+    let save = |contents: &str, what: &str| {
+        let tmp = tt.dir().join(".tasks.toml.swp");
+        std::fs::write(&tmp, contents).expect("write tmp");
+        std::fs::rename(&tmp, &path).expect("rename");
+        reads.wait(DEADLINE, &format!("the runner reads {what}"));
+    };
+    save(&text, "the same text");
+    // A comment changes the text, not the plan: inside the last task (one
+    // entry reloaded alone), then above `[town]` (the full reload).
+    save(&format!("{text}# a comment\n"), "a comment in a task");
+    save(&format!("# a comment\n{text}"), "a comment above the tasks");
+    // Reloads are handled in order: once this one is reported, every save
+    // above has been, and an invalid save writes nothing either.
+    save(&format!("{text}[[tasks]\n"), "an invalid save");
+    run.wait_output("is invalid; the last good plan keeps running");
+    let out = run.output();
     assert_eq!(
-        run.output().matches("reloaded").count(),
-        1,
-        "{}",
-        run.output()
+        out.matches("reloaded tasks.toml: +0 ~0 -0").count(),
+        2,
+        "the two comments reload, the same text does not:\n{out}"
     );
-    assert!(redis.changes() > before);
+    assert_eq!(out.matches("reloaded").count(), 2, "{out}");
+    assert_eq!(redis.changes(), before, "{out}");
     run.stop();
 }
 
@@ -330,7 +353,7 @@ fn a_second_runner_on_the_same_town_is_refused() {
     let run = Running::start(&tt, &["run", "--no-agents"]);
     run.wait_output("town `live`");
     tt.run_with(["run", "--no-agents"])
-        .code(2)
+        .code(3)
         .stderr_contains("town `live` already has a runner")
         .stderr_contains("--wait");
     assert_eq!(run.stop(), 0);
@@ -403,7 +426,7 @@ fn until_done_on_each_example_ends_with_the_right_code() {
             &mut std::fs::metadata(&path).expect("meta").permissions(),
             0o755,
         );
-        std::process::Command::new("chmod")
+        support::command("chmod")
             .arg("755")
             .arg(&path)
             .status()
@@ -465,11 +488,10 @@ fn on_a_terminal_a_live_summary_is_drawn_and_without_one_it_is_not() {
     redis.cmd(&["HDEL", "tt:tty:fingerprints", "a"]);
     redis.cmd(&["HDEL", "tt:tty:meta", "plan_fp"]);
     let exe = env!("CARGO_BIN_EXE_tt");
-    let out = std::process::Command::new("script")
+    let out = support::command("script")
         .args(["-qec", &format!("{exe} run --until-done"), "/dev/null"])
         .current_dir(tt.dir())
         .env("REDIS_URL", redis.url())
-        .env_remove("TT_TOWN")
         .output()
         .expect("script (util-linux) runs");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -478,8 +500,11 @@ fn on_a_terminal_a_live_summary_is_drawn_and_without_one_it_is_not() {
         text.contains("completed ·") && text.contains("groups: g"),
         "{text}"
     );
+    // Redrawn in place: a footer line follows an erase. (`finish()` erases
+    // the footer at the end in any case, and the summary follows it.)
+    let erased = text.find("\x1b[1A\x1b[2K");
     assert!(
-        text.contains("\x1b[1A\x1b[2K"),
+        erased.is_some_and(|at| text[at..].contains("── ")),
         "footer is redrawn in place: {text}"
     );
 }
@@ -490,7 +515,7 @@ fn delete_and_recreate_and_git_checkout_reload_too() {
     let v1 = gated_plan(&task("a"));
     let tt = Tt::new().file("tasks.toml", &v1).redis(&redis);
     let git = |args: &[&str]| {
-        let ok = std::process::Command::new("git")
+        let ok = support::command("git")
             .args([
                 "-c",
                 "user.name=t",

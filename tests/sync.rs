@@ -1,7 +1,7 @@
 //! `tt sync push|pull`, `tt tasks`, `tt task` against a private redis-server.
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Tt};
+use crate::support::{self, RedisServer, Tt};
 
 const PLAN: &str = r#"# our plan
 [town]
@@ -293,7 +293,9 @@ fn redis_passwords_never_appear_in_errors() {
         .env("REDIS_URL", "redis://user:s3cret@127.0.0.1:1/0")
         .args(["tasks"])
         .run()
-        .code(1);
+        .code(1)
+        // The error names the server, with the password masked.
+        .stderr_contains("cannot reach Redis at `redis://user:***@127.0.0.1:1/0`");
     assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
 }
 
@@ -301,7 +303,7 @@ fn redis_passwords_never_appear_in_errors() {
 /// `openssl` command: (dir, ca.pem, server.pem, server.key).
 fn tls_files(dir: &std::path::Path) -> (String, String, String) {
     let run = |args: &[&str]| {
-        let ok = std::process::Command::new("openssl")
+        let ok = support::command("openssl")
             .args(args)
             .current_dir(dir)
             .stdout(std::process::Stdio::null())
@@ -404,6 +406,9 @@ fn rediss_urls_connect_over_tls_with_a_password() {
         .env("SSL_CERT_FILE", certs.path().join("server.csr"))
         .args(["tasks"])
         .run()
-        .code(1);
+        .code(1)
+        .stderr_contains(&format!(
+            "cannot reach Redis at `rediss://:***@localhost:{port}/0`"
+        ));
     assert!(!out.stderr.contains("s3cret"), "{out}");
 }

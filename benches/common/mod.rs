@@ -7,9 +7,16 @@
 
 #![allow(dead_code)]
 
+/// The environment of every child, shared with the tests: one list of what
+/// must not leak in (`TT_*`, `REDIS_URL`, `GIT_*` …).
+#[path = "../../tests/support/child_env.rs"]
+mod child_env;
+
+pub use child_env::command;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -28,7 +35,7 @@ impl RedisServer {
             .tempdir_in("/tmp")
             .unwrap();
         let socket = dir.path().join("redis.sock");
-        let child = Command::new("redis-server")
+        let child = command("redis-server")
             .args(["--port", "0", "--unixsocket"])
             .arg(&socket)
             .args([
@@ -237,7 +244,7 @@ pub fn tt_bin() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let bin = target.join("release").join("tt");
-    let status = Command::new(env!("CARGO"))
+    let status = command(env!("CARGO"))
         .args(["build", "--release", "--bin", "tt", "--quiet"])
         .current_dir(&root)
         .status()
@@ -246,8 +253,8 @@ pub fn tt_bin() -> PathBuf {
     bin
 }
 
-/// Median and p99 of samples.
-pub fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration) {
+/// Median and p99 of samples (durations, or signed microseconds).
+pub fn percentiles<T: Ord + Copy>(mut v: Vec<T>) -> (T, T) {
     v.sort();
     let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
     (p(0.5), p(0.99))
@@ -358,7 +365,7 @@ pub fn machine() -> String {
         })
         .unwrap_or_else(|| "?".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let redis = Command::new("redis-server")
+    let redis = command("redis-server")
         .arg("--version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())

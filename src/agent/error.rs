@@ -73,6 +73,15 @@ pub enum AgentError {
     )]
     IdInUse { id: String, holder: String },
 
+    #[error("worker `{id}` stepped down: {why}")]
+    #[diagnostic(
+        code(tt::agent::stepped_down),
+        help(
+            "its running command was stopped and its work is requeued; `tt run` starts it again, a worker started by hand can simply be started again"
+        )
+    )]
+    SteppedDown { id: String, why: String },
+
     /// `tt spawn`: the background worker never registered.
     #[error("worker `{id}` {what}{log_tail}")]
     #[diagnostic(
@@ -111,6 +120,7 @@ impl AgentError {
             | AgentError::Workdir { .. } => 2,
             AgentError::Store(_)
             | AgentError::IdInUse { .. }
+            | AgentError::SteppedDown { .. }
             | AgentError::SpawnFailed { .. }
             | AgentError::Io { .. } => 1,
         }

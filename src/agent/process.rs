@@ -12,7 +12,7 @@
 //! appended to the attempt's log file, and lines of tt's own start with
 //! `[tt]`. A command that cannot start is an [`Ending`] like any other.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -49,6 +49,9 @@ pub enum Ending {
     TimedOut(Duration),
     /// Stopped on request (`stop` control message).
     Stopped,
+    /// Stopped by the worker itself after this long without renewing its
+    /// heartbeat (self-fencing): the task may be requeued at any moment.
+    Fenced(Duration),
     /// Never started; the message says why.
     NotStarted(String),
 }
@@ -72,6 +75,11 @@ impl Ending {
                 humantime::format_duration(*after)
             )),
             Ending::Stopped => Some("stopped on request".into()),
+            Ending::Fenced(silent) => Some(format!(
+                "stopped by its worker, which could not renew its heartbeat for {} \
+                 (Redis unreachable, or the worker stalled)",
+                humantime::format_duration(*silent)
+            )),
             Ending::NotStarted(why) => Some(why.clone()),
         }
     }
@@ -95,6 +103,8 @@ pub struct Running {
     child: Child,
     /// Process group id: the child's pid.
     pgid: i32,
+    /// When it started ([`crate::os::process_start`]), if known.
+    start: Option<u64>,
     done: bool,
 }
 
@@ -176,6 +186,7 @@ pub fn start(launch: Launch<'_>) -> Result<Running, String> {
             Ok(Running {
                 child,
                 pgid: pid,
+                start: crate::os::process_start(pid.unsigned_abs()),
                 done: false,
             })
         }
@@ -202,31 +213,20 @@ fn spawn_error(program: &str, e: &std::io::Error) -> String {
 }
 
 fn open_log(path: &Path) -> Result<File, String> {
-    if let Some(dir) = path.parent() {
-        make_dir(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-    }
-    OpenOptions::new()
-        .create(true)
-        .read(true)
-        .append(true)
-        .open(path)
+    crate::state_dir::open_log(path)
         .map_err(|e| format!("cannot open the log `{}`: {e}", path.display()))
-}
-
-/// `create_dir_all` with the common cases first: the task's directory is
-/// new (first attempt) or exists (a retry); its parents nearly always exist.
-fn make_dir(dir: &Path) -> std::io::Result<()> {
-    match std::fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(_) => std::fs::create_dir_all(dir),
-    }
 }
 
 impl Running {
     /// The process id (and process group id).
     pub fn pid(&self) -> u32 {
         self.pgid.unsigned_abs()
+    }
+
+    /// When the command's process started, in the kernel's clock ticks
+    /// since boot: with the pid, it names this process and no later one.
+    pub fn start(&self) -> Option<u64> {
+        self.start
     }
 
     /// Waits for the command to exit. Cancel-safe: dropping the future
@@ -263,26 +263,12 @@ impl Running {
     }
 
     fn signal(&self, sig: libc::c_int) {
-        signal_group(self.pgid.unsigned_abs(), sig);
+        crate::os::signal_group(self.pgid.unsigned_abs(), sig);
     }
 
     fn group_exists(&self) -> bool {
         // SAFETY: signal 0 checks for existence and sends nothing.
         unsafe { libc::killpg(self.pgid, 0) == 0 }
-    }
-}
-
-/// Sends `sig` to a process group (a command of ours, or an agent).
-pub fn signal_group(pgid: u32, sig: libc::c_int) {
-    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
-        return;
-    };
-    if pgid <= 1 {
-        return;
-    }
-    // SAFETY: killpg only sends a signal; it has no memory preconditions.
-    unsafe {
-        libc::killpg(pgid, sig);
     }
 }
 

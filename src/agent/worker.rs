@@ -4,7 +4,9 @@
 //! - **Register** (agent hash, `agents` set, heartbeat), then heartbeat
 //!   every [`HEARTBEAT_INTERVAL`] with a TTL of [`HEARTBEAT_TTL`] from a
 //!   task of its own, so heartbeats go on while a command runs for hours:
-//!   only a worker that is really gone has its work requeued.
+//!   only a worker that is really gone has its work requeued (see
+//!   [`super::heartbeat`], which also fences a command whose worker cannot
+//!   renew its heartbeat).
 //! - **Wait** for the inbox with `BLMOVE inbox → claimed` and a short
 //!   timeout ([`INBOX_WAIT`]) on a dedicated connection: no polling, and a
 //!   message is in `claimed` (safe from a crash) before anything acts on it.
@@ -14,14 +16,18 @@
 //! - **Run** the command (see [`super::process`]) while listening on
 //!   `control:<worker>` (`stop`, `shutdown`) on another dedicated
 //!   connection, with the agent's timeout.
-//! - **Finish** with `finish.lua`: completed, retried after a backoff, or
-//!   failed — or rejected, when the task moved on meanwhile.
+//! - **Finish** with `finish.lua`: completed, retried after a backoff,
+//!   failed, or requeued (fenced) — or rejected, when the task moved on
+//!   meanwhile.
 //!
 //! A SIGINT/SIGTERM/SIGHUP (or a `shutdown` control message) stops the
 //! running command's process group and leaves its task as it is (running,
 //! in `claimed`) for the runner's recovery; the worker marks itself
-//! stopped and exits 0. Redis errors after start-up are reported and
-//! retried with backoff; the worker does not exit over them.
+//! stopped and exits 0. Told to step down by its heartbeat (its id taken
+//! over, or declared dead), it does the same and exits 1. Redis errors after
+//! start-up are reported and retried with backoff; the worker does not exit
+//! over them, unless the `tt run` that started it is gone
+//! ([`ORPHAN_PATIENCE`]).
 
 use std::fs::File;
 use std::io::Write;
@@ -35,16 +41,14 @@ use tokio::time::Instant;
 use super::AgentError;
 use super::command::TaskVars;
 use super::config::AgentConfig;
+use super::heartbeat::{FENCE_CHECK, Pulse, fence_grace, heartbeat_loop};
 use super::process::{self, Ending, Launch, STOP_GRACE, TAIL_BYTES};
 use crate::store::{
-    BlockingConn, Claim, ClaimedTask, Control, Finish, Heartbeat, MessageSource, RedisTarget,
-    Registered, Report, Store, StoreError, WorkerIdentity,
+    BlockingConn, Claim, ClaimedTask, Control, Finish, MessageSource, RedisTarget, Registered,
+    Report, Store, StoreError, WorkerIdentity,
 };
 
-/// How often a worker renews its heartbeat.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
-/// How long a heartbeat lasts: three missed renewals make a worker dead.
-pub const HEARTBEAT_TTL: Duration = Duration::from_secs(6);
+pub use super::heartbeat::{HEARTBEAT_INTERVAL, HEARTBEAT_TTL};
 /// Longest single wait on the inbox; bounds how stale a silently broken
 /// connection can get.
 pub const INBOX_WAIT: Duration = Duration::from_secs(2);
@@ -53,12 +57,39 @@ pub const INBOX_WAIT: Duration = Duration::from_secs(2);
 pub const BACKLOG_WAIT: Duration = Duration::from_secs(1);
 /// Longest single wait on the control list.
 pub const CONTROL_WAIT: Duration = Duration::from_secs(5);
-/// First and longest pause before retrying after a Redis error.
+/// First and longest pause before retrying after a Redis error. At most a
+/// heartbeat interval: once Redis is back, a report that waited out an
+/// outage gets through well before a runner that was cut off too starts
+/// recovering (it waits a heartbeat TTL after reconnecting).
 const RETRY_MIN: Duration = Duration::from_millis(250);
-const RETRY_MAX: Duration = Duration::from_secs(10);
+const RETRY_MAX: Duration = HEARTBEAT_INTERVAL;
 
 /// Set by `tt run` on the workers it starts: its own pid.
 pub const RUNNER_PID_ENV: &str = "TT_RUNNER_PID";
+/// How long a worker whose `tt run` is gone keeps retrying Redis to report
+/// or claim before it gives up and exits, leaving its task for recovery:
+/// nobody supervises it any more, so it must not retry forever.
+pub const ORPHAN_PATIENCE: Duration = Duration::from_secs(15);
+
+/// Whether an orphaned worker (see [`runner_gone`]) has failed to reach
+/// Redis for [`ORPHAN_PATIENCE`]; `since` is when its failures began.
+fn orphan_gives_up(since: &mut Option<Instant>) -> bool {
+    if !runner_gone() {
+        *since = None;
+        return false;
+    }
+    since.get_or_insert_with(Instant::now).elapsed() >= ORPHAN_PATIENCE
+}
+
+fn orphan_note(doing: &str) -> Note {
+    Note::Stopping {
+        why: format!(
+            "gave up {doing}: the `tt run` that started this worker is gone and Redis has not \
+             answered for {}; what it had is left for recovery",
+            humantime::format_duration(ORPHAN_PATIENCE)
+        ),
+    }
+}
 
 /// Whether this worker was started by a `tt run` that is no longer its
 /// parent (the runner died and the worker was re-parented).
@@ -283,6 +314,7 @@ impl std::fmt::Display for Note {
                     Finish::Completed => "completed".to_string(),
                     Finish::Retry { .. } => "will be retried".to_string(),
                     Finish::Failed => "failed".to_string(),
+                    Finish::Requeued => "requeued".to_string(),
                     Finish::Stale { reason } => format!("report rejected ({reason})"),
                 };
                 write!(f, "`{task}` attempt {attempt} {how}: {then}")
@@ -364,7 +396,7 @@ pub fn shutdown_on_signals() -> Result<watch::Receiver<bool>, AgentError> {
 /// Notes go to the reporter and, with a timestamp, to the worker's
 /// journal — unless stdout already is the journal (a worker started by
 /// `tt run` or `tt spawn`), where they would appear twice.
-struct Notes {
+pub(super) struct Notes {
     reporter: Arc<dyn Reporter>,
     journal: Option<Mutex<File>>,
 }
@@ -374,17 +406,7 @@ impl Notes {
         let file = if stdout_is(journal) {
             None
         } else {
-            journal
-                .parent()
-                .and_then(|dir| std::fs::create_dir_all(dir).ok())
-                .and_then(|()| {
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(journal)
-                        .ok()
-                })
-                .map(Mutex::new)
+            crate::state_dir::open_log(journal).ok().map(Mutex::new)
         };
         Self {
             reporter,
@@ -392,7 +414,7 @@ impl Notes {
         }
     }
 
-    fn emit(&self, note: Note) {
+    pub(super) fn emit(&self, note: Note) {
         if let Some(journal) = &self.journal
             && let Ok(mut f) = journal.lock()
         {
@@ -413,13 +435,13 @@ fn stdout_is(path: &Path) -> bool {
 }
 
 /// Growing pauses between retries of a failing Redis call.
-struct Backoff {
+pub(super) struct Backoff {
     next: Duration,
-    failing: bool,
+    pub(super) failing: bool,
 }
 
 impl Backoff {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             next: RETRY_MIN,
             failing: false,
@@ -427,7 +449,7 @@ impl Backoff {
     }
 
     /// Records a failure; returns the pause before the next try.
-    fn failed(&mut self) -> Duration {
+    pub(super) fn failed(&mut self) -> Duration {
         let pause = self.next;
         self.next = (self.next * 2).min(RETRY_MAX);
         self.failing = true;
@@ -435,7 +457,7 @@ impl Backoff {
     }
 
     /// Records a success; true when it ends a run of failures.
-    fn succeeded(&mut self) -> bool {
+    pub(super) fn succeeded(&mut self) -> bool {
         self.next = RETRY_MIN;
         std::mem::replace(&mut self.failing, false)
     }
@@ -485,12 +507,14 @@ pub async fn run(
     // Connections first: a worker that registered must be able to serve.
     let mut inbox = BlockingConn::open(&store, &worker.target).await?;
     let control = BlockingConn::open(&store, &worker.target).await?;
-    register(&store, &identity, &notes, &mut shutdown).await?;
+    let registered = register(&store, &identity, &notes, &mut shutdown).await?;
+    let pulse = Pulse::new(registered);
 
     let (control_tx, control_rx) = mpsc::channel(16);
     let heartbeat = tokio::spawn(heartbeat_loop(
         store.clone(),
         identity.clone(),
+        pulse.clone(),
         notes.clone(),
         control_tx.clone(),
     ));
@@ -508,6 +532,7 @@ pub async fn run(
         notes: &notes,
         control: Controls::new(control_rx),
         shutdown,
+        pulse: pulse.clone(),
         tasks: 0,
         logs: logs_dir(&worker.project_dir).display().to_string(),
     };
@@ -540,12 +565,18 @@ pub async fn run(
         });
     }
     notes.emit(Note::Stopped { tasks });
-    Ok(Summary { tasks })
+    match pulse.stepped_down() {
+        Some(why) => Err(AgentError::SteppedDown {
+            id: identity.id.clone(),
+            why,
+        }),
+        None => Ok(Summary { tasks }),
+    }
 }
 
 fn identity(worker: &Worker) -> WorkerIdentity {
     let pid = std::process::id();
-    let host = hostname();
+    let host = crate::os::hostname();
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -561,21 +592,24 @@ fn identity(worker: &Worker) -> WorkerIdentity {
 }
 
 /// Registers, waiting out the heartbeat of an earlier process with the
-/// same id (a restart right after a crash) but not a live one.
+/// same id (a restart right after a crash) but not a live one. Returns when
+/// the registration that set the first heartbeat was sent
+/// ([`crate::os::awake_clock`]).
 async fn register(
     store: &Store,
     identity: &WorkerIdentity,
     notes: &Notes,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), AgentError> {
+) -> Result<Duration, AgentError> {
     let deadline = Instant::now() + HEARTBEAT_TTL + Duration::from_secs(1);
     let mut told = false;
     loop {
         // The last process with this id died mid-task: its command must not
         // run alongside the retry that registering is about to requeue.
-        if let Some(pgid) = store.orphaned_command(identity).await? {
-            process::signal_group(pgid, libc::SIGKILL);
+        if let Some((pgid, start)) = store.orphaned_command(identity).await? {
+            crate::os::signal_group_if_same(pgid, start, libc::SIGKILL);
         }
+        let sent = crate::os::awake_clock();
         match store.register_worker(identity, HEARTBEAT_TTL).await? {
             Registered::Ok { returned, requeued } => {
                 notes.emit(Note::Registered {
@@ -586,7 +620,7 @@ async fn register(
                     returned,
                     requeued,
                 });
-                return Ok(());
+                return Ok(sent);
             }
             Registered::Busy { holder } => {
                 if Instant::now() >= deadline {
@@ -608,46 +642,6 @@ async fn register(
                         holder: "gave up waiting at shutdown".into(),
                     });
                 }
-            }
-        }
-    }
-}
-
-async fn heartbeat_loop(
-    store: Store,
-    identity: WorkerIdentity,
-    notes: Arc<Notes>,
-    control: mpsc::Sender<Control>,
-) {
-    let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The first tick is immediate, and registering just set the heartbeat.
-    tick.tick().await;
-    let mut backoff = Backoff::new();
-    loop {
-        tick.tick().await;
-        match store.heartbeat(&identity, HEARTBEAT_TTL).await {
-            Ok(Heartbeat::Alive) => {
-                if backoff.succeeded() {
-                    notes.emit(Note::RedisBack { doing: "heartbeat" });
-                }
-            }
-            Ok(Heartbeat::StepDown(why)) => {
-                notes.emit(Note::Stopping { why });
-                // The same path as `tt kill`: stop the command, then exit.
-                let _ = control.send(Control::Shutdown).await;
-                return;
-            }
-            Err(e) => {
-                // Report the first failure of a run; the ticks retry anyway.
-                if !backoff.failing {
-                    notes.emit(Note::RedisError {
-                        doing: "renewing the heartbeat",
-                        error: e.to_string(),
-                        retry_in: Some(HEARTBEAT_INTERVAL),
-                    });
-                }
-                backoff.failed();
             }
         }
     }
@@ -728,6 +722,8 @@ struct Loop<'a> {
     notes: &'a Notes,
     control: Controls,
     shutdown: watch::Receiver<bool>,
+    /// The heartbeat's last renewal, which a running command is fenced on.
+    pulse: Arc<Pulse>,
     tasks: u32,
     /// `<project>/.tt/logs`, where claim.lua records an attempt's log to be.
     logs: String,
@@ -866,6 +862,7 @@ impl Loop<'_> {
     async fn claim(&mut self, raw: &str, source: MessageSource) -> Option<Claim> {
         let mut backoff = Backoff::new();
         let mut again = false;
+        let mut orphaned = None;
         loop {
             match self
                 .store
@@ -887,6 +884,10 @@ impl Loop<'_> {
                         error: e.to_string(),
                         retry_in: Some(retry_in),
                     });
+                    if orphan_gives_up(&mut orphaned) {
+                        self.notes.emit(orphan_note("claiming a message"));
+                        return None;
+                    }
                     if pause(&mut self.shutdown, retry_in).await {
                         return None;
                     }
@@ -929,7 +930,7 @@ impl Loop<'_> {
                 // task on this host can stop the orphaned command first.
                 if let Err(e) = self
                     .store
-                    .record_command(&self.identity.id, running.pid())
+                    .record_command(&self.identity.id, running.pid(), running.start())
                     .await
                 {
                     self.notes.emit(Note::RedisError {
@@ -944,6 +945,9 @@ impl Loop<'_> {
                     pid: running.pid(),
                     log: log.path().to_path_buf(),
                 });
+                let mark = self.pulse.mark();
+                let mut fence = tokio::time::interval(FENCE_CHECK);
+                fence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let timeout = task.timeout.or(config.timeout);
                 let timer = async {
                     match timeout {
@@ -955,6 +959,17 @@ impl Loop<'_> {
                 loop {
                     tokio::select! {
                         ending = running.wait() => break ending,
+                        _ = fence.tick() => if let Some(silent) = self.pulse.lapsed(mark) {
+                            // Recovery may requeue the task once the
+                            // heartbeat expires: the command must be gone
+                            // before that (see `heartbeat`).
+                            log.note(&format!(
+                                "no heartbeat renewed for {}; stopping its process group before the task can run elsewhere",
+                                humantime::format_duration(round_ms(silent))
+                            ));
+                            running.stop(fence_grace(silent)).await;
+                            break Ending::Fenced(round_ms(silent));
+                        },
                         _ = &mut timer => {
                             let after = timeout.unwrap_or_default();
                             log.note(&format!(
@@ -1002,9 +1017,11 @@ impl Loop<'_> {
             log: &log_text,
             retries: task.retries.unwrap_or(config.retries),
             backoff: retry_backoff(task.attempt),
+            requeue: matches!(ending, Ending::Fenced(_)),
         };
         let mut backoff = Backoff::new();
         let mut again = false;
+        let mut orphaned = None;
         loop {
             // Not when this worker is about to stop: what it takes, it runs.
             // Nor when a `shutdown` (`tt kill`) is waiting: the next task
@@ -1040,8 +1057,16 @@ impl Loop<'_> {
                         error: e.to_string(),
                         retry_in: Some(retry_in),
                     });
-                    // At shutdown the report is given up: the task stays
-                    // running in `claimed`, and recovery runs it again.
+                    // At shutdown, or orphaned and cut off, the report is
+                    // given up: the task stays running in `claimed`, and
+                    // recovery runs it again.
+                    if orphan_gives_up(&mut orphaned) {
+                        self.notes.emit(orphan_note(&format!(
+                            "reporting `{}` attempt {}",
+                            task.id, task.attempt
+                        )));
+                        return Ran::Interrupted;
+                    }
                     if pause(&mut self.shutdown, retry_in).await {
                         return Ran::Interrupted;
                     }
@@ -1118,6 +1143,11 @@ async fn next_message(
     Ok(raw.map(|raw| (raw, MessageSource::Inbox)))
 }
 
+/// `d` to whole milliseconds, for messages.
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 fn describe(message: &Control) -> String {
     match message {
         Control::Stop { task, attempt } => {
@@ -1126,19 +1156,6 @@ fn describe(message: &Control) -> String {
         Control::Shutdown => "shutdown".into(),
         Control::Unknown(raw) => format!("unreadable: {raw}"),
     }
-}
-
-/// This machine's name, as workers record it and runners compare it.
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its whole length; gethostname writes
-    // at most that many bytes.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "localhost".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 #[cfg(test)]
@@ -1179,11 +1196,6 @@ mod tests {
             journal_path(p, "dev-1"),
             Path::new("/p/.tt/logs/agents/dev-1.log")
         );
-    }
-
-    #[test]
-    fn heartbeats_outlive_missed_renewals() {
-        assert!(HEARTBEAT_TTL >= HEARTBEAT_INTERVAL * 3);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde_json::json;
 use super::{CliError, Context, output};
 use crate::agent::worker::{self, Note, Reporter, Worker, journal_path};
 use crate::agent::{AgentConfig, AgentError, Overrides};
-use crate::plan::{self, valid_id};
+use crate::plan::valid_id;
 use crate::store::{RedisTarget, Store};
 
 /// How long `tt spawn` waits for the worker to register.
@@ -126,8 +126,7 @@ fn setup(ctx: &Context, args: &Args) -> Result<Setup, CliError> {
             // Flags say what to run: an invalid file only matters for the
             // town and the Redis, which survive most mistakes.
             Err(_) if flags.has_command() => {
-                let text = std::fs::read_to_string(&ctx.file).unwrap_or_default();
-                let (name, url) = plan::peek_town(&text);
+                let (name, url) = ctx.peek_town()?;
                 (None, name, url, None)
             }
             Err(e) => return Err(e),
@@ -175,6 +174,14 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         .clone()
         .unwrap_or_else(|| format!("{}-{}", args.name, std::process::id()));
     check_id(&id, "worker id")?;
+    // Before anything is written there: task output is private.
+    let state = crate::state_dir::path(&ctx.project_dir);
+    crate::state_dir::secure(&state).map_err(|source| {
+        CliError::from(AgentError::Io {
+            what: format!("make `{}` private (mode 0700)", state.display()),
+            source,
+        })
+    })?;
     if args.detached {
         // First, so that even a start-up error lands in the log.
         redirect_output(&journal_path(&ctx.project_dir, &id))?;
@@ -204,14 +211,7 @@ fn redirect_output(log: &Path) -> Result<(), CliError> {
             source,
         })
     };
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(io)?;
+    let file = crate::state_dir::open_log(log).map_err(io)?;
     for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
         // SAFETY: dup2 takes two descriptors this process owns; `file`
         // stays open for the call, and the copy keeps the file open after.

@@ -77,7 +77,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
         .collect();
-    let store = ctx.store().await?;
+    let store = ctx.store_or_start().await?;
     // References must exist: a typo would otherwise make a dependency that
     // never blocks, or a group of one.
     let town = Town::new(store.tasks().await?);

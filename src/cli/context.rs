@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{CliError, Global};
-use crate::plan::{self, Plan, valid_id};
-use crate::store::{RedisTarget, Store};
+use crate::plan::{self, LoadError, Plan, valid_id};
+use crate::store::{RedisTarget, Store, server};
 
 pub struct Context {
     /// The plan file as given (relative paths stay relative for messages).
@@ -74,16 +74,46 @@ impl Context {
         Ok(Store::open(&target, &town).await?)
     }
 
-    /// Opens the store for commands that only read Redis: the file is
-    /// consulted for `[town]` if it exists, but need not be valid.
+    /// Opens the store for commands that work on a town's existing state
+    /// (they read it, or change what is there): the file is consulted for
+    /// `[town]` if it exists, but need not be valid. An embedded server is
+    /// started only if this project has one (running, or stopped with its
+    /// data on disk): a command that only looks never creates `.tt/` and a
+    /// server in a directory with no town.
     pub async fn store(&self) -> Result<Store, CliError> {
-        let (name, url) = match std::fs::read_to_string(&self.file) {
-            Ok(text) => plan::peek_town(&text),
-            Err(_) => (None, None),
-        };
-        let town = self.town(name.as_deref());
-        let target = self.target(url.as_deref());
+        let (town, target) = self.town_and_target()?;
+        if let RedisTarget::Embedded { state_dir } = &target
+            && !server::has_data(state_dir)
+        {
+            return Err(CliError::NoTown {
+                state_dir: state_dir.clone(),
+            });
+        }
         Ok(Store::open(&target, &town).await?)
+    }
+
+    /// [`Context::store`] for commands that create state (`tt assign`,
+    /// `tt send`): starts the embedded server if there is none yet.
+    pub async fn store_or_start(&self) -> Result<Store, CliError> {
+        let (town, target) = self.town_and_target()?;
+        Ok(Store::open(&target, &town).await?)
+    }
+
+    /// The town and Redis, with `[town]` peeked from the file if it exists.
+    fn town_and_target(&self) -> Result<(String, RedisTarget), CliError> {
+        let (name, url) = self.peek_town()?;
+        Ok((self.town(name.as_deref()), self.target(url.as_deref())))
+    }
+
+    /// `[town] name` and `redis_url` of a file that need not be valid. A
+    /// missing or unreadable file names neither; one that is refused (not
+    /// a regular file, too large) is an error, as for every command.
+    pub fn peek_town(&self) -> Result<(Option<String>, Option<String>), CliError> {
+        match plan::read_plan(&self.file) {
+            Ok(text) => Ok(plan::peek_town(&text)),
+            Err(LoadError::Read { .. }) => Ok((None, None)),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -35,6 +35,17 @@ pub enum CliError {
         help: String,
     },
 
+    /// A command that shows or changes a town's state, where there is none:
+    /// no Redis is configured and no embedded server ever ran here.
+    #[error("no town here: nothing to show (no embedded redis-server has run in `{}`)", state_dir.display())]
+    #[diagnostic(
+        code(tt::no_town),
+        help(
+            "`tt sync push` or `tt run` creates the town from tasks.toml; `-f PATH` points at another project, `REDIS_URL` at a Redis elsewhere"
+        )
+    )]
+    NoTown { state_dir: std::path::PathBuf },
+
     #[error("{what}")]
     #[diagnostic(code(tt::io))]
     Io {
@@ -44,18 +55,28 @@ pub enum CliError {
     },
 }
 
+/// Exit code of bad input: an invalid file, arguments or ids.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code of a town that is busy: another `tt run` already dispatches
+/// for it. Nothing is wrong with the input; trying again later (or with
+/// `--wait`) succeeds.
+pub const EXIT_BUSY: u8 = 3;
+
 impl CliError {
-    /// 2 for bad input (file, arguments, ids), 1 for everything else.
+    /// [`EXIT_BAD_INPUT`] for bad input (file, arguments, ids),
+    /// [`EXIT_BUSY`] for a town another runner holds, 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Plan(_) | CliError::Usage { .. } | CliError::UnknownTask { .. } => 2,
-            CliError::Store(StoreError::InvalidUrl { .. }) => 2,
-            CliError::Run(
-                crate::runner::RunError::Plan(_) | crate::runner::RunError::LeaseHeld { .. },
-            ) => 2,
+            CliError::Plan(_) | CliError::Usage { .. } | CliError::UnknownTask { .. } => {
+                EXIT_BAD_INPUT
+            }
+            CliError::Store(StoreError::InvalidUrl { .. }) => EXIT_BAD_INPUT,
+            CliError::Run(crate::runner::RunError::Plan(_)) => EXIT_BAD_INPUT,
+            CliError::Run(crate::runner::RunError::LeaseHeld { .. }) => EXIT_BUSY,
             CliError::Run(_) => 1,
+            CliError::Agent(crate::agent::AgentError::IdInUse { .. }) => EXIT_BUSY,
             CliError::Agent(e) => e.exit_code(),
-            CliError::Store(_) | CliError::Io { .. } => 1,
+            CliError::Store(_) | CliError::Io { .. } | CliError::NoTown { .. } => 1,
         }
     }
 }

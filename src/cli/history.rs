@@ -50,11 +50,9 @@ const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// The Redis that [`Context::store`] connects to, for the dedicated
 /// blocking connection of a follow loop.
-pub(super) fn follow_target(ctx: &Context) -> RedisTarget {
-    let url = std::fs::read_to_string(&ctx.file)
-        .ok()
-        .and_then(|text| crate::plan::peek_town(&text).1);
-    ctx.target(url.as_deref())
+pub(super) fn follow_target(ctx: &Context) -> Result<RedisTarget, CliError> {
+    let (_, url) = ctx.peek_town()?;
+    Ok(ctx.target(url.as_deref()))
 }
 
 /// Waits for the next events; a dropped connection is reopened (the
@@ -173,7 +171,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     if !args.follow {
         return Ok(0);
     }
-    let mut follower = EventFollower::open(&store, &follow_target(ctx), &last).await?;
+    let mut follower = EventFollower::open(&store, &follow_target(ctx)?, &last).await?;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
@@ -194,7 +192,7 @@ fn print_event(e: &Event, json: bool) {
     if json {
         println!("{}", event_json(e));
     } else {
-        println!("{}", event_line(e));
+        println!("{}", crate::escape::escape(&event_line(e)));
     }
 }
 

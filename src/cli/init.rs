@@ -1,5 +1,10 @@
 //! `tt init`: a commented starter tasks.toml, the schema for editors, and
 //! `.tt/` in .gitignore.
+//!
+//! The schema goes to `schemas/tasks.schema.json` beside the plan, a path
+//! meant to be committed: the `#:schema` line must work in every clone, and
+//! `.tt/` is ignored. `tt schema > schemas/tasks.schema.json` refreshes it
+//! after an upgrade.
 
 use std::path::Path;
 
@@ -12,7 +17,11 @@ pub struct Args {
     force: bool,
 }
 
-const STARTER: &str = r#"#:schema ./.tt/tasks.schema.json
+/// Where the schema goes, relative to the plan's directory; the starter's
+/// `#:schema` line names the same path.
+const SCHEMA: &str = "schemas/tasks.schema.json";
+
+const STARTER: &str = r#"#:schema ./schemas/tasks.schema.json
 # tinytown plan. `tt plan` checks it, `tt run` runs it; saving reloads it.
 
 [meta]
@@ -66,14 +75,15 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         .map_err(io(format!("cannot create `{}`", ctx.project_dir.display())))?;
     std::fs::write(&ctx.file, STARTER)
         .map_err(io(format!("cannot write `{}`", ctx.file.display())))?;
-    let state = ctx.project_dir.join(".tt");
-    std::fs::create_dir_all(&state).map_err(io(format!("cannot create `{}`", state.display())))?;
-    let schema = state.join("tasks.schema.json");
+    let schema = ctx.project_dir.join(SCHEMA);
+    if let Some(dir) = schema.parent() {
+        std::fs::create_dir_all(dir).map_err(io(format!("cannot create `{}`", dir.display())))?;
+    }
     std::fs::write(&schema, super::schema::schema_json())
         .map_err(io(format!("cannot write `{}`", schema.display())))?;
     let ignored = ignore_state_dir(&ctx.project_dir.join(".gitignore"))
         .map_err(io("cannot update `.gitignore`".into()))?;
-    println!("wrote {}", ctx.file.display());
+    println!("wrote {} and {SCHEMA}", ctx.file.display());
     if ignored {
         println!("added .tt/ to .gitignore");
     }
@@ -105,6 +115,12 @@ fn ignore_state_dir(path: &Path) -> std::io::Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_starter_links_the_schema_it_writes() {
+        let first = super::STARTER.lines().next().unwrap_or_default();
+        assert_eq!(first, format!("#:schema ./{}", super::SCHEMA));
+    }
+
     #[test]
     fn the_starter_plan_is_valid() {
         let plan = crate::plan::load(std::path::Path::new("tasks.toml"), super::STARTER.into());

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 
 use super::tasks::Town;
 use crate::Status;
+use crate::escape::escape;
 use crate::store::Store;
 
 /// Lines printed above a footer that is erased and redrawn around them.
@@ -31,7 +32,7 @@ impl Screen {
 
     fn draw(&self, out: &mut impl Write) {
         for l in &self.footer {
-            let _ = writeln!(out, "{l}");
+            let _ = writeln!(out, "{}", escape(l));
         }
     }
 
@@ -39,7 +40,7 @@ impl Screen {
     pub fn line(&mut self, text: &str) {
         let mut out = std::io::stdout().lock();
         self.erase(&mut out);
-        let _ = writeln!(out, "{text}");
+        let _ = writeln!(out, "{}", escape(text));
         self.draw(&mut out);
         let _ = out.flush();
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::{CliError, Context, output};
+use crate::escape::escape;
 use crate::graph::Graph;
 use crate::plan::{LoadError, Plan};
 
@@ -20,21 +21,22 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let plan = match ctx.load_plan() {
         Ok(p) => p,
         Err(CliError::Plan(e @ LoadError::Invalid { .. })) if args.json => {
-            let problems: Vec<_> = e.problems().iter().map(|p| p.to_json()).collect();
+            let problems: Vec<_> = crate::plan::Problem::to_json_all(e.problems());
             output::json(&json!({ "valid": false, "problems": problems }));
             return Ok(2);
         }
         Err(e) => return Err(e),
     };
-    for w in &plan.warnings {
-        output::print_diagnostic(w.clone());
-    }
+    output::print_warnings(&plan.warnings);
     let graph = Graph::from_plan(&plan);
     let view = View::new(&plan, &graph);
     if args.json {
         output::json(&view.json(ctx.town(plan.town.name.as_deref())));
     } else {
-        print!("{}", view.text(&ctx.town(plan.town.name.as_deref())));
+        print!(
+            "{}",
+            escape(&view.text(&ctx.town(plan.town.name.as_deref())))
+        );
     }
     Ok(0)
 }
@@ -203,7 +205,7 @@ impl<'a> View<'a> {
             .iter()
             .map(|(a, l)| (a.clone(), self.ids(l)))
             .collect();
-        let warnings: Vec<_> = plan.warnings.iter().map(|w| w.to_json()).collect();
+        let warnings: Vec<_> = crate::plan::Problem::to_json_all(&plan.warnings);
         json!({
             "valid": true,
             "file": plan.file_name(),

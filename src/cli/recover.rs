@@ -26,7 +26,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         );
     }
     for r in recovered {
-        if r.stop_orphan(&crate::runner::hostname()) {
+        if r.stop_orphan(&crate::os::hostname()) {
             println!(
                 "{}: stopped its orphaned command (process group {})",
                 r.worker,

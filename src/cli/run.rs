@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 use super::live::{self, Screen};
 use super::{CliError, Context, output};
 use crate::Status;
+use crate::escape::escape;
 use crate::runner::{self, AgentNote, Options, Report, Summary};
 
 #[derive(Debug, clap::Args)]
@@ -38,9 +39,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let plan = ctx.load_plan()?;
     let town = ctx.town(plan.town.name.as_deref());
     let target = ctx.target(plan.town.redis_url.as_deref());
-    for w in &plan.warnings {
-        output::print_diagnostic(w.clone());
-    }
+    output::print_warnings(&plan.warnings);
     let opts = Options {
         file: ctx.file.clone(),
         project_dir: ctx.project_dir.clone(),
@@ -68,7 +67,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     };
     let print = |line: String| match screen.lock() {
         Ok(mut s) if tty => s.line(&line),
-        _ => println!("{line}"),
+        _ => println!("{}", escape(&line)),
     };
     // Handed over, not kept: a 100k-task plan is tens of MiB the runner
     // drops once it is in Redis (README "Performance").
@@ -132,7 +131,7 @@ fn report_line(file: &str, r: Report) -> Option<String> {
                 "{} {file} is invalid; the last good plan keeps running",
                 time()
             );
-            output::print_diagnostic(e);
+            output::print_load_error(e);
             return None;
         }
         Report::FileGone => format!("{file} is gone; the last good plan keeps running"),
@@ -149,13 +148,13 @@ fn report_line(file: &str, r: Report) -> Option<String> {
             ),
             "started" => format!("started {} on {} (attempt {})", e.task, e.agent, e.attempt),
             "completed" => format!("completed {} on {}", e.task, e.agent),
-            "failed" => format!(
-                "FAILED {} on {} (exit {})",
+            "failed" => format!("FAILED {} on {} ({})", e.task, e.agent, why_it_failed(&e)),
+            "retried" => format!(
+                "{} failed on {} ({}); retrying",
                 e.task,
                 e.agent,
-                e.field("exit_code").unwrap_or("?")
+                why_it_failed(&e)
             ),
-            "retried" => format!("{} failed on {}; retrying", e.task, e.agent),
             "requeued" => format!("requeued {} (its worker {} died)", e.task, e.agent),
             "cancelled" => format!("cancelled {}", e.task),
             "removed" => format!("removed {} from the plan", e.task),
@@ -193,8 +192,17 @@ fn report_line(file: &str, r: Report) -> Option<String> {
                 status,
                 restart_in: None,
             } => format!("agent {id} stopped ({status})"),
+            AgentNote::CannotStart {
+                id,
+                agent,
+                why,
+                retry_in,
+            } => format!(
+                "agent {id} cannot start: {why} (tasks of `{agent}` wait; trying again in {}s)",
+                retry_in.as_secs()
+            ),
             AgentNote::SpawnFailed { id, error } => {
-                eprintln!("{} agent {id}: {error}", time());
+                eprintln!("{} agent {id}: {}", time(), escape(&error.to_string()));
                 return None;
             }
         },
@@ -226,16 +234,31 @@ fn report_line(file: &str, r: Report) -> Option<String> {
     Some(format!("{} {what}", time()))
 }
 
+/// How an attempt failed, from its `failed` or `retried` event: its exit
+/// code, or the reason when there is none (a timeout, a program that could
+/// not start).
+fn why_it_failed(e: &crate::store::Event) -> String {
+    match (
+        e.field("exit_code").filter(|c| !c.is_empty()),
+        e.field("reason").filter(|r| !r.is_empty()),
+    ) {
+        (Some(code), _) => format!("exit {code}"),
+        (None, Some(reason)) => reason.to_string(),
+        (None, None) => "no exit code".into(),
+    }
+}
+
 fn print_summary(s: &Summary) {
     let n = |st: Status| s.counts.get(&st).copied().unwrap_or(0);
     println!(
-        "{} summary: {} completed, {} failed, {} cancelled, {} pending, {} running{}",
+        "{} summary: {} completed, {} failed, {} cancelled, {} pending, {} queued, {} running{}",
         time(),
         n(Status::Completed),
         n(Status::Failed),
         n(Status::Cancelled),
         n(Status::Pending),
-        n(Status::Running) + n(Status::Assigned),
+        n(Status::Assigned),
+        n(Status::Running),
         if s.interrupted { " (interrupted)" } else { "" }
     );
     if !s.failed.is_empty() {
@@ -243,7 +266,7 @@ fn print_summary(s: &Summary) {
     }
     if !s.interrupted {
         for (id, why) in &s.stuck {
-            println!("not run: {id} — {why}");
+            println!("not run: {id} — {}", escape(why));
         }
     }
 }

@@ -32,7 +32,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
                 .into(),
         });
     }
-    let store = ctx.store().await?;
+    let store = ctx.store_or_start().await?;
     let len = store
         .send(&args.agent, &sender(), &args.message, args.urgent)
         .await?;

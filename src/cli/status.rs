@@ -118,6 +118,7 @@ impl Snapshot {
                     "completed": p.completed,
                     "failed": p.failed,
                     "running": p.running,
+                    "queued": p.queued,
                     "total": p.total,
                 })
             })
@@ -189,6 +190,9 @@ impl Snapshot {
                     let mut more = Vec::new();
                     if p.running > 0 {
                         more.push(format!("{} running", p.running));
+                    }
+                    if p.queued > 0 {
+                        more.push(format!("{} queued", p.queued));
                     }
                     if p.failed > 0 {
                         more.push(format!("{} failed", p.failed));
@@ -305,7 +309,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     // Follow from the newest event *before* the first drawing, so nothing
     // that happens while drawing goes unseen.
     let (_, last) = store.recent_events(0, None).await?;
-    let mut follower = EventFollower::open(&store, &follow_target(ctx), &last).await?;
+    let mut follower = EventFollower::open(&store, &follow_target(ctx)?, &last).await?;
     let clear = !args.json && std::io::stdout().is_terminal();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -333,7 +337,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
             if args.json {
                 println!("{text}");
             } else {
-                print!("{text}");
+                print!("{}", crate::escape::escape(&text));
             }
             let _ = std::io::stdout().flush();
             shown = text;
@@ -349,6 +353,6 @@ fn draw(snap: &Snapshot, json: bool) {
     if json {
         output::json(&snap.json());
     } else {
-        print!("{}", snap.text());
+        print!("{}", crate::escape::escape(&snap.text()));
     }
 }

@@ -40,9 +40,7 @@ pub async fn run(ctx: &Context, cmd: Command) -> Result<u8, CliError> {
 
 async fn push(ctx: &Context, json: bool, take_over: bool) -> Result<u8, CliError> {
     let plan = ctx.load_plan()?;
-    for w in &plan.warnings {
-        output::print_diagnostic(w.clone());
-    }
+    output::print_warnings(&plan.warnings);
     let store = ctx.store_for(&plan).await?;
     let claim = if take_over {
         Claim::TakeOver
@@ -137,9 +135,18 @@ async fn pull(ctx: &Context, json: bool) -> Result<u8, CliError> {
 }
 
 /// Replaces the file through a rename so a reader (or `tt run`'s watcher)
-/// never sees half a file.
+/// never sees half a file. A symlinked plan is written through the link:
+/// the rename replaces the file it points to, and the link stays.
 fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), CliError> {
     let io = |what: String| move |source| CliError::Io { what, source };
+    let target;
+    let path = if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) {
+        target = std::fs::canonicalize(path)
+            .map_err(io(format!("cannot follow the link `{}`", path.display())))?;
+        target.as_path()
+    } else {
+        path
+    };
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

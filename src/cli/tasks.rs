@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{CliError, Context, output};
+use super::{CliError, Context, attempt, output};
 use crate::Status;
 use crate::graph::{Graph, Readiness};
 use crate::store::{LIGHT_FIELDS, TaskRecord};
@@ -68,7 +68,7 @@ impl Town {
         };
         if self.graph.is_group(i) {
             let p = self.graph.progress(i);
-            v["progress"] = json!({ "completed": p.completed, "failed": p.failed, "running": p.running, "total": p.total });
+            v["progress"] = json!({ "completed": p.completed, "failed": p.failed, "running": p.running, "queued": p.queued, "total": p.total });
         }
         v
     }
@@ -167,7 +167,10 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
         town.records[i] = full;
     }
     let (events, _) = super::history::full_history(ctx, &store, Some(&args.id)).await?;
-    let attempts = attempts(&events);
+    let mut attempts = attempt::from_events(&events);
+    if attempts.iter().any(|a| a.outcome == "running") {
+        attempt::settle(&mut attempts, &town.records[i], &store.agents().await?);
+    }
     if args.json {
         let mut v = town.json(i);
         v["attempts"] = serde_json::to_value(&attempts).unwrap_or(Value::Null);
@@ -188,8 +191,8 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
         field(
             "progress",
             format!(
-                "{}/{} done, {} failed, {} running",
-                p.completed, p.total, p.failed, p.running
+                "{}/{} done, {} failed, {} running, {} queued",
+                p.completed, p.total, p.failed, p.running, p.queued
             ),
         );
     }
@@ -228,6 +231,7 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
         out.push_str(&format!("output (tail):\n{}\n", indent(o)));
     }
     if !attempts.is_empty() {
+        let here = crate::os::hostname();
         let rows: Vec<Vec<String>> = attempts
             .iter()
             .map(|a| {
@@ -238,7 +242,7 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
                     a.exit_code.clone().unwrap_or_else(|| "-".into()),
                     a.duration_ms
                         .map_or("-".into(), |d| format!("{:.1}s", d as f64 / 1000.0)),
-                    format!(".tt/logs/{}/{}.log", r.id, a.attempt),
+                    attempt::log_location(a, &r.id, &ctx.project_dir, &here),
                 ]
             })
             .collect();
@@ -251,7 +255,7 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
     if !r.description.is_empty() {
         out.push_str(&format!("\n{}\n", r.description));
     }
-    print!("{out}");
+    print!("{}", crate::escape::escape(&out));
     Ok(0)
 }
 
@@ -260,65 +264,4 @@ fn indent(text: &str) -> String {
         .map(|l| format!("  {l}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// One attempt of a task, put together from its events.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Attempt {
-    pub attempt: u64,
-    pub worker: Option<String>,
-    /// dispatched, running, completed, failed, retried, requeued, cancelled…
-    pub outcome: String,
-    pub exit_code: Option<String>,
-    pub started: Option<u64>,
-    pub finished: Option<u64>,
-    pub duration_ms: Option<u64>,
-}
-
-/// Attempts in order, from the events of one task.
-pub fn attempts(events: &[crate::store::Event]) -> Vec<Attempt> {
-    let mut out: Vec<Attempt> = Vec::new();
-    for e in events {
-        let Ok(n) = e.attempt.parse::<u64>() else {
-            continue;
-        };
-        if n == 0 {
-            continue;
-        }
-        let idx = match out.iter().position(|a| a.attempt == n) {
-            Some(i) => i,
-            None => {
-                out.push(Attempt {
-                    attempt: n,
-                    worker: None,
-                    outcome: "dispatched".into(),
-                    exit_code: None,
-                    started: None,
-                    finished: None,
-                    duration_ms: None,
-                });
-                out.len() - 1
-            }
-        };
-        let a = &mut out[idx];
-        match e.kind.as_str() {
-            "started" => {
-                a.worker = Some(e.agent.clone());
-                a.started = Some(e.at);
-                a.outcome = "running".into();
-            }
-            "completed" | "failed" | "retried" | "requeued" | "cancelled" | "stopped" => {
-                a.outcome = e.kind.clone();
-                a.exit_code = e
-                    .field("exit_code")
-                    .filter(|c| !c.is_empty())
-                    .map(String::from);
-                a.finished = Some(e.at);
-                a.duration_ms = a.started.map(|s| e.at.saturating_sub(s));
-            }
-            _ => {}
-        }
-    }
-    out.sort_by_key(|a| a.attempt);
-    out
 }

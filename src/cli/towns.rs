@@ -62,10 +62,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
 }
 
 pub async fn down(ctx: &Context) -> Result<u8, CliError> {
-    let (_, url) = match std::fs::read_to_string(&ctx.file) {
-        Ok(text) => crate::plan::peek_town(&text),
-        Err(_) => (None, None),
-    };
+    let (_, url) = ctx.peek_town()?;
     match ctx.target(url.as_deref()) {
         RedisTarget::Embedded { state_dir } => {
             if server::stop(&state_dir).await? {

@@ -14,7 +14,7 @@ use super::model::{
     AgentSpec, ChildFailure, Meta, Span, Status, TaskSpans, TaskSpec, TownConfig, agent_keys,
     meta_keys, task_keys, top_keys, town_keys,
 };
-use super::{LoadError, Plan, Problem, valid_id, validate};
+use super::{LoadError, Plan, Problem, valid_id, validate, workdir};
 
 /// Agent CLIs that have a preset (see `agent::presets`).
 pub const PRESETS: &[&str] = &[
@@ -23,11 +23,7 @@ pub const PRESETS: &[&str] = &[
 
 /// Reads and loads a file.
 pub fn load_file(path: &Path) -> Result<Plan, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    load(path, text)
+    load(path, super::read_plan(path)?)
 }
 
 /// Loads a plan from text. `path` names the file in messages and is where
@@ -50,6 +46,7 @@ pub fn load(path: &Path, text: String) -> Result<Plan, LoadError> {
     let file = loader.file(root.get_ref());
     if !had_syntax_errors {
         validate::references(&mut loader.problems, &loader.src, &file);
+        workdir::check(&mut loader.problems, &loader.src, root.get_ref(), path);
     }
     let mut problems = loader.problems;
     problems.sort_by_key(|p| p.labels.first().map_or(0, |(s, _)| s.start));
@@ -489,14 +486,23 @@ impl Loader {
     }
 
     fn check_duration(&mut self, s: &str, span: Span) {
-        if parse_duration(s).is_none() {
-            self.error(
+        match parse_duration(s) {
+            None => self.error(
                 "tt::plan::bad-duration",
                 span,
                 format!("`{s}` is not a duration"),
                 "expected a duration",
                 Some("write it like \"90s\", \"30m\" or \"1h 30m\""),
-            );
+            ),
+            // A timeout of nothing would stop every command as it starts.
+            Some(d) if d.is_zero() => self.error(
+                "tt::plan::zero-timeout",
+                span,
+                format!("a `timeout` of `{s}` stops every command at once"),
+                "no time at all",
+                Some("give a positive duration like \"30m\", or leave `timeout` out for no limit"),
+            ),
+            Some(_) => {}
         }
     }
 

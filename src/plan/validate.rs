@@ -120,10 +120,10 @@ pub(super) fn references(
         }
     }
 
-    let parent_cycles = parent_cycles(problems, src, file, &index);
-    if !parent_cycles {
-        wait_cycles(problems, src, file, &index);
-    }
+    // Both kinds in one pass: a parent cycle, once reported, is left out
+    // of the "waits for" graph, where it would only show up again.
+    let in_parent_cycle = parent_cycles(problems, src, file, &index);
+    wait_cycles(problems, src, file, &index, &in_parent_cycle);
 }
 
 fn unknown_task<'a>(
@@ -151,13 +151,13 @@ fn unknown_task<'a>(
 }
 
 /// Follows parent links without recursion (chains may be thousands deep)
-/// and reports each cycle once. Returns whether any was found.
+/// and reports each cycle once. Returns, per task, whether it is on one.
 fn parent_cycles(
     problems: &mut Vec<Problem>,
     src: &NamedSource<Arc<String>>,
     file: &Parsed,
     index: &HashMap<&str, usize>,
-) -> bool {
+) -> Vec<bool> {
     let tasks = &file.tasks;
     let parent_of = |i: usize| -> Option<usize> {
         let p = tasks[i].parent.as_deref()?;
@@ -165,7 +165,7 @@ fn parent_cycles(
     };
     // 0 = unvisited, 1 = on the current walk, 2 = done.
     let mut state = vec![0u8; tasks.len()];
-    let mut found = false;
+    let mut on_cycle = vec![false; tasks.len()];
     for start in 0..tasks.len() {
         if state[start] != 0 || index.get(tasks[start].id.as_str()) != Some(&start) {
             continue;
@@ -182,6 +182,9 @@ fn parent_cycles(
                 1 => {
                     let at = walk.iter().position(|&w| w == i).unwrap_or(0);
                     let cycle = &walk[at..];
+                    for &c in cycle {
+                        on_cycle[c] = true;
+                    }
                     let steps = cycle
                         .iter()
                         .map(|&c| {
@@ -206,7 +209,6 @@ fn parent_cycles(
                         steps,
                         "a group cannot contain itself: remove one `parent` in the cycle",
                     );
-                    found = true;
                     break;
                 }
                 _ => break,
@@ -216,7 +218,7 @@ fn parent_cycles(
             state[w] = 2;
         }
     }
-    found
+    on_cycle
 }
 
 /// An edge of the "waits for" graph, kept so a cycle can be explained in
@@ -236,12 +238,14 @@ enum Edge {
 /// The "waits for" graph has two nodes per task: its start and its done.
 /// start(t) waits for done(d) of each dependency and for start(parent);
 /// done(t) waits for start(t), and a group's done waits for each child's
-/// done. A cycle here is a plan that can never finish.
+/// done. A cycle here is a plan that can never finish. The parent link of
+/// a task in `in_parent_cycle` is left out.
 fn wait_cycles(
     problems: &mut Vec<Problem>,
     src: &NamedSource<Arc<String>>,
     file: &Parsed,
     index: &HashMap<&str, usize>,
+    in_parent_cycle: &[bool],
 ) {
     let tasks = &file.tasks;
     let n = tasks.len();
@@ -265,7 +269,7 @@ fn wait_cycles(
             .parent
             .as_deref()
             .and_then(|p| index.get(p))
-            .filter(|&&p| p != i)
+            .filter(|&&p| p != i && !in_parent_cycle[i])
         {
             g.add_edge(start(i), start(p), Edge::InGroup { child: i, group: p });
             g.add_edge(done(p), done(i), Edge::Contains { group: p, child: i });

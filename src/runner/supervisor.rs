@@ -14,12 +14,14 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 
-use crate::agent::process::signal_group;
+use crate::os::signal_group;
 use crate::plan::AgentSpec;
 
 /// First restart delay; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// `tt agent`'s exit code for bad input (see `AgentError::exit_code`).
+const BAD_INPUT: i32 = 2;
 /// A replica that ran this long is considered healthy again.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// How long a replica gets to finish after SIGTERM before SIGKILL, unless
@@ -42,13 +44,24 @@ pub enum AgentNote {
         id: String,
         error: String,
     },
+    /// The replica exited as `tt agent` does on bad input (exit 2: a
+    /// `workdir` that is gone, a bad setting): restarting it at once would
+    /// fail the same way, so it is tried again only after `retry_in`.
+    CannotStart {
+        id: String,
+        /// The agent's name (`backend` for `backend-1`).
+        agent: String,
+        /// What the replica said, from its log.
+        why: String,
+        retry_in: Duration,
+    },
 }
 
 struct Replica {
     stop: watch::Sender<bool>,
-    /// Kill the process (its heartbeat expired: hung or cut off) and start
-    /// a fresh one.
-    kick: mpsc::UnboundedSender<()>,
+    /// Kill the process with this pid (its heartbeat expired: hung or cut
+    /// off) and start a fresh one; a kick for another pid is stale.
+    kick: mpsc::UnboundedSender<u32>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -146,7 +159,7 @@ impl Supervisor {
         let task = tokio::spawn(keep_running(
             cmd,
             self.grace,
-            id.to_string(),
+            (name.to_string(), id.to_string()),
             log,
             stop_rx,
             kick_rx,
@@ -174,10 +187,12 @@ impl Supervisor {
         self.replicas.contains_key(id)
     }
 
-    /// Kills a replica's process group and starts it again.
-    pub fn kick(&self, id: &str) {
-        if let Some(r) = self.replicas.get(id) {
-            let _ = r.kick.send(());
+    /// Kills a replica's process group and starts it again, if the replica
+    /// still is the process `pid` that recovery found dead: a replica
+    /// started since (it may not have registered yet) is never touched.
+    pub fn kick(&self, id: &str, pid: Option<u32>) {
+        if let (Some(r), Some(pid)) = (self.replicas.get(id), pid) {
+            let _ = r.kick.send(pid);
         }
     }
 
@@ -200,17 +215,19 @@ fn replica_of(id: &str) -> Option<&str> {
 async fn keep_running(
     mut cmd: Command,
     grace: Duration,
-    id: String,
+    (agent, id): (String, String),
     log: PathBuf,
     mut stop: watch::Receiver<bool>,
-    mut kick: mpsc::UnboundedReceiver<()>,
+    mut kick: mpsc::UnboundedReceiver<u32>,
     notes: mpsc::UnboundedSender<AgentNote>,
 ) {
     let mut backoff = MIN_BACKOFF;
-    loop {
+    'replica: loop {
         if *stop.borrow() {
             return;
         }
+        // Where this process's own output begins, to quote it if it fails.
+        let log_from = std::fs::metadata(&log).map_or(0, |m| m.len());
         let spawned = open_log(&log).and_then(|(out, err)| {
             cmd.stdout(out).stderr(err);
             cmd.spawn()
@@ -235,39 +252,61 @@ async fn keep_running(
             pid,
         });
         let started = tokio::time::Instant::now();
-        tokio::select! {
-            status = child.wait() => {
-                if started.elapsed() >= HEALTHY_AFTER {
-                    backoff = MIN_BACKOFF;
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => {
+                    // A worker exits 0 only when told to (`tt kill`): respect it.
+                    // Anything else is a crash, and crashes are restarted.
+                    if matches!(&status, Ok(s) if s.success()) {
+                        let _ = notes.send(AgentNote::Exited { id: id.clone(), status: "exited 0 (killed?)".into(), restart_in: None });
+                        return;
+                    }
+                    if matches!(&status, Ok(s) if s.code() == Some(BAD_INPUT)) {
+                        let _ = notes.send(AgentNote::CannotStart {
+                            id: id.clone(),
+                            agent: agent.clone(),
+                            why: failure_of(&log, log_from),
+                            retry_in: MAX_BACKOFF,
+                        });
+                        if wait_or_stop(&mut stop, MAX_BACKOFF).await {
+                            return;
+                        }
+                        backoff = MIN_BACKOFF;
+                        continue 'replica;
+                    }
+                    break status.map_or_else(|e| e.to_string(), |s| s.to_string());
                 }
-                // A worker exits 0 only when told to (`tt kill`): respect it.
-                // Anything else is a crash, and crashes are restarted.
-                if matches!(&status, Ok(s) if s.success()) {
-                    let _ = notes.send(AgentNote::Exited { id: id.clone(), status: "exited 0 (killed?)".into(), restart_in: None });
+                Some(dead) = kick.recv() => {
+                    // Kicks queued for an earlier process of this id are stale.
+                    if dead != pid {
+                        continue;
+                    }
+                    signal_group(pid, libc::SIGKILL);
+                    let _ = child.wait().await;
+                    break "killed: heartbeat expired".to_string();
+                }
+                _ = stop.changed() => {
+                    terminate(&mut child, pid, grace).await;
+                    let _ = notes.send(AgentNote::Exited { id: id.clone(), status: "stopped".into(), restart_in: None });
                     return;
                 }
-                let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-                let _ = notes.send(AgentNote::Exited { id: id.clone(), status, restart_in: Some(backoff) });
-                if wait_or_stop(&mut stop, backoff).await {
-                    return;
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-            Some(()) = kick.recv() => {
-                signal_group(pid, libc::SIGKILL);
-                let _ = child.wait().await;
-                let _ = notes.send(AgentNote::Exited { id: id.clone(), status: "killed: heartbeat expired".into(), restart_in: Some(backoff) });
-                if wait_or_stop(&mut stop, backoff).await {
-                    return;
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-            _ = stop.changed() => {
-                terminate(&mut child, pid, grace).await;
-                let _ = notes.send(AgentNote::Exited { id: id.clone(), status: "stopped".into(), restart_in: None });
-                return;
-            }
+        };
+        // Only a replica that keeps failing fast backs off further.
+        backoff = if started.elapsed() >= HEALTHY_AFTER {
+            MIN_BACKOFF
+        } else {
+            backoff
+        };
+        let _ = notes.send(AgentNote::Exited {
+            id: id.clone(),
+            status,
+            restart_in: Some(backoff),
+        });
+        if wait_or_stop(&mut stop, backoff).await {
+            return;
         }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -289,14 +328,130 @@ async fn terminate(child: &mut tokio::process::Child, pid: u32, grace: Duration)
     }
 }
 
-fn open_log(path: &Path) -> std::io::Result<(std::fs::File, std::fs::File)> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// What a replica that failed at start-up said: the error and help lines
+/// of what it wrote to `log` from byte `from` on (`tt agent` prints a
+/// diagnostic there), as one line.
+fn failure_of(log: &Path, from: u64) -> String {
+    let text = std::fs::read(log)
+        .ok()
+        .and_then(|b| {
+            b.get(usize::try_from(from).unwrap_or(usize::MAX)..)
+                .map(<[u8]>::to_vec)
+        })
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let plain = strip_ansi(&text);
+    let lines: Vec<&str> = plain
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| {
+            l.strip_prefix("x ")
+                .or_else(|| l.strip_prefix("× "))
+                .or_else(|| l.strip_prefix("Error: "))
+                .or_else(|| l.strip_prefix("help: "))
+        })
+        .collect();
+    if lines.is_empty() {
+        return match plain.lines().map(str::trim).rfind(|l| !l.is_empty()) {
+            Some(last) => last.to_string(),
+            None => format!("it exited with code {BAD_INPUT}; see {}", log.display()),
+        };
     }
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    lines.join("; ")
+}
+
+/// `text` without terminal colour sequences (`ESC [ … letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn open_log(path: &Path) -> std::io::Result<(std::fs::File, std::fs::File)> {
+    let out = crate::state_dir::open_log(path)?;
     let err = out.try_clone()?;
     Ok((out, err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replica that is `sleep 60` instead of `tt agent`.
+    fn replica(
+        dir: &Path,
+    ) -> (
+        watch::Sender<bool>,
+        mpsc::UnboundedSender<u32>,
+        mpsc::UnboundedReceiver<AgentNote>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("60").stdin(Stdio::null()).process_group(0);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (kick_tx, kick_rx) = mpsc::unbounded_channel();
+        let (note_tx, note_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(keep_running(
+            cmd,
+            Duration::from_secs(5),
+            ("w".into(), "w-1".into()),
+            dir.join("w-1.log"),
+            stop_rx,
+            kick_rx,
+            note_tx,
+        ));
+        (stop_tx, kick_tx, note_rx, task)
+    }
+
+    async fn next(notes: &mut mpsc::UnboundedReceiver<AgentNote>) -> AgentNote {
+        tokio::time::timeout(Duration::from_secs(30), notes.recv())
+            .await
+            .expect("a note in time")
+            .expect("the supervisor is running")
+    }
+
+    #[tokio::test]
+    async fn a_kick_for_an_earlier_process_never_kills_the_current_replica() {
+        let dir = tempfile::tempdir().unwrap();
+        let (stop, kick, mut notes, task) = replica(dir.path());
+        let AgentNote::Started { pid: first, .. } = next(&mut notes).await else {
+            panic!("not started");
+        };
+        // Recovery found an earlier process of `w-1` dead.
+        kick.send(first + 100_000).unwrap();
+        // The kick for the current one is handled after it, in order.
+        kick.send(first).unwrap();
+        match next(&mut notes).await {
+            AgentNote::Exited { status, .. } => assert!(status.contains("heartbeat"), "{status}"),
+            other => panic!("{other:?}"),
+        }
+        let AgentNote::Started { pid: second, .. } = next(&mut notes).await else {
+            panic!("not restarted");
+        };
+        assert_ne!(first, second);
+        // A kick queued for the first process again (a late recovery) does
+        // not touch the second.
+        kick.send(first).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            crate::os::pid_alive(second as i32),
+            "the new replica was killed"
+        );
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert!(
+            matches!(next(&mut notes).await, AgentNote::Exited { status, .. } if status == "stopped")
+        );
+    }
 }

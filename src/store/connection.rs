@@ -9,12 +9,22 @@
 //!
 //! Connecting never hangs: an unreachable server fails within
 //! [`CONNECT_DEADLINE`] with [`StoreError::Unreachable`].
+//!
+//! The password of a URL is the one in its user info (`redis://:pw@host`),
+//! else a `password=` or `pass=` query parameter (how `unix://` and
+//! `redis+unix://` URLs carry one), else the environment variable
+//! `REDISCLI_AUTH` (as `redis-cli` reads it). `REDISCLI_AUTH` keeps the
+//! password out of URLs, which end up in files, shell history and every
+//! command's `REDIS_URL`; workers and their commands inherit it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, RedisError};
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
+    RedisError,
+};
 
 use super::error::is_error_reply;
 use super::{StoreError, server};
@@ -35,6 +45,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound of the whole initial connection, whatever the network does
 /// (a firewall that drops packets makes every attempt wait its timeout).
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The environment variable with the password for a URL that has none.
+pub const AUTH_ENV: &str = "REDISCLI_AUTH";
 
 /// The oldest Redis with everything tt uses (`BLMOVE`, `GETDEL`, `XADD …
 /// LIMIT`, `SET … GET`).
@@ -145,10 +158,19 @@ pub fn redact(url: &str) -> String {
 /// The client for `target`, starting the embedded server if needed.
 async fn client(target: &RedisTarget) -> Result<Client, StoreError> {
     match target {
-        RedisTarget::Url(url) => Client::open(url.as_str()).map_err(|e| StoreError::InvalidUrl {
-            url: redact(url),
-            reason: e.to_string(),
-        }),
+        RedisTarget::Url(url) => {
+            let env_password = std::env::var(AUTH_ENV).ok();
+            let info = connection_info(url, env_password.as_deref()).map_err(|e| {
+                StoreError::InvalidUrl {
+                    url: redact(url),
+                    reason: e.to_string(),
+                }
+            })?;
+            Client::open(info).map_err(|e| StoreError::InvalidUrl {
+                url: redact(url),
+                reason: e.to_string(),
+            })
+        }
         RedisTarget::Embedded { state_dir } => {
             let sock = server::ensure_running(state_dir).await?;
             // Built from the path, not a URL, so no path needs escaping.
@@ -157,6 +179,29 @@ async fn client(target: &RedisTarget) -> Result<Client, StoreError> {
                 reason: e.to_string(),
             })
         }
+    }
+}
+
+/// What redis-rs makes of `url`, with the password redis-rs does not read
+/// itself: a `password=` query parameter, else `env_password`
+/// ([`AUTH_ENV`]) when the URL has no password at all.
+fn connection_info(url: &str, env_password: Option<&str>) -> redis::RedisResult<ConnectionInfo> {
+    let info = url.into_connection_info()?;
+    if info.redis_settings().password().is_some() {
+        return Ok(info);
+    }
+    let from_query = redis::parse_redis_url(url).and_then(|parsed| {
+        parsed
+            .query_pairs()
+            .find(|(key, _)| key == "password")
+            .map(|(_, value)| value.into_owned())
+    });
+    match from_query.or_else(|| env_password.filter(|p| !p.is_empty()).map(str::to_owned)) {
+        Some(password) => {
+            let settings = info.redis_settings().clone().set_password(password);
+            Ok(info.set_redis_settings(settings))
+        }
+        None => Ok(info),
     }
 }
 
@@ -239,6 +284,14 @@ async fn check_version(
 ) -> Result<(), StoreError> {
     let info: String = match redis::cmd("INFO").arg("server").query_async(conn).await {
         Ok(info) => info,
+        // A server with a password that was given none answers NOAUTH to
+        // everything: say so now rather than at the first command.
+        Err(e) if e.code() == Some("NOAUTH") => {
+            return Err(StoreError::Auth {
+                url: target.describe(),
+                source: e,
+            });
+        }
         // A managed Redis may forbid INFO (ACLs); that is no reason to
         // refuse it, the commands tt needs will fail clearly if missing.
         Err(e) if is_error_reply(&e) => {
@@ -306,6 +359,28 @@ mod tests {
         for (url, want) in cases {
             assert_eq!(redact(url), want, "{url}");
         }
+    }
+
+    #[test]
+    fn passwords_come_from_the_url_then_its_query_then_the_environment() {
+        let password = |url: &str, env: Option<&str>| {
+            connection_info(url, env)
+                .unwrap()
+                .redis_settings()
+                .password()
+                .map(str::to_owned)
+        };
+        let pw = |s: &str| Some(s.to_owned());
+        assert_eq!(password("redis://:a@h", Some("env")), pw("a"));
+        assert_eq!(
+            password("unix:///s.sock?password=b%26c", Some("env")),
+            pw("b&c")
+        );
+        assert_eq!(password("redis+unix:///s.sock?pass=d", None), pw("d"));
+        assert_eq!(password("redis://h?password=e", None), pw("e"));
+        assert_eq!(password("redis://h", Some("env")), pw("env"));
+        assert_eq!(password("redis://h", Some("")), None);
+        assert_eq!(password("redis://h", None), None);
     }
 
     #[test]

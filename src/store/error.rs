@@ -92,7 +92,8 @@ pub enum StoreError {
         code(tt::store::auth),
         help(
             "check the user name and password in the URL \
-             (`redis://user:password@host:port`)"
+             (`redis://user:password@host:port`), or put the password in \
+             `REDISCLI_AUTH` to keep it out of the URL"
         )
     )]
     Auth {

@@ -15,16 +15,23 @@ pub struct Recovered {
     /// running, so the recoverer can stop that command if it is local.
     pub host: Option<String>,
     pub command_pgid: Option<u32>,
+    /// When that group's leader started ([`crate::os::process_start`]): a
+    /// group id whose leader has another start time was reused by an
+    /// unrelated process and is never signalled.
+    pub command_start: Option<u64>,
+    /// The dead worker's own pid, to tell its process from a replica that
+    /// has taken the id since.
+    pub pid: Option<u32>,
 }
 
 impl Recovered {
     /// Stops the command the dead worker left running, if it ran on this
-    /// host: a requeued task must not run twice at once.
+    /// host and its process group is still that command: a requeued task
+    /// must not run twice at once. Returns whether it signalled.
     pub fn stop_orphan(&self, this_host: &str) -> bool {
-        match (&self.host, self.command_pgid) {
-            (Some(h), Some(pgid)) if h == this_host && self.requeued > 0 => {
-                crate::agent::process::signal_group(pgid, libc::SIGKILL);
-                true
+        match (&self.host, self.command_pgid, self.command_start) {
+            (Some(h), Some(pgid), Some(start)) if h == this_host && self.requeued > 0 => {
+                crate::os::signal_group_if_same(pgid, start, libc::SIGKILL)
             }
             _ => false,
         }
@@ -64,14 +71,22 @@ impl Store {
         let mut out = Vec::new();
         for w in workers {
             let mut conn = self.conn.clone();
-            let (name, host, command_pgid): (Option<String>, Option<String>, Option<u32>) =
-                redis::cmd("HMGET")
-                    .arg(self.keys.agent(w))
-                    .arg("name")
-                    .arg("host")
-                    .arg("command_pgid")
-                    .query_async(&mut conn)
-                    .await?;
+            type Fields = (
+                Option<String>,
+                Option<String>,
+                Option<u32>,
+                Option<String>,
+                Option<u32>,
+            );
+            let (name, host, command_pgid, command_start, pid): Fields = redis::cmd("HMGET")
+                .arg(self.keys.agent(w))
+                .arg("name")
+                .arg("host")
+                .arg("command_pgid")
+                .arg("command_start")
+                .arg("pid")
+                .query_async(&mut conn)
+                .await?;
             let agent = name.unwrap_or_else(|| super::agent_name_of(w).to_string());
             if let Some((returned, requeued)) = self.recover_worker(w, &agent).await? {
                 out.push(Recovered {
@@ -80,27 +95,41 @@ impl Store {
                     returned,
                     host,
                     command_pgid,
+                    // Empty when the worker could not read it.
+                    command_start: command_start.and_then(|s| s.parse().ok()),
+                    pid,
                 });
             }
         }
         Ok(out)
     }
 
-    /// Records the process group of the command a worker runs (finish.lua
-    /// clears it).
+    /// Records the process group of the command a worker runs and when its
+    /// leader started (`start`, when known), so that a recoverer signals the
+    /// group only while it is still that command. finish.lua, a clean stop
+    /// and recovery clear both.
     ///
     /// Sent without waiting for the reply: the worker goes on to wait for
     /// its command at once, and a no-op task is over before a reply would
     /// come. The command is queued on the shared connection before this
     /// returns, so it reaches Redis ahead of the same attempt's report. Only
     /// an error to send it (a broken connection) is returned.
-    pub async fn record_command(&self, worker: &str, pgid: u32) -> Result<(), StoreError> {
+    pub async fn record_command(
+        &self,
+        worker: &str,
+        pgid: u32,
+        start: Option<u64>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        redis::cmd("HSET")
-            .arg(self.keys.agent(worker))
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(self.keys.agent(worker))
             .arg("command_pgid")
             .arg(pgid)
-            .set_no_response(true)
+            .arg("command_start")
+            // Unknown (no /proc): a start no process has, so it is never
+            // signalled rather than signalled blindly.
+            .arg(start.map_or_else(String::new, |s| s.to_string()));
+        cmd.set_no_response(true)
             .query_async::<()>(&mut conn)
             .await?;
         Ok(())

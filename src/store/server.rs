@@ -188,6 +188,13 @@ fn normalize(dir: &Path) -> PathBuf {
     }
 }
 
+/// Whether the embedded server of `state_dir` has ever started: its data
+/// directory holds the append-only file it creates at start. A stopped
+/// server's town is still there to read (the next command starts it).
+pub fn has_data(state_dir: &Path) -> bool {
+    std::fs::read_dir(state_dir.join(DATA_DIR)).is_ok_and(|mut entries| entries.next().is_some())
+}
+
 /// Whether the embedded server of `state_dir` answers on its socket.
 pub async fn is_running(state_dir: &Path) -> bool {
     probe(&socket_path(state_dir)).await != Probe::Down
@@ -314,21 +321,10 @@ fn prepare_state_dir(state_dir: &Path) -> Result<PathBuf, StoreError> {
 }
 
 fn private_dir(dir: &Path) -> Result<(), StoreError> {
-    let io_err = |what: &str, source| StoreError::Io {
-        what: format!("{what} `{}`", dir.display()),
+    crate::state_dir::secure(dir).map_err(|source| StoreError::Io {
+        what: format!("make `{}` private (mode 0700)", dir.display()),
         source,
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| io_err("create", e))?;
-    let meta = std::fs::metadata(dir).map_err(|e| io_err("read", e))?;
-    if meta.permissions().mode() & 0o777 != 0o700 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| io_err("make private (mode 0700)", e))?;
-    }
-    Ok(())
+    })
 }
 
 /// For a socket in the `/tmp` fallback, creates its directory with mode
@@ -489,7 +485,7 @@ async fn wait_ready(dir: &Path, sock: &Path, deadline: Duration) -> Result<(), S
                 // Fail fast when the daemon already died (e.g. a bad AOF);
                 // no pid file yet just means it has not got that far.
                 if let Some(pid) = read_pid(dir)
-                    && !is_alive(pid)
+                    && !crate::os::pid_alive(pid)
                 {
                     return Err(StoreError::ServerStart {
                         reason: format!("the server (pid {pid}) exited"),
@@ -517,7 +513,7 @@ async fn wait_ready(dir: &Path, sock: &Path, deadline: Duration) -> Result<(), S
 async fn wait_stopped(sock: &Path, pid: Option<i32>, deadline: Duration) -> bool {
     let started = Instant::now();
     loop {
-        let exited = pid.is_none_or(|pid| !is_alive(pid));
+        let exited = pid.is_none_or(|pid| !crate::os::pid_alive(pid));
         if exited && probe(sock).await == Probe::Down {
             return true;
         }
@@ -596,7 +592,7 @@ fn read_pid(dir: &Path) -> Option<i32> {
 /// project; signalling such a pid would hit an unrelated process.
 fn owned_server_pid(dir: &Path) -> Option<i32> {
     let pid = read_pid(dir)?;
-    if !is_alive(pid) {
+    if !crate::os::pid_alive(pid) {
         return None;
     }
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
@@ -613,25 +609,6 @@ fn owned_server_pid(dir: &Path) -> Option<i32> {
         .ok()?;
     let comm = String::from_utf8_lossy(&output.stdout);
     (comm.contains("redis-server") || comm.contains("valkey-server")).then_some(pid)
-}
-
-/// Whether `pid` is running. A zombie counts as exited: the daemon is not
-/// our child, and in containers whose init does not reap, it stays a
-/// zombie after exiting.
-fn is_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    let exists = unsafe { libc::kill(pid, 0) } == 0
-        || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    if !exists {
-        return false;
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesized command name.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_none_or(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => true,
-    }
 }
 
 fn signal(pid: i32, sig: libc::c_int) {

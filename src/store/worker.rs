@@ -132,6 +132,10 @@ pub struct Report<'a> {
     pub retries: u32,
     /// Wait before a retry is dispatched.
     pub backoff: Duration,
+    /// The worker stopped the command itself because it could not renew its
+    /// heartbeat: the attempt goes back to `pending` (as recovery would put
+    /// it) instead of using up a retry.
+    pub requeue: bool,
 }
 
 /// What [`Store::finish`] recorded.
@@ -144,6 +148,9 @@ pub enum Finish {
         retry_at: u64,
     },
     Failed,
+    /// Back to `pending` for a new attempt, a retry not used up (a fenced
+    /// attempt, [`Report::requeue`]).
+    Requeued,
     /// The task moved on (cancelled, requeued to a new attempt): nothing
     /// changed but a `rejected` event.
     Stale {
@@ -184,18 +191,29 @@ impl Control {
 }
 
 impl Store {
-    /// The process group of a command that an earlier process with this
-    /// worker's id left running on this host when it died mid-task (no
-    /// heartbeat, not a clean stop, a task in hand). Registering requeues
-    /// that task, so the command must be stopped *before* registering.
-    pub async fn orphaned_command(&self, w: &WorkerIdentity) -> Result<Option<u32>, StoreError> {
+    /// The process group, and its leader's start time, of a command that an
+    /// earlier process with this worker's id left running on this host when
+    /// it died mid-task (no heartbeat, not a clean stop, a task in hand).
+    /// Registering requeues that task, so the command must be stopped
+    /// *before* registering.
+    pub async fn orphaned_command(
+        &self,
+        w: &WorkerIdentity,
+    ) -> Result<Option<(u32, u64)>, StoreError> {
         let mut conn = self.conn.clone();
-        type Fields = (Option<String>, Option<u32>, Option<String>, Option<String>);
-        let ((host, pgid, state, task), alive): (Fields, bool) = redis::pipe()
+        type Fields = (
+            Option<String>,
+            Option<u32>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let ((host, pgid, start, state, task), alive): (Fields, bool) = redis::pipe()
             .cmd("HMGET")
             .arg(self.keys.agent(&w.id))
             .arg("host")
             .arg("command_pgid")
+            .arg("command_start")
             .arg("state")
             .arg("task")
             .exists(self.keys.alive(&w.id))
@@ -203,7 +221,8 @@ impl Store {
             .await?;
         let ours = host.as_deref() == Some(w.host.as_str());
         let died = !alive && state.as_deref() != Some("stopped") && task.is_some();
-        Ok(pgid.filter(|_| ours && died))
+        let start = start.and_then(|s| s.parse().ok());
+        Ok(pgid.zip(start).filter(|_| ours && died))
     }
 
     /// Registers a worker: agent hash, `agents` set, first heartbeat
@@ -485,9 +504,11 @@ impl Store {
             .arg(if again { "1" } else { "0" })
             .arg(take.map_or("", |w| w.agent.as_str()))
             .arg(logs)
+            .arg(if r.requeue { "1" } else { "0" })
             .invoke_async(&mut conn)
             .await?;
         let (finish, rest) = match reply.as_slice() {
+            [requeued, rest @ ..] if requeued == "requeued" => (Finish::Requeued, rest),
             [done, rest @ ..] if done == "completed" => (Finish::Completed, rest),
             [failed, rest @ ..] if failed == "failed" => (Finish::Failed, rest),
             [retry, at, rest @ ..] if retry == "retry" => (

@@ -1,1 +1,394 @@
 //! Regressions in workers, heartbeats, fencing and recovery.
+
+use std::time::Duration;
+
+use crate::RedisExt;
+use crate::support::{RedisServer, Running, Tt, wait_until};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Whether `pid` is a zombie: exited, not yet reaped by its parent.
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_zombie_holding_the_lease_does_not_block_the_next_run() {
+    let redis = RedisServer::start();
+    let plan = "[town]\nname = \"z\"\n[[tasks]]\nid = \"a\"\nstatus = \"completed\"\n";
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    // A `tt run` of our own, so that once killed it stays a zombie until
+    // this test reaps it.
+    let mut first = tt
+        .command()
+        .args(["run", "--no-agents"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = first.id();
+    wait_until(DEADLINE, "the first run holds the lease", || {
+        redis.keys("tt:z:runner").len() == 1
+    });
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+    wait_until(DEADLINE, "the first run is a zombie", || zombie(pid));
+    assert_eq!(
+        redis.keys("tt:z:runner").len(),
+        1,
+        "the lease is left behind"
+    );
+    let out = tt.run_with(["run", "--until-done", "--no-agents"]);
+    assert!(zombie(pid), "still unreaped while the next run started");
+    first.wait().unwrap();
+    out.success();
+}
+
+/// `[town] name = "p"`, an agent `w` whose command writes its pid and waits
+/// for the file `go`, and one task `job` for it.
+const WAITING_JOB: &str = r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "echo $$ > pid-$TT_ATTEMPT; while [ ! -e go ]; do sleep 0.05; done"]
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+
+#[test]
+fn a_clean_stop_leaves_no_process_group_on_record() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
+    let _runner = Running::start(&tt, &["run", "--no-agents"]);
+    let agent = Running::start(&tt, &["agent", "w", "--id", "w-1"]);
+    wait_until(DEADLINE, "the command's group is on record", || {
+        tt.dir().join("pid-1").exists()
+            && redis.hgetall("tt:p:agent:w-1").contains_key("command_pgid")
+    });
+    assert_eq!(agent.stop(), 0);
+    let record = redis.hgetall("tt:p:agent:w-1");
+    assert_eq!(record["state"], "stopped", "{record:?}");
+    assert!(
+        !record.contains_key("command_pgid") && !record.contains_key("command_start"),
+        "a stopped command's group stays on record: {record:?}"
+    );
+}
+
+/// A process in a process group of its own, like a command tinytown starts,
+/// but not one: what a recorded group id may name after pid reuse.
+struct Bystander(std::process::Child);
+
+impl Bystander {
+    fn start() -> Self {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new("sleep")
+            .arg("120")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        Bystander(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn recovery_never_kills_a_process_group_that_is_not_the_recorded_command() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    let mut bystander = Bystander::start();
+    let host = tinytown::os::hostname();
+    for recoverer in ["tt recover", "a new worker with the id"] {
+        // Worker `w-1` on this host died while running `job`; the group id it
+        // recorded now belongs to an unrelated process (another start time).
+        redis.cmd(&["HSET", "tt:p:task:job", "status", "running", "attempt", "1"]);
+        redis.cmd(&["HSET", "tt:p:task:job", "worker", "w-1", "assigned_to", "w"]);
+        redis.cmd(&["DEL", "tt:p:claimed:w-1", "tt:p:agent:w-1"]);
+        redis.cmd(&[
+            "RPUSH",
+            "tt:p:claimed:w-1",
+            r#"{"kind":"task","task":"job","attempt":1}"#,
+        ]);
+        let pgid = bystander.pid().to_string();
+        redis.cmd(&[
+            "HSET",
+            "tt:p:agent:w-1",
+            "id",
+            "w-1",
+            "name",
+            "w",
+            "host",
+            &host,
+        ]);
+        redis.cmd(&[
+            "HSET",
+            "tt:p:agent:w-1",
+            "state",
+            "working",
+            "task",
+            "job",
+            "attempt",
+            "1",
+        ]);
+        redis.cmd(&[
+            "HSET",
+            "tt:p:agent:w-1",
+            "command_pgid",
+            &pgid,
+            "command_start",
+            "1",
+        ]);
+        redis.cmd(&["SADD", "tt:p:agents", "w-1"]);
+        if recoverer == "tt recover" {
+            tt.run_with(["recover"])
+                .success()
+                .stdout_contains("1 running task(s) requeued")
+                .stdout_lacks("stopped its orphaned command");
+        } else {
+            let agent = Running::start(&tt, &["agent", "w", "--id", "w-1"]);
+            agent.wait_output("ready in town");
+            agent.stop();
+        }
+        assert_eq!(
+            redis.task_field("p", "job", "status"),
+            "pending",
+            "{recoverer}"
+        );
+        assert!(
+            bystander.alive(),
+            "{recoverer} killed an unrelated process group"
+        );
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+fn running(pid: i32) -> bool {
+    tinytown::os::pid_alive(pid)
+}
+
+/// The pid a test command wrote to `file` (`echo $$ > file`).
+fn command_pid(tt: &Tt, file: &str) -> i32 {
+    let mut pid = 0;
+    wait_until(DEADLINE, &format!("the command writes {file}"), || {
+        pid = std::fs::read_to_string(tt.dir().join(file))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    });
+    pid
+}
+
+fn alive_key(redis: &RedisServer, worker: &str) -> bool {
+    !redis.keys(&format!("tt:p:alive:{worker}")).is_empty()
+}
+
+#[test]
+fn a_worker_cut_off_from_redis_stops_its_command_before_its_heartbeat_expires() {
+    let redis = RedisServer::start();
+    let proxy = crate::support::proxy::Proxy::start(redis.socket());
+    let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
+    let _runner = Running::start_env(&tt, &["run", "--no-agents"], &[], "run.out");
+    let url = proxy.url();
+    let _agent = Running::start_env(
+        &tt,
+        &["agent", "w", "--id", "w-1"],
+        &[("REDIS_URL", &url)],
+        "agent.out",
+    );
+    let pid = command_pid(&tt, "pid-1");
+    wait_until(DEADLINE, "attempt 1 runs", || {
+        redis.task_field("p", "job", "status") == "running"
+    });
+    // The worker's host loses Redis; everyone else still reaches it.
+    proxy.cut();
+    wait_until(
+        Duration::from_secs(30),
+        "attempt 1's command is stopped",
+        || !running(pid),
+    );
+    // Its heartbeat has not expired yet: no recovery can have requeued the
+    // task, so no second attempt can have started while this one ran.
+    assert!(
+        alive_key(&redis, "w-1"),
+        "the command outlived the heartbeat of its worker"
+    );
+    let log = tt.read(".tt/logs/job/1.log");
+    assert!(log.contains("no heartbeat renewed for"), "{log}");
+}
+
+#[test]
+fn a_frozen_worker_stops_its_command_as_soon_as_it_is_continued() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
+    let runner = Running::start_env(&tt, &["run", "--no-agents"], &[], "run.out");
+    let _agent = Running::start_env(&tt, &["agent", "w", "--id", "w-1"], &[], "agent.out");
+    let pid = command_pid(&tt, "pid-1");
+    wait_until(DEADLINE, "attempt 1 runs", || {
+        redis.task_field("p", "job", "status") == "running"
+    });
+    // No runner: nothing recovers the task, so on waking the worker finds
+    // its heartbeat expired but its task untouched — it must still stop.
+    runner.stop();
+    let worker: i32 = redis.hgetall("tt:p:agent:w-1")["pid"].parse().unwrap();
+    // SAFETY: kill(2) on the worker this test started.
+    unsafe {
+        libc::kill(worker, libc::SIGSTOP);
+    }
+    wait_until(Duration::from_secs(30), "the heartbeat expires", || {
+        !alive_key(&redis, "w-1")
+    });
+    assert!(
+        running(pid),
+        "the command runs on while its worker is frozen"
+    );
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(worker, libc::SIGCONT);
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "attempt 1's command is stopped",
+        || !running(pid),
+    );
+    // The attempt goes back to pending, a retry not used up.
+    wait_until(DEADLINE, "the fenced attempt is requeued", || {
+        redis.task_field("p", "job", "status") == "pending"
+    });
+    assert_eq!(redis.task_field("p", "job", "attempt"), "1");
+    let reason = redis.task_field("p", "job", "reason");
+    assert!(reason.contains("heartbeat"), "{reason}");
+}
+
+#[test]
+fn an_outage_longer_than_the_heartbeat_ttl_does_not_rerun_finished_work() {
+    let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let plan = r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "while [ ! -e go ]; do sleep 0.05; done; echo \"$TT_TASK_ID $TT_ATTEMPT\" >> runs.log"]
+count = 2
+[[tasks]]
+id = "a"
+agent = "w"
+[[tasks]]
+id = "b"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = Running::start(&tt, &["run", "--until-done"]);
+    wait_until(DEADLINE, "both tasks run", || {
+        ["a", "b"]
+            .iter()
+            .all(|t| redis.task_field("p", t, "status") == "running")
+    });
+    redis.kill();
+    // Both commands finish while Redis is away: their reports wait.
+    tt.write("go", "");
+    wait_until(DEADLINE, "both commands finished", || {
+        tt.dir().join("runs.log").exists() && tt.read("runs.log").lines().count() == 2
+    });
+    // An outage, not a condition: longer than the heartbeat TTL (6 s), so
+    // every heartbeat has expired when Redis is back.
+    std::thread::sleep(Duration::from_secs(8));
+    redis.start_again();
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 0, "{out}");
+    let runs = tt.read("runs.log");
+    assert_eq!(
+        runs.lines().count(),
+        2,
+        "finished work ran again: {runs}\n{out}"
+    );
+    for t in ["a", "b"] {
+        assert_eq!(redis.task_field("p", t, "status"), "completed", "{out}");
+        assert_eq!(redis.task_field("p", t, "attempt"), "1", "{out}");
+    }
+}
+
+#[test]
+fn a_worker_whose_runner_and_redis_are_gone_gives_up_and_exits() {
+    let mut redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
+    let run = Running::start(&tt, &["run"]);
+    command_pid(&tt, "pid-1");
+    wait_until(DEADLINE, "attempt 1 runs", || {
+        redis.task_field("p", "job", "status") == "running"
+    });
+    let worker: i32 = redis.hgetall("tt:p:agent:w-1")["pid"].parse().unwrap();
+    run.kill9();
+    redis.kill();
+    // The command ends; its report cannot be delivered, and nobody
+    // supervises the worker any more.
+    tt.write("go", "");
+    let started = std::time::Instant::now();
+    wait_until(Duration::from_secs(90), "the orphaned worker exits", || {
+        !running(worker)
+    });
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "it gave up before trying for a while"
+    );
+    let journal = tt.read(".tt/logs/agents/w-1.log");
+    assert!(
+        journal.contains("gave up reporting `job` attempt 1"),
+        "{journal}"
+    );
+}
+
+#[test]
+fn a_worker_that_cannot_start_is_not_restarted_in_a_loop_and_until_done_names_it() {
+    let redis = RedisServer::start();
+    // The task removes its agent's working directory and kills its worker:
+    // the replica started again finds no `workdir` (it passed at load).
+    let plan = r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "cd .. && rm -rf wd && kill -9 $PPID"]
+workdir = "wd"
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+    let tt = Tt::new()
+        .file("tasks.toml", plan)
+        .file("wd/keep", "")
+        .redis(&redis);
+    let mut run = Running::start(&tt, &["run", "--until-done"]);
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("agent w-1 cannot start:") && out.contains("wd"),
+        "why is printed: {out}"
+    );
+    assert!(
+        out.contains("job — agent `w` cannot start:"),
+        "the summary names it: {out}"
+    );
+    let starts = out.matches("agent w-1 started").count();
+    assert!(starts <= 3, "restarted {starts} times: {out}");
+}

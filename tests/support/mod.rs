@@ -1,6 +1,9 @@
 //! What every integration test uses: a private `redis-server` per test
-//! ([`RedisServer`]), a fluent runner of the real `tt` binary ([`Tt`]), and
-//! [`wait_until`] for conditions that become true eventually.
+//! ([`RedisServer`]), a fluent runner of the real `tt` binary ([`Tt`]),
+//! [`wait_until`] for conditions that become true eventually, [`command`]
+//! for every other child (one environment, nothing of an outer `tt` or
+//! git), [`FileReads`] to know `tt run` read a save, and [`processes_in`]
+//! to find what a project left running.
 //!
 //! Tests talk to a real Redis, never a mock: tt's value is in how it uses
 //! Redis. Each test gets its own server on a unix socket in a temp dir, so
@@ -8,6 +11,13 @@
 
 // Each test module uses a different part of the harness.
 #![allow(dead_code)]
+
+mod child_env;
+mod file_reads;
+pub mod proxy;
+
+pub use child_env::{command, is_leaked};
+pub use file_reads::FileReads;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -32,6 +42,34 @@ pub fn wait_until(deadline: Duration, what: &str, mut f: impl FnMut() -> bool) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Every live process (pid, command line) whose working directory is
+/// `dir` or below it, or whose command line names it: what a project's
+/// `tt` left running (workers run in the project, the embedded
+/// `redis-server` in `.tt/redis`). Zombies are not counted.
+pub fn processes_in(dir: &Path) -> Vec<(u32, String)> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let needle = dir.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // The state follows the parenthesised command name.
+            if stat.rsplit_once(") ")?.1.starts_with('Z') {
+                return None;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let inside =
+                std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&dir));
+            (inside || cmdline.contains(&needle)).then_some((pid, cmdline))
+        })
+        .collect()
 }
 
 /// A private `redis-server` for one test: unix socket in a temp dir, no TCP
@@ -80,7 +118,7 @@ impl RedisServer {
             .append(true)
             .open(dir.join("redis.log"))
             .unwrap();
-        let child = Command::new("redis-server")
+        let child = command("redis-server")
             .args(["--port", "0", "--unixsocket"])
             .arg(socket)
             .args([
@@ -380,9 +418,9 @@ pub fn stop_embedded(state_dir: &Path) {
 ///     .stdout_contains("pushed");
 /// ```
 ///
-/// The inherited environment loses `REDIS_URL` and every `TT_*` variable,
-/// and gets `NO_COLOR=1` and `CI=true`, so a developer's shell never leaks
-/// into a test. An embedded server that `tt` starts in the project is
+/// The inherited environment loses what [`command`] removes (`TT_*`,
+/// `REDIS_URL`, `GIT_*` …) and gets `NO_COLOR=1` and `CI=true`, so neither a
+/// developer's shell nor an outer `tt` task leaks into a test. An embedded server that `tt` starts in the project is
 /// stopped on drop.
 pub struct Tt {
     dir: TempDir,
@@ -404,12 +442,10 @@ impl Tt {
             .prefix("tt-test-")
             .tempdir_in("/tmp")
             .unwrap();
-        let mut env: Vec<(OsString, Option<OsString>)> = std::env::vars_os()
-            .filter(|(k, _)| k == "REDIS_URL" || k.to_string_lossy().starts_with("TT_"))
-            .map(|(k, _)| (k, None))
-            .collect();
-        env.push(("NO_COLOR".into(), Some("1".into())));
-        env.push(("CI".into(), Some("true".into())));
+        let env: Vec<(OsString, Option<OsString>)> = vec![
+            ("NO_COLOR".into(), Some("1".into())),
+            ("CI".into(), Some("true".into())),
+        ];
         Self {
             cwd: dir.path().to_path_buf(),
             dir,
@@ -495,7 +531,7 @@ impl Tt {
     }
 
     fn command_with(&self, args: &[OsString]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tt"));
+        let mut command = command(env!("CARGO_BIN_EXE_tt"));
         command.args(args).current_dir(&self.cwd);
         for (key, value) in &self.env {
             match value {
@@ -633,15 +669,27 @@ pub struct Running {
 
 impl Running {
     pub fn start(tt: &Tt, args: &[&str]) -> Self {
-        let out = tt.dir().join("run.out");
+        Self::start_env(tt, args, &[], "run.out")
+    }
+
+    /// [`Running::start`] with extra environment variables, its output in
+    /// `out` of the project (for several at once).
+    pub fn start_env(tt: &Tt, args: &[&str], env: &[(&str, &str)], out: &str) -> Self {
+        let out = tt.dir().join(out);
         let file = std::fs::File::create(&out).unwrap();
         let err = file.try_clone().unwrap();
         let mut cmd = tt.command();
+        cmd.envs(env.iter().copied());
         cmd.args(args)
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err));
         let child = cmd.spawn().unwrap();
         Running { child, out }
+    }
+
+    /// The process id of the `tt` command.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn output(&self) -> String {

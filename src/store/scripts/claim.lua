@@ -135,8 +135,12 @@ local function claim(prefix, worker, raw, assignee, again, logs, now)
     redis.call('HSET', key, 'status', 'running', 'worker', worker, 'started', now, 'updated', now)
     redis.call('HDEL', key, 'finished', 'exit_code', 'error', 'output', 'log', 'retry_at', 'reason')
   end
-  redis.call('HSET', prefix .. 'agent:' .. worker, 'state', 'working', 'task', id, 'attempt', attempt)
-  event('started', id, attempt, 'status', 'running')
+  local agent_key = prefix .. 'agent:' .. worker
+  redis.call('HSET', agent_key, 'state', 'working', 'task', id, 'attempt', attempt)
+  -- Where this attempt's log is, on which machine: the task hash keeps
+  -- only the latest attempt's, and a log path means nothing without its host.
+  local host = redis.call('HGET', agent_key, 'host') or ''
+  event('started', id, attempt, 'status', 'running', 'log', log, 'host', host)
   return run()
 end
 

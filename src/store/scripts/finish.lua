@@ -9,11 +9,15 @@
 -- "1" when this repeats a report whose reply was lost (a connection drop):
 -- then the outcome this very report already recorded is returned as is.
 -- ARGV[13] an agent name whose inbox to take the next message from ("" for
--- none), ARGV[14] the worker's log directory (claim.lua's ARGV[6]).
+-- none), ARGV[14] the worker's log directory (claim.lua's ARGV[6]),
+-- ARGV[15] "1" when the worker stopped the command itself because it could
+-- not renew its heartbeat: the attempt is requeued (as recovery would do),
+-- not counted as a failure.
 -- Only a task still `running` with this attempt on this worker changes;
 -- anything else is a stale report (event `rejected`). Either way the
 -- message leaves `claimed:<worker>`.
--- Returns {'completed'} | {'retry', retry_at} | {'failed'} | {'stale', reason},
+-- Returns {'completed'} | {'retry', retry_at} | {'failed'} | {'requeued'} |
+-- {'stale', reason},
 -- followed, when a next message was taken, by that raw message and what
 -- claim.lua made of it.
 local prefix, worker, raw, id, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -21,6 +25,7 @@ local code, err, output, log = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local retries, backoff = tonumber(ARGV[10]) or 0, tonumber(ARGV[11]) or 0
 local again = ARGV[12] == '1'
 local take, logs = ARGV[13] or '', ARGV[14] or ''
+local requeue = ARGV[15] == '1'
 local finished_ms = now_ms()
 local now = tostring(finished_ms)
 local key = prefix .. 'task:' .. id
@@ -38,7 +43,7 @@ redis.call('LREM', claimed, 1, raw)
 local agent_key = prefix .. 'agent:' .. worker
 local function free_worker()
   redis.call('HSET', agent_key, 'state', 'idle')
-  redis.call('HDEL', agent_key, 'task', 'attempt', 'command_pgid')
+  redis.call('HDEL', agent_key, 'task', 'attempt', 'command_pgid', 'command_start')
 end
 
 -- The outcome, as the reply begins.
@@ -62,6 +67,8 @@ local function report()
     if again and cur[2] == attempt and cur[3] == worker then
       if cur[1] == 'completed' or cur[1] == 'failed' then
         return { cur[1] }
+      elseif cur[1] == 'pending' and requeue then
+        return { 'requeued' }
       elseif cur[1] == 'pending' and cur[4] then
         return { 'retry', cur[4] }
       end
@@ -90,6 +97,14 @@ local function report()
       for _, f in ipairs(gone) do table.insert(all, f) end
       redis.call('HDEL', key, unpack(all))
     end
+  end
+
+  if requeue then
+    local reason = 'requeued: attempt ' .. attempt .. ' ' .. err
+    record('pending', 'retry_at')
+    redis.call('HSET', key, 'error', err, 'reason', reason)
+    event('requeued', 'status', 'pending', 'reason', reason)
+    return { 'requeued' }
   end
 
   if code == '0' and err == '' then

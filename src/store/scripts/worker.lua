@@ -110,6 +110,9 @@ elseif op == 'stopped' then
     redis.call('DEL', alive)
   end
   redis.call('HSET', agent, 'state', 'stopped', 'stopped', now)
+  -- It stopped its command before this: a group id left on record could
+  -- only ever name someone else's processes.
+  redis.call('HDEL', agent, 'command_pgid', 'command_start')
   event('agent_stopped', '', '')
   return { 'ok' }
 elseif op == 'give_back' then
@@ -128,6 +131,11 @@ elseif op == 'recover' then
     redis.call('HSET', agent, 'state', 'dead', 'died', now)
     redis.call('HDEL', agent, 'task', 'attempt')
     event('agent_dead', '', '')
+  end
+  -- The recoverer read the command's group before this call and stops it
+  -- if it is local: the record has served.
+  if state then
+    redis.call('HDEL', agent, 'command_pgid', 'command_start')
   end
   return { 'ok', tostring(returned), tostring(requeued) }
 end
