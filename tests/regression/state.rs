@@ -176,7 +176,10 @@ fn corrupt_fields_leave_status_tasks_and_towns_working() {
     );
     assert!(status.stdout.contains("tt:app:task:c"), "{status}");
     // `b` waits for the corrupt `a`, and says so.
-    assert!(status.stdout.contains("b "), "{status}");
+    assert!(
+        status.stdout.contains("b  blocked: a has a corrupt record"),
+        "{status}"
+    );
     let tasks = tt.run_with(["tasks"]).success();
     assert!(tasks.stdout.contains("corrupt"), "{tasks}");
     let json = tt.run_with(["tasks", "--json"]).success();
