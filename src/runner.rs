@@ -33,6 +33,15 @@ const RELOAD_RETRY: Duration = Duration::from_secs(1);
 /// printed yet.
 const CATCH_UP: Duration = Duration::from_secs(2);
 
+/// Events the runner leaves in the stream when it archives the older ones
+/// (every [`ARCHIVE_INTERVAL`]): far below the cap the scripts keep
+/// (`MAXLEN ~ 100000`), so bursts between two archivings are not trimmed.
+const ARCHIVE_KEEP: u64 = 10_000;
+
+/// How often the runner moves old events into the archive (one `XLEN` when
+/// there is nothing to move).
+const ARCHIVE_INTERVAL: Duration = Duration::from_secs(2);
+
 /// How long the lease lives without renewal; renewed every third of it.
 pub const LEASE_TTL: Duration = Duration::from_secs(15);
 
@@ -84,6 +93,9 @@ pub enum Report {
     /// The lease held a value no runner can renew or release; what was
     /// done about it.
     LeaseRepaired(String),
+    /// Old events could not be moved into the archive (said once until it
+    /// works again).
+    ArchiveFailed(String),
 }
 
 /// How the run ended.
@@ -369,6 +381,10 @@ impl<F: FnMut(Report)> Runner<F> {
         // Made once: a listener made anew each turn would miss a Ctrl-C that
         // arrives while the loop is busy elsewhere.
         let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
+        let mut archiving = tokio::time::interval(ARCHIVE_INTERVAL);
+        archiving.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let archive = crate::store::Archive::of(&self.opts.project_dir, &self.opts.town);
+        let mut archive_failed = false;
         let mut retry_wake: Option<u64> = None;
         // A save between the CLI's load and the watch start raised no event:
         // compare the file with what was pushed once (unchanged: one read).
@@ -498,6 +514,16 @@ impl<F: FnMut(Report)> Runner<F> {
                     Ok(()) => {}
                     Err(e) if e.is_connection_error() => contact.lost(),
                     Err(e) => break Err(e.into()),
+                },
+                _ = archiving.tick() => match self.store.archive_events(&archive, ARCHIVE_KEEP).await {
+                    Ok(_) => archive_failed = false,
+                    Err(e) if e.is_connection_error() => {}
+                    Err(e) => {
+                        if !archive_failed {
+                            (self.report)(Report::ArchiveFailed(e.to_string()));
+                        }
+                        archive_failed = true;
+                    }
                 },
                 _ = retry_sleep => {}
                 _ = interrupt.recv() => break self.final_summary(true).await,
