@@ -89,7 +89,7 @@ struct Bystander(std::process::Child);
 impl Bystander {
     fn start() -> Self {
         use std::os::unix::process::CommandExt;
-        let child = std::process::Command::new("sleep")
+        let child = crate::support::command("sleep")
             .arg("120")
             .process_group(0)
             .spawn()
