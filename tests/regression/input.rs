@@ -358,3 +358,25 @@ fn a_save_made_while_tt_run_starts_is_reloaded_not_lost() {
     });
     run.stop();
 }
+
+#[test]
+fn a_closed_stdout_ends_a_command_quietly_instead_of_a_panic() {
+    // `completions` writes through clap_complete, `plan` through println!.
+    let tt = Tt::new().file("tasks.toml", "[[tasks]]\nid = \"a\"\n");
+    for args in [&["completions", "bash"][..], &["plan"][..]] {
+        let mut child = tt
+            .command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before `tt` prints its first line, as
+        // `tt … | head -0` would.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "tt {args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(141), "tt {args:?}: {stderr}");
+    }
+}
