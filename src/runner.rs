@@ -245,6 +245,9 @@ pub async fn run<F: FnMut(Report)>(
     plan: Plan,
     mut report: F,
 ) -> Result<Summary, RunError> {
+    // First: from here on a SIGTERM or Ctrl-C is a clean stop (lease
+    // released, agents stopped), never the default death.
+    let mut signals = Signals::install();
     let text = reload::State::default();
     let store = Store::open(&opts.target, &opts.town).await?;
     let holder = lease_holder();
@@ -266,7 +269,15 @@ pub async fn run<F: FnMut(Report)>(
             }
             Some(other) if opts.wait => {
                 report(Report::WaitingForLease(describe_holder(&other)));
-                tokio::time::sleep(LEASE_TTL / 3).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(LEASE_TTL / 3) => {}
+                    _ = signals.recv() => return Ok(Summary {
+                        counts: HashMap::new(),
+                        failed: Vec::new(),
+                        stuck: Vec::new(),
+                        interrupted: true,
+                    }),
+                }
             }
             Some(other) => {
                 return Err(RunError::LeaseHeld {
@@ -289,13 +300,13 @@ pub async fn run<F: FnMut(Report)>(
         resync: false,
         corrupt: HashMap::new(),
     };
-    let result = runner.main_loop().await;
+    let result = runner.main_loop(signals).await;
     let _ = runner.store.release_lease(&runner.holder).await;
     result
 }
 
 impl<F: FnMut(Report)> Runner<F> {
-    async fn main_loop(&mut self) -> Result<Summary, RunError> {
+    async fn main_loop(&mut self, mut signals: Signals) -> Result<Summary, RunError> {
         // Watching starts before the first push, and the file is read again
         // once the agents are up (below): a save made while `tt run` starts
         // is reloaded, not lost.
@@ -377,10 +388,6 @@ impl<F: FnMut(Report)> Runner<F> {
         // SMEMBERS and a pipeline, every heartbeat interval.
         let mut recovery = tokio::time::interval(crate::agent::worker::HEARTBEAT_INTERVAL);
         recovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut terminate = signal(tokio::signal::unix::SignalKind::terminate());
-        // Made once: a listener made anew each turn would miss a Ctrl-C that
-        // arrives while the loop is busy elsewhere.
-        let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
         let mut archiving = tokio::time::interval(ARCHIVE_INTERVAL);
         archiving.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let archive = crate::store::Archive::of(&self.opts.project_dir, &self.opts.town);
@@ -526,8 +533,7 @@ impl<F: FnMut(Report)> Runner<F> {
                     }
                 },
                 _ = retry_sleep => {}
-                _ = interrupt.recv() => break self.final_summary(true).await,
-                _ = terminate.recv() => break self.final_summary(true).await,
+                _ = signals.recv() => break self.final_summary(true).await,
             }
         };
         reader.abort();
@@ -964,6 +970,32 @@ fn release_free_memory() {
     // SAFETY: malloc_trim only returns free pages of the heap to the kernel.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// SIGTERM and SIGINT, caught from the moment they are installed: a signal
+/// that arrives while the runner is busy elsewhere waits in its stream (a
+/// listener made anew each turn would miss it).
+struct Signals {
+    terminate: SignalStream,
+    interrupt: SignalStream,
+}
+
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::SignalKind;
+        Self {
+            terminate: signal(SignalKind::terminate()),
+            interrupt: signal(SignalKind::interrupt()),
+        }
+    }
+
+    /// Returns once either has arrived.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
     }
 }
 
