@@ -23,6 +23,9 @@ fn main() {
         load_child(n.parse().unwrap());
         return;
     }
+    if !asked_to_bench() {
+        return;
+    }
     println!("machine: {}", machine());
     if enabled("load") {
         load();

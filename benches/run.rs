@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn main() {
+    if !asked_to_bench() {
+        return;
+    }
     println!("machine: {}", machine());
     let tt = tt_bin();
     if enabled("latency") {

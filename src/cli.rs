@@ -16,6 +16,7 @@ mod kill;
 mod list;
 mod live;
 mod output;
+mod pipe;
 mod plan;
 mod prune;
 mod recover;
@@ -250,6 +251,7 @@ pub enum Command {
 /// Runs `tt` with these arguments and returns the exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     output::install_error_hook();
+    pipe::exit_quietly_when_stdout_closes();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

@@ -12,6 +12,7 @@ mod model;
 mod peek;
 pub mod presets;
 mod read;
+mod settings;
 mod validate;
 mod workdir;
 
@@ -23,6 +24,7 @@ pub use model::{
 };
 pub use peek::peek_town;
 pub use read::{MAX_PLAN_BYTES, read_plan};
+pub use settings::{Settings, load_settings, load_settings_file};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -33,6 +33,15 @@ const RELOAD_RETRY: Duration = Duration::from_secs(1);
 /// printed yet.
 const CATCH_UP: Duration = Duration::from_secs(2);
 
+/// Events the runner leaves in the stream when it archives the older ones
+/// (every [`ARCHIVE_INTERVAL`]): far below the cap the scripts keep
+/// (`MAXLEN ~ 100000`), so bursts between two archivings are not trimmed.
+const ARCHIVE_KEEP: u64 = 10_000;
+
+/// How often the runner moves old events into the archive (one `XLEN` when
+/// there is nothing to move).
+const ARCHIVE_INTERVAL: Duration = Duration::from_secs(2);
+
 /// How long the lease lives without renewal; renewed every third of it.
 pub const LEASE_TTL: Duration = Duration::from_secs(15);
 
@@ -84,6 +93,9 @@ pub enum Report {
     /// The lease held a value no runner can renew or release; what was
     /// done about it.
     LeaseRepaired(String),
+    /// Old events could not be moved into the archive (said once until it
+    /// works again).
+    ArchiveFailed(String),
 }
 
 /// How the run ended.
@@ -233,6 +245,9 @@ pub async fn run<F: FnMut(Report)>(
     plan: Plan,
     mut report: F,
 ) -> Result<Summary, RunError> {
+    // First: from here on a SIGTERM or Ctrl-C is a clean stop (lease
+    // released, agents stopped), never the default death.
+    let mut signals = Signals::install();
     let text = reload::State::default();
     let store = Store::open(&opts.target, &opts.town).await?;
     let holder = lease_holder();
@@ -254,7 +269,15 @@ pub async fn run<F: FnMut(Report)>(
             }
             Some(other) if opts.wait => {
                 report(Report::WaitingForLease(describe_holder(&other)));
-                tokio::time::sleep(LEASE_TTL / 3).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(LEASE_TTL / 3) => {}
+                    _ = signals.recv() => return Ok(Summary {
+                        counts: HashMap::new(),
+                        failed: Vec::new(),
+                        stuck: Vec::new(),
+                        interrupted: true,
+                    }),
+                }
             }
             Some(other) => {
                 return Err(RunError::LeaseHeld {
@@ -277,13 +300,13 @@ pub async fn run<F: FnMut(Report)>(
         resync: false,
         corrupt: HashMap::new(),
     };
-    let result = runner.main_loop().await;
+    let result = runner.main_loop(signals).await;
     let _ = runner.store.release_lease(&runner.holder).await;
     result
 }
 
 impl<F: FnMut(Report)> Runner<F> {
-    async fn main_loop(&mut self) -> Result<Summary, RunError> {
+    async fn main_loop(&mut self, mut signals: Signals) -> Result<Summary, RunError> {
         // Watching starts before the first push, and the file is read again
         // once the agents are up (below): a save made while `tt run` starts
         // is reloaded, not lost.
@@ -365,10 +388,10 @@ impl<F: FnMut(Report)> Runner<F> {
         // SMEMBERS and a pipeline, every heartbeat interval.
         let mut recovery = tokio::time::interval(crate::agent::worker::HEARTBEAT_INTERVAL);
         recovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut terminate = SignalStream::new(tokio::signal::unix::SignalKind::terminate());
-        // Made once: a listener made anew each turn would miss a Ctrl-C that
-        // arrives while the loop is busy elsewhere.
-        let mut interrupt = SignalStream::new(tokio::signal::unix::SignalKind::interrupt());
+        let mut archiving = tokio::time::interval(ARCHIVE_INTERVAL);
+        archiving.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let archive = crate::store::Archive::of(&self.opts.project_dir, &self.opts.town);
+        let mut archive_failed = false;
         let mut retry_wake: Option<u64> = None;
         // A save between the CLI's load and the watch start raised no event:
         // compare the file with what was pushed once (unchanged: one read).
@@ -499,9 +522,18 @@ impl<F: FnMut(Report)> Runner<F> {
                     Err(e) if e.is_connection_error() => contact.lost(),
                     Err(e) => break Err(e.into()),
                 },
+                _ = archiving.tick() => match self.store.archive_events(&archive, ARCHIVE_KEEP).await {
+                    Ok(_) => archive_failed = false,
+                    Err(e) if e.is_connection_error() => {}
+                    Err(e) => {
+                        if !archive_failed {
+                            (self.report)(Report::ArchiveFailed(e.to_string()));
+                        }
+                        archive_failed = true;
+                    }
+                },
                 _ = retry_sleep => {}
-                _ = interrupt.recv() => break self.final_summary(true).await,
-                _ = terminate.recv() => break self.final_summary(true).await,
+                _ = signals.recv() => break self.final_summary(true).await,
             }
         };
         reader.abort();
@@ -928,5 +960,31 @@ fn empty_plan() -> Plan {
         agents: Vec::new(),
         tasks: Vec::new(),
         warnings: Vec::new(),
+    }
+}
+
+/// SIGTERM and SIGINT, caught from the moment they are installed: a signal
+/// that arrives while the runner is busy elsewhere waits in its stream (a
+/// listener made anew each turn would miss it).
+struct Signals {
+    terminate: SignalStream,
+    interrupt: SignalStream,
+}
+
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::SignalKind;
+        Self {
+            terminate: SignalStream::new(SignalKind::terminate()),
+            interrupt: SignalStream::new(SignalKind::interrupt()),
+        }
+    }
+
+    /// Returns once either has arrived.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
     }
 }

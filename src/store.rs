@@ -6,6 +6,7 @@
 //! [`Store`] and never builds a command itself.
 
 mod admin;
+mod archive;
 pub mod connection;
 mod dispatch;
 mod error;
@@ -21,10 +22,11 @@ pub use admin::{
     ADHOC_ORDER_BASE, AgentInfo, Assigned, CancelOutcome, InboxEntry, KillOutcome, NewTask, Pruned,
     RunnerLease, agent_name_of,
 };
+pub use archive::{Archive, HistoryLoss, STREAM_CAP, room_for};
 pub use connection::{RedisTarget, connect};
 pub use dispatch::{Dispatch, Dispatched, Event, parse_entries};
 pub use error::StoreError;
-pub use events::{EventFollower, STREAM_START};
+pub use events::{EventFollower, STREAM_START, time as event_time};
 pub use keys::Keys;
 pub use recover::Recovered;
 pub use sync::{SyncCounts, SyncGuard, SyncRefused, SyncState, TaskDef};

@@ -11,7 +11,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::plan::{Plan, TaskSpec};
-use crate::store::{Store, StoreError, SyncCounts, SyncGuard, SyncRefused, TaskDef};
+use crate::store::{
+    Archive, Store, StoreError, SyncCounts, SyncGuard, SyncRefused, TaskDef, room_for,
+};
 
 /// Stored definitions for every task of the plan, in file order.
 pub fn definitions(plan: &Plan) -> Vec<TaskDef> {
@@ -276,6 +278,17 @@ pub async fn push_full(
     drop(ids);
     let diff = diff(defs, &stored);
     drop(stored);
+    // The sync adds up to one event per task it writes: archive first
+    // what the stream's cap would otherwise trim for them.
+    if let Some(dir) = std::path::absolute(&plan.path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
+        let writes = (diff.upserts.len() + diff.removed.len() + 1) as u64;
+        store
+            .archive_events(&Archive::of(&dir, store.town()), room_for(writes))
+            .await?;
+    }
     let guard = SyncGuard {
         origin: &origin,
         take_over: claim == Claim::TakeOver,

@@ -18,6 +18,13 @@
 //! compares contents, so a save that changed nothing writes nothing.
 //! Waiting a whole debounce period (100 ms) after every save was most of
 //! the save → Redis latency budget of 100 ms (README "Performance").
+//!
+//! A tasks.toml that is a symlink is watched at both ends: the link's
+//! directory (the link replaced or re-pointed) and the directory of the file
+//! it resolves to when the watch starts (saves to the real file, which may
+//! live elsewhere). The link is resolved once: a town's plan is one file
+//! (its origin is the canonical path, see `sync::origin_of`), so a link
+//! re-pointed at another file is not followed to its new directory.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -71,21 +78,13 @@ pub fn watch(file: &Path) -> Result<(Watcher, mpsc::UnboundedReceiver<()>), Watc
     } else {
         std::env::current_dir().unwrap_or_default().join(file)
     };
-    let dir = abs
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let name = abs
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    let err = |source| WatchError {
-        dir: dir.clone(),
-        file: name.to_string_lossy().into_owned(),
-        source,
-    };
+    let mut places = vec![place(&abs)];
+    let is_link = std::fs::symlink_metadata(&abs).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link && let Ok(target) = std::fs::canonicalize(&abs) {
+        places.push(place(&target));
+    }
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<Wake>();
-    let wanted = name.clone();
+    let wanted: Vec<std::ffi::OsString> = places.iter().map(|(_, name)| name.clone()).collect();
     // notify calls this on its own thread; an unbounded send never blocks it.
     let handler = move |result: notify::Result<notify::Event>| {
         let Ok(event) = result else {
@@ -94,15 +93,26 @@ pub fn watch(file: &Path) -> Result<(Watcher, mpsc::UnboundedReceiver<()>), Watc
             let _ = raw_tx.send(Wake::Later);
             return;
         };
-        let ours = |p: &PathBuf| p.file_name() == Some(wanted.as_os_str());
+        let ours = |p: &PathBuf| p.file_name().is_some_and(|n| wanted.iter().any(|w| w == n));
         if let Some(wake) = wake_for(&event.kind, &event.paths, ours) {
             let _ = raw_tx.send(wake);
         }
     };
-    let mut watcher = notify::recommended_watcher(handler).map_err(err)?;
-    watcher
-        .watch(&dir, RecursiveMode::NonRecursive)
-        .map_err(err)?;
+    let err = |(dir, name): &(PathBuf, std::ffi::OsString), source| WatchError {
+        dir: dir.clone(),
+        file: name.to_string_lossy().into_owned(),
+        source,
+    };
+    let mut watcher = notify::recommended_watcher(handler).map_err(|e| err(&places[0], e))?;
+    for (i, p) in places.iter().enumerate() {
+        // A link to a file beside it: one watch covers both names.
+        if places[..i].iter().any(|(dir, _)| *dir == p.0) {
+            continue;
+        }
+        watcher
+            .watch(&p.0, RecursiveMode::NonRecursive)
+            .map_err(|e| err(p, e))?;
+    }
     // Trailing-edge debounce on a timer that exists only while events come
     // in: an idle runner has no wake-ups at all (a polling debouncer ticked
     // 40 times a second, most of an idle runner's CPU; README
@@ -130,6 +140,19 @@ pub fn watch(file: &Path) -> Result<(Watcher, mpsc::UnboundedReceiver<()>), Watc
         }
     });
     Ok((Watcher { _watcher: watcher }, rx))
+}
+
+/// The directory to watch for `path`, and the file name to look for there.
+fn place(path: &Path) -> (PathBuf, std::ffi::OsString) {
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    (dir, name)
 }
 
 /// What an event asks for, if it concerns the file (`ours`) at all.

@@ -6,3 +6,4 @@ mod front;
 mod input;
 mod liveness;
 mod state;
+mod workers;

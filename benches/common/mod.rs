@@ -348,6 +348,17 @@ pub fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Whether this run is `cargo bench`'s, which passes `--bench`. `cargo
+/// test --all-targets` starts bench targets too, without it: minutes of
+/// benchmarks in a debug build are not what it asked for, so `main` returns.
+pub fn asked_to_bench() -> bool {
+    let asked = std::env::args().any(|a| a == "--bench");
+    if !asked {
+        println!("benchmarks run with `cargo bench` (started without `--bench`: nothing to do)");
+    }
+    asked
+}
+
 /// Whether the benchmark section `name` runs: all of them, or those listed
 /// in `TT_BENCH` (comma-separated), to rerun one while profiling.
 pub fn enabled(name: &str) -> bool {

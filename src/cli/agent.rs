@@ -117,7 +117,9 @@ fn setup(ctx: &Context, args: &Args) -> Result<Setup, CliError> {
     let flags = args.overrides();
     let file_name = ctx.file.display().to_string();
     let (spec, town_name, url, plan_file) = if ctx.file.exists() {
-        match ctx.load_plan() {
+        // Its tables only: a worker never needs the tasks, and a large
+        // plan's parse would stay in its memory (README "Performance").
+        match ctx.load_settings() {
             Ok(plan) => (
                 plan.agent(&args.name).cloned(),
                 plan.town.name.clone(),

@@ -1,8 +1,10 @@
 //! `tt completions <shell>`: a completion script for the shell, on stdout.
 
+use std::io::Write;
+
 use clap::CommandFactory;
 
-use super::{Cli, CliError};
+use super::{Cli, CliError, pipe};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -12,6 +14,15 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<u8, CliError> {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "tt", &mut std::io::stdout());
-    Ok(0)
+    // Generated into memory first: clap_complete panics on a failed write.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "tt", &mut script);
+    match std::io::stdout().write_all(&script) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => pipe::closed_stdout(),
+        Err(e) => Err(CliError::Io {
+            what: "writing the completion script to stdout".into(),
+            source: e,
+        }),
+    }
 }

@@ -46,6 +46,12 @@ impl Context {
         Ok(plan::load_file(&self.file)?)
     }
 
+    /// Loads and checks the plan's `[town]`, `[meta]` and `[agents]` only
+    /// (what a worker needs; see `plan::load_settings`).
+    pub fn load_settings(&self) -> Result<plan::Settings, CliError> {
+        Ok(plan::load_settings_file(&self.file)?)
+    }
+
     /// `--town`/`TT_TOWN`, else `[town] name`, else the directory name.
     pub fn town(&self, from_file: Option<&str>) -> String {
         if let Some(t) = &self.town_flag {

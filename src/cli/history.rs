@@ -3,16 +3,20 @@
 //! new events and prints them as they come, until Ctrl-C.
 //!
 //! Times are UTC (RFC 3339), from the server clock the scripts read. The
-//! stream is capped at about 100 000 events, so older ones are gone.
+//! stream is capped at about 100 000 events; `tt run` moves older ones into
+//! the archive under `.tt/events/` ([`crate::store::Archive`]), which
+//! `--export`, `--task` and a `--limit` longer than the stream read too.
+//! Events the cap trimmed before anyone archived them are counted and
+//! said to be gone.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::cancel::{check_task_id, find_task};
 use super::tasks::Town;
 use super::{CliError, Context};
-use crate::store::{Event, EventFollower, RedisTarget};
+use crate::store::{Archive, Event, EventFollower, HistoryLoss, RedisTarget, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -71,6 +75,50 @@ pub(super) async fn next_events(follower: &mut EventFollower) -> Result<Vec<Even
     }
 }
 
+/// The town's whole history (of `task`, if given), oldest first: the
+/// archive under `.tt/events/` (what a runner moved out of the capped
+/// stream), then the stream, skipping what the archive already holds; and
+/// how many events are gone.
+pub(super) async fn full_history(
+    ctx: &Context,
+    store: &Store,
+    task: Option<&str>,
+) -> Result<(Vec<Event>, HistoryLoss), CliError> {
+    let archive = Archive::of(&ctx.project_dir, store.town());
+    let mut events = archive.read(task)?;
+    let (stream, _) = store.recent_events(EVERYTHING, task).await?;
+    append_after(&mut events, stream);
+    Ok((events, store.history_loss().await?))
+}
+
+/// Appends `newer` to `events`, leaving out what `events` already ends
+/// with (archived, and not yet trimmed from the stream).
+fn append_after(events: &mut Vec<Event>, newer: Vec<Event>) {
+    let last = events.last().and_then(|e| stream_id(&e.id));
+    events.extend(
+        newer
+            .into_iter()
+            .filter(|e| last.is_none_or(|l| stream_id(&e.id).is_some_and(|i| i > l))),
+    );
+}
+
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// What to say about events that are gone, if any are.
+fn loss_note(loss: HistoryLoss) -> Option<String> {
+    match loss.trimmed {
+        Some(0) => None,
+        Some(n) => Some(format!(
+            "{n} older events were trimmed by the events stream's cap (about 100,000) \
+             before a `tt run` archived them: they are gone"
+        )),
+        None => None,
+    }
+}
+
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let store = ctx.store().await?;
     if let Some(task) = &args.task {
@@ -79,9 +127,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         find_task(&town, &store, task)?;
     }
     if let Some(path) = &args.export {
-        let (events, _) = store
-            .recent_events(EVERYTHING, args.task.as_deref())
-            .await?;
+        let (events, loss) = full_history(ctx, &store, args.task.as_deref()).await?;
         let mut text = String::with_capacity(events.len() * 160);
         for e in &events {
             text.push_str(&event_json(e).to_string());
@@ -92,11 +138,27 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
             source,
         })?;
         println!("wrote {} events to {}", events.len(), path.display());
+        if let Some(note) = loss_note(loss) {
+            eprintln!("warning: {note}; they are not in the export");
+        }
         return Ok(0);
     }
-    let (events, last) = store
+    let (mut events, last) = store
         .recent_events(args.limit, args.task.as_deref())
         .await?;
+    if events.len() < args.limit {
+        // The rest may be in the archive.
+        let archive = Archive::of(&ctx.project_dir, store.town());
+        let mut older = archive.read(args.task.as_deref())?;
+        append_after(&mut older, std::mem::take(&mut events));
+        events = older.split_off(older.len().saturating_sub(args.limit));
+        if events.len() < args.limit
+            && !args.json
+            && let Some(note) = loss_note(store.history_loss().await?)
+        {
+            println!("({note})");
+        }
+    }
     if events.is_empty() && args.limit > 0 && !args.follow && !args.json {
         match &args.task {
             Some(t) => println!("no events of `{t}` yet"),
@@ -149,7 +211,7 @@ pub(super) fn event_line(e: &Event) -> String {
     };
     let line = format!(
         "{}  {:<10}  {:<16}  {:<12}  {:<3}  {}",
-        time(e.at),
+        crate::store::event_time(e.at),
         e.kind,
         dash(&e.task),
         dash(&e.agent),
@@ -157,10 +219,6 @@ pub(super) fn event_line(e: &Event) -> String {
         detail(e)
     );
     line.trim_end().to_string()
-}
-
-fn time(at_ms: u64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at_ms)).to_string()
 }
 
 /// The fields beyond the common five: a message as `from ann: body`, the
@@ -192,19 +250,7 @@ fn detail(e: &Event) -> String {
         .join(" ")
 }
 
-/// An event as one JSON object: stream id, the common fields (attempt and
-/// `at` as numbers), an RFC 3339 `time`, and every other field.
+/// An event as one JSON object ([`Event::to_json`]).
 pub(super) fn event_json(e: &Event) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), json!(e.id));
-    m.insert("kind".into(), json!(e.kind));
-    m.insert("task".into(), json!(e.task));
-    m.insert("agent".into(), json!(e.agent));
-    m.insert("attempt".into(), json!(e.attempt.parse::<u64>().ok()));
-    m.insert("at".into(), json!(e.at));
-    m.insert("time".into(), json!(time(e.at)));
-    for (k, v) in &e.extra {
-        m.entry(k.clone()).or_insert_with(|| json!(v));
-    }
-    Value::Object(m)
+    e.to_json()
 }

@@ -213,6 +213,13 @@ fn report_line(file: &str, r: Report) -> Option<String> {
             );
             return None;
         }
+        Report::ArchiveFailed(e) => {
+            eprintln!(
+                "{} cannot archive old events (the stream's cap may trim them): {e}",
+                time()
+            );
+            return None;
+        }
         Report::LeaseRepaired(note) => {
             eprintln!("{} {note}", time());
             return None;

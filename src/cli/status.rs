@@ -92,6 +92,18 @@ impl Snapshot {
             .collect()
     }
 
+    /// Why a task waits, in words; a wait on a corrupt record says so
+    /// (the graph counts such a record as failed).
+    fn why(&self, w: &Wait) -> String {
+        if let Wait::Blocked { task, .. } = w
+            && let Some(j) = self.tasks.graph.index_of(task)
+            && self.tasks.records[j].corrupt.is_some()
+        {
+            return format!("blocked: {task} has a corrupt record (see below)");
+        }
+        w.to_string()
+    }
+
     /// Records that hold what tt never writes, with what is wrong.
     fn corrupt(&self) -> Vec<(&str, &str)> {
         self.tasks
@@ -126,7 +138,7 @@ impl Snapshot {
         let waiting: Vec<Value> = self
             .waiting()
             .into_iter()
-            .map(|(i, w)| json!({ "id": self.tasks.records[i].id, "reason": w.to_string() }))
+            .map(|(i, w)| json!({ "id": self.tasks.records[i].id, "reason": self.why(&w) }))
             .collect();
         json!({
             "town": self.town,
@@ -240,7 +252,7 @@ impl Snapshot {
             let rows: Vec<Vec<String>> = waiting
                 .iter()
                 .take(WAITING_SHOWN)
-                .map(|(i, w)| vec![self.tasks.records[*i].id.clone(), w.to_string()])
+                .map(|(i, w)| vec![self.tasks.records[*i].id.clone(), self.why(w)])
                 .collect();
             out.push_str(&rows_text(&rows));
             if waiting.len() > WAITING_SHOWN {

@@ -166,7 +166,7 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
     if let Some(full) = store.task(&args.id).await? {
         town.records[i] = full;
     }
-    let (events, _) = store.recent_events(10_000_000, Some(&args.id)).await?;
+    let (events, _) = super::history::full_history(ctx, &store, Some(&args.id)).await?;
     let mut attempts = attempt::from_events(&events);
     if attempts.iter().any(|a| a.outcome == "running") {
         attempt::settle(&mut attempts, &town.records[i], &store.agents().await?);

@@ -14,7 +14,7 @@ use super::model::{
     AgentSpec, ChildFailure, Meta, Span, Status, TaskSpans, TaskSpec, TownConfig, agent_keys,
     meta_keys, task_keys, top_keys, town_keys,
 };
-use super::{LoadError, Plan, Problem, presets, valid_id, validate, workdir};
+use super::{LoadError, Plan, Problem, Settings, presets, valid_id, validate, workdir};
 
 /// Reads and loads a file.
 pub fn load_file(path: &Path) -> Result<Plan, LoadError> {
@@ -34,6 +34,7 @@ pub fn load(path: &Path, text: String) -> Result<Plan, LoadError> {
         src: named,
         offset: 0,
         problems: Vec::new(),
+        with_tasks: true,
     };
     let (root, syntax_errors) = DeTable::parse_recoverable(source.as_str());
     let had_syntax_errors = !syntax_errors.is_empty();
@@ -59,6 +60,48 @@ pub fn load(path: &Path, text: String) -> Result<Plan, LoadError> {
         agents: file.agents,
         tasks: file.tasks,
         warnings: problems,
+    })
+}
+
+/// Loads `[town]`, `[meta]` and `[agents]` from `source[..end]` with the
+/// same checks and spans as [`load`] (the text starts at the file's start),
+/// walking no task and checking no reference to one.
+pub(super) fn load_settings_text(
+    path: &Path,
+    source: &Arc<String>,
+    end: usize,
+) -> Result<Settings, LoadError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let mut loader = Loader {
+        src: NamedSource::new(name.clone(), source.clone()),
+        offset: 0,
+        problems: Vec::new(),
+        with_tasks: false,
+    };
+    let text = source.get(..end).unwrap_or(source.as_str());
+    let (root, syntax_errors) = DeTable::parse_recoverable(text);
+    let had_syntax_errors = !syntax_errors.is_empty();
+    loader.syntax_errors(syntax_errors);
+    let file = loader.file(root.get_ref());
+    if !had_syntax_errors {
+        workdir::check(&mut loader.problems, &loader.src, root.get_ref(), path);
+    }
+    let mut problems = loader.problems;
+    if !problems.iter().any(Problem::is_error) {
+        return Ok(Settings {
+            path: path.to_path_buf(),
+            town: file.town,
+            meta: file.meta,
+            agents: file.agents,
+        });
+    }
+    problems.sort_by_key(|p| p.labels.first().map_or(0, |(s, _)| s.start));
+    Err(LoadError::Invalid {
+        file: name,
+        problems,
     })
 }
 
@@ -94,6 +137,7 @@ pub fn load_task_entry(
         src: NamedSource::new(name, file.clone()),
         offset: range.start,
         problems: Vec::new(),
+        with_tasks: true,
     };
     loader.syntax_errors(syntax_errors);
     let root = root.get_ref();
@@ -145,6 +189,8 @@ struct Loader {
     /// entry's offset for [`load_task_entry`], so spans point into the file.
     offset: usize,
     problems: Vec<Problem>,
+    /// Whether `[[tasks]]` are walked; [`load_settings_text`] leaves them.
+    with_tasks: bool,
 }
 
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -213,7 +259,7 @@ impl Loader {
                         }
                     }
                 }
-                "tasks" => self.tasks(value, &mut parsed.tasks),
+                "tasks" if self.with_tasks => self.tasks(value, &mut parsed.tasks),
                 "$schema" => {
                     self.string(value, "`$schema`");
                 }

@@ -3,12 +3,13 @@
 //! `XREVRANGE … COUNT`, and waiting for new ones with `XREAD BLOCK` on a
 //! connection of its own ([`EventFollower`]).
 //!
-//! The stream is capped (`MAXLEN ~ 100000`), so history goes back as far as
-//! the cap keeps, no further.
+//! The stream is capped (`MAXLEN ~ 100000`); what is older is in the
+//! archive ([`super::archive`]), or counted as gone.
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use redis::aio::MultiplexedConnection;
+use serde_json::{Map, Value, json};
 
 use super::connection::connect_blocking;
 use super::dispatch::parse_entries;
@@ -80,6 +81,60 @@ impl Store {
         found.reverse();
         Ok((found, last_id.unwrap_or_else(|| STREAM_START.to_string())))
     }
+}
+
+impl Event {
+    /// The event as one JSON object — stream id, the common fields
+    /// (`attempt` and `at` as numbers), an RFC 3339 `time`, and every other
+    /// field — as `tt history --json`, `--export` and the archive write it.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("id".into(), json!(self.id));
+        m.insert("kind".into(), json!(self.kind));
+        m.insert("task".into(), json!(self.task));
+        m.insert("agent".into(), json!(self.agent));
+        m.insert("attempt".into(), json!(self.attempt.parse::<u64>().ok()));
+        m.insert("at".into(), json!(self.at));
+        m.insert("time".into(), json!(time(self.at)));
+        for (k, v) in &self.extra {
+            m.entry(k.clone()).or_insert_with(|| json!(v));
+        }
+        Value::Object(m)
+    }
+
+    /// An event back from [`Event::to_json`]; `None` for anything else.
+    pub fn from_json(v: &Value) -> Option<Self> {
+        let o = v.as_object()?;
+        let text = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let mut e = Event {
+            id: o.get("id")?.as_str()?.to_string(),
+            kind: text("kind"),
+            task: text("task"),
+            agent: text("agent"),
+            attempt: o
+                .get("attempt")
+                .and_then(Value::as_u64)
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            at: o.get("at").and_then(Value::as_u64).unwrap_or(0),
+            extra: Vec::new(),
+        };
+        for (k, v) in o {
+            if !matches!(
+                k.as_str(),
+                "id" | "kind" | "task" | "agent" | "attempt" | "at" | "time"
+            ) {
+                let v = v.as_str().map_or_else(|| v.to_string(), String::from);
+                e.extra.push((k.clone(), v));
+            }
+        }
+        Some(e)
+    }
+}
+
+/// `at` (ms since the epoch) as RFC 3339 UTC with milliseconds.
+pub fn time(at_ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at_ms)).to_string()
 }
 
 /// Waits for new events on a dedicated connection (`XREAD BLOCK` would

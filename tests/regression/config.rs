@@ -113,15 +113,10 @@ agent = "dev"
         .stderr_contains("REDISCLI_AUTH");
 }
 
-/// `git` in `dir`, with no `GIT_*` of the test's environment; its stdout.
+/// `git` in `dir` (from the environment helper: no `GIT_*` of the test's
+/// environment); its stdout.
 fn git(dir: &Path, args: &[&str]) -> String {
-    let mut cmd = std::process::Command::new("git");
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("GIT_") {
-            cmd.env_remove(key);
-        }
-    }
-    let out = cmd
+    let out = crate::support::command("git")
         .args(["-c", "init.defaultBranch=main"])
         .args(args)
         .current_dir(dir)

@@ -138,3 +138,48 @@ fn the_main_job_finishes_in_seconds_and_tt_down_leaves_nothing_running() {
         || support::processes_in(tt.dir()).is_empty(),
     );
 }
+
+/// Tests started `script`, `git` and `sed` with `Command::new`, which
+/// inherits everything: every child must start from `support::command`
+/// (benchmarks: `common::command`, the same file).
+#[test]
+fn every_child_of_a_test_or_a_benchmark_starts_from_the_environment_helper() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let helper = root.join("tests/support/child_env.rs");
+    let mut files = Vec::new();
+    let mut dirs = vec![root.join("tests"), root.join("benches")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") && path != helper {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() > 10, "found only {files:?}");
+    // Split so that this file does not match itself.
+    let needle = concat!("Command", "::new(");
+    let mut offenders = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read");
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if !code.starts_with("//") && code.contains(needle) {
+                offenders.push(format!(
+                    "{}:{}: {}",
+                    file.strip_prefix(root).unwrap_or(file).display(),
+                    n + 1,
+                    code
+                ));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "start children with `support::command(…)` (benches: `common::command(…)`) so \
+         they inherit no `TT_*`, `REDIS_URL` or `GIT_*`:\n{}",
+        offenders.join("\n")
+    );
+}

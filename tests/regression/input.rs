@@ -358,3 +358,56 @@ fn a_save_made_while_tt_run_starts_is_reloaded_not_lost() {
     });
     run.stop();
 }
+
+#[test]
+fn a_closed_stdout_ends_a_command_quietly_instead_of_a_panic() {
+    // `completions` writes through clap_complete, `plan` through println!.
+    let tt = Tt::new().file("tasks.toml", "[[tasks]]\nid = \"a\"\n");
+    for args in [&["completions", "bash"][..], &["plan"][..]] {
+        let mut child = tt
+            .command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before `tt` prints its first line, as
+        // `tt … | head -0` would.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "tt {args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(141), "tt {args:?}: {stderr}");
+    }
+}
+
+/// A plan with task `a` described as `description`, in town `ln`.
+fn linked_plan(description: &str) -> String {
+    format!("[town]\nname = \"ln\"\n\n[[tasks]]\nid = \"a\"\ndescription = \"{description}\"\n")
+}
+
+#[test]
+fn a_save_to_the_target_of_a_symlinked_plan_in_another_directory_is_reloaded() {
+    let redis = RedisServer::start();
+    let tt = Tt::new()
+        .file("shared/plan.toml", linked_plan("first"))
+        .file("proj/.keep", "")
+        .current_dir("proj")
+        .redis(&redis);
+    std::os::unix::fs::symlink("../shared/plan.toml", tt.dir().join("proj/tasks.toml")).unwrap();
+    let run = Running::start(&tt, &["run", "--no-agents"]);
+    run.wait_output("dispatched a to the backlog");
+    // An editor saving the real file: a temp file beside it, renamed over.
+    let tmp = tt.dir().join("shared/.plan.toml.swp");
+    std::fs::write(&tmp, linked_plan("second")).unwrap();
+    std::fs::rename(&tmp, tt.dir().join("shared/plan.toml")).unwrap();
+    wait_until(DEADLINE, "the rename save of the target applies", || {
+        redis.task_field("ln", "a", "description") == "second"
+    });
+    // And a write in place.
+    tt.write("shared/plan.toml", linked_plan("third"));
+    wait_until(DEADLINE, "the in-place save of the target applies", || {
+        redis.task_field("ln", "a", "description") == "third"
+    });
+    assert_eq!(run.stop(), 0);
+}

@@ -89,7 +89,7 @@ struct Bystander(std::process::Child);
 impl Bystander {
     fn start() -> Self {
         use std::os::unix::process::CommandExt;
-        let child = std::process::Command::new("sleep")
+        let child = crate::support::command("sleep")
             .arg("120")
             .process_group(0)
             .spawn()
@@ -391,4 +391,42 @@ agent = "w"
     );
     let starts = out.matches("agent w-1 started").count();
     assert!(starts <= 3, "restarted {starts} times: {out}");
+}
+
+#[test]
+fn a_sigterm_right_after_the_start_line_stops_the_run_cleanly() {
+    let redis = RedisServer::start();
+    // Several replicas: starting them is what follows the start line.
+    let plan = r#"[town]
+name = "t"
+[agents.w]
+command = ["true"]
+count = 4
+[[tasks]]
+id = "a"
+status = "completed"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = Running::start(&tt, &["run"]);
+    let started = std::time::Instant::now();
+    // Polled without the usual 20 ms pause: the signal must land as close
+    // behind the line as this test can put it.
+    while !run.output().contains("town `t`") {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no start line: {}",
+            run.output()
+        );
+        std::thread::yield_now();
+    }
+    run.signal(libc::SIGTERM);
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 0, "killed by the signal instead of stopping: {out}");
+    assert!(
+        redis.keys("tt:t:runner").is_empty(),
+        "the lease is released: {out}"
+    );
+    let left = crate::support::processes_in(tt.dir());
+    assert!(left.is_empty(), "its agents are stopped: {left:?}");
 }

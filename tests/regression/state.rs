@@ -176,7 +176,10 @@ fn corrupt_fields_leave_status_tasks_and_towns_working() {
     );
     assert!(status.stdout.contains("tt:app:task:c"), "{status}");
     // `b` waits for the corrupt `a`, and says so.
-    assert!(status.stdout.contains("b "), "{status}");
+    assert!(
+        status.stdout.contains("b  blocked: a has a corrupt record"),
+        "{status}"
+    );
     let tasks = tt.run_with(["tasks"]).success();
     assert!(tasks.stdout.contains("corrupt"), "{tasks}");
     let json = tt.run_with(["tasks", "--json"]).success();
@@ -245,4 +248,136 @@ fn a_garbage_lease_without_expiry_does_not_lock_the_town() {
         .query(&mut redis.conn())
         .unwrap();
     assert!(ttl > 0, "the lease got an expiry: {ttl}");
+}
+
+/// Appends `n` events to the town's stream as the scripts do (`MAXLEN ~
+/// 100000`), in one pipeline.
+fn flood(redis: &RedisServer, town: &str, n: usize) {
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        pipe.cmd("XADD")
+            .arg(format!("tt:{town}:events"))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(100_000)
+            .arg("*")
+            .arg("kind")
+            .arg("noise")
+            .arg("task")
+            .arg("")
+            .arg("at")
+            .arg(i)
+            .ignore();
+    }
+    let () = pipe.query(&mut redis.conn()).unwrap();
+}
+
+fn xlen(redis: &RedisServer, key: &str) -> u64 {
+    redis::cmd("XLEN")
+        .arg(key)
+        .query(&mut redis.conn())
+        .unwrap()
+}
+
+#[test]
+fn history_keeps_the_events_the_stream_cap_trims_while_a_runner_runs() {
+    let redis = RedisServer::start();
+    let plan = PLAN.replace(
+        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log"]"#,
+        r#"command = ["sh", "-c", "[ \"$TT_TASK_ID\" != c ] || while [ ! -e go ]; do sleep 0.05; done"]"#,
+    );
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
+    wait_until(DEADLINE, "a completes and c runs", || {
+        redis.task_field("app", "a", "status") == "completed"
+            && redis.task_field("app", "c", "status") == "running"
+    });
+    // 120k events from elsewhere: more than the stream keeps.
+    for _ in 0..12 {
+        flood(&redis, "app", 10_000);
+        wait_until(DEADLINE, "the runner archives", || {
+            xlen(&redis, "tt:app:events") <= 20_000
+        });
+    }
+    std::fs::write(tt.dir().join("go"), "").unwrap();
+    assert_eq!(run.wait_exit(), 0, "{}", run.output());
+    let a = tt.run_with(["history", "--task", "a"]).success();
+    assert!(a.stdout.contains("completed"), "{a}");
+    tt.run_with(["history", "--export", "all.jsonl"]).success();
+    let all = tt.read("all.jsonl");
+    assert!(all.lines().count() > 120_000, "{}", all.lines().count());
+    assert!(
+        all.lines()
+            .any(|l| l.contains(r#""kind":"completed""#) && l.contains(r#""task":"a""#)),
+        "a's completion is in the export"
+    );
+}
+
+#[test]
+fn history_says_exactly_how_many_events_the_cap_trimmed_unarchived() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    // No runner archives: the cap trims the oldest, `a`'s `added` among them.
+    flood(&redis, "app", 110_000);
+    let kept = xlen(&redis, "tt:app:events");
+    let gone = 110_000 + 3 - kept;
+    let export = tt.run_with(["history", "--export", "all.jsonl"]).success();
+    assert!(
+        export.stderr.contains(&format!("{gone} older events")),
+        "{export}"
+    );
+    let a = tt.run_with(["history", "--task", "a"]).success();
+    assert!(a.stdout.contains(&format!("{gone} older events")), "{a}");
+}
+
+#[test]
+fn until_done_reruns_the_plan_after_redis_restarts_empty() {
+    let mut redis = RedisServer::start();
+    let plan = PLAN.replace(
+        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log"]"#,
+        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log; while [ ! -e go ]; do sleep 0.05; done"]"#,
+    );
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
+    wait_until(DEADLINE, "a runs", || {
+        redis.task_field("app", "a", "status") == "running"
+    });
+    // No persistence: the server comes back with nothing.
+    redis.kill();
+    redis.start_again();
+    std::fs::write(tt.dir().join("go"), "").unwrap();
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 0, "{out}");
+    for id in ["a", "b", "c"] {
+        assert_eq!(
+            redis.task_field("app", id, "status"),
+            "completed",
+            "{id}: {out}"
+        );
+    }
+}
+
+#[test]
+fn a_task_key_turned_into_another_type_under_a_runner_does_not_stop_it() {
+    let redis = RedisServer::start();
+    let plan = PLAN.replace(
+        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log"]"#,
+        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log; while [ ! -e go ]; do sleep 0.05; done"]"#,
+    );
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
+    wait_until(DEADLINE, "a runs", || {
+        redis.task_field("app", "a", "status") == "running"
+    });
+    // `b` waits for `a` in the runner's view; its key becomes a string.
+    redis.cmd(&["DEL", "tt:app:task:b"]);
+    redis.cmd(&["SET", "tt:app:task:b", "garbage"]);
+    std::fs::write(tt.dir().join("go"), "").unwrap();
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("tt:app:task:b"), "{out}");
+    assert_eq!(redis.task_field("app", "c", "status"), "completed", "{out}");
 }

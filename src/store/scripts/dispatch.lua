@@ -17,11 +17,17 @@ for i = 2, #ARGV, 3 do
   local key = prefix .. 'task:' .. id
   local inbox = prefix .. 'inbox:' .. agent
   if agent == '' then inbox = prefix .. 'backlog' end
-  local cur = redis.call('HMGET', key, 'status', 'worker', 'agent', 'attempt')
-  local status, last = cur[1], cur[2]
-  if not status and redis.call('EXISTS', key) == 0 then
+  -- pcall: a key that is no hash (edited by hand) must not fail the whole
+  -- call; it is reported like a missing record, and the runner's next read
+  -- finds it corrupt.
+  local cur = redis.pcall('HMGET', key, 'status', 'worker', 'agent', 'attempt')
+  if cur.err then
+    cur = {}
+    missing[#missing + 1] = id
+  elseif not cur[1] and redis.call('EXISTS', key) == 0 then
     missing[#missing + 1] = id
   end
+  local status, last = cur[1], cur[2]
   -- The runner decided from what it read; a sync since may have given the
   -- task another agent (its event makes the runner read it again).
   local same_agent = (cur[3] or '') == agent
