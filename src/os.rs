@@ -78,6 +78,16 @@ pub fn signal_process(pid: i32, sig: libc::c_int) {
     }
 }
 
+/// Whether any process is still in group `pgid` (one we may signal). Group
+/// ids 0 and 1 are never ours to ask about.
+pub fn group_exists(pgid: u32) -> bool {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return false;
+    };
+    // SAFETY: signal 0 checks for existence and sends nothing.
+    pgid > 1 && unsafe { libc::killpg(pgid, 0) } == 0
+}
+
 /// Sends `sig` to the process group `pgid` only if its leader is still the
 /// process that started at `start` ([`process_start`]): a recorded group id
 /// whose process exited may since have been reused by an unrelated one.

@@ -267,8 +267,7 @@ impl Running {
     }
 
     fn group_exists(&self) -> bool {
-        // SAFETY: signal 0 checks for existence and sends nothing.
-        unsafe { libc::killpg(self.pgid, 0) == 0 }
+        crate::os::group_exists(self.pgid.unsigned_abs())
     }
 }
 
