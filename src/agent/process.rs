@@ -174,6 +174,9 @@ pub fn start(launch: Launch<'_>) -> Result<Running, String> {
     cmd.args(&launch.argv[1..])
         .current_dir(launch.workdir)
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        // The runner's pid is for this worker only: a `tt agent` a task
+        // starts has another parent and would take its runner for gone.
+        .env_remove(super::worker::RUNNER_PID_ENV)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

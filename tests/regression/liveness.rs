@@ -392,3 +392,31 @@ agent = "w"
     let starts = out.matches("agent w-1 started").count();
     assert!(starts <= 3, "restarted {starts} times: {out}");
 }
+
+#[test]
+fn a_worker_started_from_inside_a_task_does_not_think_its_runner_is_gone() {
+    let redis = RedisServer::start();
+    // `outer` runs a `tt agent` of its own, which must serve `inner`: it
+    // was started by a task, not by the `tt run` whose pid the task's
+    // worker was given.
+    let plan = format!(
+        r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "{tt} agent v --once --command sh -c 'echo ran > inner-ran'"]
+[[tasks]]
+id = "outer"
+agent = "w"
+[[tasks]]
+id = "inner"
+agent = "v"
+"#,
+        tt = env!("CARGO_BIN_EXE_tt")
+    );
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let _run = Running::start(&tt, &["run"]);
+    wait_until(Duration::from_secs(30), "the inner task completes", || {
+        redis.task_field("p", "inner", "status") == "completed"
+    });
+    assert!(tt.dir().join("inner-ran").exists());
+}
