@@ -976,13 +976,13 @@ impl Loop<'_> {
                                 "timed out after {}; stopping its process group",
                                 humantime::format_duration(after)
                             ));
-                            running.stop(STOP_GRACE).await;
+                            running.stop_by(STOP_GRACE, || self.pulse.kill_within()).await;
                             break Ending::TimedOut(after);
                         }
                         Some(message) = self.control.recv() => match message {
                             Control::Stop { task: t, attempt: a } if t == task.id && a == task.attempt => {
                                 log.note("stop requested; stopping its process group");
-                                running.stop(STOP_GRACE).await;
+                                running.stop_by(STOP_GRACE, || self.pulse.kill_within()).await;
                                 break Ending::Stopped;
                             }
                             Control::Shutdown => {
@@ -1082,7 +1082,9 @@ impl Loop<'_> {
         running: &mut process::Running,
     ) -> Ran {
         log.note("the worker is shutting down; stopping its process group");
-        running.stop(STOP_GRACE).await;
+        running
+            .stop_by(STOP_GRACE, || self.pulse.kill_within())
+            .await;
         log.note("stopped; the task is left for recovery");
         self.notes.emit(Note::LeftForRecovery {
             task: task.id.clone(),

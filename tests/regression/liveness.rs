@@ -420,3 +420,42 @@ agent = "v"
     });
     assert!(tt.dir().join("inner-ran").exists());
 }
+
+#[test]
+fn a_command_stopped_for_its_timeout_is_still_gone_before_the_heartbeat_expires() {
+    let redis = RedisServer::start();
+    let proxy = crate::support::proxy::Proxy::start(redis.socket());
+    // The command ignores SIGTERM, so only SIGKILL ends it; its timeout
+    // fires after the cut but before the fence would.
+    let plan = r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "trap '' TERM; echo $$ > pid-$TT_ATTEMPT; while [ ! -e go ]; do sleep 0.05; done"]
+timeout = "2s"
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let _runner = Running::start_env(&tt, &["run", "--no-agents"], &[], "run.out");
+    let url = proxy.url();
+    let _agent = Running::start_env(
+        &tt,
+        &["agent", "w", "--id", "w-1"],
+        &[("REDIS_URL", &url)],
+        "agent.out",
+    );
+    let pid = command_pid(&tt, "pid-1");
+    proxy.cut();
+    wait_until(
+        Duration::from_secs(30),
+        "attempt 1's command is stopped",
+        || !running(pid),
+    );
+    assert!(
+        alive_key(&redis, "w-1"),
+        "the command outlived the heartbeat of its worker"
+    );
+    let log = tt.read(".tt/logs/job/1.log");
+    assert!(log.contains("timed out after"), "{log}");
+}
