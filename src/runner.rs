@@ -386,6 +386,9 @@ impl<F: FnMut(Report)> Runner<F> {
         let archive = crate::store::Archive::of(&self.opts.project_dir, &self.opts.town);
         let mut archive_failed = false;
         let mut retry_wake: Option<u64> = None;
+        // Until when (ms) nothing is dispatched: see the event reader's
+        // error below.
+        let mut dispatch_hold: u64 = 0;
         // A save between the CLI's load and the watch start raised no event:
         // compare the file with what was pushed once (unchanged: one read).
         let (mut reload_pending, mut startup_error) = match self.reload(&mut agents).await {
@@ -405,17 +408,23 @@ impl<F: FnMut(Report)> Runner<F> {
                     Err(e) => break Err(e),
                 }
             }
-            let dispatched = match self.dispatch().await {
-                Ok(next) => {
-                    retry_wake = next;
-                    true
-                }
-                Err(e) if e.is_connection_error() => {
-                    contact.lost();
-                    false
-                }
-                Err(e) => break Err(e.into()),
-            };
+            // Held after the event reader failed (see there).
+            let held = now_ms() < dispatch_hold;
+            if held {
+                retry_wake = Some(dispatch_hold);
+            }
+            let dispatched = !held
+                && match self.dispatch().await {
+                    Ok(next) => {
+                        retry_wake = next;
+                        true
+                    }
+                    Err(e) if e.is_connection_error() => {
+                        contact.lost();
+                        false
+                    }
+                    Err(e) => break Err(e.into()),
+                };
             let mut done = None;
             if self.opts.until_done
                 && dispatched
@@ -489,6 +498,12 @@ impl<F: FnMut(Report)> Runner<F> {
                         // town again.
                         self.snapshot = None;
                         self.resync = true;
+                        // A worker whose task record Redis lost stops its
+                        // command within a heartbeat TTL of its last
+                        // renewal (docs/PROTOCOL.md "Fencing"): the restored
+                        // task must not start elsewhere before that.
+                        let ttl = crate::agent::worker::HEARTBEAT_TTL;
+                        dispatch_hold = now_ms() + ttl.as_millis() as u64;
                         (self.report)(Report::Agent(AgentNote::SpawnFailed {
                         id: "events".into(),
                         error: format!("reading events failed, retrying: {e}"),

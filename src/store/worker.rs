@@ -264,8 +264,9 @@ impl Store {
     /// hash.
     ///
     /// `Err(StepDown)`-like answers come back as [`Heartbeat::StepDown`]:
-    /// another process took the id, or this one was declared dead while it
-    /// was cut off (its work requeued); either way it must stop.
+    /// another process took the id, this one was declared dead while it
+    /// was cut off (its work requeued), or its records are gone (Redis lost
+    /// its data); either way it must stop.
     pub async fn heartbeat(
         &self,
         w: &WorkerIdentity,
@@ -288,6 +289,11 @@ impl Store {
             )),
             Some("dead") => Heartbeat::StepDown(
                 "declared dead while cut off from Redis; its task was requeued".into(),
+            ),
+            Some("gone") => Heartbeat::StepDown(
+                "its records are gone from Redis (restarted without its data?); what it ran \
+                 may be restored and run again"
+                    .into(),
             ),
             _ => Heartbeat::Alive,
         })

@@ -459,3 +459,56 @@ agent = "w"
     let log = tt.read(".tt/logs/job/1.log");
     assert!(log.contains("timed out after"), "{log}");
 }
+
+/// Members of the town's `agents` set.
+fn agents_set(redis: &RedisServer) -> Vec<String> {
+    let mut conn = redis.conn();
+    redis::cmd("SMEMBERS")
+        .arg("tt:p:agents")
+        .query(&mut conn)
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_task_running_when_redis_restarts_empty_is_not_run_twice_at_once() {
+    let mut redis = RedisServer::start();
+    // Each start first checks that no earlier start of `job` still runs.
+    let plan = r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "for p in $(cat pids 2>/dev/null); do kill -0 $p 2>/dev/null && echo \"$p still runs\" >> overlap; done; echo $$ >> pids; while [ ! -e go ]; do sleep 0.05; done"]
+count = 2
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = Running::start(&tt, &["run", "--until-done"]);
+    let pids = tt.dir().join("pids");
+    let starts = |n: usize| {
+        let pids = pids.clone();
+        move || std::fs::read_to_string(&pids).is_ok_and(|p| p.lines().count() >= n)
+    };
+    wait_until(DEADLINE, "the job starts", starts(1));
+    let first: i32 = tt.read("pids").trim().parse().unwrap();
+    let worker = redis.task_field("p", "job", "worker");
+    // No persistence: the server comes back with nothing.
+    redis.kill();
+    redis.start_again();
+    wait_until(DEADLINE, "the restored job starts again", starts(2));
+    assert!(!running(first), "the first start still runs");
+    wait_until(
+        DEADLINE,
+        "the worker that lost its records registers again",
+        || agents_set(&redis).contains(&worker),
+    );
+    tt.write("go", "");
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !tt.dir().join("overlap").exists(),
+        "two starts overlapped: {}\n{out}",
+        tt.read("overlap")
+    );
+}

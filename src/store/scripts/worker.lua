@@ -4,7 +4,8 @@
 -- ARGV[1] key prefix, ARGV[2] operation, ARGV[3] worker id, then:
 --   register: agent name, pid, host, backlog ("1"/"0"), ttl ms, token
 --     → {'ok', returned, requeued} or {'busy', holder token}
---   heartbeat: ttl ms, token → {'ok'}
+--   heartbeat: ttl ms, token → {'ok'}, or {'replaced', holder}, {'dead'},
+--     {'gone'} when the worker must step down
 --   stopped: token → {'ok'}
 --   give_back: agent name → {'ok', returned}
 --   recover: agent name → {'ok', returned, requeued}, or {'alive'} while
@@ -99,6 +100,11 @@ elseif op == 'heartbeat' then
     -- Declared dead while cut off: its work was requeued and may already
     -- run elsewhere, so this process must not go on with it.
     return { 'dead' }
+  end
+  if not holder and redis.call('EXISTS', agent) == 0 then
+    -- Its records are gone (a Redis restarted without its data): its task
+    -- may be restored and dispatched again, so it must stop, not renew.
+    return { 'gone' }
   end
   redis.call('SET', alive, token, 'PX', ttl)
   redis.call('HSET', agent, 'heartbeat', now)
