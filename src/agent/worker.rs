@@ -928,17 +928,12 @@ impl Loop<'_> {
             Ok(mut running) => {
                 // Recorded so that if this worker dies, whoever recovers its
                 // task on this host can stop the orphaned command first.
-                if let Err(e) = self
-                    .store
-                    .record_command(&self.identity.id, running.pid(), running.start())
-                    .await
-                {
-                    self.notes.emit(Note::RedisError {
-                        doing: "recording the command's pid",
-                        error: e.to_string(),
-                        retry_in: None,
-                    });
-                }
+                // Raced with the fence in the loop below, not awaited before
+                // it: a store still reconnecting must not hold the fence off.
+                let (store, identity) = (self.store, self.identity);
+                let record = store.record_command(&identity.id, running.pid(), running.start());
+                tokio::pin!(record);
+                let mut recorded = false;
                 self.notes.emit(Note::Started {
                     task: task.id.clone(),
                     attempt: task.attempt,
@@ -959,6 +954,16 @@ impl Loop<'_> {
                 loop {
                     tokio::select! {
                         ending = running.wait() => break ending,
+                        r = &mut record, if !recorded => {
+                            recorded = true;
+                            if let Err(e) = r {
+                                self.notes.emit(Note::RedisError {
+                                    doing: "recording the command's pid",
+                                    error: e.to_string(),
+                                    retry_in: None,
+                                });
+                            }
+                        }
                         _ = fence.tick() => if let Some(silent) = self.pulse.lapsed(mark) {
                             // Recovery may requeue the task once the
                             // heartbeat expires: the command must be gone
