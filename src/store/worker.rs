@@ -17,7 +17,14 @@ use redis::aio::MultiplexedConnection;
 use super::connection::connect_blocking;
 use super::{Keys, RedisTarget, Store, StoreError};
 
-static WORKER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/worker.lua")));
+// requeue.lua bounds the requeues of a task, in both scripts that requeue.
+static WORKER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/requeue.lua"),
+        "\n",
+        include_str!("scripts/worker.lua")
+    ))
+});
 // claim.lua defines the claim; finish.lua uses it to claim a busy worker's
 // next message in the same call.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
@@ -28,6 +35,8 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
 });
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("scripts/requeue.lua"),
+        "\n",
         include_str!("scripts/claim.lua"),
         "\n",
         include_str!("scripts/finish.lua")

@@ -264,6 +264,12 @@ fn a_frozen_worker_stops_its_command_as_soon_as_it_is_continued() {
         running(pid),
         "the command runs on while its worker is frozen"
     );
+    // A runner that prints what happens next: it recovers nobody for a
+    // heartbeat TTL from its start, so the requeue is the worker's own.
+    let watcher = Running::start_env(&tt, &["run", "--no-agents"], &[], "run2.out");
+    watcher.wait_output("town `p`");
+    tt.run_with(["send", "w-1", "following"]).success();
+    watcher.wait_output("message for w-1: following");
     // SAFETY: as above.
     unsafe {
         libc::kill(worker, libc::SIGCONT);
@@ -273,13 +279,20 @@ fn a_frozen_worker_stops_its_command_as_soon_as_it_is_continued() {
         "attempt 1's command is stopped",
         || !running(pid),
     );
-    // The attempt goes back to pending, a retry not used up.
-    wait_until(DEADLINE, "the fenced attempt is requeued", || {
-        redis.task_field("p", "job", "status") == "pending"
+    // The attempt is requeued, a retry not used up (the agent has none):
+    // it runs again as attempt 2. The runner says why, not that the
+    // worker died.
+    watcher.wait_output("requeued job (");
+    let out = watcher.output();
+    assert!(
+        out.contains(
+            "requeued job (attempt 1 stopped by its worker, which could not renew its heartbeat"
+        ),
+        "{out}"
+    );
+    wait_until(DEADLINE, "the requeued task runs again", || {
+        redis.task_field("p", "job", "attempt") == "2"
     });
-    assert_eq!(redis.task_field("p", "job", "attempt"), "1");
-    let reason = redis.task_field("p", "job", "reason");
-    assert!(reason.contains("heartbeat"), "{reason}");
 }
 
 #[test]
@@ -511,4 +524,26 @@ agent = "w"
         "two starts overlapped: {}\n{out}",
         tt.read("overlap")
     );
+}
+
+#[test]
+fn a_task_that_kills_its_own_worker_is_not_requeued_forever() {
+    let redis = RedisServer::start();
+    let plan = r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "echo $TT_ATTEMPT >> attempts; kill -9 $PPID"]
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = Running::start(&tt, &["run", "--until-done"]);
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(redis.task_field("p", "job", "status"), "failed", "{out}");
+    let reason = redis.task_field("p", "job", "reason");
+    assert!(reason.contains("requeued 3 times in a row"), "{reason}");
+    assert_eq!(tt.read("attempts").lines().count(), 3, "{out}");
 }

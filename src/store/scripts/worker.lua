@@ -30,7 +30,8 @@ end
 -- in order, where claim.lua judges it again. A task that was started on
 -- this worker id is, with `requeue`, put back to `pending` (the next
 -- dispatch makes it a new attempt, so a late report of the old one is
--- rejected) and otherwise kept in claimed for recovery.
+-- rejected) and otherwise kept in claimed for recovery; one requeued too
+-- often in a row (requeue.lua) is failed instead.
 -- Returns returned, requeued.
 local function return_claimed(inbox, requeue)
   local kept, returned, requeued = {}, 0, 0
@@ -44,8 +45,14 @@ local function return_claimed(inbox, requeue)
       local cur = redis.call('HMGET', key, 'status', 'worker', 'assigned_to', 'attempt')
       if cur[1] == 'running' and cur[2] == worker then
         dest = nil
-        if requeue then
-          local reason = 'requeued: worker `' .. worker .. '` restarted while attempt ' ..
+        if requeue and requeues_exhausted(key) then
+          local reason = 'requeued ' .. MAX_REQUEUES .. ' times in a row: worker `' .. worker ..
+            '` died while attempt ' .. (cur[4] or '?') .. ' ran; `tt retry` runs it again'
+          redis.call('HSET', key, 'status', 'failed', 'reason', reason, 'error', reason,
+            'finished', now, 'updated', now)
+          event('failed', msg.task, cur[4] or '', 'status', 'failed', 'reason', reason)
+        elseif requeue then
+          local reason = 'requeued: worker `' .. worker .. '` stopped or died while attempt ' ..
             (cur[4] or '?') .. ' ran'
           redis.call('HSET', key, 'status', 'pending', 'reason', reason, 'updated', now)
           event('requeued', msg.task, cur[4] or '', 'status', 'pending', 'reason', reason)
