@@ -547,3 +547,45 @@ agent = "w"
     assert!(reason.contains("requeued 3 times in a row"), "{reason}");
     assert_eq!(tt.read("attempts").lines().count(), 3, "{out}");
 }
+
+#[test]
+fn a_runner_that_was_frozen_waits_a_heartbeat_ttl_before_recovering() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
+    let runner = Running::start_env(&tt, &["run", "--no-agents"], &[], "run.out");
+    let _agent = Running::start_env(&tt, &["agent", "w", "--id", "w-1"], &[], "agent.out");
+    command_pid(&tt, "pid-1");
+    wait_until(DEADLINE, "attempt 1 runs", || {
+        redis.task_field("p", "job", "status") == "running"
+    });
+    let worker: i32 = redis.hgetall("tt:p:agent:w-1")["pid"].parse().unwrap();
+    // Both freeze, as on a suspended laptop; the heartbeat expires meanwhile.
+    runner.signal(libc::SIGSTOP);
+    // SAFETY: kill(2) on the worker this test started.
+    unsafe {
+        libc::kill(worker, libc::SIGSTOP);
+    }
+    wait_until(Duration::from_secs(30), "the heartbeat expires", || {
+        !alive_key(&redis, "w-1")
+    });
+    // The runner wakes first. A gap in its contact with Redis proves
+    // nothing about the worker, which gets a heartbeat TTL to renew.
+    runner.signal(libc::SIGCONT);
+    let woke = std::time::Instant::now();
+    wait_until(DEADLINE, "the still frozen worker is recovered", || {
+        redis
+            .hgetall("tt:p:agent:w-1")
+            .get("state")
+            .map(String::as_str)
+            == Some("dead")
+    });
+    let waited = woke.elapsed();
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(worker, libc::SIGCONT);
+    }
+    assert!(
+        waited >= Duration::from_secs(5),
+        "recovered {waited:?} after waking, before the worker could renew"
+    );
+}
