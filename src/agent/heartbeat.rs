@@ -21,6 +21,12 @@
 //! command at once, before it renews anything. While it is frozen it cannot
 //! act, and its command (a process of its own) runs on; such a command may
 //! overlap the next attempt for as long as the freeze outlasts the TTL.
+//!
+//! Every other stop of a command (timeout, `stop`, shutdown) is bounded by
+//! the same deadline ([`Pulse::kill_within`]), and a worker told to step
+//! down (its id taken over, declared dead, or its records gone because
+//! Redis lost its data) kills its command at once: its task may already
+//! run elsewhere.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
