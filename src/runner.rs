@@ -182,31 +182,50 @@ fn describe_holder(value: &str) -> String {
 /// an undelivered report in hand. So dead workers are recovered only once
 /// the runner has had prompt answers for a whole heartbeat TTL — which also
 /// holds from the runner's start — giving every live worker time to renew
-/// and report first.
+/// and report first. Times are [`crate::os::awake_clock`]'s, and a gap
+/// between answers longer than a recovery interval and [`Contact::SLOW`]
+/// counts as contact lost: a runner that was frozen or suspended (with its
+/// workers, whose keys expired meanwhile) judges nothing on its first tick.
 #[derive(Debug, Default)]
 struct Contact {
     /// Since when Redis has answered promptly; `None` after trouble.
-    since: Option<tokio::time::Instant>,
+    since: Option<Duration>,
+    /// When Redis last answered promptly.
+    last: Option<Duration>,
 }
 
 impl Contact {
     /// An answer longer than this counts as trouble.
     const SLOW: Duration = Duration::from_secs(1);
+    /// Longest gap between answers that is not trouble: one recovery
+    /// interval, and a slow answer.
+    const GAP: Duration = crate::agent::worker::HEARTBEAT_INTERVAL.saturating_add(Self::SLOW);
 
     fn lost(&mut self) {
         self.since = None;
     }
 
-    /// A call sent at `asked` was answered now.
-    fn answered(&mut self, asked: tokio::time::Instant) {
-        if self.since.is_none() || asked.elapsed() > Self::SLOW {
-            self.since = Some(tokio::time::Instant::now());
+    /// A call sent at `asked` ([`crate::os::awake_clock`]) was answered now.
+    fn answered(&mut self, asked: Duration) {
+        self.answered_at(asked, crate::os::awake_clock());
+    }
+
+    fn answered_at(&mut self, asked: Duration, now: Duration) {
+        let slow = now.saturating_sub(asked) > Self::SLOW;
+        let gap = self.last.is_some_and(|l| now.saturating_sub(l) > Self::GAP);
+        if self.since.is_none() || slow || gap {
+            self.since = Some(now);
         }
+        self.last = Some(now);
     }
 
     fn steady(&self) -> bool {
+        self.steady_at(crate::os::awake_clock())
+    }
+
+    fn steady_at(&self, now: Duration) -> bool {
         self.since
-            .is_some_and(|t| t.elapsed() >= crate::agent::worker::HEARTBEAT_TTL)
+            .is_some_and(|t| now.saturating_sub(t) >= crate::agent::worker::HEARTBEAT_TTL)
     }
 }
 
@@ -393,6 +412,9 @@ impl<F: FnMut(Report)> Runner<F> {
         let archive = crate::store::Archive::of(&self.opts.project_dir, &self.opts.town);
         let mut archive_failed = false;
         let mut retry_wake: Option<u64> = None;
+        // Until when (ms) nothing is dispatched: see the event reader's
+        // error below.
+        let mut dispatch_hold: u64 = 0;
         // A save between the CLI's load and the watch start raised no event:
         // compare the file with what was pushed once (unchanged: one read).
         let (mut reload_pending, mut startup_error) = match self.reload(&mut agents).await {
@@ -412,17 +434,23 @@ impl<F: FnMut(Report)> Runner<F> {
                     Err(e) => break Err(e),
                 }
             }
-            let dispatched = match self.dispatch().await {
-                Ok(next) => {
-                    retry_wake = next;
-                    true
-                }
-                Err(e) if e.is_connection_error() => {
-                    contact.lost();
-                    false
-                }
-                Err(e) => break Err(e.into()),
-            };
+            // Held after the event reader failed (see there).
+            let held = now_ms() < dispatch_hold;
+            if held {
+                retry_wake = Some(dispatch_hold);
+            }
+            let dispatched = !held
+                && match self.dispatch().await {
+                    Ok(next) => {
+                        retry_wake = next;
+                        true
+                    }
+                    Err(e) if e.is_connection_error() => {
+                        contact.lost();
+                        false
+                    }
+                    Err(e) => break Err(e.into()),
+                };
             let mut done = None;
             if self.opts.until_done
                 && dispatched
@@ -496,6 +524,12 @@ impl<F: FnMut(Report)> Runner<F> {
                         // town again.
                         self.snapshot = None;
                         self.resync = true;
+                        // A worker whose task record Redis lost stops its
+                        // command within a heartbeat TTL of its last
+                        // renewal (docs/PROTOCOL.md "Fencing"): the restored
+                        // task must not start elsewhere before that.
+                        let ttl = crate::agent::worker::HEARTBEAT_TTL;
+                        dispatch_hold = now_ms() + ttl.as_millis() as u64;
                         (self.report)(Report::Agent(AgentNote::SpawnFailed {
                         id: "events".into(),
                         error: format!("reading events failed, retrying: {e}"),
@@ -600,7 +634,7 @@ impl<F: FnMut(Report)> Runner<F> {
         contact: &mut Contact,
         agents: &Supervisor,
     ) -> Result<(), StoreError> {
-        let asked = tokio::time::Instant::now();
+        let asked = crate::os::awake_clock();
         let dead = self.store.dead_workers().await?;
         contact.answered(asked);
         if dead.is_empty() || !contact.steady() {
@@ -986,5 +1020,27 @@ impl Signals {
             _ = self.terminate.recv() => {}
             _ = self.interrupt.recv() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_is_steady_only_after_a_ttl_of_prompt_answers_without_a_gap() {
+        let s = Duration::from_secs;
+        let ttl = crate::agent::worker::HEARTBEAT_TTL;
+        let mut c = Contact::default();
+        c.answered_at(s(100), s(100));
+        assert!(!c.steady_at(s(100)));
+        for t in (102..=110).step_by(2) {
+            c.answered_at(s(t), s(t));
+        }
+        assert!(c.steady_at(s(110)));
+        // A freeze: the next answer is prompt, but long after the last.
+        c.answered_at(s(140), s(140));
+        assert!(!c.steady_at(s(140)), "a gap is trouble");
+        assert!(c.steady_at(s(140) + ttl));
     }
 }

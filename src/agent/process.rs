@@ -23,6 +23,8 @@ use tokio::process::{Child, Command};
 
 /// How long a stopped command has between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How often a stop asks again how long the command may still run.
+const STOP_CHECK: Duration = Duration::from_millis(250);
 /// How much of the end of the log is kept with the task as its output.
 pub const TAIL_BYTES: u64 = 2048;
 
@@ -174,6 +176,9 @@ pub fn start(launch: Launch<'_>) -> Result<Running, String> {
     cmd.args(&launch.argv[1..])
         .current_dir(launch.workdir)
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        // The runner's pid is for this worker only: a `tt agent` a task
+        // starts has another parent and would take its runner for gone.
+        .env_remove(super::worker::RUNNER_PID_ENV)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -244,20 +249,37 @@ impl Running {
     /// go, then SIGKILL for whatever is left. Returns once the command
     /// itself has exited.
     pub async fn stop(&mut self, grace: Duration) {
+        self.stop_by(grace, || Duration::MAX).await;
+    }
+
+    /// [`Running::stop`], with SIGKILL sent as soon as `left()` — how long
+    /// the command may still run, asked again as the grace goes by — is
+    /// zero: a worker's heartbeat bounds every stop, not only the fence.
+    pub async fn stop_by(&mut self, grace: Duration, left: impl Fn() -> Duration) {
         let started = Instant::now();
+        let remaining = || grace.saturating_sub(started.elapsed()).min(left());
         self.signal(libc::SIGTERM);
-        if tokio::time::timeout(grace, self.child.wait())
-            .await
-            .is_err()
-        {
-            self.signal(libc::SIGKILL);
-            let _ = self.child.wait().await;
+        loop {
+            let wait = remaining();
+            if wait.is_zero() {
+                self.signal(libc::SIGKILL);
+                let _ = self.child.wait().await;
+                break;
+            }
+            // In short steps: `left` may shrink faster than this clock
+            // runs (it counts time the machine was suspended).
+            if tokio::time::timeout(wait.min(STOP_CHECK), self.child.wait())
+                .await
+                .is_ok()
+            {
+                break;
+            }
         }
         self.done = true;
         // The command is gone; give the rest of its group what is left of
         // the grace to exit on SIGTERM too, then kill it.
-        while started.elapsed() < grace && self.group_exists() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        while !remaining().is_zero() && self.group_exists() {
+            tokio::time::sleep(Duration::from_millis(50).min(remaining())).await;
         }
         self.signal(libc::SIGKILL);
     }

@@ -30,7 +30,8 @@
 //! running command's process group and leaves its task as it is (running,
 //! in `claimed`) for the runner's recovery; the worker marks itself
 //! stopped and exits 0. Told to step down by its heartbeat (its id taken
-//! over, or declared dead), it does the same and exits 1. Redis errors after
+//! over, declared dead, or its records gone), it does the same and exits 1.
+//! Redis errors after
 //! start-up are reported and retried with backoff (`redis_retry`); the
 //! worker does not exit over them, unless the `tt run` that started it is
 //! gone ([`ORPHAN_PATIENCE`]).

@@ -278,7 +278,10 @@ pub async fn spawn(ctx: &Context, args: SpawnArgs) -> Result<u8, CliError> {
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(Stdio::null())
+        // Its parent is not a `tt run`: a runner pid it inherited would
+        // make it stop at once, taking its runner for gone.
+        .env_remove(crate::agent::worker::RUNNER_PID_ENV);
     {
         use std::os::unix::process::CommandExt;
         // SAFETY: setsid is async-signal-safe and touches no memory; it

@@ -155,7 +155,15 @@ fn report_line(file: &str, r: Report) -> Option<String> {
                 e.agent,
                 why_it_failed(&e)
             ),
-            "requeued" => format!("requeued {} (its worker {} died)", e.task, e.agent),
+            // Fenced attempts are requeued too: the event says why.
+            "requeued" => match e.field("reason").filter(|r| !r.is_empty()) {
+                Some(why) => format!(
+                    "requeued {} ({})",
+                    e.task,
+                    why.strip_prefix("requeued: ").unwrap_or(why)
+                ),
+                None => format!("requeued {} (its worker {} died)", e.task, e.agent),
+            },
             "cancelled" => format!("cancelled {}", e.task),
             "removed" => format!("removed {} from the plan", e.task),
             "changed" if e.field("from").is_some() => format!(

@@ -17,7 +17,14 @@ use redis::aio::MultiplexedConnection;
 use super::connection::connect_blocking;
 use super::{Keys, RedisTarget, Store, StoreError};
 
-static WORKER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/worker.lua")));
+// requeue.lua bounds the requeues of a task, in both scripts that requeue.
+static WORKER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/requeue.lua"),
+        "\n",
+        include_str!("scripts/worker.lua")
+    ))
+});
 // claim.lua defines the claim; finish.lua uses it to claim a busy worker's
 // next message in the same call.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
@@ -28,6 +35,8 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
 });
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("scripts/requeue.lua"),
+        "\n",
         include_str!("scripts/claim.lua"),
         "\n",
         include_str!("scripts/finish.lua")
@@ -264,8 +273,9 @@ impl Store {
     /// hash.
     ///
     /// `Err(StepDown)`-like answers come back as [`Heartbeat::StepDown`]:
-    /// another process took the id, or this one was declared dead while it
-    /// was cut off (its work requeued); either way it must stop.
+    /// another process took the id, this one was declared dead while it
+    /// was cut off (its work requeued), or its records are gone (Redis lost
+    /// its data); either way it must stop.
     pub async fn heartbeat(
         &self,
         w: &WorkerIdentity,
@@ -288,6 +298,11 @@ impl Store {
             )),
             Some("dead") => Heartbeat::StepDown(
                 "declared dead while cut off from Redis; its task was requeued".into(),
+            ),
+            Some("gone") => Heartbeat::StepDown(
+                "its records are gone from Redis (restarted without its data?); what it ran \
+                 may be restored and run again"
+                    .into(),
             ),
             _ => Heartbeat::Alive,
         })

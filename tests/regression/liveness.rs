@@ -264,6 +264,12 @@ fn a_frozen_worker_stops_its_command_as_soon_as_it_is_continued() {
         running(pid),
         "the command runs on while its worker is frozen"
     );
+    // A runner that prints what happens next: it recovers nobody for a
+    // heartbeat TTL from its start, so the requeue is the worker's own.
+    let watcher = Running::start_env(&tt, &["run", "--no-agents"], &[], "run2.out");
+    watcher.wait_output("town `p`");
+    tt.run_with(["send", "w-1", "following"]).success();
+    watcher.wait_output("message for w-1: following");
     // SAFETY: as above.
     unsafe {
         libc::kill(worker, libc::SIGCONT);
@@ -273,13 +279,20 @@ fn a_frozen_worker_stops_its_command_as_soon_as_it_is_continued() {
         "attempt 1's command is stopped",
         || !running(pid),
     );
-    // The attempt goes back to pending, a retry not used up.
-    wait_until(DEADLINE, "the fenced attempt is requeued", || {
-        redis.task_field("p", "job", "status") == "pending"
+    // The attempt is requeued, a retry not used up (the agent has none):
+    // it runs again as attempt 2. The runner says why, not that the
+    // worker died.
+    watcher.wait_output("requeued job (");
+    let out = watcher.output();
+    assert!(
+        out.contains(
+            "requeued job (attempt 1 stopped by its worker, which could not renew its heartbeat"
+        ),
+        "{out}"
+    );
+    wait_until(DEADLINE, "the requeued task runs again", || {
+        redis.task_field("p", "job", "attempt") == "2"
     });
-    assert_eq!(redis.task_field("p", "job", "attempt"), "1");
-    let reason = redis.task_field("p", "job", "reason");
-    assert!(reason.contains("heartbeat"), "{reason}");
 }
 
 #[test]
@@ -429,4 +442,188 @@ status = "completed"
     );
     let left = crate::support::processes_in(tt.dir());
     assert!(left.is_empty(), "its agents are stopped: {left:?}");
+}
+
+#[test]
+fn a_worker_started_from_inside_a_task_does_not_think_its_runner_is_gone() {
+    let redis = RedisServer::start();
+    // `outer` runs a `tt agent` of its own, which must serve `inner`: it
+    // was started by a task, not by the `tt run` whose pid the task's
+    // worker was given.
+    let plan = format!(
+        r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "{tt} agent v --once --command sh -c 'echo ran > inner-ran'"]
+[[tasks]]
+id = "outer"
+agent = "w"
+[[tasks]]
+id = "inner"
+agent = "v"
+"#,
+        tt = env!("CARGO_BIN_EXE_tt")
+    );
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let _run = Running::start(&tt, &["run"]);
+    wait_until(Duration::from_secs(30), "the inner task completes", || {
+        redis.task_field("p", "inner", "status") == "completed"
+    });
+    assert!(tt.dir().join("inner-ran").exists());
+}
+
+#[test]
+fn a_command_stopped_for_its_timeout_is_still_gone_before_the_heartbeat_expires() {
+    let redis = RedisServer::start();
+    let proxy = crate::support::proxy::Proxy::start(redis.socket());
+    // The command ignores SIGTERM, so only SIGKILL ends it; its timeout
+    // fires after the cut but before the fence would.
+    let plan = r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "trap '' TERM; echo $$ > pid-$TT_ATTEMPT; while [ ! -e go ]; do sleep 0.05; done"]
+timeout = "2s"
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let _runner = Running::start_env(&tt, &["run", "--no-agents"], &[], "run.out");
+    let url = proxy.url();
+    let _agent = Running::start_env(
+        &tt,
+        &["agent", "w", "--id", "w-1"],
+        &[("REDIS_URL", &url)],
+        "agent.out",
+    );
+    let pid = command_pid(&tt, "pid-1");
+    proxy.cut();
+    wait_until(
+        Duration::from_secs(30),
+        "attempt 1's command is stopped",
+        || !running(pid),
+    );
+    assert!(
+        alive_key(&redis, "w-1"),
+        "the command outlived the heartbeat of its worker"
+    );
+    let log = tt.read(".tt/logs/job/1.log");
+    assert!(log.contains("timed out after"), "{log}");
+}
+
+/// Members of the town's `agents` set.
+fn agents_set(redis: &RedisServer) -> Vec<String> {
+    let mut conn = redis.conn();
+    redis::cmd("SMEMBERS")
+        .arg("tt:p:agents")
+        .query(&mut conn)
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_task_running_when_redis_restarts_empty_is_not_run_twice_at_once() {
+    let mut redis = RedisServer::start();
+    // Each start first checks that no earlier start of `job` still runs.
+    let plan = r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "for p in $(cat pids 2>/dev/null); do kill -0 $p 2>/dev/null && echo \"$p still runs\" >> overlap; done; echo $$ >> pids; while [ ! -e go ]; do sleep 0.05; done"]
+count = 2
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = Running::start(&tt, &["run", "--until-done"]);
+    let pids = tt.dir().join("pids");
+    let starts = |n: usize| {
+        let pids = pids.clone();
+        move || std::fs::read_to_string(&pids).is_ok_and(|p| p.lines().count() >= n)
+    };
+    wait_until(DEADLINE, "the job starts", starts(1));
+    let first: i32 = tt.read("pids").trim().parse().unwrap();
+    let worker = redis.task_field("p", "job", "worker");
+    // No persistence: the server comes back with nothing.
+    redis.kill();
+    redis.start_again();
+    wait_until(DEADLINE, "the restored job starts again", starts(2));
+    assert!(!running(first), "the first start still runs");
+    wait_until(
+        DEADLINE,
+        "the worker that lost its records registers again",
+        || agents_set(&redis).contains(&worker),
+    );
+    tt.write("go", "");
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !tt.dir().join("overlap").exists(),
+        "two starts overlapped: {}\n{out}",
+        tt.read("overlap")
+    );
+}
+
+#[test]
+fn a_task_that_kills_its_own_worker_is_not_requeued_forever() {
+    let redis = RedisServer::start();
+    let plan = r#"[town]
+name = "p"
+[agents.w]
+command = ["sh", "-c", "echo $TT_ATTEMPT >> attempts; kill -9 $PPID"]
+[[tasks]]
+id = "job"
+agent = "w"
+"#;
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    let mut run = Running::start(&tt, &["run", "--until-done"]);
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(redis.task_field("p", "job", "status"), "failed", "{out}");
+    let reason = redis.task_field("p", "job", "reason");
+    assert!(reason.contains("requeued 3 times in a row"), "{reason}");
+    assert_eq!(tt.read("attempts").lines().count(), 3, "{out}");
+}
+
+#[test]
+fn a_runner_that_was_frozen_waits_a_heartbeat_ttl_before_recovering() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
+    let runner = Running::start_env(&tt, &["run", "--no-agents"], &[], "run.out");
+    let _agent = Running::start_env(&tt, &["agent", "w", "--id", "w-1"], &[], "agent.out");
+    command_pid(&tt, "pid-1");
+    wait_until(DEADLINE, "attempt 1 runs", || {
+        redis.task_field("p", "job", "status") == "running"
+    });
+    let worker: i32 = redis.hgetall("tt:p:agent:w-1")["pid"].parse().unwrap();
+    // Both freeze, as on a suspended laptop; the heartbeat expires meanwhile.
+    runner.signal(libc::SIGSTOP);
+    // SAFETY: kill(2) on the worker this test started.
+    unsafe {
+        libc::kill(worker, libc::SIGSTOP);
+    }
+    wait_until(Duration::from_secs(30), "the heartbeat expires", || {
+        !alive_key(&redis, "w-1")
+    });
+    // The runner wakes first. A gap in its contact with Redis proves
+    // nothing about the worker, which gets a heartbeat TTL to renew.
+    runner.signal(libc::SIGCONT);
+    let woke = std::time::Instant::now();
+    wait_until(DEADLINE, "the still frozen worker is recovered", || {
+        redis
+            .hgetall("tt:p:agent:w-1")
+            .get("state")
+            .map(String::as_str)
+            == Some("dead")
+    });
+    let waited = woke.elapsed();
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(worker, libc::SIGCONT);
+    }
+    assert!(
+        waited >= Duration::from_secs(5),
+        "recovered {waited:?} after waking, before the worker could renew"
+    );
 }

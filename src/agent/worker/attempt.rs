@@ -15,7 +15,7 @@ use crate::agent::command::TaskVars;
 use crate::agent::process::{self, Ending, Launch, STOP_GRACE, TAIL_BYTES};
 use crate::backoff::Policy;
 use crate::state_dir::task_log;
-use crate::store::{Claim, ClaimedTask, Control, RedisTarget, Report};
+use crate::store::{Claim, ClaimedTask, Control, RedisTarget, Report, StoreError};
 
 /// Wait before a failed attempt is dispatched again: 2 s, doubling per
 /// attempt, at most 5 minutes, with ±25 % jitter so tasks that failed
@@ -67,24 +67,17 @@ impl Loop<'_> {
             Ok(mut running) => {
                 // Recorded so that if this worker dies, whoever recovers its
                 // task on this host can stop the orphaned command first.
-                if let Err(e) = self
-                    .store
-                    .record_command(&self.identity.id, running.pid(), running.start())
-                    .await
-                {
-                    self.notes.emit(Note::RedisError {
-                        doing: "recording the command's pid",
-                        error: e.to_string(),
-                        retry_in: None,
-                    });
-                }
+                // Raced with the fence in `watch`, not awaited before it: a
+                // store still reconnecting must not hold the fence off.
+                let (store, identity) = (self.store, self.identity);
+                let record = store.record_command(&identity.id, running.pid(), running.start());
                 self.notes.emit(Note::Started {
                     task: task.id.clone(),
                     attempt: task.attempt,
                     pid: running.pid(),
                     log: log.path().to_path_buf(),
                 });
-                match self.watch(&task, &log, &mut running).await {
+                match self.watch(&task, &log, &mut running, record).await {
                     Some(ending) => ending,
                     None => return self.interrupted(&task, &log, &mut running).await,
                 }
@@ -102,7 +95,10 @@ impl Loop<'_> {
         task: &ClaimedTask,
         log: &process::Log,
         running: &mut process::Running,
+        record: impl Future<Output = Result<(), StoreError>>,
     ) -> Option<Ending> {
+        tokio::pin!(record);
+        let mut recorded = false;
         let mark = self.pulse.mark();
         let mut fence = tokio::time::interval(FENCE_CHECK);
         fence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -117,6 +113,16 @@ impl Loop<'_> {
         loop {
             tokio::select! {
                 ending = running.wait() => return Some(ending),
+                r = &mut record, if !recorded => {
+                    recorded = true;
+                    if let Err(e) = r {
+                        self.notes.emit(Note::RedisError {
+                            doing: "recording the command's pid",
+                            error: e.to_string(),
+                            retry_in: None,
+                        });
+                    }
+                }
                 _ = fence.tick() => if let Some(silent) = self.pulse.lapsed(mark) {
                     // Recovery may requeue the task once the
                     // heartbeat expires: the command must be gone
@@ -134,13 +140,13 @@ impl Loop<'_> {
                         "timed out after {}; stopping its process group",
                         humantime::format_duration(after)
                     ));
-                    running.stop(STOP_GRACE).await;
+                    running.stop_by(STOP_GRACE, || self.pulse.kill_within()).await;
                     return Some(Ending::TimedOut(after));
                 }
                 Some(message) = self.control.recv() => match message {
                     Control::Stop { task: t, attempt: a } if t == task.id && a == task.attempt => {
                         log.note("stop requested; stopping its process group");
-                        running.stop(STOP_GRACE).await;
+                        running.stop_by(STOP_GRACE, || self.pulse.kill_within()).await;
                         return Some(Ending::Stopped);
                     }
                     Control::Shutdown => {
@@ -240,7 +246,9 @@ impl Loop<'_> {
         running: &mut process::Running,
     ) -> Ran {
         log.note("the worker is shutting down; stopping its process group");
-        running.stop(STOP_GRACE).await;
+        running
+            .stop_by(STOP_GRACE, || self.pulse.kill_within())
+            .await;
         log.note("stopped; the task is left for recovery");
         self.notes.emit(Note::LeftForRecovery {
             task: task.id.clone(),

@@ -21,6 +21,12 @@
 //! command at once, before it renews anything. While it is frozen it cannot
 //! act, and its command (a process of its own) runs on; such a command may
 //! overlap the next attempt for as long as the freeze outlasts the TTL.
+//!
+//! Every other stop of a command (timeout, `stop`, shutdown) is bounded by
+//! the same deadline ([`Pulse::kill_within`]), and a worker told to step
+//! down (its id taken over, declared dead, or its records gone because
+//! Redis lost its data) kills its command at once: its task may already
+//! run elsewhere.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -140,6 +146,20 @@ impl Pulse {
         }
     }
 
+    /// How long a command of this worker may still run: until
+    /// [`FENCE_SLACK`] before its heartbeat can expire, counted from the
+    /// last renewal; nothing once the worker was told to step down (its
+    /// task may already run elsewhere). Every stop of a command is bounded
+    /// by it, so a stop's grace never outlasts the fence.
+    pub fn kill_within(&self) -> Duration {
+        if self.stepped_down().is_some() {
+            return Duration::ZERO;
+        }
+        let now = awake_clock();
+        let last_ok = self.with(|s| s.last_ok);
+        (last_ok + HEARTBEAT_TTL.saturating_sub(FENCE_SLACK)).saturating_sub(now)
+    }
+
     /// How long the worker has gone without a renewal, if that is
     /// [`FENCE_AFTER`] or more now or was at any time since `mark`.
     pub fn lapsed(&self, mark: Mark) -> Option<Duration> {
@@ -240,6 +260,17 @@ mod tests {
             pulse.lapsed(pulse.mark()).is_none(),
             "a later attempt is fine"
         );
+    }
+
+    #[test]
+    fn a_stop_must_end_before_the_heartbeat_can_expire() {
+        let pulse = Pulse::new(awake_clock());
+        let left = pulse.kill_within();
+        assert!(left <= HEARTBEAT_TTL - FENCE_SLACK && left > FENCE_AFTER - FENCE_SLACK);
+        let silent = Pulse::new(awake_clock().saturating_sub(HEARTBEAT_TTL));
+        assert_eq!(silent.kill_within(), Duration::ZERO);
+        *pulse.step_down.lock().unwrap() = Some("replaced".into());
+        assert_eq!(pulse.kill_within(), Duration::ZERO, "stepped down");
     }
 
     #[test]

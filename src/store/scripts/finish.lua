@@ -12,7 +12,8 @@
 -- none), ARGV[14] the worker's log directory (claim.lua's ARGV[6]),
 -- ARGV[15] "1" when the worker stopped the command itself because it could
 -- not renew its heartbeat: the attempt is requeued (as recovery would do),
--- not counted as a failure.
+-- not counted as a failure (unless requeued too often in a row:
+-- requeue.lua).
 -- Only a task still `running` with this attempt on this worker changes;
 -- anything else is a stale report (event `rejected`). Either way the
 -- message leaves `claimed:<worker>`.
@@ -99,6 +100,16 @@ local function report()
     end
   end
 
+  if requeue and requeues_exhausted(key) then
+    local reason = 'requeued ' .. MAX_REQUEUES .. ' times in a row: attempt ' .. attempt .. ' ' ..
+      err .. '; `tt retry` runs it again'
+    for _, f in ipairs({ 'error', err, 'reason', reason }) do
+      table.insert(fields, f)
+    end
+    record('failed', 'retry_at')
+    event('failed', 'status', 'failed', 'reason', reason)
+    return { 'failed' }
+  end
   if requeue then
     local reason = 'requeued: attempt ' .. attempt .. ' ' .. err
     record('pending', 'retry_at')
@@ -107,6 +118,8 @@ local function report()
     return { 'requeued' }
   end
 
+  -- The attempt really ended: requeues in a row start again.
+  table.insert(gone, 'requeues')
   if code == '0' and err == '' then
     record('completed', 'error', 'reason', 'retry_at')
     event('completed', 'status', 'completed', 'exit_code', code)

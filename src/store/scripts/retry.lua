@@ -16,7 +16,7 @@ for i = 2, #ARGV do
   if (status == 'failed' or status == 'cancelled') and cur[2] ~= '1' then
     -- The attempt counter is kept: the next dispatch makes it attempt + 1,
     -- so reports of the old attempt stay recognisably stale.
-    redis.call('HDEL', key, 'error', 'exit_code', 'retry_at', 'finished')
+    redis.call('HDEL', key, 'error', 'exit_code', 'retry_at', 'finished', 'requeues')
     redis.call('HSET', key, 'status', 'pending', 'reason', 'retried from the command line',
       'updated', now)
     redis.call('XADD', prefix .. 'events', 'MAXLEN', '~', '100000', '*',

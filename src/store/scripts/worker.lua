@@ -4,7 +4,8 @@
 -- ARGV[1] key prefix, ARGV[2] operation, ARGV[3] worker id, then:
 --   register: agent name, pid, host, backlog ("1"/"0"), ttl ms, token
 --     → {'ok', returned, requeued} or {'busy', holder token}
---   heartbeat: ttl ms, token → {'ok'}
+--   heartbeat: ttl ms, token → {'ok'}, or {'replaced', holder}, {'dead'},
+--     {'gone'} when the worker must step down
 --   stopped: token → {'ok'}
 --   give_back: agent name → {'ok', returned}
 --   recover: agent name → {'ok', returned, requeued}, or {'alive'} while
@@ -29,7 +30,8 @@ end
 -- in order, where claim.lua judges it again. A task that was started on
 -- this worker id is, with `requeue`, put back to `pending` (the next
 -- dispatch makes it a new attempt, so a late report of the old one is
--- rejected) and otherwise kept in claimed for recovery.
+-- rejected) and otherwise kept in claimed for recovery; one requeued too
+-- often in a row (requeue.lua) is failed instead.
 -- Returns returned, requeued.
 local function return_claimed(inbox, requeue)
   local kept, returned, requeued = {}, 0, 0
@@ -43,8 +45,14 @@ local function return_claimed(inbox, requeue)
       local cur = redis.call('HMGET', key, 'status', 'worker', 'assigned_to', 'attempt')
       if cur[1] == 'running' and cur[2] == worker then
         dest = nil
-        if requeue then
-          local reason = 'requeued: worker `' .. worker .. '` restarted while attempt ' ..
+        if requeue and requeues_exhausted(key) then
+          local reason = 'requeued ' .. MAX_REQUEUES .. ' times in a row: worker `' .. worker ..
+            '` died while attempt ' .. (cur[4] or '?') .. ' ran; `tt retry` runs it again'
+          redis.call('HSET', key, 'status', 'failed', 'reason', reason, 'error', reason,
+            'finished', now, 'updated', now)
+          event('failed', msg.task, cur[4] or '', 'status', 'failed', 'reason', reason)
+        elseif requeue then
+          local reason = 'requeued: worker `' .. worker .. '` stopped or died while attempt ' ..
             (cur[4] or '?') .. ' ran'
           redis.call('HSET', key, 'status', 'pending', 'reason', reason, 'updated', now)
           event('requeued', msg.task, cur[4] or '', 'status', 'pending', 'reason', reason)
@@ -99,6 +107,11 @@ elseif op == 'heartbeat' then
     -- Declared dead while cut off: its work was requeued and may already
     -- run elsewhere, so this process must not go on with it.
     return { 'dead' }
+  end
+  if not holder and redis.call('EXISTS', agent) == 0 then
+    -- Its records are gone (a Redis restarted without its data): its task
+    -- may be restored and dispatched again, so it must stop, not renew.
+    return { 'gone' }
   end
   redis.call('SET', alive, token, 'PX', ttl)
   redis.call('HSET', agent, 'heartbeat', now)
