@@ -681,3 +681,39 @@ fn an_outage_does_not_reread_the_plan_every_second() {
     redis.start_again();
     run.stop();
 }
+
+#[test]
+fn an_archiver_waits_for_the_one_that_holds_the_archive() {
+    use std::os::fd::AsRawFd;
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    std::fs::create_dir_all(tt.dir().join(".tt/events")).unwrap();
+    let held = std::fs::File::create(tt.dir().join(".tt/events/app.jsonl")).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) },
+        0,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+    flood(&redis, "app", 99_000);
+    tt.write(
+        "tasks.toml",
+        PLAN.replace("id = \"c\"", "id = \"c\"\ndescription = \"2\""),
+    );
+    // Another archiver holds the file for longer than a push waits: the
+    // push goes on without archiving, and says so.
+    tt.run_with(["sync", "push"])
+        .success()
+        .stderr_contains("another process archives");
+    assert_eq!(
+        std::fs::metadata(tt.dir().join(".tt/events/app.jsonl"))
+            .unwrap()
+            .len(),
+        0,
+        "nothing was appended while another archiver held the file"
+    );
+    assert_eq!(redis.task_field("app", "c", "description"), "2");
+    drop(held);
+}
