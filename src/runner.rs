@@ -939,17 +939,11 @@ impl<F: FnMut(Report)> Runner<F> {
         }
         self.text.loaded(&plan, fingerprints, plan_fp);
         self.plan_ids = plan.tasks.iter().map(|t| t.id.clone()).collect();
-        let old = std::mem::replace(&mut self.plan, only_agents(plan));
-        // A changed agent is started again and says so again if still
-        // broken; an unchanged one stays as it was.
-        let spec = |plan: &Plan, name: &str| {
-            plan.agents
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, a)| a.clone())
-        };
-        self.cannot_start
-            .retain(|name, _| spec(&old, name) == spec(&self.plan, name));
+        self.plan = only_agents(plan);
+        // A replica that cannot start failed to load this same file: one
+        // that loads now may have been fixed (a `workdir` created), so its
+        // agent counts as runnable again, and says so again if still broken.
+        self.cannot_start.clear();
         if !self.opts.no_agents {
             agents.apply(&self.plan.agents).await;
         }
