@@ -268,8 +268,9 @@ impl Cache {
             )
             .await?;
         // Refused (stale or foreign): the full push decides and reports.
-        Ok(applied.ok().map(|_| SyncCounts {
-            changed: 1,
+        Ok(applied.ok().map(|c| SyncCounts {
+            changed: 1 - c.skipped,
+            skipped: c.skipped,
             unchanged: total - 1,
             ..SyncCounts::default()
         }))

@@ -254,6 +254,26 @@ struct Runner<F: FnMut(Report)> {
     /// Corrupt records seen (id → what is wrong), each reported once and
     /// named in the summary.
     corrupt: HashMap<String, String>,
+    /// The task ids of the last plan that loaded: `--until-done` is not
+    /// done while one of them has no record (Redis lost it) and the file
+    /// cannot be loaded to restore it.
+    plan_ids: HashSet<String>,
+    /// A resync could not load the file while records of the plan were
+    /// missing: `--until-done` waits for the next save rather than read
+    /// the file again on every pass.
+    await_save: bool,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reloaded {
+    /// Redis was written.
+    Wrote,
+    /// The file loaded and Redis already held it.
+    Nothing,
+    /// The file could not be loaded (gone, mid-save, invalid): the last
+    /// good plan stays.
+    NotLoaded,
 }
 
 /// Runs `plan` (loaded from `opts.file` by the caller, which needed its
@@ -318,6 +338,8 @@ pub async fn run<F: FnMut(Report)>(
         cannot_start: HashMap::new(),
         resync: false,
         corrupt: HashMap::new(),
+        plan_ids: HashSet::new(),
+        await_save: false,
     };
     let result = runner.main_loop(signals).await;
     let _ = runner.store.release_lease(&runner.holder).await;
@@ -332,6 +354,10 @@ impl<F: FnMut(Report)> Runner<F> {
         let (_watcher, mut saves) = watch::watch(&self.opts.file)?;
         let pushed = sync::push_full(&self.store, &self.plan, Adopt::No, Claim::Keep).await?;
         let counts = pushed.counts;
+        if let Some(e) = &pushed.archive_error {
+            (self.report)(Report::ArchiveFailed(e.to_string()));
+        }
+        self.plan_ids = self.plan.tasks.iter().map(|t| t.id.clone()).collect();
         self.text
             .loaded(&self.plan, pushed.fingerprints, pushed.plan_fp);
         self.plan = only_agents(std::mem::replace(&mut self.plan, empty_plan()));
@@ -427,7 +453,9 @@ impl<F: FnMut(Report)> Runner<F> {
             if let Some(e) = startup_error.take() {
                 break Err(e);
             }
-            if self.resync {
+            // Only once Redis answers: during an outage the event reader
+            // fails every second, and each resync reads and parses the file.
+            if self.resync && self.store.ping().await.is_ok() {
                 match self.resync(&mut agents).await {
                     Ok(_) => {}
                     Err(RunError::Store(e)) if e.is_connection_error() => {}
@@ -469,9 +497,20 @@ impl<F: FnMut(Report)> Runner<F> {
                     // Nothing moves: done, unless Redis lost records of the
                     // plan (then they are pending again, and run).
                     let finished = self.summary(s, &slots, &live, false);
-                    match self.resync(&mut agents).await {
-                        Ok(false) => done = Some(finished),
-                        Ok(true) => continue,
+                    // A file that did not load is read again at its next
+                    // save, not on every pass.
+                    let resynced = if self.await_save {
+                        Ok(Reloaded::NotLoaded)
+                    } else {
+                        self.resync(&mut agents).await
+                    };
+                    match resynced {
+                        Ok(Reloaded::Nothing) => done = Some(finished),
+                        Ok(Reloaded::NotLoaded) if self.plan_present() => done = Some(finished),
+                        // Records are gone and the file cannot restore
+                        // them: not done; the next save reloads.
+                        Ok(Reloaded::NotLoaded) => self.await_save = true,
+                        Ok(Reloaded::Wrote) => continue,
                         Err(RunError::Store(e)) if e.is_connection_error() => {}
                         Err(e) => break Err(e),
                     }
@@ -493,6 +532,7 @@ impl<F: FnMut(Report)> Runner<F> {
                 Some(()) = saves.recv() => {
                     // Fold a burst of notifications into one reload.
                     while saves.try_recv().is_ok() {}
+                    self.await_save = false;
                     match self.reload(&mut agents).await {
                         Ok(_) => reload_pending = false,
                         // Redis away: keep the last plan and try again soon.
@@ -504,7 +544,12 @@ impl<F: FnMut(Report)> Runner<F> {
                     }
                 }
                 _ = tokio::time::sleep(RELOAD_RETRY), if reload_pending => {
-                    match self.reload(&mut agents).await {
+                    // Read the file again only once Redis answers.
+                    let reload = async {
+                        self.store.ping().await?;
+                        self.reload(&mut agents).await
+                    };
+                    match reload.await {
                         Ok(_) => reload_pending = false,
                         Err(RunError::Store(e)) if e.is_connection_error() => {}
                         Err(e) => break Err(e),
@@ -849,10 +894,19 @@ impl<F: FnMut(Report)> Runner<F> {
         Ok(())
     }
 
+    /// Whether every task of the last plan that loaded has a record in the
+    /// snapshot.
+    fn plan_present(&self) -> bool {
+        self.snapshot.as_ref().is_some_and(|s| {
+            self.plan_ids
+                .iter()
+                .all(|id| s.graph.index_of(id).is_some())
+        })
+    }
+
     /// Pushes the file in full, whatever the reload state says: restores
-    /// records Redis lost (`sync::push_full` counts them). Returns whether
-    /// anything was written.
-    async fn resync(&mut self, agents: &mut Supervisor) -> Result<bool, RunError> {
+    /// records Redis lost (`sync::push_full` counts them).
+    async fn resync(&mut self, agents: &mut Supervisor) -> Result<Reloaded, RunError> {
         self.resync = true;
         self.text = reload::State::default();
         let wrote = self.reload(agents).await?;
@@ -860,8 +914,8 @@ impl<F: FnMut(Report)> Runner<F> {
         Ok(wrote)
     }
 
-    /// Reloads the file after a save; returns whether Redis was written.
-    async fn reload(&mut self, agents: &mut Supervisor) -> Result<bool, RunError> {
+    /// Reloads the file after a save.
+    async fn reload(&mut self, agents: &mut Supervisor) -> Result<Reloaded, RunError> {
         let text = match plan::read_plan(&self.opts.file) {
             Ok(t) => t,
             Err(LoadError::Read { source, .. })
@@ -870,18 +924,18 @@ impl<F: FnMut(Report)> Runner<F> {
                 // Mid-save (delete and recreate) or really gone: keep the
                 // last plan; the next save reloads.
                 (self.report)(Report::FileGone);
-                return Ok(false);
+                return Ok(Reloaded::NotLoaded);
             }
             Err(e) => {
                 (self.report)(Report::Invalid(e));
-                return Ok(false);
+                return Ok(Reloaded::NotLoaded);
             }
         };
         // An empty file is a write in place caught between its truncation
         // and its data (saves reload without a debounce now): as a plan it
         // would cancel every task. The writer's close reloads again.
         if text.is_empty() {
-            return Ok(false);
+            return Ok(Reloaded::NotLoaded);
         }
         // One edited task is applied on its own (`reload`); the rest is
         // loaded and pushed in full.
@@ -890,11 +944,11 @@ impl<F: FnMut(Report)> Runner<F> {
             .apply_edit(&self.store, &self.opts.file, text)
             .await?
         {
-            Edit::Unchanged => return Ok(false),
+            Edit::Unchanged => return Ok(Reloaded::Nothing),
             Edit::Applied { counts, touched } => {
                 self.dirty.extend(touched);
                 (self.report)(Report::Reloaded(counts));
-                return Ok(false);
+                return Ok(Reloaded::Nothing);
             }
             Edit::Full { text, digest } => (text, digest),
         };
@@ -904,7 +958,7 @@ impl<F: FnMut(Report)> Runner<F> {
                 (self.report)(Report::Invalid(e));
                 // Remember it so the same broken text is not reported twice.
                 self.text.failed(fp);
-                return Ok(false);
+                return Ok(Reloaded::NotLoaded);
             }
         };
         let sync::Pushed {
@@ -912,7 +966,11 @@ impl<F: FnMut(Report)> Runner<F> {
             touched,
             fingerprints,
             plan_fp,
+            archive_error,
         } = sync::push_full(&self.store, &plan, Adopt::No, Claim::Keep).await?;
+        if let Some(e) = archive_error {
+            (self.report)(Report::ArchiveFailed(e.to_string()));
+        }
         let wrote = !touched.is_empty();
         // The next pass must judge touched tasks by their new definition,
         // not wait for their events; a reload so large is read in full.
@@ -922,8 +980,11 @@ impl<F: FnMut(Report)> Runner<F> {
             self.dirty.extend(touched);
         }
         self.text.loaded(&plan, fingerprints, plan_fp);
+        self.plan_ids = plan.tasks.iter().map(|t| t.id.clone()).collect();
         self.plan = only_agents(plan);
-        // A changed agent is started again; one still broken says so again.
+        // A replica that cannot start failed to load this same file: one
+        // that loads now may have been fixed (a `workdir` created), so its
+        // agent counts as runnable again, and says so again if still broken.
         self.cannot_start.clear();
         if !self.opts.no_agents {
             agents.apply(&self.plan.agents).await;
@@ -933,7 +994,11 @@ impl<F: FnMut(Report)> Runner<F> {
         if wrote || !self.resync {
             (self.report)(Report::Reloaded(counts));
         }
-        Ok(wrote)
+        Ok(if wrote {
+            Reloaded::Wrote
+        } else {
+            Reloaded::Nothing
+        })
     }
 }
 

@@ -49,28 +49,31 @@ fn read_record(pipe: &mut redis::Pipeline, key: &str, fields: Option<&[&str]>) {
 }
 
 /// The record in a reply of [`read_record`]; `None` when there is none.
+/// Values are read as bytes ([`TaskRecord::from_bytes`]): one that is not
+/// UTF-8 makes its record corrupt, not the read fail.
 fn record_of(
     key: &str,
     fields: Option<&[&str]>,
     reply: redis::Value,
 ) -> Result<Option<TaskRecord>, StoreError> {
     let parse = |e: redis::ParsingError| StoreError::Redis(e.into());
-    let h: HashMap<String, String> = match fields {
-        None => redis::from_redis_value(reply).map_err(parse)?,
+    let pairs: Vec<(Vec<u8>, Vec<u8>)> = match fields {
+        None => {
+            let h: HashMap<Vec<u8>, Vec<u8>> = redis::from_redis_value(reply).map_err(parse)?;
+            h.into_iter().collect()
+        }
         Some(fields) => {
-            let row: Vec<Option<String>> = redis::from_redis_value(reply).map_err(parse)?;
-            // No `id` field: no record.
-            if row.first().is_none_or(Option::is_none) {
-                return Ok(None);
-            }
+            let row: Vec<Option<Vec<u8>>> = redis::from_redis_value(reply).map_err(parse)?;
+            // No field at all: no record. One without `id` is a corrupt
+            // record, as a full read finds it (`tt status` lists it).
             fields
                 .iter()
                 .zip(row)
-                .filter_map(|(k, v)| Some((k.to_string(), v?)))
+                .filter_map(|(k, v)| Some((k.as_bytes().to_vec(), v?)))
                 .collect()
         }
     };
-    Ok((!h.is_empty()).then(|| TaskRecord::from_hash(key, h)))
+    Ok((!pairs.is_empty()).then(|| TaskRecord::from_bytes(key, pairs)))
 }
 
 /// One town's view of a Redis.
@@ -208,6 +211,13 @@ impl Store {
     /// One task, if it exists.
     pub async fn task(&self, id: &str) -> Result<Option<TaskRecord>, StoreError> {
         Ok(self.records(&[id.to_string()]).await?.pop())
+    }
+
+    /// Whether Redis answers: one `PING`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
     }
 
     /// Every town that has synced into this Redis.

@@ -208,6 +208,9 @@ pub struct Pushed {
     /// Fingerprint of each task, in file order.
     pub fingerprints: Vec<u64>,
     pub plan_fp: String,
+    /// Old events could not be moved into the archive first (the push was
+    /// made anyway): for a warning.
+    pub archive_error: Option<StoreError>,
 }
 
 /// Pushes the whole plan: diffed against the stored fingerprints, only the
@@ -258,6 +261,7 @@ pub async fn push_full(
             touched: Vec::new(),
             fingerprints,
             plan_fp,
+            archive_error: None,
         });
     }
     let mut stored = store.task_fingerprints().await?;
@@ -280,14 +284,22 @@ pub async fn push_full(
     drop(stored);
     // The sync adds up to one event per task it writes: archive first
     // what the stream's cap would otherwise trim for them.
+    let mut archive_error = None;
     if let Some(dir) = std::path::absolute(&plan.path)
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
     {
         let writes = (diff.upserts.len() + diff.removed.len() + 1) as u64;
-        store
+        match store
             .archive_events(&Archive::of(&dir, store.town()), room_for(writes))
-            .await?;
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_connection_error() => return Err(e),
+            // The push matters more than the archive: it goes on, and the
+            // caller warns (what the cap then trims is counted as lost).
+            Err(e) => archive_error = Some(e),
+        }
     }
     let guard = SyncGuard {
         origin: &origin,
@@ -319,6 +331,7 @@ pub async fn push_full(
         removed: applied.removed,
         unchanged: diff.unchanged,
         restored,
+        skipped: applied.skipped,
     };
     let touched = diff
         .upserts
@@ -331,6 +344,7 @@ pub async fn push_full(
         touched,
         fingerprints,
         plan_fp,
+        archive_error,
     })
 }
 
@@ -351,6 +365,13 @@ impl std::fmt::Display for SyncCounts {
         )?;
         if self.restored > 0 {
             write!(f, " ({} restored: missing from Redis)", self.restored)?;
+        }
+        if self.skipped > 0 {
+            write!(
+                f,
+                " ({} skipped: their key in Redis is not a hash; `tt status` names it)",
+                self.skipped
+            )?;
         }
         Ok(())
     }

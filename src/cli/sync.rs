@@ -47,9 +47,14 @@ async fn push(ctx: &Context, json: bool, take_over: bool) -> Result<u8, CliError
     } else {
         Claim::Keep
     };
-    let counts = sync::push_full(&store, &plan, Adopt::No, claim)
-        .await?
-        .counts;
+    let pushed = sync::push_full(&store, &plan, Adopt::No, claim).await?;
+    if let Some(e) = &pushed.archive_error {
+        eprintln!(
+            "warning: old events were not moved into the archive first, so the stream's cap \
+             may trim them (`tt history` counts what is gone): {e}"
+        );
+    }
+    let counts = pushed.counts;
     if json {
         output::json(&json!({ "town": store.town(), "counts": counts }));
     } else {

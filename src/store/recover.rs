@@ -76,12 +76,14 @@ impl Store {
         let mut out = Vec::new();
         for w in workers {
             let mut conn = self.conn.clone();
+            // Every field as text: a hand-edited `pid=x` must not fail
+            // the recovery of every worker; it is read as no pid.
             type Fields = (
                 Option<String>,
                 Option<String>,
-                Option<u32>,
                 Option<String>,
-                Option<u32>,
+                Option<String>,
+                Option<String>,
             );
             let (name, host, command_pgid, command_start, pid): Fields = redis::cmd("HMGET")
                 .arg(self.keys.agent(w))
@@ -99,10 +101,10 @@ impl Store {
                     requeued,
                     returned,
                     host,
-                    command_pgid,
+                    command_pgid: command_pgid.and_then(|s| s.parse().ok()),
                     // Empty when the worker could not read it.
                     command_start: command_start.and_then(|s| s.parse().ok()),
-                    pid,
+                    pid: pid.and_then(|s| s.parse().ok()),
                 });
             }
         }

@@ -53,6 +53,9 @@ pub struct SyncCounts {
     /// Tasks the file did not change whose record was missing from Redis
     /// (deleted, or a server that restarted empty), written again.
     pub restored: u64,
+    /// Tasks of the plan whose key in Redis holds no hash (edited by hand):
+    /// left alone, not written.
+    pub skipped: u64,
 }
 
 /// What Redis holds of a town's plan, read in one round trip before a
@@ -236,9 +239,10 @@ impl Store {
                 cmd.arg(id);
             }
         }
-        let results: Vec<(u64, u64, u64, u64, String)> = pipe.query_async(&mut conn).await?;
+        let results: Vec<(u64, u64, u64, u64, String, Vec<String>)> =
+            pipe.query_async(&mut conn).await?;
         let mut counts = SyncCounts::default();
-        for (a, c, r, refused, held) in results {
+        for (a, c, r, refused, held, skipped) in results {
             // Every chunk runs in the same transaction and sees the same
             // stored fingerprint and origin: either all refuse or none does.
             match refused {
@@ -249,6 +253,7 @@ impl Store {
             counts.added += a;
             counts.changed += c;
             counts.removed += r;
+            counts.skipped += skipped.len() as u64;
         }
         Ok(Ok(counts))
     }

@@ -79,8 +79,29 @@ impl TaskRecord {
     /// the town down. The record says what is wrong in `corrupt`, and
     /// unless it is finished it counts as `failed`, so it is never run and
     /// its dependants wait (`blocked`), until the field is fixed.
-    pub fn from_hash(key: &str, mut h: HashMap<String, String>) -> Self {
-        let mut problems: Vec<String> = Vec::new();
+    pub fn from_hash(key: &str, h: HashMap<String, String>) -> Self {
+        Self::parse(key, h, Vec::new())
+    }
+
+    /// [`TaskRecord::from_hash`] for a hash read as bytes: Redis holds any
+    /// bytes, and a value that is not UTF-8 (written by hand or by another
+    /// tool) must not make the read of every task fail. Such a value is
+    /// read lossily and the record is corrupt, naming the field.
+    pub fn from_bytes(key: &str, fields: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Self {
+        let mut problems = Vec::new();
+        let mut h = HashMap::new();
+        for (name, value) in fields {
+            let name = utf8_or_lossy(name);
+            let value = utf8_or_lossy(value);
+            if !name.1 || !value.1 {
+                problems.push(format!("field `{}` is not UTF-8", name.0.escape_debug()));
+            }
+            h.insert(name.0, value.0);
+        }
+        Self::parse(key, h, problems)
+    }
+
+    fn parse(key: &str, mut h: HashMap<String, String>, mut problems: Vec<String>) -> Self {
         let mut take = |f: &str| h.remove(f).filter(|v| !v.is_empty());
         let id = match take("id") {
             Some(id) => id,
@@ -173,6 +194,14 @@ impl TaskRecord {
         r.status = Status::Failed;
         r.corrupt = Some(format!("`{key}` {what}"));
         r
+    }
+}
+
+/// The text of `bytes`, lossily, and whether it was UTF-8.
+pub(crate) fn utf8_or_lossy(bytes: Vec<u8>) -> (String, bool) {
+    match String::from_utf8(bytes) {
+        Ok(s) => (s, true),
+        Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), false),
     }
 }
 

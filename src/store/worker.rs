@@ -419,7 +419,7 @@ impl Store {
             MessageSource::Backlog => "",
         };
         let mut conn = self.conn.clone();
-        let reply: Vec<String> = CLAIM
+        let reply: Vec<Vec<u8>> = CLAIM
             .arg(self.keys.prefix())
             .arg(&w.id)
             .arg(raw)
@@ -428,12 +428,58 @@ impl Store {
             .arg(logs)
             .invoke_async(&mut conn)
             .await?;
-        self.parse_claim(&reply)
+        let parsed = self.parse_claim(&texts(reply))?;
+        self.settle(&w.id, raw, parsed).await
     }
 
-    /// Reads claim.lua's reply.
-    fn parse_claim(&self, reply: &[String]) -> Result<Claim, StoreError> {
-        match reply {
+    /// A claim as [`Store::parse_claim`] read it; an unreadable task is
+    /// failed here (as a failed attempt, so it is not run and not left
+    /// `running`) and handed out as dropped. Retrying the claim instead
+    /// would find the task running and drop the message: the task would
+    /// stay `running` for ever.
+    async fn settle(
+        &self,
+        worker: &str,
+        raw: &str,
+        parsed: Result<Claim, Unreadable>,
+    ) -> Result<Claim, StoreError> {
+        let u = match parsed {
+            Ok(claim) => return Ok(claim),
+            Err(u) => u,
+        };
+        let error = format!(
+            "{}; fix it with `redis-cli`, then `tt retry {}`",
+            u.what, u.task
+        );
+        let report = Report {
+            worker,
+            raw,
+            task: &u.task,
+            attempt: u.attempt,
+            exit_code: None,
+            error: Some(&error),
+            output: "",
+            log: "",
+            retries: 0,
+            backoff: Duration::ZERO,
+            requeue: false,
+        };
+        // Boxed: finish_and_take settles the claim it makes, through here.
+        Box::pin(self.finish(&report, false)).await?;
+        Ok(Claim::Stale {
+            task: u.task,
+            attempt: u.attempt,
+            reason: u.what,
+        })
+    }
+
+    /// Reads claim.lua's reply (each value with whether it was UTF-8).
+    fn parse_claim(
+        &self,
+        reply: &[(String, bool)],
+    ) -> Result<Result<Claim, Unreadable>, StoreError> {
+        let text: Vec<String> = reply.iter().map(|(s, _)| s.clone()).collect();
+        match text.as_slice() {
             [
                 run,
                 id,
@@ -445,19 +491,43 @@ impl Store {
                 timeout,
             ] if run == "run" => {
                 let key = self.keys.task(id);
-                let attempt = attempt.parse().map_err(|_| StoreError::Corrupt {
-                    key: key.clone(),
-                    what: format!("attempt `{attempt}` is not a number"),
-                })?;
+                let unreadable = |what: String| {
+                    Ok(Err(Unreadable {
+                        task: id.clone(),
+                        attempt: attempt.parse().unwrap_or(0),
+                        what: format!("`{key}` {what}"),
+                    }))
+                };
+                // The fields in the order claim.lua answers them.
+                let names = [
+                    "",
+                    "id",
+                    "",
+                    "description",
+                    "tags",
+                    "parent",
+                    "retries",
+                    "timeout",
+                ];
+                if let Some(((_, _), name)) = reply.iter().zip(names).find(|((_, ok), _)| !ok) {
+                    return unreadable(format!("field `{name}` is not UTF-8"));
+                }
+                let Ok(attempt) = attempt.parse() else {
+                    return unreadable(format!("attempt `{attempt}` is not a number"));
+                };
                 let tags = if tags.is_empty() {
                     Vec::new()
                 } else {
-                    serde_json::from_str(tags).map_err(|e| StoreError::Corrupt {
-                        key,
-                        what: format!("field `tags` is not a JSON list of strings: {e}"),
-                    })?
+                    match serde_json::from_str(tags) {
+                        Ok(tags) => tags,
+                        Err(e) => {
+                            return unreadable(format!(
+                                "field `tags` is not a JSON list of strings: {e}"
+                            ));
+                        }
+                    }
                 };
-                Ok(Claim::Run(ClaimedTask {
+                Ok(Ok(Claim::Run(ClaimedTask {
                     id: id.clone(),
                     attempt,
                     description: description.clone(),
@@ -465,21 +535,21 @@ impl Store {
                     parent: parent.clone(),
                     retries: retries.parse().ok(),
                     timeout: timeout.parse().ok().map(std::time::Duration::from_millis),
-                }))
+                })))
             }
-            [stale, reason, task, attempt] if stale == "stale" => Ok(Claim::Stale {
+            [stale, reason, task, attempt] if stale == "stale" => Ok(Ok(Claim::Stale {
                 task: task.clone(),
                 attempt: attempt.parse().unwrap_or(0),
                 reason: reason.clone(),
-            }),
-            [message, from, body] if message == "message" => Ok(Claim::Message {
+            })),
+            [message, from, body] if message == "message" => Ok(Ok(Claim::Message {
                 from: from.clone(),
                 body: body.clone(),
-            }),
-            [dead, reason] if dead == "deadletter" => Ok(Claim::DeadLetter {
+            })),
+            [dead, reason] if dead == "deadletter" => Ok(Ok(Claim::DeadLetter {
                 reason: reason.clone(),
-            }),
-            _ => Err(self.unexpected("claim.lua", reply)),
+            })),
+            _ => Err(self.unexpected("claim.lua", &text)),
         }
     }
 
@@ -504,7 +574,7 @@ impl Store {
         logs: &str,
     ) -> Result<(Finish, Option<(String, Claim)>), StoreError> {
         let mut conn = self.conn.clone();
-        let reply: Vec<String> = FINISH
+        let reply: Vec<Vec<u8>> = FINISH
             .arg(self.keys.prefix())
             .arg(r.worker)
             .arg(r.raw)
@@ -522,7 +592,9 @@ impl Store {
             .arg(if r.requeue { "1" } else { "0" })
             .invoke_async(&mut conn)
             .await?;
-        let (finish, rest) = match reply.as_slice() {
+        let reply = texts(reply);
+        let text: Vec<String> = reply.iter().map(|(s, _)| s.clone()).collect();
+        let (finish, rest) = match text.as_slice() {
             [requeued, rest @ ..] if requeued == "requeued" => (Finish::Requeued, rest),
             [done, rest @ ..] if done == "completed" => (Finish::Completed, rest),
             [failed, rest @ ..] if failed == "failed" => (Finish::Failed, rest),
@@ -538,11 +610,15 @@ impl Store {
                 },
                 rest,
             ),
-            _ => return Err(self.unexpected("finish.lua", &reply)),
+            _ => return Err(self.unexpected("finish.lua", &text)),
         };
-        let next = match rest {
+        let next = match &reply[text.len() - rest.len()..] {
             [] => None,
-            [raw, claim @ ..] => Some((raw.clone(), self.parse_claim(claim)?)),
+            [(raw, _), claim @ ..] => {
+                let parsed = self.parse_claim(claim)?;
+                let worker = take.map_or(r.worker, |w| w.id.as_str());
+                Some((raw.clone(), self.settle(worker, raw, parsed).await?))
+            }
         };
         Ok((finish, next))
     }
@@ -553,6 +629,21 @@ impl Store {
             what: format!("{script} answered {reply:?}"),
         }
     }
+}
+
+/// A task claim.lua handed out that the worker cannot read (edited by
+/// hand): it is failed rather than run.
+struct Unreadable {
+    task: String,
+    attempt: u32,
+    /// Names the key and the field.
+    what: String,
+}
+
+/// A script's reply as text, each value with whether it was UTF-8: a task
+/// field holds whatever bytes were written into it.
+fn texts(reply: Vec<Vec<u8>>) -> Vec<(String, bool)> {
+    reply.into_iter().map(super::task::utf8_or_lossy).collect()
 }
 
 /// A connection of its own for one blocking loop (the inbox or the control

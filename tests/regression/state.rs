@@ -381,3 +381,339 @@ fn a_task_key_turned_into_another_type_under_a_runner_does_not_stop_it() {
     assert!(out.contains("tt:app:task:b"), "{out}");
     assert_eq!(redis.task_field("app", "c", "status"), "completed", "{out}");
 }
+
+/// Sets one field of a task hash to raw bytes, which need not be UTF-8.
+fn hset_bytes(redis: &RedisServer, key: &str, field: &str, value: &[u8]) {
+    let () = redis::cmd("HSET")
+        .arg(key)
+        .arg(field)
+        .arg(value)
+        .query(&mut redis.conn())
+        .unwrap();
+}
+
+/// One field of a hash as bytes, read lossily: the harness's `hgetall`
+/// wants UTF-8.
+fn hget_lossy(redis: &RedisServer, key: &str, field: &str) -> String {
+    let v: Option<Vec<u8>> = redis::cmd("HGET")
+        .arg(key)
+        .arg(field)
+        .query(&mut redis.conn())
+        .unwrap();
+    String::from_utf8_lossy(&v.unwrap_or_default()).into_owned()
+}
+
+#[test]
+fn non_utf8_bytes_in_a_task_field_do_not_stop_the_run_or_status() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    // `priority` is read by dispatch and by every view.
+    hset_bytes(&redis, "tt:app:task:c", "priority", b"\xff\xfe");
+    let status = tt.run_with(["status"]).success();
+    assert!(
+        status.stdout.contains("tt:app:task:c") && status.stdout.contains("`priority`"),
+        "{status}"
+    );
+    tt.run_with(["tasks"]).success().stdout_contains("corrupt");
+    tt.run_with(["towns"]).success().stdout_contains("app");
+    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("tt:app:task:c"), "{out}");
+    assert_eq!(redis.task_field("app", "b", "status"), "completed", "{out}");
+    assert!(
+        !ran(&tt).contains(&"c".to_string()),
+        "c must not run: {out}"
+    );
+}
+
+#[test]
+fn a_non_utf8_description_fails_the_attempt_instead_of_running_forever() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    // Not read by dispatch: the worker meets it in its claim.
+    hset_bytes(&redis, "tt:app:task:c", "description", b"caf\xc3");
+    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        hget_lossy(&redis, "tt:app:task:c", "status"),
+        "failed",
+        "{out}"
+    );
+    assert!(
+        hget_lossy(&redis, "tt:app:task:c", "error").contains("description"),
+        "{out}"
+    );
+    assert!(
+        !ran(&tt).contains(&"c".to_string()),
+        "c must not run: {out}"
+    );
+    assert_eq!(redis.task_field("app", "b", "status"), "completed", "{out}");
+}
+
+#[test]
+fn tags_lua_accepts_but_serde_rejects_fail_the_attempt_instead_of_running_forever() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    // A raw tab inside a string: cjson takes it, serde_json refuses it.
+    redis.cmd(&["HSET", "tt:app:task:c", "tags", "[\"a\tb\"]"]);
+    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(redis.task_field("app", "c", "status"), "failed", "{out}");
+    assert!(
+        redis.task_field("app", "c", "error").contains("tags"),
+        "{out}"
+    );
+    assert!(
+        !ran(&tt).contains(&"c".to_string()),
+        "c must not run: {out}"
+    );
+    assert_eq!(redis.task_field("app", "b", "status"), "completed", "{out}");
+}
+
+#[test]
+fn an_edited_task_whose_key_is_not_a_hash_is_skipped_not_fatal_to_the_push() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    redis.cmd(&["DEL", "tt:app:task:c"]);
+    redis.cmd(&["SET", "tt:app:task:c", "garbage"]);
+    // Both `a` and `c` change.
+    tt.write(
+        "tasks.toml",
+        PLAN.replace("id = \"a\"", "id = \"a\"\ndescription = \"new a\"")
+            .replace("id = \"c\"", "id = \"c\"\ndescription = \"new c\""),
+    );
+    tt.run_with(["sync", "push"])
+        .success()
+        .stdout_contains("1 skipped");
+    tt.run_with(["status"])
+        .success()
+        .stdout_contains("tt:app:task:c");
+    assert_eq!(redis.task_field("app", "a", "description"), "new a");
+    let kind: String = redis::cmd("TYPE")
+        .arg("tt:app:task:c")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert_eq!(kind, "string", "c's key is left alone");
+}
+
+#[test]
+fn a_worker_hash_with_a_non_numeric_pid_does_not_stop_the_runner() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    // A dead worker of agent `dev` that held `c`, its hash edited by hand.
+    redis.cmd(&[
+        "HSET",
+        "tt:app:agent:dev-9",
+        "name",
+        "dev",
+        "host",
+        "elsewhere",
+        "pid",
+        "x",
+        "command_pgid",
+        "y",
+        "state",
+        "working",
+        "task",
+        "c",
+        "attempt",
+        "1",
+    ]);
+    redis.cmd(&["SADD", "tt:app:agents", "dev-9"]);
+    redis.cmd(&[
+        "RPUSH",
+        "tt:app:claimed:dev-9",
+        r#"{"kind":"task","task":"c","attempt":1}"#,
+    ]);
+    redis.cmd(&[
+        "HSET",
+        "tt:app:task:c",
+        "status",
+        "running",
+        "attempt",
+        "1",
+        "worker",
+        "dev-9",
+        "assigned_to",
+        "dev",
+    ]);
+    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(redis.task_field("app", "c", "status"), "completed", "{out}");
+}
+
+#[test]
+fn a_task_hash_without_an_id_is_reported_by_the_runner_not_ignored() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    redis.cmd(&["HDEL", "tt:app:task:c", "id"]);
+    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("tt:app:task:c") && out.contains("`id`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn until_done_does_not_succeed_when_redis_restarts_empty_and_the_plan_cannot_load() {
+    let mut redis = RedisServer::start();
+    let plan = PLAN.replace(
+        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log"]"#,
+        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log; while [ ! -e go ]; do sleep 0.05; done"]"#,
+    );
+    let tt = Tt::new().file("tasks.toml", &plan).redis(&redis);
+    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
+    wait_until(DEADLINE, "a runs", || {
+        redis.task_field("app", "a", "status") == "running"
+    });
+    // A save that does not load, then the server comes back with nothing.
+    tt.write("tasks.toml", "[[tasks");
+    run.wait_output("tasks.toml");
+    redis.kill();
+    redis.start_again();
+    tt.write("go", "");
+    // The runner is back on the new server (it renews its lease there)...
+    wait_until(DEADLINE, "the runner holds its lease again", || {
+        !redis.keys("tt:app:runner").is_empty()
+    });
+    // ...and once the plan loads again, it runs it all.
+    tt.write("tasks.toml", &plan);
+    let code = run.wait_exit();
+    let out = run.output();
+    assert_eq!(code, 0, "{out}");
+    for id in ["a", "b", "c"] {
+        assert_eq!(
+            redis.task_field("app", id, "status"),
+            "completed",
+            "{id}: {out}"
+        );
+    }
+}
+
+#[test]
+fn an_unreadable_archive_is_a_warning_not_a_failed_push() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    // The archive path is a directory: it cannot be read or appended to.
+    std::fs::create_dir_all(tt.dir().join(".tt/events/app.jsonl")).unwrap();
+    tt.write(
+        "tasks.toml",
+        PLAN.replace("id = \"c\"", "id = \"c\"\ndescription = \"1\""),
+    );
+    tt.run_with(["sync", "push"]).success();
+    assert_eq!(redis.task_field("app", "c", "description"), "1");
+    // With a stream full enough that the push must archive first.
+    flood(&redis, "app", 99_000);
+    tt.write(
+        "tasks.toml",
+        PLAN.replace("id = \"c\"", "id = \"c\"\ndescription = \"2\""),
+    );
+    tt.run_with(["sync", "push"])
+        .success()
+        .stderr_contains("app.jsonl");
+    assert_eq!(redis.task_field("app", "c", "description"), "2");
+}
+
+#[test]
+fn a_partial_last_line_in_the_archive_is_not_glued_to_the_next_event() {
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    // A write cut short, in the middle of a two-byte character.
+    tt.write(
+        ".tt/events/app.jsonl",
+        b"{\"id\":\"1-1\",\"kind\":\"noise\",\"task\":\"caf\xc3".as_slice(),
+    );
+    flood(&redis, "app", 99_000);
+    tt.write(
+        "tasks.toml",
+        PLAN.replace("id = \"c\"", "id = \"c\"\ndescription = \"2\""),
+    );
+    tt.run_with(["sync", "push"]).success();
+    let bytes = std::fs::read(tt.dir().join(".tt/events/app.jsonl")).unwrap();
+    let text = String::from_utf8(bytes).expect("the archive is UTF-8 again");
+    assert!(text.lines().count() >= 5, "events were archived: {text}");
+    for line in text.lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not one event per line: {line}"
+        );
+    }
+    tt.run_with(["history", "--export", "all.jsonl"]).success();
+}
+
+#[test]
+fn an_outage_does_not_reread_the_plan_every_second() {
+    let mut redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    let run = crate::support::Running::start(&tt, &["run", "--no-agents"]);
+    run.wait_output("agent(s) declared");
+    let reads = crate::support::FileReads::watch(&tt.dir().join("tasks.toml"));
+    reads.take();
+    redis.kill();
+    // Several failed reads of the event stream.
+    wait_until(DEADLINE, "the event reader fails a few times", || {
+        run.output().matches("reading events failed").count() >= 4
+    });
+    let during = reads.take();
+    assert!(
+        during <= 1,
+        "the plan was read {during} times while Redis was away"
+    );
+    redis.start_again();
+    run.stop();
+}
+
+#[test]
+fn an_archiver_waits_for_the_one_that_holds_the_archive() {
+    use std::os::fd::AsRawFd;
+    let redis = RedisServer::start();
+    let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    std::fs::create_dir_all(tt.dir().join(".tt/events")).unwrap();
+    let held = std::fs::File::create(tt.dir().join(".tt/events/app.jsonl")).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) },
+        0,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+    flood(&redis, "app", 99_000);
+    tt.write(
+        "tasks.toml",
+        PLAN.replace("id = \"c\"", "id = \"c\"\ndescription = \"2\""),
+    );
+    // Another archiver holds the file for longer than a push waits: the
+    // push goes on without archiving, and says so.
+    tt.run_with(["sync", "push"])
+        .success()
+        .stderr_contains("another process archives");
+    assert_eq!(
+        std::fs::metadata(tt.dir().join(".tt/events/app.jsonl"))
+            .unwrap()
+            .len(),
+        0,
+        "nothing was appended while another archiver held the file"
+    );
+    assert_eq!(redis.task_field("app", "c", "description"), "2");
+    drop(held);
+}

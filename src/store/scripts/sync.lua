@@ -9,21 +9,23 @@
 -- (id, fingerprint, description, agent, tags, parent, depends_on, priority,
 -- order, file status, score, retries, timeout ms, on_child_failure), then
 -- the removed ids.
--- Returns {added, changed, removed, refused, held}: refused = 1 means the
--- stored plan fingerprint was not the expected one (someone else synced
--- meanwhile), 2 that the town's plan comes from another origin (`held`);
--- either way nothing was written.
+-- Returns {added, changed, removed, refused, held, skipped}: refused = 1
+-- means the stored plan fingerprint was not the expected one (someone else
+-- synced meanwhile), 2 that the town's plan comes from another origin
+-- (`held`); either way nothing was written. `skipped` lists the tasks
+-- whose key holds no hash (edited by hand): they are left alone, and their
+-- fingerprint is not recorded, so the next push tries them again.
 local prefix, town, plan_fp = ARGV[1], ARGV[2], ARGV[3]
 local adopt = ARGV[4] == '1'
 local nu, nr = tonumber(ARGV[5]), tonumber(ARGV[6])
 local expected, origin, take_over = ARGV[7], ARGV[8], ARGV[9] == '1'
 local meta = redis.call('HMGET', prefix .. 'meta', 'plan_fp', 'origin')
 if expected ~= '' and meta[1] ~= expected then
-  return { 0, 0, 0, 1, '' }
+  return { 0, 0, 0, 1, '', {} }
 end
 local held = meta[2]
 if origin ~= '' and held and held ~= origin and not take_over then
-  return { 0, 0, 0, 2, held }
+  return { 0, 0, 0, 2, held, {} }
 end
 local t = redis.call('TIME')
 local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
@@ -40,6 +42,7 @@ local function event(kind, id, ...)
 end
 
 local added, changed, removed = 0, 0, 0
+local skipped = {}
 local i = 10
 for _ = 1, nu do
   local id, fp, desc, agent, tags, parent, deps, prio, order, fstatus, score =
@@ -47,79 +50,92 @@ for _ = 1, nu do
     ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
   local retries, timeout, policy = ARGV[i + 11], ARGV[i + 12], ARGV[i + 13]
   i = i + 14
-  local key = prefix .. 'task:' .. id
-  local cur = redis.call('HMGET', key, 'status', 'file_status', 'removed', 'id', 'agent', 'worker', 'attempt')
-  local def = { 'id', id, 'description', desc, 'agent', agent, 'tags', tags,
-    'parent', parent, 'depends_on', deps, 'priority', prio, 'order', order,
-    'file_status', fstatus, 'fingerprint', fp, 'source', 'file', 'updated', now,
-    'retries', retries, 'timeout', timeout, 'on_child_failure', policy }
-  if not cur[4] then
-    local status = 'pending'
-    if fstatus ~= '' then status = applied(fstatus) end
-    redis.call('HSET', key, 'status', status, 'attempt', '0', 'created', now, unpack(def))
-    added = added + 1
-    event('added', id, 'status', status)
-  else
-    local old, status, reason = cur[1] or 'pending', cur[1] or 'pending', nil
-    if cur[3] == '1' then
-      redis.call('HDEL', key, 'removed')
-      if status == 'cancelled' then status, reason = 'pending', 'back in the file' end
+  -- `break` leaves this one-pass loop: the task is skipped.
+  repeat
+    local key = prefix .. 'task:' .. id
+    local cur = redis.pcall('HMGET', key, 'status', 'file_status', 'removed', 'id', 'agent', 'worker', 'attempt')
+    if cur.err then
+      table.insert(skipped, id)
+      break
     end
-    if not adopt and fstatus ~= '' and fstatus ~= (cur[2] or '') then
-      local want = applied(fstatus)
-      if want == 'pending' then
-        if final[status] then status, reason = 'pending', 'file set status = pending' end
-      elseif want ~= status and (not final[status] or want == 'completed') then
-        status, reason = want, 'file set status = ' .. want
+    local def = { 'id', id, 'description', desc, 'agent', agent, 'tags', tags,
+      'parent', parent, 'depends_on', deps, 'priority', prio, 'order', order,
+      'file_status', fstatus, 'fingerprint', fp, 'source', 'file', 'updated', now,
+      'retries', retries, 'timeout', timeout, 'on_child_failure', policy }
+    if not cur[4] then
+      local status = 'pending'
+      if fstatus ~= '' then status = applied(fstatus) end
+      redis.call('HSET', key, 'status', status, 'attempt', '0', 'created', now, unpack(def))
+      added = added + 1
+      event('added', id, 'status', status)
+    else
+      local old, status, reason = cur[1] or 'pending', cur[1] or 'pending', nil
+      if cur[3] == '1' then
+        redis.call('HDEL', key, 'removed')
+        if status == 'cancelled' then status, reason = 'pending', 'back in the file' end
+      end
+      if not adopt and fstatus ~= '' and fstatus ~= (cur[2] or '') then
+        local want = applied(fstatus)
+        if want == 'pending' then
+          if final[status] then status, reason = 'pending', 'file set status = pending' end
+        elseif want ~= status and (not final[status] or want == 'completed') then
+          status, reason = want, 'file set status = ' .. want
+        end
+      end
+      if status == 'assigned' and (cur[5] or '') ~= agent then
+        -- Queued for the old agent: dispatch again to the new one. The old
+        -- inbox message is dropped at claim (assigned_to no longer matches).
+        status, reason = 'pending', 'agent changed to ' .. (agent ~= '' and agent or 'backlog')
+      end
+      if old == 'running' and status ~= 'running' and cur[6] then
+        -- The file finished or cancelled a task that runs: stop its process
+        -- (dispatch waits for that before running it again).
+        redis.call('LPUSH', prefix .. 'control:' .. cur[6],
+          cjson.encode({ kind = 'stop', task = id, attempt = tonumber(cur[7]) or 0 }))
+      end
+      redis.call('HSET', key, 'status', status, unpack(def))
+      if reason then
+        redis.call('HSET', key, 'reason', reason)
+      end
+      changed = changed + 1
+      if status ~= old then
+        event('changed', id, 'from', old, 'status', status, 'reason', reason or '')
+      else
+        event('changed', id, 'status', status)
       end
     end
-    if status == 'assigned' and (cur[5] or '') ~= agent then
-      -- Queued for the old agent: dispatch again to the new one. The old
-      -- inbox message is dropped at claim (assigned_to no longer matches).
-      status, reason = 'pending', 'agent changed to ' .. (agent ~= '' and agent or 'backlog')
-    end
-    if old == 'running' and status ~= 'running' and cur[6] then
-      -- The file finished or cancelled a task that runs: stop its process
-      -- (dispatch waits for that before running it again).
-      redis.call('LPUSH', prefix .. 'control:' .. cur[6],
-        cjson.encode({ kind = 'stop', task = id, attempt = tonumber(cur[7]) or 0 }))
-    end
-    redis.call('HSET', key, 'status', status, unpack(def))
-    if reason then
-      redis.call('HSET', key, 'reason', reason)
-    end
-    changed = changed + 1
-    if status ~= old then
-      event('changed', id, 'from', old, 'status', status, 'reason', reason or '')
-    else
-      event('changed', id, 'status', status)
-    end
-  end
-  redis.call('ZADD', tasks_key, score, id)
-  redis.call('HSET', fps_key, id, fp)
+    redis.call('ZADD', tasks_key, score, id)
+    redis.call('HSET', fps_key, id, fp)
+  until true
 end
 for _ = 1, nr do
   local id = ARGV[i]
   i = i + 1
-  local key = prefix .. 'task:' .. id
-  local cur = redis.call('HMGET', key, 'status', 'worker', 'attempt')
-  local status = cur[1]
-  if status then
-    if status == 'running' and cur[2] then
-      -- Stop the process; its finish report will find the task cancelled.
-      redis.call('LPUSH', prefix .. 'control:' .. cur[2],
-        cjson.encode({ kind = 'stop', task = id, attempt = tonumber(cur[3]) or 0 }))
+  repeat
+    local key = prefix .. 'task:' .. id
+    local cur = redis.pcall('HMGET', key, 'status', 'worker', 'attempt')
+    if cur.err then
+      table.insert(skipped, id)
+      break
     end
-    local fields = { 'removed', '1', 'updated', now }
-    if not final[status] then
-      table.insert(fields, 'status'); table.insert(fields, 'cancelled')
-      table.insert(fields, 'reason'); table.insert(fields, 'removed from the file')
+    local status = cur[1]
+    if status then
+      if status == 'running' and cur[2] then
+        -- Stop the process; its finish report will find the task cancelled.
+        redis.call('LPUSH', prefix .. 'control:' .. cur[2],
+          cjson.encode({ kind = 'stop', task = id, attempt = tonumber(cur[3]) or 0 }))
+      end
+      local fields = { 'removed', '1', 'updated', now }
+      if not final[status] then
+        table.insert(fields, 'status'); table.insert(fields, 'cancelled')
+        table.insert(fields, 'reason'); table.insert(fields, 'removed from the file')
+      end
+      redis.call('HSET', key, unpack(fields))
+      removed = removed + 1
+      event('removed', id, 'from', status)
     end
-    redis.call('HSET', key, unpack(fields))
-    removed = removed + 1
-    event('removed', id, 'from', status)
-  end
-  redis.call('HDEL', fps_key, id)
+    redis.call('HDEL', fps_key, id)
+  until true
 end
 if plan_fp ~= '' then
   redis.call('HSET', prefix .. 'meta', 'plan_fp', plan_fp, 'synced', now)
@@ -131,4 +147,4 @@ if plan_fp ~= '' then
   end
   redis.call('SADD', 'tt:towns', town)
 end
-return { added, changed, removed, 0, '' }
+return { added, changed, removed, 0, '', skipped }
