@@ -338,18 +338,9 @@ impl Snapshot {
         let mut affected = Vec::new();
         for &i in changed {
             self.graph.affected_by(i, &mut affected);
-            let mut at = self.graph.parent(i);
-            // Parent links form a forest; the step limit cuts a cycle of
-            // hand-edited data.
-            let mut steps = self.graph.len();
-            while let Some(g) = at {
+            for g in self.graph.ancestors(i) {
                 if self.graph.node(g).on_child_failure == ChildFailure::Fail {
                     self.fail_check.insert(g);
-                }
-                at = self.graph.parent(g);
-                steps = steps.saturating_sub(1);
-                if steps == 0 {
-                    break;
                 }
             }
         }

@@ -5,4 +5,5 @@ mod config;
 mod front;
 mod input;
 mod liveness;
+mod shape_core;
 mod state;
