@@ -1,20 +1,26 @@
 //! The command line: clap definitions, one file per command, and the one
 //! place that prints and maps errors to exit codes (0 ok, 1 failed work,
-//! 2 bad input or usage).
+//! 2 bad input or usage). What several commands share has a file named
+//! after it, never another command's: `lookup` (ids and names checked),
+//! `town` (records with their graph), `feed` (the events read or
+//! followed), `time`, `agent_view`, `attempt`, `output`.
 
 mod agent;
+mod agent_view;
 mod assign;
 mod attempt;
 mod cancel;
 mod completions;
 mod context;
 mod error;
+mod feed;
 mod history;
 mod inbox;
 mod init;
 mod kill;
 mod list;
 mod live;
+mod lookup;
 mod output;
 mod plan;
 mod prune;
@@ -26,6 +32,8 @@ mod send;
 mod status;
 mod sync;
 mod tasks;
+mod time;
+mod town;
 mod towns;
 
 use std::ffi::OsString;

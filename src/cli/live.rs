@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::tasks::Town;
+use super::town::Town;
 use crate::Status;
 use crate::escape::escape;
 use crate::store::Store;

@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
-use super::cancel::{cascade_reason, check_task_id, find_task, subtree};
-use super::tasks::Town;
+use super::lookup::{check_task_id, find_task};
+use super::town::{Town, cascade_reason, subtree};
 use super::{CliError, Context, output};
 use crate::Status;
 use crate::graph::Readiness;

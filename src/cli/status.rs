@@ -4,17 +4,18 @@
 //!
 //! `--watch` redraws whenever an event arrives: it blocks on the events
 //! stream (`XREAD BLOCK`), it does not poll. Heartbeat ages and expired
-//! heartbeats produce no event, so a quiet town is also redrawn when a
-//! blocking read times out (every [`super::history::BLOCK`]).
+//! heartbeats produce no event, so a quiet town is also redrawn each time
+//! a blocking read of [`super::feed`] times out.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::history::{follow_target, next_events};
-use super::list::{agent_json, ago, current_task, duration};
-use super::tasks::Town;
+use super::agent_view::{agent_json, current_task};
+use super::feed::{follow_target, next_events};
+use super::time::{ago, duration};
+use super::town::Town;
 use super::{CliError, Context, output};
 use crate::Status;
 use crate::graph::{Readiness, Wait};

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::tasks::Town;
+use super::town::Town;
 use super::{CliError, Context, output};
 use crate::Status;
 use crate::store::{RedisTarget, Store, server};
