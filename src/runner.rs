@@ -216,7 +216,7 @@ struct Runner<F: FnMut(Report)> {
     plan: Plan,
     /// What is kept of the texts loaded: the last good one, for incremental
     /// reloads of one edited task, and digests to skip unchanged saves.
-    text: reload::State,
+    last_load: reload::LastLoad,
     holder: String,
     report: F,
     /// The town as dispatch sees it, kept between passes; `None` means read
@@ -245,7 +245,7 @@ pub async fn run<F: FnMut(Report)>(
     plan: Plan,
     mut report: F,
 ) -> Result<Summary, RunError> {
-    let text = reload::State::default();
+    let last_load = reload::LastLoad::default();
     let store = Store::open(&opts.target, &opts.town).await?;
     let holder = lease_holder();
     // A lease that no runner could renew or release (garbage, no expiry)
@@ -280,7 +280,7 @@ pub async fn run<F: FnMut(Report)>(
         opts,
         store,
         plan,
-        text,
+        last_load,
         holder,
         report,
         snapshot: None,
@@ -302,7 +302,7 @@ impl<F: FnMut(Report)> Runner<F> {
         let (_watcher, mut saves) = watch::watch(&self.opts.file)?;
         let pushed = sync::push_full(&self.store, &self.plan, Adopt::No, Claim::Keep).await?;
         let counts = pushed.counts;
-        self.text
+        self.last_load
             .loaded(&self.plan, pushed.fingerprints, pushed.plan_fp);
         self.plan = only_agents(std::mem::replace(&mut self.plan, empty_plan()));
         (self.report)(Report::Started {
@@ -812,7 +812,7 @@ impl<F: FnMut(Report)> Runner<F> {
     /// anything was written.
     async fn resync(&mut self, agents: &mut Supervisor) -> Result<bool, RunError> {
         self.resync = true;
-        self.text = reload::State::default();
+        self.last_load = reload::LastLoad::default();
         let wrote = self.reload(agents).await?;
         self.resync = false;
         Ok(wrote)
@@ -844,7 +844,7 @@ impl<F: FnMut(Report)> Runner<F> {
         // One edited task is applied on its own (`reload`); the rest is
         // loaded and pushed in full.
         let (text, fp) = match self
-            .text
+            .last_load
             .apply_edit(&self.store, &self.opts.file, text)
             .await?
         {
@@ -861,7 +861,7 @@ impl<F: FnMut(Report)> Runner<F> {
             Err(e) => {
                 (self.report)(Report::Invalid(e));
                 // Remember it so the same broken text is not reported twice.
-                self.text.failed(fp);
+                self.last_load.failed(fp);
                 return Ok(false);
             }
         };
@@ -879,7 +879,7 @@ impl<F: FnMut(Report)> Runner<F> {
         } else {
             self.dirty.extend(touched);
         }
-        self.text.loaded(&plan, fingerprints, plan_fp);
+        self.last_load.loaded(&plan, fingerprints, plan_fp);
         self.plan = only_agents(plan);
         // A changed agent is started again; one still broken says so again.
         self.cannot_start.clear();
@@ -934,7 +934,7 @@ fn summary(
 
 /// What the runner keeps of a plan once it is in Redis: `[agents]` (and
 /// the rest of the small tables). The tasks live in Redis and the snapshot;
-/// their specs with spans, and the source (kept once, in `Runner::text`),
+/// their specs with spans, and the source (kept once, in `Runner::last_load`),
 /// were most of a 100k-task runner's memory (README "Performance").
 fn only_agents(mut plan: Plan) -> Plan {
     plan.tasks = Vec::new();

@@ -39,8 +39,8 @@ const WAITING_SHOWN: usize = 20;
 /// each drawing reads every task.
 const MIN_REDRAW: Duration = Duration::from_millis(250);
 
-/// Everything one drawing needs, read at one moment.
-struct Snapshot {
+/// Everything one drawing of `tt status` needs, read at one moment.
+struct Overview {
     town: String,
     now: u64,
     tasks: Town,
@@ -48,9 +48,9 @@ struct Snapshot {
     runner: Option<RunnerLease>,
 }
 
-impl Snapshot {
+impl Overview {
     async fn read(store: &Store) -> Result<Self, CliError> {
-        Ok(Snapshot {
+        Ok(Overview {
             town: store.town().to_string(),
             now: store.now_ms().await?,
             // Counts, progress and readiness only: no text is read.
@@ -316,7 +316,7 @@ fn rows_text(rows: &[Vec<String>]) -> String {
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let store = ctx.store().await?;
     if !args.watch {
-        draw(&Snapshot::read(&store).await?, args.json);
+        draw(&Overview::read(&store).await?, args.json);
         return Ok(0);
     }
     // Follow from the newest event *before* the first drawing, so nothing
@@ -333,7 +333,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
             tokio::time::sleep(rest).await;
         }
         drawn = Some(Instant::now());
-        let snap = Snapshot::read(&store).await?;
+        let snap = Overview::read(&store).await?;
         let text = if args.json {
             snap.json().to_string()
         } else {
@@ -362,7 +362,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     }
 }
 
-fn draw(snap: &Snapshot, json: bool) {
+fn draw(snap: &Overview, json: bool) {
     if json {
         output::json(&snap.json());
     } else {
