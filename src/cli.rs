@@ -266,11 +266,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    // One thread: every command is a loop waiting on Redis, a file watch
-    // and child processes. A multi-threaded runtime spent more CPU handing
-    // wake-ups between its threads than the work took: `tt run` and its
-    // workers used 21 CPU-seconds for 10k no-op tasks, 15 on one thread
-    // (README "Performance").
+    // Every command is a loop waiting on Redis, a file watch and child
+    // processes, doing little per wake-up; handing a wake-up between
+    // threads costs more CPU than that work. Therefore the runtime has one
+    // thread (docs/PERFORMANCE.md has the measurement).
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -406,10 +406,10 @@ impl Snapshot {
                     .get(&self.agent_names[n as usize])
                     .map_or(1, |s| s.window),
             };
-            // Only the room left in the inbox is offered: with thousands of
-            // ready tasks, offering each pass the whole window (or all of
-            // them) had the script check tasks that could not go (README
-            // "Performance").
+            // With thousands of ready tasks, offering each pass the whole
+            // window (or all of them) makes the script check tasks that
+            // cannot go; therefore only the room left in the inbox is
+            // offered (README "Performance").
             let held = self.assigned.get(&number).copied().unwrap_or(0);
             let mut room = window.saturating_sub(held);
             for &(priority, order, i) in ready {

@@ -751,7 +751,8 @@ impl<F: FnMut(Report)> Runner<F> {
 
     /// Takes what an event says into the snapshot when the event says all
     /// of it; returns false when the task must be read again. Re-reading
-    /// every task an event named was most of a busy runner's round trips
+    /// every task an event names would be most of a busy runner's round
+    /// trips; therefore a task is read again only when its event falls short
     /// (README "Performance").
     fn follow(&mut self, e: &Event) -> bool {
         let Some(snapshot) = self.snapshot.as_mut() else {
@@ -933,9 +934,10 @@ fn summary(
 }
 
 /// What the runner keeps of a plan once it is in Redis: `[agents]` (and
-/// the rest of the small tables). The tasks live in Redis and the snapshot;
-/// their specs with spans, and the source (kept once, in `Runner::last_load`),
-/// were most of a 100k-task runner's memory (README "Performance").
+/// the rest of the small tables). The tasks live in Redis and the snapshot,
+/// and their specs with spans, with the source (kept once, in
+/// `Runner::last_load`), would be most of a 100k-task runner's memory;
+/// therefore they are dropped once pushed (README "Performance").
 fn only_agents(mut plan: Plan) -> Plan {
     plan.tasks = Vec::new();
     plan.warnings = Vec::new();
@@ -957,8 +959,8 @@ fn empty_plan() -> Plan {
 
 /// Hands memory freed after a burst back to the OS. Loading a 100k-task
 /// plan peaks at ~350 MiB of parse trees that are dropped at once, and
-/// glibc keeps such pages in the heap: without this, an idle runner stayed
-/// at the peak (README "Performance").
+/// glibc keeps such pages in the heap, so an idle runner would stay at the
+/// peak; therefore the free pages are handed back (README "Performance").
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages of the heap to the kernel.
