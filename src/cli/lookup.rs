@@ -11,12 +11,23 @@ pub(super) const SUPERVISOR: &str = "supervisor";
 
 /// Refuses ids that cannot name a task, before asking Redis.
 pub(super) fn check_task_id(id: &str) -> Result<(), CliError> {
+    check_id("task id", id)
+}
+
+/// Refuses names that cannot be an agent's.
+pub(super) fn check_agent_name(name: &str) -> Result<(), CliError> {
+    check_id("agent name", name)
+}
+
+/// Task ids and agent names follow one rule ([`crate::plan::valid_id`]);
+/// `what` names which one the message is about.
+fn check_id(what: &str, id: &str) -> Result<(), CliError> {
     if crate::plan::valid_id(id) {
         Ok(())
     } else {
         Err(CliError::Usage {
-            message: format!("`{id}` is not a valid task id"),
-            help: "task ids use 1 to 128 of the characters A-Z a-z 0-9 . _ -".into(),
+            message: format!("`{id}` is not a valid {what}"),
+            help: format!("{what}s use 1 to 128 of the characters A-Z a-z 0-9 . _ -"),
         })
     }
 }
@@ -36,16 +47,4 @@ pub(super) fn find_task(town: &Town, store: &Store, id: &str) -> Result<usize, C
             help,
         }
     })
-}
-
-/// Refuses names that cannot be an agent's.
-pub(super) fn check_agent_name(name: &str) -> Result<(), CliError> {
-    if crate::plan::valid_id(name) {
-        Ok(())
-    } else {
-        Err(CliError::Usage {
-            message: format!("`{name}` is not a valid agent name"),
-            help: "agent names use 1 to 128 of the characters A-Z a-z 0-9 . _ -".into(),
-        })
-    }
 }
