@@ -2,7 +2,7 @@
 //! place that prints and maps errors to exit codes (0 ok, 1 failed work,
 //! 2 bad input or usage). What several commands share has a file named
 //! after it, never another command's: `lookup` (ids and names checked),
-//! `town` (records with their graph), `feed` (the events read or
+//! `task_view` (records with their graph), `feed` (the events read or
 //! followed), `time`, `agent_view`, `attempt`, `output`.
 
 mod agent;
@@ -31,9 +31,9 @@ mod schema;
 mod send;
 mod status;
 mod sync;
+mod task_view;
 mod tasks;
 mod time;
-mod town;
 mod towns;
 
 use std::ffi::OsString;

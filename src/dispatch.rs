@@ -30,7 +30,9 @@ pub struct AgentSlot {
 /// join step).
 const NO_AGENT: u32 = u32::MAX;
 
-/// The town as one pass sees it.
+/// The town as one pass sees it, kept for the runner's whole life: graph
+/// nodes and agent numbers only, no records (the commands' one-shot read
+/// of full records is the CLI's `TaskView`).
 pub struct Snapshot {
     pub graph: Graph,
     /// Per task: its agent, a number into `agent_names`, or [`NO_AGENT`].

@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::lookup::{SUPERVISOR, check_agent_name, check_task_id, find_task};
-use super::town::Town;
+use super::task_view::TaskView;
 use super::{CliError, Context, output};
 use crate::store::{Assigned, NewTask};
 
@@ -65,7 +65,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let store = ctx.store_or_start().await?;
     // References must exist: a typo would otherwise make a dependency that
     // never blocks, or a group of one.
-    let town = Town::new(store.tasks().await?);
+    let town = TaskView::new(store.tasks().await?);
     for r in args.parent.iter().chain(&args.depends_on) {
         check_task_id(r)?;
         if Some(r) == args.id.as_ref() {

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::lookup::{check_task_id, find_task};
-use super::town::{Town, cascade_reason, subtree};
+use super::task_view::{TaskView, cascade_reason, subtree};
 use super::{CliError, Context, output};
 use crate::Status;
 
@@ -24,7 +24,7 @@ pub struct Args {
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     check_task_id(&args.task)?;
     let store = ctx.store().await?;
-    let town = Town::new(store.tasks().await?);
+    let town = TaskView::new(store.tasks().await?);
     let i = find_task(&town, &store, &args.task)?;
     let cascade = cascade_reason(&args.task);
     let todo: Vec<(String, String)> = subtree(&town, i)

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::feed::{append_after, follow_target, full_history, next_events};
 use super::lookup::{check_task_id, find_task};
-use super::town::Town;
+use super::task_view::TaskView;
 use super::{CliError, Context};
 use crate::store::{Archive, Event, EventFollower, HistoryLoss};
 
@@ -53,7 +53,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let store = ctx.store().await?;
     if let Some(task) = &args.task {
         check_task_id(task)?;
-        let town = Town::new(store.tasks().await?);
+        let town = TaskView::new(store.tasks().await?);
         find_task(&town, &store, task)?;
     }
     if let Some(path) = &args.export {

@@ -3,7 +3,7 @@
 //! unknown task comes back with the closest id as a suggestion.
 
 use super::CliError;
-use super::town::Town;
+use super::task_view::TaskView;
 use crate::store::Store;
 
 /// The well-known id of the runner: it takes messages, never tasks.
@@ -34,7 +34,7 @@ fn check_id(what: &str, id: &str) -> Result<(), CliError> {
 
 /// The index of task `id` in `town`, or [`CliError::UnknownTask`] with the
 /// closest id as a suggestion.
-pub(super) fn find_task(town: &Town, store: &Store, id: &str) -> Result<usize, CliError> {
+pub(super) fn find_task(town: &TaskView, store: &Store, id: &str) -> Result<usize, CliError> {
     town.graph.index_of(id).ok_or_else(|| {
         let ids = town.records.iter().map(|r| r.id.as_str());
         let help = match crate::plan::did_you_mean(id, ids) {

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use super::agent_view::{agent_json, current_task};
 use super::feed::{follow_target, next_events};
+use super::task_view::TaskView;
 use super::time::{ago, duration};
-use super::town::Town;
 use super::{CliError, Context, output};
 use crate::Status;
 use crate::graph::{Readiness, Wait};
@@ -43,7 +43,7 @@ const MIN_REDRAW: Duration = Duration::from_millis(250);
 struct Overview {
     town: String,
     now: u64,
-    tasks: Town,
+    tasks: TaskView,
     agents: Vec<AgentInfo>,
     runner: Option<RunnerLease>,
 }
@@ -54,7 +54,7 @@ impl Overview {
             town: store.town().to_string(),
             now: store.now_ms().await?,
             // Counts, progress and readiness only: no text is read.
-            tasks: Town::new(store.tasks_with(&LIGHT_FIELDS).await?),
+            tasks: TaskView::new(store.tasks_with(&LIGHT_FIELDS).await?),
             agents: store.agents().await?,
             runner: store.runner_lease().await?,
         })

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::feed::full_history;
 use super::lookup::{check_task_id, find_task};
-use super::town::Town;
+use super::task_view::TaskView;
 use super::{CliError, Context, attempt, output};
 use crate::Status;
 use crate::graph::Readiness;
@@ -55,7 +55,7 @@ pub async fn list(ctx: &Context, args: ListArgs) -> Result<u8, CliError> {
         fields.extend(["description", "tags"]);
         store.tasks_with(&fields).await?
     };
-    let town = Town::new(records);
+    let town = TaskView::new(records);
     let shown: Vec<usize> = (0..town.records.len())
         .filter(|&i| {
             let r = &town.records[i];
@@ -116,7 +116,7 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
     check_task_id(&args.id)?;
     let store = ctx.store().await?;
     // The graph needs every task's shape; only this one is read whole.
-    let mut town = Town::new(store.tasks_with(&LIGHT_FIELDS).await?);
+    let mut town = TaskView::new(store.tasks_with(&LIGHT_FIELDS).await?);
     let i = find_task(&town, &store, &args.id)?;
     if let Some(full) = store.task(&args.id).await? {
         town.records[i] = full;

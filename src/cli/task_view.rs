@@ -1,4 +1,4 @@
-//! [`Town`]: what the task commands read from Redis, the records and the
+//! [`TaskView`]: what the task commands read from Redis, the records and the
 //! readiness graph over them, and the walks the commands share on it (a
 //! group's subtree, the reason a cancel cascades with).
 
@@ -12,12 +12,12 @@ use crate::store::TaskRecord;
 /// what to change. It is not [`crate::dispatch::Snapshot`], the runner's
 /// lean state that keeps graph nodes only and lives as long as `tt run`,
 /// refreshed event by event.
-pub struct Town {
+pub struct TaskView {
     pub records: Vec<TaskRecord>,
     pub graph: Graph,
 }
 
-impl Town {
+impl TaskView {
     pub fn new(records: Vec<TaskRecord>) -> Self {
         let graph = Graph::new(records.iter().map(TaskRecord::node).collect());
         Self { records, graph }
@@ -45,7 +45,7 @@ impl Town {
 
 /// `i` and every task below it (children, their children, …), parents
 /// before children.
-pub(super) fn subtree(town: &Town, i: usize) -> Vec<usize> {
+pub(super) fn subtree(town: &TaskView, i: usize) -> Vec<usize> {
     let mut out = Vec::new();
     let mut stack = vec![i];
     while let Some(t) = stack.pop() {
