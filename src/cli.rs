@@ -1,20 +1,26 @@
 //! The command line: clap definitions, one file per command, and the one
 //! place that prints and maps errors to exit codes (0 ok, 1 failed work,
-//! 2 bad input or usage).
+//! 2 bad input or usage). What several commands share has a file named
+//! after it, never another command's: `lookup` (ids and names checked),
+//! `task_view` (records with their graph), `feed` (the events read or
+//! followed), `time`, `agent_view`, `attempt`, `output`.
 
 mod agent;
+mod agent_view;
 mod assign;
 mod attempt;
 mod cancel;
 mod completions;
 mod context;
 mod error;
+mod feed;
 mod history;
 mod inbox;
 mod init;
 mod kill;
 mod list;
 mod live;
+mod lookup;
 mod output;
 mod pipe;
 mod plan;
@@ -26,7 +32,9 @@ mod schema;
 mod send;
 mod status;
 mod sync;
+mod task_view;
 mod tasks;
+mod time;
 mod towns;
 
 use std::ffi::OsString;
@@ -260,11 +268,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    // One thread: every command is a loop waiting on Redis, a file watch
-    // and child processes. A multi-threaded runtime spent more CPU handing
-    // wake-ups between its threads than the work took: `tt run` and its
-    // workers used 21 CPU-seconds for 10k no-op tasks, 15 on one thread
-    // (README "Performance").
+    // Every command is a loop waiting on Redis, a file watch and child
+    // processes, doing little per wake-up; handing a wake-up between
+    // threads costs more CPU than that work. Therefore the runtime has one
+    // thread (docs/PERFORMANCE.md has the measurement).
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

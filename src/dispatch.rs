@@ -30,7 +30,9 @@ pub struct AgentSlot {
 /// join step).
 const NO_AGENT: u32 = u32::MAX;
 
-/// The town as one pass sees it.
+/// The town as one pass sees it, kept for the runner's whole life: graph
+/// nodes and agent numbers only, no records (the commands' one-shot read
+/// of full records is the CLI's `TaskView`).
 pub struct Snapshot {
     pub graph: Graph,
     /// Per task: its agent, a number into `agent_names`, or [`NO_AGENT`].
@@ -338,18 +340,9 @@ impl Snapshot {
         let mut affected = Vec::new();
         for &i in changed {
             self.graph.affected_by(i, &mut affected);
-            let mut at = self.graph.parent(i);
-            // Parent links form a forest; the step limit cuts a cycle of
-            // hand-edited data.
-            let mut steps = self.graph.len();
-            while let Some(g) = at {
+            for g in self.graph.ancestors(i) {
                 if self.graph.node(g).on_child_failure == ChildFailure::Fail {
                     self.fail_check.insert(g);
-                }
-                at = self.graph.parent(g);
-                steps = steps.saturating_sub(1);
-                if steps == 0 {
-                    break;
                 }
             }
         }
@@ -415,10 +408,10 @@ impl Snapshot {
                     .get(&self.agent_names[n as usize])
                     .map_or(1, |s| s.window),
             };
-            // Only the room left in the inbox is offered: with thousands of
-            // ready tasks, offering each pass the whole window (or all of
-            // them) had the script check tasks that could not go (README
-            // "Performance").
+            // With thousands of ready tasks, offering each pass the whole
+            // window (or all of them) makes the script check tasks that
+            // cannot go; therefore only the room left in the inbox is
+            // offered (README "Performance").
             let held = self.assigned.get(&number).copied().unwrap_or(0);
             let mut room = window.saturating_sub(held);
             for &(priority, order, i) in ready {

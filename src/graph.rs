@@ -100,6 +100,44 @@ pub struct Progress {
     pub total: usize,
 }
 
+/// The walk up a task's parents, nearest group first: the one way every
+/// rule that looks above a task (readiness, derived status, what a change
+/// affects, fail-fast) climbs. Parent links form a forest in a valid plan,
+/// but Redis can be edited by hand into a cycle; therefore the walk takes
+/// at most as many steps as there are tasks, and a cycle ends it instead of
+/// looping.
+pub struct Ancestors<'g> {
+    parent: &'g [Option<usize>],
+    at: Option<usize>,
+    steps_left: usize,
+}
+
+impl<'g> Ancestors<'g> {
+    /// Built from the parent links alone, so that a caller may change other
+    /// fields of the graph while it walks.
+    fn new(parent: &'g [Option<usize>], i: usize) -> Self {
+        Ancestors {
+            parent,
+            at: parent[i],
+            steps_left: parent.len(),
+        }
+    }
+}
+
+impl Iterator for Ancestors<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let t = self.at?;
+        if self.steps_left == 0 {
+            return None;
+        }
+        self.steps_left -= 1;
+        self.at = self.parent[t];
+        Some(t)
+    }
+}
+
 pub struct Graph {
     nodes: Vec<Node>,
     index: HashMap<String, usize>,
@@ -207,21 +245,12 @@ impl Graph {
     /// O(depth), not O(tasks).
     pub fn set_status(&mut self, i: usize, status: Status) {
         self.nodes[i].status = status;
-        let mut at = Some(i);
-        // Parent links form a forest in a valid plan; the step limit cuts a
-        // cycle from hand-edited Redis data instead of looping on it.
-        let mut steps = self.nodes.len();
-        while let Some(t) = at {
+        for t in std::iter::once(i).chain(Ancestors::new(&self.parent, i)) {
             self.effective[t] = if self.children[t].is_empty() {
                 self.nodes[t].status
             } else {
                 self.group_status(t)
             };
-            at = self.parent[t];
-            steps = steps.saturating_sub(1);
-            if steps == 0 {
-                break;
-            }
         }
     }
 
@@ -232,16 +261,9 @@ impl Graph {
     /// subtree). A dispatcher re-asks [`Graph::is_ready`] of these only.
     pub fn affected_by(&self, i: usize, out: &mut Vec<usize>) {
         let mut roots = Vec::new();
-        let mut at = Some(i);
-        let mut steps = self.nodes.len();
-        while let Some(t) = at {
+        for t in std::iter::once(i).chain(self.ancestors(i)) {
             roots.push(t);
             roots.extend_from_slice(&self.dependants[t]);
-            at = self.parent[t];
-            steps = steps.saturating_sub(1);
-            if steps == 0 {
-                break;
-            }
         }
         let mut stack = roots;
         let mut budget = self.nodes.len() * 2;
@@ -322,6 +344,11 @@ impl Graph {
         self.parent[i]
     }
 
+    /// The groups above `i`, nearest first (see [`Ancestors`]).
+    pub fn ancestors(&self, i: usize) -> Ancestors<'_> {
+        Ancestors::new(&self.parent, i)
+    }
+
     /// Tasks that name `i` in `depends_on`.
     pub fn dependants(&self, i: usize) -> &[usize] {
         &self.dependants[i]
@@ -385,8 +412,7 @@ impl Graph {
             return Check::NotPending;
         }
         // The task's own dependencies, then each ancestor's.
-        let mut at = Some(i);
-        while let Some(t) = at {
+        for t in std::iter::once(i).chain(self.ancestors(i)) {
             if t != i && self.effective[t] == Status::Cancelled {
                 return Check::Waiting(WaitAt::GroupCancelled(t));
             }
@@ -399,7 +425,6 @@ impl Graph {
                     _ => return Check::Waiting(WaitAt::Dependency(d)),
                 }
             }
-            at = self.parent[t];
         }
         if self.is_group(i) {
             if !self.nodes[i].has_agent {

@@ -16,8 +16,8 @@ mod settings;
 mod validate;
 mod workdir;
 
-pub use diagnostic::{LoadError, Problem, SHOWN, Severity};
-pub use load::{EntryError, did_you_mean, load, load_file, load_task_entry, parse_duration};
+pub use diagnostic::{LoadError, Problem, SHOWN, Severity, did_you_mean};
+pub use load::{EntryError, load, load_file, load_task_entry, parse_duration};
 pub use model::{
     AgentSpec, ChildFailure, DEFAULT_PRIORITY, Meta, PlanFile, Span, Status, TaskSpans, TaskSpec,
     TownConfig, agent_keys, meta_keys, task_keys, top_keys, town_keys,

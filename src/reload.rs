@@ -41,7 +41,7 @@ use crate::sync;
 
 /// What the runner remembers of the texts it loaded.
 #[derive(Default)]
-pub struct State {
+pub struct LastLoad {
     /// The plan last pushed, if its text allows incremental reloads.
     cache: Option<Cache>,
     /// SHA-1 of the last good text when there is no cache, to skip a save
@@ -62,11 +62,11 @@ pub enum Edit {
         counts: SyncCounts,
         touched: Vec<String>,
     },
-    /// Load and push it in full; `digest` is its SHA-1 for [`State::failed`].
+    /// Load and push it in full; `digest` is its SHA-1 for [`LastLoad::failed`].
     Full { text: String, digest: [u8; 20] },
 }
 
-impl State {
+impl LastLoad {
     /// Handles a saved text incrementally if it can ([module docs](self)),
     /// else hands it back for the full load.
     pub async fn apply_edit(

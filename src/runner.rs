@@ -235,7 +235,7 @@ struct Runner<F: FnMut(Report)> {
     plan: Plan,
     /// What is kept of the texts loaded: the last good one, for incremental
     /// reloads of one edited task, and digests to skip unchanged saves.
-    text: reload::State,
+    last_load: reload::LastLoad,
     holder: String,
     report: F,
     /// The town as dispatch sees it, kept between passes; `None` means read
@@ -287,7 +287,7 @@ pub async fn run<F: FnMut(Report)>(
     // First: from here on a SIGTERM or Ctrl-C is a clean stop (lease
     // released, agents stopped), never the default death.
     let mut signals = Signals::install();
-    let text = reload::State::default();
+    let last_load = reload::LastLoad::default();
     let store = Store::open(&opts.target, &opts.town).await?;
     let holder = lease_holder();
     // A lease that no runner could renew or release (garbage, no expiry)
@@ -330,7 +330,7 @@ pub async fn run<F: FnMut(Report)>(
         opts,
         store,
         plan,
-        text,
+        last_load,
         holder,
         report,
         snapshot: None,
@@ -358,7 +358,7 @@ impl<F: FnMut(Report)> Runner<F> {
             (self.report)(Report::ArchiveFailed(e.to_string()));
         }
         self.plan_ids = self.plan.tasks.iter().map(|t| t.id.clone()).collect();
-        self.text
+        self.last_load
             .loaded(&self.plan, pushed.fingerprints, pushed.plan_fp);
         self.plan = only_agents(std::mem::replace(&mut self.plan, empty_plan()));
         (self.report)(Report::Started {
@@ -908,7 +908,7 @@ impl<F: FnMut(Report)> Runner<F> {
     /// records Redis lost (`sync::push_full` counts them).
     async fn resync(&mut self, agents: &mut Supervisor) -> Result<Reloaded, RunError> {
         self.resync = true;
-        self.text = reload::State::default();
+        self.last_load = reload::LastLoad::default();
         let wrote = self.reload(agents).await?;
         self.resync = false;
         Ok(wrote)
@@ -940,7 +940,7 @@ impl<F: FnMut(Report)> Runner<F> {
         // One edited task is applied on its own (`reload`); the rest is
         // loaded and pushed in full.
         let (text, fp) = match self
-            .text
+            .last_load
             .apply_edit(&self.store, &self.opts.file, text)
             .await?
         {
@@ -957,7 +957,7 @@ impl<F: FnMut(Report)> Runner<F> {
             Err(e) => {
                 (self.report)(Report::Invalid(e));
                 // Remember it so the same broken text is not reported twice.
-                self.text.failed(fp);
+                self.last_load.failed(fp);
                 return Ok(Reloaded::NotLoaded);
             }
         };
@@ -979,7 +979,7 @@ impl<F: FnMut(Report)> Runner<F> {
         } else {
             self.dirty.extend(touched);
         }
-        self.text.loaded(&plan, fingerprints, plan_fp);
+        self.last_load.loaded(&plan, fingerprints, plan_fp);
         self.plan_ids = plan.tasks.iter().map(|t| t.id.clone()).collect();
         self.plan = only_agents(plan);
         // A replica that cannot start failed to load this same file: one

@@ -16,8 +16,9 @@
 //! ([`DEBOUNCE`]), so a save that touches the file several times is one
 //! reload, and a writer that never closes is still seen. The runner then
 //! compares contents, so a save that changed nothing writes nothing.
-//! Waiting a whole debounce period (100 ms) after every save was most of
-//! the save → Redis latency budget of 100 ms (README "Performance").
+//! The save → Redis latency budget is 100 ms (README "Performance") and a
+//! debounce period after every save would spend most of it; therefore a
+//! save that ends cleanly waits only [`SETTLE`].
 //!
 //! A tasks.toml that is a symlink is watched at both ends: the link's
 //! directory (the link replaced or re-pointed) and the directory of the file
@@ -114,9 +115,9 @@ pub fn watch(file: &Path) -> Result<(Watcher, mpsc::UnboundedReceiver<()>), Watc
             .map_err(|e| err(p, e))?;
     }
     // Trailing-edge debounce on a timer that exists only while events come
-    // in: an idle runner has no wake-ups at all (a polling debouncer ticked
-    // 40 times a second, most of an idle runner's CPU; README
-    // "Performance").
+    // in. A debouncer that polls wakes many times a second, and those
+    // wake-ups would be most of an idle runner's CPU; therefore an idle
+    // runner has no wake-ups at all (docs/PERFORMANCE.md).
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(mut last) = raw_rx.recv().await {
@@ -158,9 +159,10 @@ fn place(path: &Path) -> (PathBuf, std::ffi::OsString) {
 /// What an event asks for, if it concerns the file (`ours`) at all.
 ///
 /// Opening and reading the file is nothing: the runner reads it on every
-/// reload, and counting those reads as saves made an idle `tt run` reload
-/// forever, once per debounce period (README "Performance"). Closing the
-/// file after writing it, or renaming something onto it, ends a save.
+/// reload, so a read counted as a save would make an idle `tt run` reload
+/// forever, once per debounce period; therefore access events are ignored.
+/// Closing the file after writing it, or renaming something onto it, ends a
+/// save.
 fn wake_for(
     kind: &notify::EventKind,
     paths: &[PathBuf],

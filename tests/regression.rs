@@ -5,5 +5,6 @@ mod config;
 mod front;
 mod input;
 mod liveness;
+mod shape_core;
 mod state;
 mod workers;

@@ -144,7 +144,8 @@ impl AgentConfig {
         command::render(&self.command, vars)
     }
 
-    /// The program, for messages: the preset name or the first argument.
+    /// The program, for messages: the first argument of the argv (for a
+    /// preset, the program it runs, which is not always its name).
     pub fn program(&self) -> &str {
         self.command.first().map_or("", String::as_str)
     }

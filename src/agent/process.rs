@@ -110,9 +110,10 @@ pub struct Running {
     done: bool,
 }
 
-/// An attempt's log file, opened once: tt's own lines, the command's
-/// stdout and stderr, and the output tail all go through this one handle
-/// (opening it per line was a fifth of a no-op task's file work).
+/// An attempt's log file: tt's own lines, the command's stdout and stderr,
+/// and the output tail all go through this one handle. An open per line
+/// would be a large share of a short task's file work; therefore the file
+/// is opened once per attempt.
 #[derive(Debug)]
 pub struct Log {
     path: PathBuf,

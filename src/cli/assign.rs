@@ -5,13 +5,10 @@
 
 use serde_json::json;
 
-use super::cancel::{check_task_id, find_task};
-use super::tasks::Town;
+use super::lookup::{SUPERVISOR, check_agent_name, check_task_id, find_task};
+use super::task_view::TaskView;
 use super::{CliError, Context, output};
 use crate::store::{Assigned, NewTask};
-
-/// The well-known id of the runner: it takes messages, never tasks.
-pub(super) const SUPERVISOR: &str = "supervisor";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,18 +35,6 @@ pub struct Args {
     /// Print the created task as JSON.
     #[arg(long)]
     json: bool,
-}
-
-/// Refuses names that cannot be an agent's.
-pub(super) fn check_agent_name(name: &str) -> Result<(), CliError> {
-    if crate::plan::valid_id(name) {
-        Ok(())
-    } else {
-        Err(CliError::Usage {
-            message: format!("`{name}` is not a valid agent name"),
-            help: "agent names use 1 to 128 of the characters A-Z a-z 0-9 . _ -".into(),
-        })
-    }
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
@@ -80,7 +65,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let store = ctx.store_or_start().await?;
     // References must exist: a typo would otherwise make a dependency that
     // never blocks, or a group of one.
-    let town = Town::new(store.tasks().await?);
+    let town = TaskView::new(store.tasks().await?);
     for r in args.parent.iter().chain(&args.depends_on) {
         check_task_id(r)?;
         if Some(r) == args.id.as_ref() {

@@ -1,14 +1,13 @@
 //! `tt cancel <task>`: stop a task for good (until `tt retry`). A group
 //! takes its unfinished descendants with it; a running task's worker is
-//! told to stop the process. Also home of the task lookup the task commands
-//! share (id check, unknown id with a "did you mean").
+//! told to stop the process.
 
 use serde_json::json;
 
-use super::tasks::Town;
+use super::lookup::{check_task_id, find_task};
+use super::task_view::{TaskView, cascade_reason, subtree};
 use super::{CliError, Context, output};
 use crate::Status;
-use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,62 +21,10 @@ pub struct Args {
     json: bool,
 }
 
-/// Refuses ids that cannot name a task, before asking Redis.
-pub(super) fn check_task_id(id: &str) -> Result<(), CliError> {
-    if crate::plan::valid_id(id) {
-        Ok(())
-    } else {
-        Err(CliError::Usage {
-            message: format!("`{id}` is not a valid task id"),
-            help: "task ids use 1 to 128 of the characters A-Z a-z 0-9 . _ -".into(),
-        })
-    }
-}
-
-/// The index of task `id` in `town`, or [`CliError::UnknownTask`] with the
-/// closest id as a suggestion.
-pub(super) fn find_task(town: &Town, store: &Store, id: &str) -> Result<usize, CliError> {
-    town.graph.index_of(id).ok_or_else(|| {
-        let ids = town.records.iter().map(|r| r.id.as_str());
-        let help = match crate::plan::did_you_mean(id, ids) {
-            Some(s) => format!("did you mean `{s}`? `tt tasks` lists every task"),
-            None => "`tt tasks` lists every task".into(),
-        };
-        CliError::UnknownTask {
-            id: id.to_string(),
-            town: store.town().into(),
-            help,
-        }
-    })
-}
-
-/// `i` and every task below it (children, their children, …), parents
-/// before children.
-pub(super) fn subtree(town: &Town, i: usize) -> Vec<usize> {
-    let mut out = Vec::new();
-    let mut stack = vec![i];
-    while let Some(t) = stack.pop() {
-        // Parent links are a forest once validated; a hand-made loop in
-        // Redis must not make this spin.
-        if out.contains(&t) {
-            continue;
-        }
-        out.push(t);
-        stack.extend(town.graph.children(t).iter().rev());
-    }
-    out
-}
-
-/// Reason recorded on descendants cancelled with their group; `tt retry`
-/// of the group restores exactly these.
-pub(super) fn cascade_reason(group: &str) -> String {
-    format!("cancelled with group {group}")
-}
-
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     check_task_id(&args.task)?;
     let store = ctx.store().await?;
-    let town = Town::new(store.tasks().await?);
+    let town = TaskView::new(store.tasks().await?);
     let i = find_task(&town, &store, &args.task)?;
     let cascade = cascade_reason(&args.task);
     let todo: Vec<(String, String)> = subtree(&town, i)

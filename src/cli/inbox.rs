@@ -21,7 +21,7 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
-    super::assign::check_agent_name(&args.agent)?;
+    super::lookup::check_agent_name(&args.agent)?;
     let store = ctx.store().await?;
     let entries = store.inbox(&args.agent).await?;
     let ids: Vec<String> = entries

@@ -18,7 +18,7 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
-    super::assign::check_agent_name(&args.target)?;
+    super::lookup::check_agent_name(&args.target)?;
     let store = ctx.store().await?;
     let agents = store.agents().await?;
     let workers: Vec<String> = if agents.iter().any(|a| a.id == args.target) {

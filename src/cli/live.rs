@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::tasks::Town;
+use super::task_view::TaskView;
 use crate::Status;
 use crate::escape::escape;
 use crate::store::Store;
@@ -73,14 +73,14 @@ pub async fn keep_drawing(store: Store, screen: Arc<Mutex<Screen>>, dirty: Arc<N
             continue;
         };
         let agents = store.agents().await.unwrap_or_default();
-        let footer = render(&Town::new(records), &agents);
+        let footer = render(&TaskView::new(records), &agents);
         if let Ok(mut s) = screen.lock() {
             s.set_footer(footer);
         }
     }
 }
 
-fn render(town: &Town, agents: &[crate::store::AgentInfo]) -> Vec<String> {
+fn render(town: &TaskView, agents: &[crate::store::AgentInfo]) -> Vec<String> {
     let g = &town.graph;
     let count = |st: Status| {
         (0..town.records.len())

@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
-use super::cancel::{cascade_reason, check_task_id, find_task, subtree};
-use super::tasks::Town;
+use super::lookup::{check_task_id, find_task};
+use super::task_view::{TaskView, cascade_reason, subtree};
 use super::{CliError, Context, output};
 use crate::Status;
 use crate::graph::Readiness;
@@ -22,7 +22,7 @@ pub struct Args {
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     check_task_id(&args.task)?;
     let store = ctx.store().await?;
-    let town = Town::new(store.tasks().await?);
+    let town = TaskView::new(store.tasks().await?);
     let i = find_task(&town, &store, &args.task)?;
     let record = &town.records[i];
     if record.removed {
@@ -60,7 +60,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         .collect();
     if done.is_empty() {
         // It changed between reading and retrying.
-        let now = Town::new(store.tasks().await?);
+        let now = TaskView::new(store.tasks().await?);
         return Err(not_retryable(
             &now,
             now.graph.index_of(&args.task).unwrap_or(i),
@@ -81,7 +81,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
 }
 
 /// Why task `i` cannot be retried, and what to do instead.
-fn not_retryable(town: &Town, i: usize) -> CliError {
+fn not_retryable(town: &TaskView, i: usize) -> CliError {
     let id = &town.records[i].id;
     let status = town.graph.status(i);
     let (message, help) = match status {

@@ -178,7 +178,7 @@ fn report_line(file: &str, r: Report) -> Option<String> {
                 e.task,
                 e.field("reason").unwrap_or("corrupt record")
             ),
-            "message" if e.agent != "supervisor" => {
+            "message" if e.agent != super::lookup::SUPERVISOR => {
                 format!("message for {}: {}", e.agent, e.field("body").unwrap_or(""))
             }
             _ => return None,

@@ -24,7 +24,7 @@ fn sender() -> String {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
-    super::assign::check_agent_name(&args.agent)?;
+    super::lookup::check_agent_name(&args.agent)?;
     if args.message.trim().is_empty() {
         return Err(CliError::Usage {
             message: "the message is empty".into(),
@@ -42,7 +42,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         "into"
     };
     println!("sent {at} the inbox of `{}` ({len} waiting)", args.agent);
-    if args.agent != super::assign::SUPERVISOR {
+    if args.agent != super::lookup::SUPERVISOR {
         let agents = store.agents().await?;
         if !agents.iter().any(|a| a.name == args.agent && a.alive) {
             println!(

@@ -4,17 +4,18 @@
 //!
 //! `--watch` redraws whenever an event arrives: it blocks on the events
 //! stream (`XREAD BLOCK`), it does not poll. Heartbeat ages and expired
-//! heartbeats produce no event, so a quiet town is also redrawn when a
-//! blocking read times out (every [`super::history::BLOCK`]).
+//! heartbeats produce no event, so a quiet town is also redrawn each time
+//! a blocking read of [`super::feed`] times out.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::history::{follow_target, next_events};
-use super::list::{agent_json, ago, current_task, duration};
-use super::tasks::Town;
+use super::agent_view::{agent_json, current_task};
+use super::feed::{follow_target, next_events};
+use super::task_view::TaskView;
+use super::time::{ago, duration};
 use super::{CliError, Context, output};
 use crate::Status;
 use crate::graph::{Readiness, Wait};
@@ -38,22 +39,22 @@ const WAITING_SHOWN: usize = 20;
 /// each drawing reads every task.
 const MIN_REDRAW: Duration = Duration::from_millis(250);
 
-/// Everything one drawing needs, read at one moment.
-struct Snapshot {
+/// Everything one drawing of `tt status` needs, read at one moment.
+struct Overview {
     town: String,
     now: u64,
-    tasks: Town,
+    tasks: TaskView,
     agents: Vec<AgentInfo>,
     runner: Option<RunnerLease>,
 }
 
-impl Snapshot {
+impl Overview {
     async fn read(store: &Store) -> Result<Self, CliError> {
-        Ok(Snapshot {
+        Ok(Overview {
             town: store.town().to_string(),
             now: store.now_ms().await?,
             // Counts, progress and readiness only: no text is read.
-            tasks: Town::new(store.tasks_with(&LIGHT_FIELDS).await?),
+            tasks: TaskView::new(store.tasks_with(&LIGHT_FIELDS).await?),
             agents: store.agents().await?,
             runner: store.runner_lease().await?,
         })
@@ -315,7 +316,7 @@ fn rows_text(rows: &[Vec<String>]) -> String {
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let store = ctx.store().await?;
     if !args.watch {
-        draw(&Snapshot::read(&store).await?, args.json);
+        draw(&Overview::read(&store).await?, args.json);
         return Ok(0);
     }
     // Follow from the newest event *before* the first drawing, so nothing
@@ -332,7 +333,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
             tokio::time::sleep(rest).await;
         }
         drawn = Some(Instant::now());
-        let snap = Snapshot::read(&store).await?;
+        let snap = Overview::read(&store).await?;
         let text = if args.json {
             snap.json().to_string()
         } else {
@@ -361,7 +362,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     }
 }
 
-fn draw(snap: &Snapshot, json: bool) {
+fn draw(snap: &Overview, json: bool) {
     if json {
         output::json(&snap.json());
     } else {

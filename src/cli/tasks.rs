@@ -1,12 +1,15 @@
 //! `tt tasks` and `tt task <id>`: what Redis holds, with statuses and
 //! readiness from the same graph dispatch uses.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::feed::full_history;
+use super::lookup::{check_task_id, find_task};
+use super::task_view::TaskView;
 use super::{CliError, Context, attempt, output};
 use crate::Status;
-use crate::graph::{Graph, Readiness};
-use crate::store::{LIGHT_FIELDS, TaskRecord};
+use crate::graph::Readiness;
+use crate::store::LIGHT_FIELDS;
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
@@ -42,38 +45,6 @@ fn parse_status(s: &str) -> Result<Status, String> {
     })
 }
 
-/// Records with the graph built over them.
-pub struct Town {
-    pub records: Vec<TaskRecord>,
-    pub graph: Graph,
-}
-
-impl Town {
-    pub fn new(records: Vec<TaskRecord>) -> Self {
-        let graph = Graph::new(records.iter().map(TaskRecord::node).collect());
-        Self { records, graph }
-    }
-
-    /// A record as JSON, with its status as users see it and why it waits.
-    pub fn json(&self, i: usize) -> Value {
-        let r = &self.records[i];
-        let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
-        v["status"] = json!(self.graph.status(i));
-        v["stored_status"] = json!(r.status);
-        v["group"] = json!(self.graph.is_group(i));
-        v["waiting"] = match self.graph.readiness(i) {
-            Readiness::Waiting(w) => json!(w.to_string()),
-            Readiness::Ready => json!(null),
-            Readiness::NotPending => json!(null),
-        };
-        if self.graph.is_group(i) {
-            let p = self.graph.progress(i);
-            v["progress"] = json!({ "completed": p.completed, "failed": p.failed, "running": p.running, "queued": p.queued, "total": p.total });
-        }
-        v
-    }
-}
-
 pub async fn list(ctx: &Context, args: ListArgs) -> Result<u8, CliError> {
     let store = ctx.store().await?;
     let records = if args.json {
@@ -84,7 +55,7 @@ pub async fn list(ctx: &Context, args: ListArgs) -> Result<u8, CliError> {
         fields.extend(["description", "tags"]);
         store.tasks_with(&fields).await?
     };
-    let town = Town::new(records);
+    let town = TaskView::new(records);
     let shown: Vec<usize> = (0..town.records.len())
         .filter(|&i| {
             let r = &town.records[i];
@@ -142,31 +113,15 @@ pub async fn list(ctx: &Context, args: ListArgs) -> Result<u8, CliError> {
 }
 
 pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
-    if !crate::plan::valid_id(&args.id) {
-        return Err(CliError::Usage {
-            message: format!("`{}` is not a valid task id", args.id),
-            help: "task ids use 1 to 128 of the characters A-Z a-z 0-9 . _ -".into(),
-        });
-    }
+    check_task_id(&args.id)?;
     let store = ctx.store().await?;
     // The graph needs every task's shape; only this one is read whole.
-    let mut town = Town::new(store.tasks_with(&LIGHT_FIELDS).await?);
-    let Some(i) = town.graph.index_of(&args.id) else {
-        let ids = town.records.iter().map(|r| r.id.as_str());
-        let help = match crate::plan::did_you_mean(&args.id, ids) {
-            Some(s) => format!("did you mean `{s}`? `tt tasks` lists every task"),
-            None => "`tt tasks` lists every task".into(),
-        };
-        return Err(CliError::UnknownTask {
-            id: args.id,
-            town: store.town().into(),
-            help,
-        });
-    };
+    let mut town = TaskView::new(store.tasks_with(&LIGHT_FIELDS).await?);
+    let i = find_task(&town, &store, &args.id)?;
     if let Some(full) = store.task(&args.id).await? {
         town.records[i] = full;
     }
-    let (events, _) = super::history::full_history(ctx, &store, Some(&args.id)).await?;
+    let (events, _) = full_history(ctx, &store, Some(&args.id)).await?;
     let mut attempts = attempt::from_events(&events);
     if attempts.iter().any(|a| a.outcome == "running") {
         attempt::settle(&mut attempts, &town.records[i], &store.agents().await?);

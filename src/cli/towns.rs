@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::tasks::Town;
+use super::task_view::TaskView;
 use super::{CliError, Context, output};
 use crate::Status;
 use crate::store::{RedisTarget, Store, server};
@@ -22,7 +22,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         let other = Store::with_connection_of(&store, &name);
         // One unreadable town must not hide the others.
         let town = match other.tasks().await {
-            Ok(records) => Town::new(records),
+            Ok(records) => TaskView::new(records),
             Err(e) if !e.is_connection_error() => {
                 eprintln!("town `{name}` cannot be read: {e}");
                 continue;

@@ -1,5 +1,6 @@
 //! Problems found in a tasks.toml, as miette diagnostics that point at the
-//! offending span with a label and a help line.
+//! offending span with a label and a help line, and [`did_you_mean`], the
+//! suggestion those help lines (and the commands' unknown-id errors) share.
 //!
 //! A file can hold what miette's graphical handler cannot draw: it panics
 //! on a span past column 65535, and a line of a million characters, or one
@@ -386,6 +387,20 @@ impl Diagnostic for LoadError {
             _ => None,
         }
     }
+}
+
+/// The closest candidate, if it is close enough to be what was meant: a
+/// couple of typos (edits or swapped letters) or a near-identical spelling.
+pub fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    candidates
+        .filter_map(|c| {
+            let edits = strsim::damerau_levenshtein(word, c);
+            let close =
+                edits <= c.chars().count().max(3) / 3 || strsim::jaro_winkler(word, c) > 0.85;
+            close.then_some((edits, c))
+        })
+        .min_by_key(|(edits, _)| *edits)
+        .map(|(_, c)| c.to_string())
 }
 
 #[cfg(test)]

@@ -10,9 +10,10 @@ use miette::NamedSource;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::diagnostic::did_you_mean;
 use super::model::{
-    AgentSpec, ChildFailure, Meta, Span, Status, TaskSpans, TaskSpec, TownConfig, agent_keys,
-    meta_keys, task_keys, top_keys, town_keys,
+    AgentSpec, ChildFailure, Meta, Parsed, Span, Status, TaskSpans, TaskSpec, TownConfig,
+    agent_keys, meta_keys, task_keys, top_keys, town_keys,
 };
 use super::{LoadError, Plan, Problem, Settings, presets, valid_id, validate, workdir};
 
@@ -170,17 +171,6 @@ fn shift_spans(spans: &mut TaskSpans, by: usize) {
     spans.agent.iter_mut().for_each(shift);
     spans.parent.iter_mut().for_each(shift);
     spans.depends_on.iter_mut().for_each(shift);
-}
-
-/// What the walk produced, before cross-reference checks.
-pub(super) struct Parsed {
-    pub town: TownConfig,
-    pub town_spans: HashMap<&'static str, Span>,
-    pub meta: Meta,
-    pub default_agent_span: Option<Span>,
-    pub agents: Vec<(String, AgentSpec)>,
-    pub agents_declared: bool,
-    pub tasks: Vec<TaskSpec>,
 }
 
 struct Loader {
@@ -733,20 +723,6 @@ const AGENT_ALIASES: &[(&str, &str)] = &[
     ("environment", "env"),
 ];
 const TOP_ALIASES: &[(&str, &str)] = &[("task", "tasks"), ("agent", "agents"), ("project", "town")];
-
-/// The closest candidate, if it is close enough to be what was meant: a
-/// couple of typos (edits or swapped letters) or a near-identical spelling.
-pub fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
-    candidates
-        .filter_map(|c| {
-            let edits = strsim::damerau_levenshtein(word, c);
-            let close =
-                edits <= c.chars().count().max(3) / 3 || strsim::jaro_winkler(word, c) > 0.85;
-            close.then_some((edits, c))
-        })
-        .min_by_key(|(edits, _)| *edits)
-        .map(|(_, c)| c.to_string())
-}
 
 /// Durations as people write them: `90s`, `30m`, `1h 30m`, `1h30m`.
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {

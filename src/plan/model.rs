@@ -1,7 +1,9 @@
 //! The shape of tasks.toml as Rust types. These types are the single source
 //! of the JSON schema (`tt schema`) and of the key names the loader accepts.
+//! [`Parsed`] is the loader's result before validation, here so that
+//! `load` and `validate` both depend on the model rather than on each other.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
 use schemars::JsonSchema;
@@ -291,6 +293,18 @@ pub fn agent_keys() -> Vec<String> {
 }
 pub fn task_keys() -> Vec<String> {
     keys_of::<TaskSpec>()
+}
+
+/// What the loader's walk produced, before the cross-reference checks in
+/// `validate` turn it into a [`Plan`](super::Plan).
+pub(super) struct Parsed {
+    pub town: TownConfig,
+    pub town_spans: HashMap<&'static str, Span>,
+    pub meta: Meta,
+    pub default_agent_span: Option<Span>,
+    pub agents: Vec<(String, AgentSpec)>,
+    pub agents_declared: bool,
+    pub tasks: Vec<TaskSpec>,
 }
 
 #[cfg(test)]

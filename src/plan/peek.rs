@@ -1,6 +1,7 @@
 //! `[town]` of a file without loading it: read-only commands (`tt status`,
 //! `tt task`, …) need only the town's name and Redis, and parsing a
-//! 100k-task file for them took half a second (README "Performance").
+//! 100k-task file takes about half a second; therefore only `[town]` is
+//! read (README "Performance").
 //!
 //! The usual file has `[town]` near the top, before any multi-line string:
 //! then the text up to the end of that table is a TOML document of its own

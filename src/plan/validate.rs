@@ -10,7 +10,8 @@ use miette::NamedSource;
 use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use super::load::{Parsed, did_you_mean};
+use super::diagnostic::did_you_mean;
+use super::model::Parsed;
 use super::{Problem, Span};
 
 pub(super) fn references(
