@@ -18,6 +18,23 @@ fn zombie(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// Cuts worker `w-1` off from Redis and waits until its command `pid` is
+/// gone, then checks that its heartbeat key still holds: no recovery can
+/// have requeued the task, so no second attempt can have started while
+/// this one ran.
+fn cut_off_and_expect_fenced(proxy: &crate::support::proxy::Proxy, redis: &RedisServer, pid: i32) {
+    proxy.cut();
+    wait_until(
+        Duration::from_secs(30),
+        "attempt 1's command is stopped",
+        || !running(pid),
+    );
+    assert!(
+        alive_key(redis, "w-1"),
+        "the command outlived the heartbeat of its worker"
+    );
+}
+
 #[test]
 fn a_zombie_holding_the_lease_does_not_block_the_next_run() {
     let redis = RedisServer::start();
@@ -223,18 +240,7 @@ fn a_worker_cut_off_from_redis_stops_its_command_before_its_heartbeat_expires() 
         redis.task_field("p", "job", "status") == "running"
     });
     // The worker's host loses Redis; everyone else still reaches it.
-    proxy.cut();
-    wait_until(
-        Duration::from_secs(30),
-        "attempt 1's command is stopped",
-        || !running(pid),
-    );
-    // Its heartbeat has not expired yet: no recovery can have requeued the
-    // task, so no second attempt can have started while this one ran.
-    assert!(
-        alive_key(&redis, "w-1"),
-        "the command outlived the heartbeat of its worker"
-    );
+    cut_off_and_expect_fenced(&proxy, &redis, pid);
     let log = tt.read(".tt/logs/job/1.log");
     assert!(log.contains("no heartbeat renewed for"), "{log}");
 }
@@ -497,16 +503,7 @@ agent = "w"
         "agent.out",
     );
     let pid = command_pid(&tt, "pid-1");
-    proxy.cut();
-    wait_until(
-        Duration::from_secs(30),
-        "attempt 1's command is stopped",
-        || !running(pid),
-    );
-    assert!(
-        alive_key(&redis, "w-1"),
-        "the command outlived the heartbeat of its worker"
-    );
+    cut_off_and_expect_fenced(&proxy, &redis, pid);
     let log = tt.read(".tt/logs/job/1.log");
     assert!(log.contains("timed out after"), "{log}");
 }

@@ -33,6 +33,21 @@ fn ran(tt: &Tt) -> Vec<String> {
         .collect()
 }
 
+/// `tt run --until-done` of [`PLAN`] whose commands wait for a file `go`
+/// before they end, once `a` runs.
+fn run_until_a_waits(redis: &RedisServer) -> (Tt, crate::support::Running) {
+    let plan = PLAN.replace(
+        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log"]"#,
+        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log; while [ ! -e go ]; do sleep 0.05; done"]"#,
+    );
+    let tt = Tt::new().file("tasks.toml", plan).redis(redis);
+    let run = crate::support::Running::start(&tt, &["run", "--until-done"]);
+    wait_until(DEADLINE, "a runs", || {
+        redis.task_field("app", "a", "status") == "running"
+    });
+    (tt, run)
+}
+
 #[test]
 fn sync_push_restores_a_deleted_task_record() {
     let redis = RedisServer::start();
@@ -68,15 +83,7 @@ fn until_done_restores_a_record_deleted_while_it_runs() {
     let redis = RedisServer::start();
     // `a` waits for `go` before it finishes, so `b` can be deleted while
     // the runner holds it as pending.
-    let plan = PLAN.replace(
-        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log"]"#,
-        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log; while [ ! -e go ]; do sleep 0.05; done"]"#,
-    );
-    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
-    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
-    wait_until(DEADLINE, "a runs", || {
-        redis.task_field("app", "a", "status") == "running"
-    });
+    let (tt, mut run) = run_until_a_waits(&redis);
     redis.cmd(&["DEL", "tt:app:task:b"]);
     std::fs::write(tt.dir().join("go"), "").unwrap();
     let code = run.wait_exit();
@@ -334,15 +341,7 @@ fn history_says_exactly_how_many_events_the_cap_trimmed_unarchived() {
 #[test]
 fn until_done_reruns_the_plan_after_redis_restarts_empty() {
     let mut redis = RedisServer::start();
-    let plan = PLAN.replace(
-        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log"]"#,
-        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log; while [ ! -e go ]; do sleep 0.05; done"]"#,
-    );
-    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
-    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
-    wait_until(DEADLINE, "a runs", || {
-        redis.task_field("app", "a", "status") == "running"
-    });
+    let (tt, mut run) = run_until_a_waits(&redis);
     // No persistence: the server comes back with nothing.
     redis.kill();
     redis.start_again();
@@ -362,15 +361,7 @@ fn until_done_reruns_the_plan_after_redis_restarts_empty() {
 #[test]
 fn a_task_key_turned_into_another_type_under_a_runner_does_not_stop_it() {
     let redis = RedisServer::start();
-    let plan = PLAN.replace(
-        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log"]"#,
-        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log; while [ ! -e go ]; do sleep 0.05; done"]"#,
-    );
-    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
-    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
-    wait_until(DEADLINE, "a runs", || {
-        redis.task_field("app", "a", "status") == "running"
-    });
+    let (tt, mut run) = run_until_a_waits(&redis);
     // `b` waits for `a` in the runner's view; its key becomes a string.
     redis.cmd(&["DEL", "tt:app:task:b"]);
     redis.cmd(&["SET", "tt:app:task:b", "garbage"]);
@@ -574,15 +565,8 @@ fn a_task_hash_without_an_id_is_reported_by_the_runner_not_ignored() {
 #[test]
 fn until_done_does_not_succeed_when_redis_restarts_empty_and_the_plan_cannot_load() {
     let mut redis = RedisServer::start();
-    let plan = PLAN.replace(
-        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log"]"#,
-        r#"command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> ran.log; while [ ! -e go ]; do sleep 0.05; done"]"#,
-    );
-    let tt = Tt::new().file("tasks.toml", &plan).redis(&redis);
-    let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
-    wait_until(DEADLINE, "a runs", || {
-        redis.task_field("app", "a", "status") == "running"
-    });
+    let (tt, mut run) = run_until_a_waits(&redis);
+    let plan = tt.read("tasks.toml");
     // A save that does not load, then the server comes back with nothing.
     tt.write("tasks.toml", "[[tasks");
     run.wait_output("tasks.toml");
