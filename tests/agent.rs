@@ -804,6 +804,7 @@ fn a_late_report_from_an_old_attempt_is_rejected() {
             retries: 3,
             backoff: Duration::from_secs(1),
             requeue: false,
+            facts: None,
         };
         let old = store.finish(&report("dev-1", 1), false).await.unwrap();
         // The right attempt from the wrong worker is no better.
@@ -1209,5 +1210,6 @@ fn build_succeeded(raw: &str) -> tinytown::store::Report<'_> {
         retries: 0,
         backoff: Duration::from_secs(1),
         requeue: false,
+        facts: None,
     }
 }
