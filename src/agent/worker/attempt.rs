@@ -274,9 +274,15 @@ impl Loop<'_> {
             .collect();
         env.extend([
             ("TT_TOWN".to_string(), w.town.clone()),
-            ("TT_AGENT".to_string(), w.id.clone()),
+            ("TT_AGENT".to_string(), w.config.name.clone()),
+            ("TT_WORKER".to_string(), w.id.clone()),
             ("TT_TASK_ID".to_string(), task.id.clone()),
             ("TT_TASK_DESCRIPTION".to_string(), task.description.clone()),
+            (
+                "TT_TASK_TAGS".to_string(),
+                serde_json::Value::from(task.tags.clone()).to_string(),
+            ),
+            ("TT_TASK_PARENT".to_string(), task.parent.clone()),
             ("TT_ATTEMPT".to_string(), task.attempt.to_string()),
         ]);
         if let RedisTarget::Url(url) = &w.target {
