@@ -5,12 +5,12 @@
 //! pin the worker's side of the protocol without the runner.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::RedisExt;
-use crate::support::{Output, RedisServer, Tt, wait_until};
+use crate::support::{Output, RedisServer, Running, Tt, wait_until};
 
 /// Long enough for a loaded CI machine, short enough to fail a hang.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -183,58 +183,6 @@ fn process_gone(pid: i32) -> bool {
 
 fn read_pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// A `tt agent` running in the background, its stdout in a file; killed
-/// on drop if still running.
-struct Background {
-    child: Child,
-    out: PathBuf,
-}
-
-impl Background {
-    fn start(tt: &Tt, args: &[&str]) -> Self {
-        let out = tt
-            .dir()
-            .join(format!("worker-{}.out", args.join("_").len()));
-        let file = std::fs::File::create(&out).unwrap();
-        let child = tt
-            .command()
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        Self { child, out }
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    /// Waits for the exit code.
-    fn wait(&mut self) -> i32 {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            if started.elapsed() > DEADLINE {
-                panic!("the worker did not exit:\n{}", self.output());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// `sh -c` script that starts a grandchild `sleep 30`, records its pid,
@@ -473,7 +421,7 @@ fn a_direct_message_is_logged_not_run() {
 fn a_stop_message_kills_the_whole_process_group() {
     let redis = RedisServer::start();
     let tt = project(&redis, PLAN);
-    let mut worker = Background::start(
+    let mut worker = Running::start(
         &tt,
         &[
             "agent",
@@ -522,7 +470,7 @@ fn a_stop_message_kills_the_whole_process_group() {
 
     // The worker goes on until told to shut down.
     redis.cmd(&["LPUSH", "tt:t:control:dev-1", r#"{"kind":"shutdown"}"#]);
-    assert_eq!(worker.wait(), 0, "{}", worker.output());
+    assert_eq!(worker.wait_exit(), 0, "{}", worker.output());
     assert_eq!(redis.hgetall("tt:t:agent:dev-1")["state"], "stopped");
 }
 
@@ -596,7 +544,7 @@ fn the_claude_preset_gets_the_prompt_as_one_argument() {
 fn a_missing_program_fails_the_attempt_and_the_worker_goes_on() {
     let redis = RedisServer::start();
     let tt = project(&redis, PLAN);
-    let mut worker = Background::start(
+    let mut worker = Running::start(
         &tt,
         &[
             "agent",
@@ -622,14 +570,14 @@ fn a_missing_program_fails_the_attempt_and_the_worker_goes_on() {
     let log = tt.read(".tt/logs/a/1.log");
     assert!(log.contains("not found on PATH"), "{log}");
     redis.cmd(&["LPUSH", "tt:t:control:dev-1", r#"{"kind":"shutdown"}"#]);
-    assert_eq!(worker.wait(), 0, "{}", worker.output());
+    assert_eq!(worker.wait_exit(), 0, "{}", worker.output());
 }
 
 #[test]
 fn sigterm_stops_the_command_and_leaves_the_task_for_recovery() {
     let redis = RedisServer::start();
     let tt = project(&redis, PLAN);
-    let mut worker = Background::start(
+    let mut worker = Running::start(
         &tt,
         &[
             "agent",
@@ -649,8 +597,8 @@ fn sigterm_stops_the_command_and_leaves_the_task_for_recovery() {
     });
     let grandchild = read_pid(&pidfile).unwrap();
 
-    signal(worker.child.id(), libc::SIGTERM);
-    assert_eq!(worker.wait(), 0, "{}", worker.output());
+    worker.signal(libc::SIGTERM);
+    assert_eq!(worker.wait_exit(), 0, "{}", worker.output());
     assert!(process_gone(grandchild), "the command's group was stopped");
     let t = task(&redis, "build");
     assert_eq!(t["status"], "running", "left for recovery: {t:?}");
@@ -666,7 +614,7 @@ fn sigterm_stops_the_command_and_leaves_the_task_for_recovery() {
 
     // The same worker id starts again before any runner recovered the
     // task: it requeues it itself (with it alive, recovery never would).
-    let mut again = Background::start(
+    let mut again = Running::start(
         &tt,
         &[
             "agent",
@@ -684,7 +632,7 @@ fn sigterm_stops_the_command_and_leaves_the_task_for_recovery() {
     assert!(list(&redis, "tt:t:claimed:dev-1").is_empty());
     assert_eq!(events_of(&redis, "requeued").len(), 1);
     dispatch(&redis, "build", 2);
-    assert_eq!(again.wait(), 0, "{}", again.output());
+    assert_eq!(again.wait_exit(), 0, "{}", again.output());
     assert_eq!(task(&redis, "build")["status"], "completed");
 }
 
@@ -866,7 +814,7 @@ fn without_a_command_tt_agent_explains_and_exits_2() {
 fn the_id_of_a_live_worker_is_refused() {
     let redis = RedisServer::start();
     let tt = project(&redis, PLAN);
-    let _first = Background::start(&tt, &["agent", "dev", "--id", "dev-1", "--command", "true"]);
+    let _first = Running::start(&tt, &["agent", "dev", "--id", "dev-1", "--command", "true"]);
     wait_until(DEADLINE, "the first worker registers", || {
         exists(&redis, "tt:t:alive:dev-1")
     });
@@ -879,8 +827,7 @@ fn the_id_of_a_live_worker_is_refused() {
 fn a_dropped_connection_is_survived() {
     let redis = RedisServer::start();
     let tt = project(&redis, PLAN);
-    let mut worker =
-        Background::start(&tt, &["agent", "dev", "--id", "dev-1", "--command", "true"]);
+    let mut worker = Running::start(&tt, &["agent", "dev", "--id", "dev-1", "--command", "true"]);
     wait_until(DEADLINE, "the worker registers", || {
         exists(&redis, "tt:t:alive:dev-1")
     });
@@ -891,7 +838,7 @@ fn a_dropped_connection_is_survived() {
         task(&redis, "build")["status"] == "completed"
     });
     redis.cmd(&["LPUSH", "tt:t:control:dev-1", r#"{"kind":"shutdown"}"#]);
-    assert_eq!(worker.wait(), 0, "{}", worker.output());
+    assert_eq!(worker.wait_exit(), 0, "{}", worker.output());
 }
 
 #[test]
@@ -1140,7 +1087,7 @@ fn a_busy_worker_runs_queued_tasks_back_to_back_with_their_logs() {
     for id in ["a", "b", "c"] {
         dispatch(&redis, id, 1);
     }
-    let mut worker = Background::start(
+    let mut worker = Running::start(
         &tt,
         &[
             "agent",
@@ -1192,7 +1139,7 @@ fn a_busy_worker_runs_queued_tasks_back_to_back_with_their_logs() {
     assert_eq!(events_of(&redis, "started").len(), 3);
     assert!(list(&redis, "tt:t:claimed:dev-1").is_empty());
     redis.cmd(&["LPUSH", "tt:t:control:dev-1", r#"{"kind":"shutdown"}"#]);
-    assert_eq!(worker.wait(), 0, "{}", worker.output());
+    assert_eq!(worker.wait_exit(), 0, "{}", worker.output());
 }
 
 /// `dev-1`'s report that attempt 1 of `build` exited 0.

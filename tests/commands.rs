@@ -4,16 +4,12 @@
 //! agents and the runner are simulated by writing their keys as
 //! docs/PROTOCOL.md describes.
 
-use std::io::Read;
-use std::process::{Child, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Tt, wait_until};
-
-const DEADLINE: Duration = Duration::from_secs(20);
+use crate::support::{RedisServer, Running, Tt};
 
 const PLAN: &str = r#"[town]
 name = "shop"
@@ -120,57 +116,6 @@ fn event_kinds(redis: &RedisServer) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A long-running `tt` (`--follow`, `--watch`) whose output goes to a file
-/// the test reads while it runs; killed on drop.
-struct Background {
-    child: Child,
-    out: std::path::PathBuf,
-}
-
-impl Background {
-    fn start(tt: &Tt, args: &[&str], name: &str) -> Self {
-        let out = tt.dir().join(name);
-        let file = std::fs::File::create(&out).unwrap();
-        let mut cmd = tt.command();
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file.try_clone().unwrap()))
-            .stderr(Stdio::from(file));
-        Background {
-            child: cmd.spawn().unwrap(),
-            out,
-        }
-    }
-
-    fn output(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.out) {
-            let _ = f.read_to_string(&mut s);
-        }
-        s
-    }
-
-    fn wait_for(&mut self, what: &str, f: impl Fn(&str) -> bool) {
-        let mut exited = None;
-        wait_until(DEADLINE, what, || {
-            if exited.is_none() {
-                exited = self.child.try_wait().ok().flatten();
-            }
-            f(&self.output()) || exited.is_some()
-        });
-        if let Some(status) = exited {
-            panic!("tt exited early ({status}):\n{}", self.output());
-        }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn status_counts_tasks_shows_group_progress_and_why_tasks_wait() {
     let redis = RedisServer::start();
@@ -250,11 +195,11 @@ fn status_of_an_empty_town_says_how_to_load_one() {
 fn status_watch_redraws_when_an_event_arrives() {
     let redis = RedisServer::start();
     let tt = town(&redis);
-    let mut watch = Background::start(&tt, &["status", "--watch", "--json"], "watch.out");
-    watch.wait_for("the first drawing", |o| o.lines().count() >= 1);
+    let watch = Running::start(&tt, &["status", "--watch", "--json"]);
+    watch.wait_output_until("the first drawing", |o| o.lines().count() >= 1);
     assert_eq!(watch.output().lines().count(), 1, "{}", watch.output());
     tt.run_with(["cancel", "deploy"]).success();
-    watch.wait_for("a drawing with deploy cancelled", |o| {
+    watch.wait_output_until("a drawing with deploy cancelled", |o| {
         o.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .any(|v| v["counts"]["cancelled"] == 1)
@@ -716,10 +661,10 @@ fn history_prints_events_in_order_and_filters_by_task() {
 fn history_follow_prints_new_events_as_they_happen() {
     let redis = RedisServer::start();
     let tt = town(&redis);
-    let mut follow = Background::start(&tt, &["history", "--follow"], "follow.out");
-    follow.wait_for("the past events", |o| o.contains("added       deploy"));
+    let follow = Running::start(&tt, &["history", "--follow"]);
+    follow.wait_output_until("the past events", |o| o.contains("added       deploy"));
     tt.run_with(["send", "backend", "hello follower"]).success();
-    follow.wait_for("the new message", |o| {
+    follow.wait_output_until("the new message", |o| {
         o.contains("from ann: hello follower")
     });
     // Only once: the past is not printed again.

@@ -656,12 +656,16 @@ impl fmt::Display for Output {
     }
 }
 
-/// How long a background `tt run` gets to reach a state or exit.
-const RUN_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a background `tt` gets to reach a state or exit, and a
+/// bounded run ([`Tt::run_bounded`]) to finish.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(60);
 
-/// A `tt` command (usually `tt run`) in the background, its output in
-/// `run.out` of the project so tests can read it while it runs. On drop it
-/// gets SIGTERM (so it stops its agents), then SIGKILL if it lingers.
+/// A `tt` command (`tt run`, `tt agent`, `--follow`, `--watch` …) in the
+/// background, its stdout and stderr in one file of the project
+/// ([`Running::start`] picks `run.out`, `run-2.out` … so several can run at
+/// once) that tests read while it runs. Stdin is closed. On drop it gets
+/// SIGTERM (so a runner or worker stops its commands), then SIGKILL if it
+/// lingers.
 pub struct Running {
     child: Child,
     out: PathBuf,
@@ -669,11 +673,18 @@ pub struct Running {
 
 impl Running {
     pub fn start(tt: &Tt, args: &[&str]) -> Self {
-        Self::start_env(tt, args, &[], "run.out")
+        let name = (1..)
+            .map(|n| match n {
+                1 => "run.out".to_owned(),
+                n => format!("run-{n}.out"),
+            })
+            .find(|name| !tt.dir().join(name).exists())
+            .unwrap_or_default();
+        Self::start_env(tt, args, &[], &name)
     }
 
     /// [`Running::start`] with extra environment variables, its output in
-    /// `out` of the project (for several at once).
+    /// `out` of the project.
     pub fn start_env(tt: &Tt, args: &[&str], env: &[(&str, &str)], out: &str) -> Self {
         let out = tt.dir().join(out);
         let file = std::fs::File::create(&out).unwrap();
@@ -681,6 +692,7 @@ impl Running {
         let mut cmd = tt.command();
         cmd.envs(env.iter().copied());
         cmd.args(args)
+            .stdin(Stdio::null())
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err));
         let child = cmd.spawn().unwrap();
@@ -692,14 +704,55 @@ impl Running {
         self.child.id()
     }
 
+    /// Everything it printed so far, stdout and stderr interleaved.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.out).unwrap_or_default()
     }
 
+    /// Waits until it printed `needle`.
+    #[track_caller]
     pub fn wait_output(&self, needle: &str) {
-        wait_until(RUN_DEADLINE, &format!("tt prints {needle:?}"), || {
-            self.output().contains(needle)
-        });
+        self.wait_output_until(&format!("tt prints {needle:?}"), |out| out.contains(needle));
+    }
+
+    /// Waits until its output satisfies `done`; fails at once, with the
+    /// output, if it exits before.
+    #[track_caller]
+    pub fn wait_output_until(&self, what: &str, done: impl Fn(&str) -> bool) {
+        let started = Instant::now();
+        loop {
+            let exited = self.has_exited();
+            // Read after the exit check: what it printed before exiting counts.
+            let output = self.output();
+            if done(&output) {
+                return;
+            }
+            if exited {
+                panic!("tt exited before {what}:\n{output}");
+            }
+            if started.elapsed() >= RUN_DEADLINE {
+                panic!("timed out after {RUN_DEADLINE:?} waiting until {what}:\n{output}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether it has exited, without reaping it (so [`Running::wait_exit`]
+    /// still gets its code).
+    fn has_exited(&self) -> bool {
+        // SAFETY: waitid(2) with WNOWAIT only reads the state of our own
+        // child into a zeroed siginfo_t.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let rc = libc::waitid(
+                libc::P_PID,
+                self.child.id(),
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            // -1: already reaped (by wait_exit), so gone too.
+            rc == -1 || info.si_pid() != 0
+        }
     }
 
     pub fn signal(&self, sig: i32) {
@@ -710,21 +763,25 @@ impl Running {
     }
 
     /// Waits for it to exit by itself; its exit code (-1: by a signal).
+    #[track_caller]
     pub fn wait_exit(&mut self) -> i32 {
-        let mut code = None;
-        wait_until(RUN_DEADLINE, "tt exits", || {
-            code = self
-                .child
-                .try_wait()
-                .ok()
-                .flatten()
-                .map(|s| s.code().unwrap_or(-1));
-            code.is_some()
-        });
-        code.unwrap_or(-1)
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code().unwrap_or(-1);
+            }
+            if started.elapsed() >= RUN_DEADLINE {
+                panic!(
+                    "timed out after {RUN_DEADLINE:?} waiting until tt exits:\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGTERM, and its exit code once it stopped.
+    #[track_caller]
     pub fn stop(mut self) -> i32 {
         self.signal(libc::SIGTERM);
         self.wait_exit()
