@@ -1,5 +1,7 @@
 //! What every integration test uses: a private `redis-server` per test
-//! ([`RedisServer`]), a fluent runner of the real `tt` binary ([`Tt`]),
+//! ([`RedisServer`]), a fluent runner of the real `tt` binary ([`Tt`]), one
+//! for a `tt` in the background ([`Running`]), a whole town — plan, Redis,
+//! agents — built in one expression ([`Scenario`]),
 //! [`wait_until`] for conditions that become true eventually, [`command`]
 //! for every other child (one environment, nothing of an outer `tt` or
 //! git), [`FileReads`] to know `tt run` read a save, and [`processes_in`]
@@ -15,9 +17,11 @@
 mod child_env;
 mod file_reads;
 pub mod proxy;
+mod scenario;
 
 pub use child_env::{command, is_leaked};
 pub use file_reads::FileReads;
+pub use scenario::{Scenario, Town};
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -42,6 +46,17 @@ pub fn wait_until(deadline: Duration, what: &str, mut f: impl FnMut() -> bool) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Whether process `pid` runs: it exists and is not a zombie (a zombie
+/// runs no more, whoever reaps it).
+pub fn pid_running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the parenthesised command name.
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// Every live process (pid, command line) whose working directory is
@@ -233,6 +248,23 @@ impl RedisServer {
             .unwrap();
         keys.sort();
         keys
+    }
+
+    /// Every element of list `key`, head first.
+    pub fn lrange(&self, key: &str) -> Vec<String> {
+        redis::cmd("LRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .query(&mut self.conn())
+            .unwrap()
+    }
+
+    pub fn exists(&self, key: &str) -> bool {
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query(&mut self.conn())
+            .unwrap()
     }
 
     /// `INFO <section>` as `field → value`.
@@ -519,6 +551,27 @@ impl Tt {
         self
     }
 
+    /// Waits until `rel_path` holds a process id (a test command's
+    /// `echo $$ > file`; the file exists a moment before the pid is in it)
+    /// and returns it.
+    #[track_caller]
+    pub fn wait_pid(&self, rel_path: impl AsRef<Path>) -> i32 {
+        let path = self.dir.path().join(rel_path);
+        let mut pid = 0;
+        wait_until(
+            RUN_DEADLINE,
+            &format!("a pid is in {}", path.display()),
+            || {
+                pid = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+                    .unwrap_or(0);
+                pid > 0
+            },
+        );
+        pid
+    }
+
     /// The project directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -556,6 +609,44 @@ impl Tt {
     {
         let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         self.execute(self.command_with(&args))
+    }
+
+    /// [`Tt::run_with`], killed (and the test failed, naming the command)
+    /// if it has not exited within [`RUN_DEADLINE`]: for a command that
+    /// must end by itself, so a hang fails instead of stalling the suite.
+    #[track_caller]
+    pub fn run_bounded<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let mut command = self.command_with(&args);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let shown = format!("{command:?}");
+        let child = command.spawn().unwrap();
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let Ok(output) = rx.recv_timeout(RUN_DEADLINE) else {
+            // SAFETY: kill(2) on our own child, not reaped while it runs.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+            panic!("`{shown}` did not finish within {RUN_DEADLINE:?}");
+        };
+        let output = output.unwrap();
+        Output {
+            command: shown,
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
 
     fn execute(&self, mut command: Command) -> Output {
