@@ -163,5 +163,6 @@ fn build_succeeded(raw: &str) -> tinytown::store::Report<'_> {
         retries: 0,
         backoff: Duration::from_secs(1),
         requeue: false,
+        facts: None,
     }
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod agent;
 mod commands;
+mod facts;
 mod faults;
 mod fuzz;
 mod plan;

@@ -111,6 +111,19 @@ impl AgentConfig {
                 name: name.to_string(),
             });
         }
+        // The loader reports these in a file with their place; flags and
+        // specs built in code come through here only.
+        if let Some(bad) = command
+            .iter()
+            .flat_map(|a| plan::placeholder::unknown(a))
+            .next()
+        {
+            return Err(AgentError::UnknownPlaceholder {
+                agent: name.to_string(),
+                name: bad.to_string(),
+                help: plan::placeholder::hint(bad),
+            });
+        }
         let timeout = match flags.timeout.as_ref().or(spec.timeout.as_ref()) {
             Some(text) => Some(
                 plan::parse_duration(text)

@@ -63,6 +63,9 @@ pub struct TaskRecord {
     pub started: Option<u64>,
     pub finished: Option<u64>,
     pub fingerprint: Option<String>,
+    /// What the last attempt learned ([`super::Facts`]).
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub facts: super::Facts,
     /// What is wrong with the record, naming its key and field, when it
     /// holds values tt never writes (edited by hand): such a task is not
     /// run ([`TaskRecord::from_hash`]). `None` for a sound record.
@@ -177,6 +180,7 @@ impl TaskRecord {
             started: num(take("started")),
             finished: num(take("finished")),
             fingerprint: take("fingerprint"),
+            facts: take("facts").map_or_else(super::Facts::new, |t| super::parse_facts(&t)),
             id,
             status,
             tags,

@@ -15,7 +15,7 @@ use redis::Script;
 use redis::aio::MultiplexedConnection;
 
 use super::connection::connect_blocking;
-use super::{Keys, RedisTarget, Store, StoreError};
+use super::{Facts, Keys, RedisTarget, Store, StoreError};
 
 // requeue.lua bounds the requeues of a task, in both scripts that requeue.
 static WORKER: LazyLock<Script> = LazyLock::new(|| {
@@ -122,7 +122,7 @@ pub enum Claim {
 }
 
 /// How one attempt ended, for [`Store::finish`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report<'a> {
     pub worker: &'a str,
     /// The message as it sits in `claimed:<worker>`.
@@ -145,6 +145,9 @@ pub struct Report<'a> {
     /// heartbeat: the attempt goes back to `pending` (as recovery would put
     /// it) instead of using up a retry.
     pub requeue: bool,
+    /// What the attempt learned ([`Facts`]): stored on the task and on the
+    /// event that ends the attempt.
+    pub facts: Option<&'a Facts>,
 }
 
 /// What [`Store::finish`] recorded.
@@ -458,11 +461,7 @@ impl Store {
             attempt: u.attempt,
             exit_code: None,
             error: Some(&error),
-            output: "",
-            log: "",
-            retries: 0,
-            backoff: Duration::ZERO,
-            requeue: false,
+            ..Report::default()
         };
         // Boxed: finish_and_take settles the claim it makes, through here.
         Box::pin(self.finish(&report, false)).await?;
@@ -590,6 +589,7 @@ impl Store {
             .arg(take.map_or("", |w| w.agent.as_str()))
             .arg(logs)
             .arg(if r.requeue { "1" } else { "0" })
+            .arg(super::facts_text(r.facts))
             .invoke_async(&mut conn)
             .await?;
         let reply = texts(reply);

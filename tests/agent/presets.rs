@@ -40,7 +40,8 @@ fn the_claude_preset_gets_the_prompt_as_one_argument() {
     let env = town.read("claude-env");
     for line in [
         "TT_TOWN=t",
-        "TT_AGENT=dev-1",
+        "TT_AGENT=dev",
+        "TT_WORKER=dev-1",
         "TT_TASK_ID=build",
         "TT_ATTEMPT=1",
     ] {

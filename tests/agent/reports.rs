@@ -40,6 +40,7 @@ fn a_late_report_from_an_old_attempt_is_rejected() {
             retries: 3,
             backoff: Duration::from_secs(1),
             requeue: false,
+            facts: None,
         };
         let old = store.finish(&report("dev-1", 1), false).await.unwrap();
         // The right attempt from the wrong worker is no better.

@@ -15,7 +15,7 @@ use crate::agent::command::TaskVars;
 use crate::agent::process::{self, Ending, Launch, STOP_GRACE, TAIL_BYTES};
 use crate::backoff::Policy;
 use crate::state_dir::task_log;
-use crate::store::{Claim, ClaimedTask, Control, RedisTarget, Report, StoreError};
+use crate::store::{Claim, ClaimedTask, Control, Facts, RedisTarget, Report, StoreError};
 
 /// Wait before a failed attempt is dispatched again: 2 s, doubling per
 /// attempt, at most 5 minutes, with ±25 % jitter so tasks that failed
@@ -62,6 +62,9 @@ impl Loop<'_> {
             workdir: &config.workdir,
             log: &log,
         };
+        // What the attempt learns on the way (its workspace, what the
+        // agent's output says), reported with how it ended.
+        let facts = Facts::new();
         let ending = match process::start(launch) {
             Err(why) => Ending::NotStarted(why),
             Ok(mut running) => {
@@ -83,7 +86,7 @@ impl Loop<'_> {
                 }
             }
         };
-        self.report(&task, raw, &log, ending).await
+        self.report(&task, raw, &log, ending, &facts).await
     }
 
     /// Waits for the command to end: by itself, fenced when the heartbeat
@@ -172,6 +175,7 @@ impl Loop<'_> {
         raw: &str,
         log: &process::Log,
         ending: Ending,
+        facts: &Facts,
     ) -> Ran {
         let config = &self.worker.config;
         log.note(&match &ending {
@@ -193,6 +197,7 @@ impl Loop<'_> {
             retries: task.retries.unwrap_or(config.retries),
             backoff: TASK_RETRY.after(task.attempt),
             requeue: matches!(ending, Ending::Fenced(_)),
+            facts: Some(facts),
         };
         let mut redis = RedisRetry::new(self.notes);
         loop {
@@ -269,9 +274,15 @@ impl Loop<'_> {
             .collect();
         env.extend([
             ("TT_TOWN".to_string(), w.town.clone()),
-            ("TT_AGENT".to_string(), w.id.clone()),
+            ("TT_AGENT".to_string(), w.config.name.clone()),
+            ("TT_WORKER".to_string(), w.id.clone()),
             ("TT_TASK_ID".to_string(), task.id.clone()),
             ("TT_TASK_DESCRIPTION".to_string(), task.description.clone()),
+            (
+                "TT_TASK_TAGS".to_string(),
+                serde_json::Value::from(task.tags.clone()).to_string(),
+            ),
+            ("TT_TASK_PARENT".to_string(), task.parent.clone()),
             ("TT_ATTEMPT".to_string(), task.attempt.to_string()),
         ]);
         if let RedisTarget::Url(url) = &w.target {
