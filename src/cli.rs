@@ -12,6 +12,7 @@ mod attempt;
 mod cancel;
 mod completions;
 mod context;
+mod doctor;
 mod error;
 mod feed;
 mod history;
@@ -106,6 +107,12 @@ pub enum Command {
     Task(tasks::ShowArgs),
     /// Every town in this Redis, with its task counts.
     Towns(towns::Args),
+    /// Check that this machine can run the plan's agents: each CLI on PATH,
+    /// its version, the flags tinytown passes, and the Redis.
+    ///
+    /// Exit status 0 when all is well, 1 with a fix printed for each problem.
+    #[command(verbatim_doc_comment)]
+    Doctor(doctor::Args),
     /// Run the plan: sync it, start the agents, dispatch ready tasks, and
     /// reload on every save of tasks.toml.
     ///
@@ -303,6 +310,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Tasks(args) => tasks::list(&ctx, args).await,
         Command::Task(args) => tasks::show(&ctx, args).await,
         Command::Towns(args) => towns::run(&ctx, args).await,
+        Command::Doctor(args) => doctor::run(&ctx, args).await,
         Command::Run(args) => run::run(&ctx, args).await,
         Command::Status(args) => status::run(&ctx, args).await,
         Command::List(args) => list::run(&ctx, args).await,
