@@ -7,8 +7,11 @@
 
 mod agent;
 mod agent_view;
+mod answer;
+mod ask;
 mod assign;
 mod attempt;
+mod attention;
 mod cancel;
 mod completions;
 mod context;
@@ -16,6 +19,7 @@ mod doctor;
 mod error;
 mod feed;
 mod history;
+mod in_task;
 mod inbox;
 mod init;
 mod kill;
@@ -25,6 +29,7 @@ mod lookup;
 mod output;
 mod pipe;
 mod plan;
+mod progress;
 mod prune;
 mod recover;
 mod retry;
@@ -165,6 +170,34 @@ pub enum Command {
     ///   tt send supervisor "Deploying at 5pm"
     #[command(verbatim_doc_comment)]
     Send(send::Args),
+    /// From inside a task: ask a person, wait for `tt answer`, print the
+    /// answer on stdout.
+    ///
+    /// The task and attempt come from TT_TASK_ID and TT_ATTEMPT, which
+    /// every worker sets. Exit 0 with the answer; 1 when the task ends or
+    /// is cancelled while waiting, or at --timeout (the question is then
+    /// withdrawn). While a question is open the attempt's `timeout` is
+    /// paused (`timeout_counts_questions = true` on the agent counts it).
+    ///
+    /// Examples:
+    ///   tt ask "The migration drops a column. Go ahead?" --choice yes --choice no
+    ///   tt ask "Which API version should the client target?" --timeout 1h
+    #[command(verbatim_doc_comment)]
+    Ask(ask::Args),
+    /// Answer the question a running task waits on.
+    ///
+    /// Examples:
+    ///   tt answer migrate yes
+    ///   tt answer migrate --choice 2
+    #[command(verbatim_doc_comment)]
+    Answer(answer::Args),
+    /// From inside a task: record where the work stands (shown by `tt task`,
+    /// `tt status` and `tt tasks --json`).
+    ///
+    /// Example:
+    ///   tt progress "3 of 5 endpoints done"
+    #[command(verbatim_doc_comment)]
+    Progress(progress::Args),
     /// What waits in an agent's inbox, head first.
     ///
     /// Examples:
@@ -316,6 +349,9 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::List(args) => list::run(&ctx, args).await,
         Command::Assign(args) => assign::run(&ctx, args).await,
         Command::Send(args) => send::run(&ctx, args).await,
+        Command::Ask(args) => ask::run(&ctx, args).await,
+        Command::Answer(args) => answer::run(&ctx, args).await,
+        Command::Progress(args) => progress::run(&ctx, args).await,
         Command::Inbox(args) => inbox::run(&ctx, args).await,
         Command::History(args) => history::run(&ctx, args).await,
         Command::Kill(args) => kill::run(&ctx, args).await,

@@ -15,6 +15,7 @@ mod reload;
 mod run;
 mod store;
 mod sync;
+mod talk;
 
 use std::collections::HashMap;
 

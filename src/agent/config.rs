@@ -38,6 +38,8 @@ pub struct AgentConfig {
     pub workdir: PathBuf,
     /// Also takes ready tasks that have no agent.
     pub backlog: bool,
+    /// Time waiting for answers (`tt ask`) counts toward `timeout`.
+    pub timeout_counts_questions: bool,
 }
 
 /// What the command line of `tt agent` / `tt spawn` sets; each `Some`
@@ -149,6 +151,7 @@ impl AgentConfig {
             env: spec.env.clone(),
             workdir,
             backlog: flags.backlog || spec.backlog.unwrap_or(false),
+            timeout_counts_questions: spec.timeout_counts_questions.unwrap_or(false),
         })
     }
 

@@ -400,6 +400,9 @@ impl Loader {
         if let Some(v) = t.get("backlog") {
             spec.backlog = self.boolean(v, "`backlog`");
         }
+        if let Some(v) = t.get("timeout_counts_questions") {
+            spec.timeout_counts_questions = self.boolean(v, "`timeout_counts_questions`");
+        }
         ok_name.then_some(spec)
     }
 
