@@ -333,17 +333,18 @@ fn a_closed_stdout_ends_a_command_quietly_instead_of_a_panic() {
     // `completions` writes through clap_complete, `plan` through println!.
     let tt = Tt::new().file("tasks.toml", "[[tasks]]\nid = \"a\"\n");
     for args in [&["completions", "bash"][..], &["plan"][..]] {
-        let mut child = tt
+        // The reader is gone before `tt` starts, so before it prints its
+        // first line, as with `tt … | head -0`: dropping it after the
+        // spawn would race a short output into the pipe's buffer.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = tt
             .command()
             .args(args)
-            .stdout(Stdio::piped())
+            .stdout(writer)
             .stderr(Stdio::piped())
-            .spawn()
+            .output()
             .unwrap();
-        // The reader goes away before `tt` prints its first line, as
-        // `tt … | head -0` would.
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "tt {args:?}: {stderr}");
         assert_eq!(out.status.code(), Some(141), "tt {args:?}: {stderr}");
