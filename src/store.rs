@@ -12,6 +12,7 @@ mod dispatch;
 mod error;
 mod events;
 pub mod keys;
+mod lease;
 mod recover;
 pub mod server;
 mod sync;
@@ -20,14 +21,15 @@ mod worker;
 
 pub use admin::{
     ADHOC_ORDER_BASE, AgentInfo, Assigned, CancelOutcome, InboxEntry, KillOutcome, NewTask, Pruned,
-    RunnerLease, agent_name_of,
+    agent_name_of,
 };
 pub use archive::{Archive, HistoryLoss, STREAM_CAP, room_for};
 pub use connection::{RedisTarget, connect};
-pub use dispatch::{Dispatch, Dispatched, Event, parse_entries};
+pub use dispatch::{Dispatch, Dispatched};
 pub use error::StoreError;
-pub use events::{EventFollower, STREAM_START, time as event_time};
+pub use events::{Event, EventFollower, STREAM_START, parse_entries, time as event_time};
 pub use keys::Keys;
+pub use lease::RunnerLease;
 pub use recover::Recovered;
 pub use sync::{SyncCounts, SyncGuard, SyncRefused, SyncState, TaskDef};
 pub use task::{Source, TaskRecord};
