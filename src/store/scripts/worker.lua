@@ -1,6 +1,7 @@
 -- A worker's own records: its agent hash, its heartbeat, the set of
 -- workers, and what it leaves in its claimed list. Called by
--- Store::register_worker, heartbeat, worker_stopped and give_back.
+-- Store::register_worker, heartbeat, worker_stopped and give_back, which
+-- put lib/requeue.lua (`requeues_exhausted`) before this file.
 -- ARGV[1] key prefix, ARGV[2] operation, ARGV[3] worker id, then:
 --   register: agent name, pid, host, backlog ("1"/"0"), ttl ms, token
 --     → {'ok', returned, requeued} or {'busy', holder token}
