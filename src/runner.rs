@@ -874,7 +874,7 @@ impl<F: FnMut(Report)> Runner<F> {
             if !e.task.is_empty() && !self.follow(&e) {
                 self.dirty.insert(e.task.clone());
             }
-            if e.kind == "message" && e.agent == "supervisor" {
+            if e.kind == "message" && e.agent == crate::store::keys::SUPERVISOR {
                 messages = true;
             }
             (self.report)(Report::Event(e));

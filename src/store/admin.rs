@@ -331,7 +331,7 @@ impl Store {
     /// Drains the runner's own inbox (`tt send supervisor …`).
     pub async fn take_supervisor_messages(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn.clone();
-        let key = self.keys.inbox("supervisor");
+        let key = self.keys.inbox(super::keys::SUPERVISOR);
         let (items, _): (Vec<String>, i64) = redis::pipe()
             .atomic()
             .cmd("LRANGE")
