@@ -27,7 +27,9 @@ pub use archive::{Archive, HistoryLoss, STREAM_CAP, room_for};
 pub use connection::{RedisTarget, connect};
 pub use dispatch::{Dispatch, Dispatched};
 pub use error::StoreError;
-pub use events::{Event, EventFollower, STREAM_START, parse_entries, time as event_time};
+pub use events::{
+    Event, EventFollower, STREAM_START, parse_entries, stream_position, time as event_time,
+};
 pub use keys::Keys;
 pub use lease::RunnerLease;
 pub use recover::Recovered;

@@ -231,52 +231,80 @@ pub fn time(at_ms: u64) -> String {
 }
 
 /// Waits for new events on a dedicated connection (`XREAD BLOCK` would
-/// stall every other command on the shared one).
+/// stall every other command on the shared one). The connection does not
+/// reconnect by itself: after an error it is dropped, and the next
+/// [`EventFollower::next`] opens a new one. Following resumes after the
+/// last event returned, so nothing is lost while the stream still holds it.
 pub struct EventFollower {
     store: Store,
     target: RedisTarget,
-    conn: MultiplexedConnection,
+    /// `None` until connected, and after an error.
+    conn: Option<MultiplexedConnection>,
     /// Stream id of the last event handed out.
     after: String,
 }
 
 impl EventFollower {
     /// Follows `store`'s town from after stream id `after` (use the id from
-    /// [`Store::recent_events`], or [`STREAM_START`] for everything).
+    /// [`Store::recent_events`] or [`Store::last_event_id`], or
+    /// [`STREAM_START`] for everything), connecting now: a Redis that
+    /// cannot be reached fails here.
     pub async fn open(
         store: &Store,
         target: &RedisTarget,
         after: &str,
     ) -> Result<Self, StoreError> {
-        Ok(Self {
+        let mut follower = Self::lazy(store, target, after);
+        follower.conn = Some(connect_blocking(target).await?);
+        Ok(follower)
+    }
+
+    /// [`EventFollower::open`], connecting at the first
+    /// [`EventFollower::next`] instead.
+    pub fn lazy(store: &Store, target: &RedisTarget, after: &str) -> Self {
+        Self {
             store: store.clone(),
             target: target.clone(),
-            conn: connect_blocking(target).await?,
+            conn: None,
             after: after.to_string(),
-        })
+        }
+    }
+
+    /// Whether the next [`EventFollower::next`] reads on an open
+    /// connection rather than opens one first.
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
     }
 
     /// Events after the last one returned, waiting up to `block` for the
-    /// first; empty when none came in time.
+    /// first; empty when none came in time. Connects first when there is
+    /// no connection; an error drops the connection, to be opened again on
+    /// the next call.
     pub async fn next(&mut self, block: Duration) -> Result<Vec<Event>, StoreError> {
-        let events = self
-            .store
-            .read_events(&mut self.conn, &self.after, block)
-            .await?;
-        if let Some(last) = events.last() {
-            self.after = last.id.clone();
+        let conn = match &mut self.conn {
+            Some(c) => c,
+            None => self.conn.insert(connect_blocking(&self.target).await?),
+        };
+        match self.store.read_events(conn, &self.after, block).await {
+            Ok(events) => {
+                if let Some(last) = events.last() {
+                    self.after.clone_from(&last.id);
+                }
+                Ok(events)
+            }
+            Err(e) => {
+                self.conn = None;
+                Err(e)
+            }
         }
-        Ok(events)
     }
+}
 
-    /// Opens a new connection after [`StoreError::is_connection_error`]:
-    /// the blocking connection does not reconnect by itself. Following
-    /// resumes after the last event returned, so nothing is lost while the
-    /// stream still holds it.
-    pub async fn reconnect(&mut self) -> Result<(), StoreError> {
-        self.conn = connect_blocking(&self.target).await?;
-        Ok(())
-    }
+/// Where a stream id (`<ms>-<seq>`) is in its stream, to compare two;
+/// `None` for what is no stream id.
+pub fn stream_position(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// Stream entries `[[id, [k, v, …]], …]` into events; anything else is
