@@ -9,6 +9,9 @@
 //!
 //! Memory: a runner holds every task of the town, so per task it keeps the
 //! graph node and an agent number, nothing else (README "Performance").
+//!
+//! A task record becomes a graph node here (`impl From<&TaskRecord> for
+//! Node`), above the store, for the runner and the commands alike.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 

@@ -1,5 +1,6 @@
 //! What the operator commands do to a town: read agents and inboxes
-//! (`tt status`, `tt list`, `tt inbox`), and change state
+//! (`tt status`, `tt list`, `tt inbox`; the runner too: which agents are
+//! live, and the notes sent to it), and change state
 //! (`tt assign`, `tt send`, `tt kill`, `tt prune`, `tt cancel`,
 //! `tt retry`). Every change is one Lua script in `scripts/`, so it checks
 //! and writes atomically and records its event in the same step.
