@@ -86,7 +86,7 @@ impl Store {
 
     /// Waits up to `block` for events after `after` on a dedicated
     /// connection (see [`super::connection::connect_blocking`]).
-    pub async fn read_events(
+    async fn read_events(
         &self,
         conn: &mut MultiplexedConnection,
         after: &str,
