@@ -11,8 +11,10 @@ pub mod connection;
 mod dispatch;
 mod error;
 mod events;
+mod facts;
 pub mod keys;
 mod lease;
+mod question;
 mod recover;
 pub mod server;
 mod sync;
@@ -30,8 +32,10 @@ pub use error::StoreError;
 pub use events::{
     Event, EventFollower, STREAM_START, parse_entries, stream_position, time as event_time,
 };
+pub use facts::{Facts, facts_text, parse_facts};
 pub use keys::Keys;
 pub use lease::RunnerLease;
+pub use question::{Answered, Asked, Progress, Question};
 pub use recover::Recovered;
 pub use sync::{SyncCounts, SyncGuard, SyncRefused, SyncState, TaskDef};
 pub use task::{Source, TaskRecord};

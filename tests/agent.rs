@@ -284,9 +284,12 @@ fn a_task_runs_with_its_argv_and_env_and_completes() {
     let env = tt.read("env");
     for line in [
         "TT_TOWN=t",
-        "TT_AGENT=dev-1",
+        "TT_AGENT=dev",
+        "TT_WORKER=dev-1",
         "TT_TASK_ID=build",
         "TT_ATTEMPT=1",
+        r#"TT_TASK_TAGS=["api","P1"]"#,
+        "TT_TASK_PARENT=grp",
         "TT_TASK_DESCRIPTION=Say \"hi\" $(touch pwned)",
         &format!("REDIS_URL={}", redis.url()),
     ] {
@@ -583,7 +586,8 @@ fn the_claude_preset_gets_the_prompt_as_one_argument() {
     let env = tt.read("claude-env");
     for line in [
         "TT_TOWN=t",
-        "TT_AGENT=dev-1",
+        "TT_AGENT=dev",
+        "TT_WORKER=dev-1",
         "TT_TASK_ID=build",
         "TT_ATTEMPT=1",
     ] {
@@ -804,6 +808,7 @@ fn a_late_report_from_an_old_attempt_is_rejected() {
             retries: 3,
             backoff: Duration::from_secs(1),
             requeue: false,
+            facts: None,
         };
         let old = store.finish(&report("dev-1", 1), false).await.unwrap();
         // The right attempt from the wrong worker is no better.
@@ -1209,5 +1214,6 @@ fn build_succeeded(raw: &str) -> tinytown::store::Report<'_> {
         retries: 0,
         backoff: Duration::from_secs(1),
         requeue: false,
+        facts: None,
     }
 }

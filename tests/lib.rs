@@ -5,6 +5,8 @@ mod support;
 
 mod agent;
 mod commands;
+mod doctor;
+mod facts;
 mod faults;
 mod fuzz;
 mod plan;
@@ -13,6 +15,7 @@ mod reload;
 mod run;
 mod store;
 mod sync;
+mod talk;
 
 use std::collections::HashMap;
 

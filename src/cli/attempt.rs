@@ -31,6 +31,9 @@ pub struct Attempt {
     pub log: Option<String>,
     /// The machine of the worker that ran it.
     pub host: Option<String>,
+    /// What it learned, from its worker's report ([`crate::store::Facts`]).
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub facts: crate::store::Facts,
 }
 
 /// Attempts in order, from the events of one task.
@@ -56,6 +59,7 @@ pub fn from_events(events: &[Event]) -> Vec<Attempt> {
                     duration_ms: None,
                     log: None,
                     host: None,
+                    facts: Default::default(),
                 });
                 out.len() - 1
             }
@@ -72,17 +76,22 @@ pub fn from_events(events: &[Event]) -> Vec<Attempt> {
             }
             "completed" | "failed" | "retried" | "requeued" | "cancelled" => {
                 a.outcome = e.kind.clone();
+                a.take_facts(e);
                 a.exit_code = present("exit_code");
                 a.finished = Some(e.at);
                 a.duration_ms = a.started.map(|s| e.at.saturating_sub(s));
             }
             // The worker's report of an attempt that had been taken from
             // it (removed, finished in the file, reassigned): it stopped.
-            "rejected" if a.outcome == "running" => {
-                a.outcome = "stopped".into();
-                a.exit_code = present("exit_code");
-                a.finished = Some(e.at);
-                a.duration_ms = a.started.map(|s| e.at.saturating_sub(s));
+            "rejected" => {
+                // A cancelled attempt's facts come with this report too.
+                a.take_facts(e);
+                if a.outcome == "running" {
+                    a.outcome = "stopped".into();
+                    a.exit_code = present("exit_code");
+                    a.finished = Some(e.at);
+                    a.duration_ms = a.started.map(|s| e.at.saturating_sub(s));
+                }
             }
             // A stale message: the worker dropped it without starting it.
             "dropped" if a.outcome == "dispatched" => a.outcome = "dropped".into(),
@@ -91,6 +100,17 @@ pub fn from_events(events: &[Event]) -> Vec<Attempt> {
     }
     out.sort_by_key(|a| a.attempt);
     out
+}
+
+impl Attempt {
+    /// The facts a worker's report put on `e`, if any (a `cancelled` event
+    /// written by `tt cancel` has none: its worker's `rejected` report
+    /// brings them).
+    fn take_facts(&mut self, e: &Event) {
+        if let Some(text) = e.field("facts").filter(|t| !t.is_empty()) {
+            self.facts = crate::store::parse_facts(text);
+        }
+    }
 }
 
 /// Whether an attempt still `running` by its events may really be: the

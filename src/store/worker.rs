@@ -15,7 +15,7 @@ use redis::Script;
 use redis::aio::MultiplexedConnection;
 
 use super::connection::connect_blocking;
-use super::{Keys, RedisTarget, Store, StoreError};
+use super::{Facts, Keys, RedisTarget, Store, StoreError};
 
 // The shared pieces in `scripts/lib/` go before the scripts that call
 // them: lib/requeue.lua bounds the requeues of a task (both scripts that
@@ -124,7 +124,7 @@ pub enum Claim {
 }
 
 /// How one attempt ended, for [`Store::finish`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report<'a> {
     pub worker: &'a str,
     /// The message as it sits in `claimed:<worker>`.
@@ -147,6 +147,9 @@ pub struct Report<'a> {
     /// heartbeat: the attempt goes back to `pending` (as recovery would put
     /// it) instead of using up a retry.
     pub requeue: bool,
+    /// What the attempt learned ([`Facts`]): stored on the task and on the
+    /// event that ends the attempt.
+    pub facts: Option<&'a Facts>,
 }
 
 /// What [`Store::finish`] recorded.
@@ -460,11 +463,7 @@ impl Store {
             attempt: u.attempt,
             exit_code: None,
             error: Some(&error),
-            output: "",
-            log: "",
-            retries: 0,
-            backoff: Duration::ZERO,
-            requeue: false,
+            ..Report::default()
         };
         // Boxed: finish_and_take settles the claim it makes, through here.
         Box::pin(self.finish(&report, false)).await?;
@@ -592,6 +591,7 @@ impl Store {
             .arg(take.map_or("", |w| w.agent.as_str()))
             .arg(logs)
             .arg(if r.requeue { "1" } else { "0" })
+            .arg(super::facts_text(r.facts))
             .invoke_async(&mut conn)
             .await?;
         let reply = texts(reply);
@@ -680,9 +680,14 @@ impl BlockingConn {
         Ok(self.conn.insert(conn))
     }
 
+    /// The town's key names.
+    pub(super) fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
     /// Runs a blocking command; drops the connection when it failed, so the
     /// next call opens a new one.
-    async fn blocking<T: redis::FromRedisValue>(
+    pub(super) async fn blocking<T: redis::FromRedisValue>(
         &mut self,
         cmd: redis::Cmd,
     ) -> Result<T, StoreError> {

@@ -15,7 +15,7 @@ use crate::agent::command::TaskVars;
 use crate::agent::process::{self, Ending, Launch, STOP_GRACE, TAIL_BYTES};
 use crate::backoff::Policy;
 use crate::state_dir::task_log;
-use crate::store::{Claim, ClaimedTask, Control, RedisTarget, Report, StoreError};
+use crate::store::{Claim, ClaimedTask, Control, Facts, RedisTarget, Report, StoreError};
 
 /// Wait before a failed attempt is dispatched again: 2 s, doubling per
 /// attempt, at most 5 minutes, with ±25 % jitter so tasks that failed
@@ -62,6 +62,9 @@ impl Loop<'_> {
             workdir: &config.workdir,
             log: &log,
         };
+        // What the attempt learns on the way (its workspace, what the
+        // agent's output says), reported with how it ended.
+        let facts = Facts::new();
         let ending = match process::start(launch) {
             Err(why) => Ending::NotStarted(why),
             Ok(mut running) => {
@@ -83,7 +86,7 @@ impl Loop<'_> {
                 }
             }
         };
-        self.report(&task, raw, &log, ending).await
+        self.report(&task, raw, &log, ending, &facts).await
     }
 
     /// Waits for the command to end: by itself, fenced when the heartbeat
@@ -103,13 +106,11 @@ impl Loop<'_> {
         let mut fence = tokio::time::interval(FENCE_CHECK);
         fence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let timeout = task.timeout.or(self.worker.config.timeout);
-        let timer = async {
-            match timeout {
-                Some(t) => tokio::time::sleep(t).await,
-                None => std::future::pending().await,
-            }
-        };
+        let started = tokio::time::Instant::now();
+        let timer = tokio::time::sleep(timeout.unwrap_or(Duration::MAX / 4));
         tokio::pin!(timer);
+        // Time spent waiting for answers, already added to the deadline.
+        let mut paused = Duration::ZERO;
         loop {
             tokio::select! {
                 ending = running.wait() => return Some(ending),
@@ -134,8 +135,13 @@ impl Loop<'_> {
                     running.stop(fence_grace(silent)).await;
                     return Some(Ending::Fenced(round_ms(silent)));
                 },
-                _ = &mut timer => {
+                _ = &mut timer, if timeout.is_some() => {
                     let after = timeout.unwrap_or_default();
+                    if let Some(waited) = self.question_wait(task, paused).await {
+                        paused = waited;
+                        timer.as_mut().reset(started + after + paused);
+                        continue;
+                    }
                     log.note(&format!(
                         "timed out after {}; stopping its process group",
                         humantime::format_duration(after)
@@ -172,6 +178,7 @@ impl Loop<'_> {
         raw: &str,
         log: &process::Log,
         ending: Ending,
+        facts: &Facts,
     ) -> Ran {
         let config = &self.worker.config;
         log.note(&match &ending {
@@ -193,6 +200,7 @@ impl Loop<'_> {
             retries: task.retries.unwrap_or(config.retries),
             backoff: TASK_RETRY.after(task.attempt),
             requeue: matches!(ending, Ending::Fenced(_)),
+            facts: Some(facts),
         };
         let mut redis = RedisRetry::new(self.notes);
         loop {
@@ -239,6 +247,22 @@ impl Loop<'_> {
         }
     }
 
+    /// At the timeout: the attempt's time waiting for answers when it grew
+    /// beyond `paused` and does not count toward the timeout (the deadline
+    /// moves by the difference); `None` when the timeout holds. A Redis that
+    /// cannot say holds it.
+    async fn question_wait(&self, task: &ClaimedTask, paused: Duration) -> Option<Duration> {
+        if self.worker.config.timeout_counts_questions {
+            return None;
+        }
+        let waited = self
+            .store
+            .question_wait(&task.id, task.attempt)
+            .await
+            .ok()?;
+        (waited > paused).then_some(waited)
+    }
+
     async fn interrupted(
         &self,
         task: &ClaimedTask,
@@ -269,9 +293,15 @@ impl Loop<'_> {
             .collect();
         env.extend([
             ("TT_TOWN".to_string(), w.town.clone()),
-            ("TT_AGENT".to_string(), w.id.clone()),
+            ("TT_AGENT".to_string(), w.config.name.clone()),
+            ("TT_WORKER".to_string(), w.id.clone()),
             ("TT_TASK_ID".to_string(), task.id.clone()),
             ("TT_TASK_DESCRIPTION".to_string(), task.description.clone()),
+            (
+                "TT_TASK_TAGS".to_string(),
+                serde_json::Value::from(task.tags.clone()).to_string(),
+            ),
+            ("TT_TASK_PARENT".to_string(), task.parent.clone()),
             ("TT_ATTEMPT".to_string(), task.attempt.to_string()),
         ]);
         if let RedisTarget::Url(url) = &w.target {

@@ -15,6 +15,9 @@
 -- not renew its heartbeat: the attempt is requeued (as recovery would do),
 -- not counted as a failure (unless requeued too often in a row:
 -- lib/requeue.lua).
+-- ARGV[16] what the attempt learned (store/facts.rs), a JSON object, "" for
+-- none: kept on the task as `facts` (replacing the previous attempt's) and
+-- on the event this report writes.
 -- Only a task still `running` with this attempt on this worker changes;
 -- anything else is a stale report (event `rejected`). Either way the
 -- message leaves `claimed:<worker>`.
@@ -28,14 +31,20 @@ local retries, backoff = tonumber(ARGV[10]) or 0, tonumber(ARGV[11]) or 0
 local again = ARGV[12] == '1'
 local take, logs = ARGV[13] or '', ARGV[14] or ''
 local requeue = ARGV[15] == '1'
+local facts = ARGV[16] or ''
 local finished_ms = now_ms()
 local now = tostring(finished_ms)
 local key = prefix .. 'task:' .. id
 local claimed = prefix .. 'claimed:' .. worker
 
 local function event(kind, ...)
+  local extra = { ... }
+  if facts ~= '' then
+    table.insert(extra, 'facts')
+    table.insert(extra, facts)
+  end
   redis.call('XADD', prefix .. 'events', 'MAXLEN', '~', '100000', '*',
-    'kind', kind, 'task', id, 'agent', worker, 'attempt', attempt, 'at', now, ...)
+    'kind', kind, 'task', id, 'agent', worker, 'attempt', attempt, 'at', now, unpack(extra))
 end
 
 redis.call('LREM', claimed, 1, raw)
@@ -85,12 +94,19 @@ local function report()
   -- One HSET and one HDEL per outcome: `exit_code` only when the command
   -- exited by itself; fields a success or a failure does not have go.
   local fields = { 'finished', now, 'updated', now, 'output', output, 'log', log }
-  local gone = {}
+  -- A question the attempt left open has nobody left to read its answer.
+  local gone = { 'question', 'question_id', 'question_choices', 'question_at' }
   if code ~= '' then
     table.insert(fields, 'exit_code')
     table.insert(fields, code)
   else
     table.insert(gone, 'exit_code')
+  end
+  if facts ~= '' then
+    table.insert(fields, 'facts')
+    table.insert(fields, facts)
+  else
+    table.insert(gone, 'facts')
   end
   local function record(status, ...)
     redis.call('HSET', key, 'status', status, unpack(fields))

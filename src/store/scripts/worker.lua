@@ -32,7 +32,7 @@ end
 -- this worker id is, with `requeue`, put back to `pending` (the next
 -- dispatch makes it a new attempt, so a late report of the old one is
 -- rejected) and otherwise kept in claimed for recovery; one requeued too
--- often in a row (requeue.lua) is failed instead.
+-- often in a row (lib/requeue.lua) is failed instead.
 -- Returns returned, requeued.
 local function return_claimed(inbox, requeue)
   local kept, returned, requeued = {}, 0, 0
