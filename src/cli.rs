@@ -15,6 +15,7 @@ mod attention;
 mod cancel;
 mod completions;
 mod context;
+mod dashboard;
 mod doctor;
 mod error;
 mod feed;
@@ -139,6 +140,19 @@ pub enum Command {
     ///   tt status --json
     #[command(verbatim_doc_comment)]
     Status(status::Args),
+    /// The town live in a browser: what needs you, the plan as a graph,
+    /// the attempts, every task; retry, cancel and answer from the page.
+    ///
+    /// The first line printed is the URL to open, with a token drawn at
+    /// random on every start; requests without it are refused. It listens
+    /// on loopback unless `--addr` says otherwise. The JSON API the page
+    /// uses is in docs/DASHBOARD.md.
+    ///
+    /// Examples:
+    ///   tt dashboard
+    ///   tt dashboard --addr 127.0.0.1:0 --open
+    #[command(verbatim_doc_comment)]
+    Dashboard(dashboard::Args),
     /// Workers of the town: state, current task, last heartbeat, host, pid.
     ///
     /// A worker whose heartbeat expired shows as `dead`.
@@ -346,6 +360,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Doctor(args) => doctor::run(&ctx, args).await,
         Command::Run(args) => run::run(&ctx, args).await,
         Command::Status(args) => status::run(&ctx, args).await,
+        Command::Dashboard(args) => dashboard::run(&ctx, args).await,
         Command::List(args) => list::run(&ctx, args).await,
         Command::Assign(args) => assign::run(&ctx, args).await,
         Command::Send(args) => send::run(&ctx, args).await,

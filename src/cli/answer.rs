@@ -4,7 +4,7 @@
 use super::lookup::check_task_id;
 use super::{CliError, Context};
 use crate::escape::escape;
-use crate::store::Answered;
+use crate::store::{Answered, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,21 +19,49 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
-    check_task_id(&args.task)?;
     let store = ctx.store().await?;
-    let Some(record) = store.task(&args.task).await? else {
+    let by = format!(
+        "{}@{}",
+        std::env::var("USER").unwrap_or_else(|_| "someone".into()),
+        crate::os::hostname()
+    );
+    let done = answer(&store, &args.task, args.text.as_deref(), args.choice, &by).await?;
+    println!(
+        "answered `{}`: {} → {}",
+        args.task,
+        escape(&done.question),
+        escape(&done.answer)
+    );
+    Ok(0)
+}
+
+/// A question answered: its text, and the answer given.
+#[derive(Debug, serde::Serialize)]
+pub(super) struct Answer {
+    pub question: String,
+    pub answer: String,
+}
+
+/// Answers the open question of `task` with `text`, or its `choice`-th
+/// choice (from 1), on behalf of `by`.
+pub(super) async fn answer(
+    store: &Store,
+    task: &str,
+    text: Option<&str>,
+    choice: Option<usize>,
+    by: &str,
+) -> Result<Answer, CliError> {
+    check_task_id(task)?;
+    let Some(record) = store.task(task).await? else {
         return Err(CliError::UnknownTask {
-            id: args.task.clone(),
+            id: task.to_string(),
             town: store.town().into(),
             help: "`tt status` lists the questions waiting for an answer".into(),
         });
     };
     let Some(question) = record.question.as_ref() else {
         return Err(CliError::Refused {
-            message: format!(
-                "task `{}` ({}) has no open question",
-                args.task, record.status
-            ),
+            message: format!("task `{task}` ({}) has no open question", record.status),
             help: "`tt status` lists the questions waiting for an answer".into(),
         });
     };
@@ -46,13 +74,13 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let answer = match (&args.text, args.choice) {
+    let answer = match (text, choice) {
         (_, Some(n)) => match n.checked_sub(1).and_then(|i| question.choices.get(i)) {
             Some(c) => c.clone(),
             None if question.choices.is_empty() => {
                 return Err(CliError::Usage {
                     message: "the question has no choices".into(),
-                    help: format!("answer with text: tt answer {} \"…\"", args.task),
+                    help: format!("answer with text: tt answer {task} \"…\""),
                 });
             }
             None => {
@@ -63,39 +91,20 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
             }
         },
         (Some(text), None) => {
-            if !question.choices.is_empty() && !question.choices.contains(text) {
+            if !question.choices.is_empty() && !question.choices.iter().any(|c| c == text) {
                 return Err(CliError::Usage {
                     message: format!("`{text}` is not one of the choices"),
                     help: format!("the choices are {} (or --choice N)", listed()),
                 });
             }
-            text.clone()
+            text.to_string()
         }
         (None, None) => unreachable_answer()?,
     };
-    let by = format!(
-        "{}@{}",
-        std::env::var("USER").unwrap_or_else(|_| "someone".into()),
-        crate::os::hostname()
-    );
-    match store
-        .answer_question(&args.task, &question.id, &answer, &by)
-        .await?
-    {
-        Answered::Answered { question } => {
-            println!(
-                "answered `{}`: {} → {}",
-                args.task,
-                escape(&question),
-                escape(&answer)
-            );
-            Ok(0)
-        }
+    match store.answer_question(task, &question.id, &answer, by).await? {
+        Answered::Answered { question } => Ok(Answer { question, answer }),
         Answered::NoQuestion { status } => Err(CliError::Refused {
-            message: format!(
-                "task `{}` ({status}) no longer waits on that question",
-                args.task
-            ),
+            message: format!("task `{task}` ({status}) no longer waits on that question"),
             help: "it was answered, withdrawn or ended meanwhile; `tt task` shows what happened"
                 .into(),
         }),

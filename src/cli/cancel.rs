@@ -8,6 +8,7 @@ use super::lookup::{check_task_id, find_task};
 use super::task_view::{TaskView, cascade_reason, subtree};
 use super::{CliError, Context, output};
 use crate::Status;
+use crate::store::{CancelOutcome, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,32 +23,8 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
-    check_task_id(&args.task)?;
     let store = ctx.store().await?;
-    let town = TaskView::new(store.tasks().await?);
-    let i = find_task(&town, &store, &args.task)?;
-    let cascade = cascade_reason(&args.task);
-    let todo: Vec<(String, String)> = subtree(&town, i)
-        .into_iter()
-        .filter(|&t| !town.records[t].status.is_final())
-        .map(|t| {
-            let reason = if t == i { &args.reason } else { &cascade };
-            (town.records[t].id.clone(), reason.clone())
-        })
-        .collect();
-    if todo.is_empty() {
-        return Err(already_final(&args.task, town.graph.status(i)));
-    }
-    let outcomes = store.cancel(&todo).await?;
-    let done: Vec<_> = outcomes.iter().filter(|o| o.cancelled).collect();
-    if done.is_empty() {
-        // Everything finished between reading and cancelling.
-        let now = store
-            .task(&args.task)
-            .await?
-            .map_or(Status::Completed, |r| r.status);
-        return Err(already_final(&args.task, now));
-    }
+    let Cancelled { town, done } = cancel(&store, &args.task, &args.reason).await?;
     if args.json {
         output::json(&json!(done));
         return Ok(0);
@@ -66,6 +43,43 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         }
     }
     Ok(0)
+}
+
+/// What [`cancel`] did: the tasks it cancelled, and the town as it was
+/// read before (which worker ran each).
+pub(super) struct Cancelled {
+    pub town: TaskView,
+    pub done: Vec<CancelOutcome>,
+}
+
+/// Cancels `task` with `reason` (a group: with its unfinished descendants).
+pub(super) async fn cancel(store: &Store, task: &str, reason: &str) -> Result<Cancelled, CliError> {
+    check_task_id(task)?;
+    let town = TaskView::new(store.tasks().await?);
+    let i = find_task(&town, store, task)?;
+    let cascade = cascade_reason(task);
+    let todo: Vec<(String, String)> = subtree(&town, i)
+        .into_iter()
+        .filter(|&t| !town.records[t].status.is_final())
+        .map(|t| {
+            let reason = if t == i { reason } else { &cascade };
+            (town.records[t].id.clone(), reason.to_string())
+        })
+        .collect();
+    if todo.is_empty() {
+        return Err(already_final(task, town.graph.status(i)));
+    }
+    let outcomes = store.cancel(&todo).await?;
+    let done: Vec<CancelOutcome> = outcomes.into_iter().filter(|o| o.cancelled).collect();
+    if done.is_empty() {
+        // Everything finished between reading and cancelling.
+        let now = store
+            .task(task)
+            .await?
+            .map_or(Status::Completed, |r| r.status);
+        return Err(already_final(task, now));
+    }
+    Ok(Cancelled { town, done })
 }
 
 fn already_final(id: &str, status: Status) -> CliError {

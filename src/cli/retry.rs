@@ -2,13 +2,14 @@
 //! the runner dispatches it again (attempt + 1). A group brings back its
 //! failed descendants and those cancelled along with it.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::lookup::{check_task_id, find_task};
 use super::task_view::{TaskView, cascade_reason, subtree};
 use super::{CliError, Context, output};
 use crate::Status;
 use crate::graph::Readiness;
+use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,18 +21,32 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
-    check_task_id(&args.task)?;
     let store = ctx.store().await?;
+    let done = retry(&store, &args.task).await?;
+    if args.json {
+        output::json(&retried_json(&done));
+        return Ok(0);
+    }
+    for (id, b) in &done {
+        println!("{id}: {b} → pending");
+    }
+    Ok(0)
+}
+
+/// Retries `task` (a group: its failed descendants and those cancelled
+/// with it): the ids that went back to pending, with their status before.
+pub(super) async fn retry(store: &Store, task: &str) -> Result<Vec<(String, Status)>, CliError> {
+    check_task_id(task)?;
     let town = TaskView::new(store.tasks().await?);
-    let i = find_task(&town, &store, &args.task)?;
+    let i = find_task(&town, store, task)?;
     let record = &town.records[i];
     if record.removed {
         return Err(CliError::Usage {
-            message: format!("task `{}` was removed from tasks.toml", args.task),
+            message: format!("task `{task}` was removed from tasks.toml"),
             help: "add it back to the file to run it again (`tt assign` makes a new task)".into(),
         });
     }
-    let cascaded = cascade_reason(&args.task);
+    let cascaded = cascade_reason(task);
     let ids: Vec<String> = subtree(&town, i)
         .into_iter()
         .filter(|&t| {
@@ -53,31 +68,26 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         return Err(not_retryable(&town, i));
     }
     let before = store.retry(&ids).await?;
-    let done: Vec<(&String, Status)> = ids
-        .iter()
+    let done: Vec<(String, Status)> = ids
+        .into_iter()
         .zip(before)
         .filter_map(|(id, b)| b.map(|b| (id, b)))
         .collect();
     if done.is_empty() {
         // It changed between reading and retrying.
         let now = TaskView::new(store.tasks().await?);
-        return Err(not_retryable(
-            &now,
-            now.graph.index_of(&args.task).unwrap_or(i),
-        ));
+        return Err(not_retryable(&now, now.graph.index_of(task).unwrap_or(i)));
     }
-    if args.json {
-        output::json(&json!(
-            done.iter()
-                .map(|(id, b)| json!({ "id": id, "before": b, "status": Status::Pending }))
-                .collect::<Vec<_>>()
-        ));
-        return Ok(0);
-    }
-    for (id, b) in &done {
-        println!("{id}: {b} → pending");
-    }
-    Ok(0)
+    Ok(done)
+}
+
+/// What `tt retry --json` prints for what [`retry`] did.
+pub(super) fn retried_json(done: &[(String, Status)]) -> Value {
+    json!(
+        done.iter()
+            .map(|(id, b)| json!({ "id": id, "before": b, "status": Status::Pending }))
+            .collect::<Vec<_>>()
+    )
 }
 
 /// Why task `i` cannot be retried, and what to do instead.

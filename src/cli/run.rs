@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+use super::dashboard::{self, Dashboard};
 use super::live::{self, Screen};
 use super::{CliError, Context, output};
 use crate::Status;
@@ -28,6 +29,10 @@ pub struct Args {
     /// commands before they are killed, like `10s` or `1m`.
     #[arg(long, default_value = "10s", value_parser = super::time::duration_arg)]
     grace: std::time::Duration,
+    /// Serve the dashboard too (`tt dashboard`), on ADDR (default
+    /// 127.0.0.1:7777; port 0 picks a free one). Its URL is the first line.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = super::dashboard::DEFAULT_ADDR)]
+    dashboard: Option<std::net::SocketAddr>,
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
@@ -44,6 +49,15 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         no_agents: args.no_agents,
         wait: args.wait,
         grace: args.grace,
+    };
+    let dashboard = match args.dashboard {
+        Some(addr) => {
+            let store = crate::store::Store::open(&opts.target, &opts.town).await?;
+            let d = Dashboard::bind(ctx.clone(), store, opts.target.clone(), addr, false).await?;
+            dashboard::announce(&d);
+            Some(tokio::spawn(d.serve()))
+        }
+        None => None,
     };
     let file_name = plan.file_name();
     let tty = std::io::stdout().is_terminal();
@@ -82,6 +96,9 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     })
     .await;
     if let Some(d) = drawer {
+        d.abort();
+    }
+    if let Some(d) = dashboard {
         d.abort();
     }
     if let Ok(mut s) = screen.lock() {

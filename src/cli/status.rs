@@ -40,8 +40,9 @@ const WAITING_SHOWN: usize = 20;
 /// each drawing reads every task.
 const MIN_REDRAW: Duration = Duration::from_millis(250);
 
-/// Everything one drawing of `tt status` needs, read at one moment.
-struct Overview {
+/// Everything one drawing of `tt status` needs, read at one moment (also
+/// the dashboard's `GET /api/town`).
+pub(super) struct Overview {
     town: String,
     now: u64,
     tasks: TaskView,
@@ -51,7 +52,7 @@ struct Overview {
 }
 
 impl Overview {
-    async fn read(store: &Store) -> Result<Self, CliError> {
+    pub(super) async fn read(store: &Store) -> Result<Self, CliError> {
         // Counts, progress and readiness only: no text is read, except of
         // the few tasks that need a person or run.
         let tasks = TaskView::new(store.tasks_with(&LIGHT_FIELDS).await?);
@@ -119,7 +120,8 @@ impl Overview {
             .collect()
     }
 
-    fn json(&self) -> Value {
+    /// What `tt status --json` prints.
+    pub(super) fn json(&self) -> Value {
         let g = &self.tasks.graph;
         let counts: serde_json::Map<String, Value> = Status::ALL
             .iter()

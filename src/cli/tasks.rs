@@ -6,10 +6,11 @@ use serde_json::Value;
 use super::feed::full_history;
 use super::lookup::{check_task_id, find_task};
 use super::task_view::TaskView;
-use super::{CliError, Context, attempt, output};
+use super::attempt::{self, Attempt};
+use super::{CliError, Context, output};
 use crate::Status;
 use crate::graph::Readiness;
-use crate::store::LIGHT_FIELDS;
+use crate::store::{LIGHT_FIELDS, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
@@ -45,35 +46,63 @@ fn parse_status(s: &str) -> Result<Status, String> {
     })
 }
 
+/// Which tasks `tt tasks` lists (every one, when nothing is set).
+#[derive(Debug, Default, Clone)]
+pub(super) struct Filter {
+    pub status: Option<Status>,
+    pub agent: Option<String>,
+    pub tag: Option<String>,
+}
+
+impl Filter {
+    /// The tasks of `town` it keeps, in the order they are stored.
+    fn matching(&self, town: &TaskView) -> Vec<usize> {
+        (0..town.records.len())
+            .filter(|&i| {
+                let r = &town.records[i];
+                self.status.is_none_or(|s| town.graph.status(i) == s)
+                    && self
+                        .agent
+                        .as_deref()
+                        .is_none_or(|a| r.agent.as_deref() == Some(a))
+                    && self
+                        .tag
+                        .as_deref()
+                        .is_none_or(|t| r.tags.iter().any(|x| x == t))
+            })
+            .collect()
+    }
+}
+
+/// What `tt tasks --json` prints: every full record `filter` keeps, with
+/// its status as users see it (the dashboard's `GET /api/tasks`).
+pub(super) async fn list_json(store: &Store, filter: &Filter) -> Result<Value, CliError> {
+    let town = TaskView::new(store.tasks().await?);
+    Ok(Value::Array(
+        filter
+            .matching(&town)
+            .into_iter()
+            .map(|i| town.json(i))
+            .collect(),
+    ))
+}
+
 pub async fn list(ctx: &Context, args: ListArgs) -> Result<u8, CliError> {
     let store = ctx.store().await?;
-    let records = if args.json {
-        store.tasks().await?
-    } else {
-        // The table shows descriptions; the rest of the text is not read.
-        let mut fields = LIGHT_FIELDS.to_vec();
-        fields.extend(["description", "tags"]);
-        store.tasks_with(&fields).await?
+    let filter = Filter {
+        status: args.status,
+        agent: args.agent,
+        tag: args.tag,
     };
-    let town = TaskView::new(records);
-    let shown: Vec<usize> = (0..town.records.len())
-        .filter(|&i| {
-            let r = &town.records[i];
-            args.status.is_none_or(|s| town.graph.status(i) == s)
-                && args
-                    .agent
-                    .as_deref()
-                    .is_none_or(|a| r.agent.as_deref() == Some(a))
-                && args
-                    .tag
-                    .as_deref()
-                    .is_none_or(|t| r.tags.iter().any(|x| x == t))
-        })
-        .collect();
     if args.json {
-        output::json(&Value::Array(shown.iter().map(|&i| town.json(i)).collect()));
+        output::json(&list_json(&store, &filter).await?);
         return Ok(0);
     }
+    // The table shows descriptions; the rest of the text is not read.
+    let mut fields = LIGHT_FIELDS.to_vec();
+    fields.extend(["description", "tags"]);
+    let town = TaskView::new(store.tasks_with(&fields).await?);
+    let shown = filter.matching(&town);
     if shown.is_empty() {
         if town.records.is_empty() {
             println!(
@@ -112,26 +141,47 @@ pub async fn list(ctx: &Context, args: ListArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
+/// One task read for `tt task`: the town's graph with this task's record
+/// read whole, its index, and its attempts checked against the workers.
+pub(super) struct Detail {
+    pub town: TaskView,
+    pub i: usize,
+    pub attempts: Vec<Attempt>,
+}
+
+impl Detail {
+    pub(super) async fn read(ctx: &Context, store: &Store, id: &str) -> Result<Self, CliError> {
+        check_task_id(id)?;
+        // The graph needs every task's shape; only this one is read whole.
+        let mut town = TaskView::new(store.tasks_with(&LIGHT_FIELDS).await?);
+        let i = find_task(&town, store, id)?;
+        if let Some(full) = store.task(id).await? {
+            town.records[i] = full;
+        }
+        let (events, _) = full_history(ctx, store, Some(id)).await?;
+        let mut attempts = attempt::from_events(&events);
+        if attempts.iter().any(|a| a.outcome == "running") {
+            attempt::settle(&mut attempts, &town.records[i], &store.agents().await?);
+        }
+        Ok(Self { town, i, attempts })
+    }
+
+    /// What `tt task --json` prints (the dashboard's `GET /api/tasks/<id>`).
+    pub(super) fn json(&self) -> Value {
+        let mut v = self.town.json(self.i);
+        v["attempts"] = serde_json::to_value(&self.attempts).unwrap_or(Value::Null);
+        v
+    }
+}
+
 pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
-    check_task_id(&args.id)?;
     let store = ctx.store().await?;
-    // The graph needs every task's shape; only this one is read whole.
-    let mut town = TaskView::new(store.tasks_with(&LIGHT_FIELDS).await?);
-    let i = find_task(&town, &store, &args.id)?;
-    if let Some(full) = store.task(&args.id).await? {
-        town.records[i] = full;
-    }
-    let (events, _) = full_history(ctx, &store, Some(&args.id)).await?;
-    let mut attempts = attempt::from_events(&events);
-    if attempts.iter().any(|a| a.outcome == "running") {
-        attempt::settle(&mut attempts, &town.records[i], &store.agents().await?);
-    }
+    let detail = Detail::read(ctx, &store, &args.id).await?;
     if args.json {
-        let mut v = town.json(i);
-        v["attempts"] = serde_json::to_value(&attempts).unwrap_or(Value::Null);
-        output::json(&v);
+        output::json(&detail.json());
         return Ok(0);
     }
+    let Detail { town, i, attempts } = detail;
     let r = &town.records[i];
     let mut out = String::new();
     let mut field = |k: &str, v: String| out.push_str(&format!("{k:<12} {v}\n"));
