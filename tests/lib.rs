@@ -5,6 +5,7 @@ mod support;
 
 mod agent;
 mod commands;
+mod dashboard;
 mod doctor;
 mod facts;
 mod faults;

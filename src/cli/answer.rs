@@ -101,7 +101,10 @@ pub(super) async fn answer(
         }
         (None, None) => unreachable_answer()?,
     };
-    match store.answer_question(task, &question.id, &answer, by).await? {
+    match store
+        .answer_question(task, &question.id, &answer, by)
+        .await?
+    {
         Answered::Answered { question } => Ok(Answer { question, answer }),
         Answered::NoQuestion { status } => Err(CliError::Refused {
             message: format!("task `{task}` ({status}) no longer waits on that question"),

@@ -44,14 +44,8 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let store = ctx.store().await?;
     let (_, url) = ctx.peek_town()?;
     let target: RedisTarget = ctx.target(url.as_deref());
-    let dashboard = Dashboard::bind(
-        ctx.clone(),
-        store,
-        target,
-        args.addr,
-        args.read_only_public,
-    )
-    .await?;
+    let dashboard =
+        Dashboard::bind(ctx.clone(), store, target, args.addr, args.read_only_public).await?;
     announce(&dashboard);
     if args.open {
         open_in_browser(dashboard.url());

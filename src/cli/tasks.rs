@@ -3,10 +3,10 @@
 
 use serde_json::Value;
 
+use super::attempt::{self, Attempt};
 use super::feed::full_history;
 use super::lookup::{check_task_id, find_task};
 use super::task_view::TaskView;
-use super::attempt::{self, Attempt};
 use super::{CliError, Context, output};
 use crate::Status;
 use crate::graph::Readiness;

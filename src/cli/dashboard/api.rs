@@ -46,7 +46,11 @@ impl IntoResponse for ApiError {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let help = miette::Diagnostic::help(&self.0).map(|h| h.to_string());
-        (status, Json(json!({ "error": self.0.to_string(), "help": help }))).into_response()
+        (
+            status,
+            Json(json!({ "error": self.0.to_string(), "help": help })),
+        )
+            .into_response()
     }
 }
 
@@ -148,12 +152,16 @@ pub async fn answer(
     let text = body.get("text").and_then(Value::as_str);
     let choice = match body.get("choice") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
-            usage(
-                format!("`choice` must be a number from 1, not {v}"),
-                "send {\"choice\": 1} for the first choice",
-            )
-        })?),
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    usage(
+                        format!("`choice` must be a number from 1, not {v}"),
+                        "send {\"choice\": 1} for the first choice",
+                    )
+                })?,
+        ),
     };
     if text.is_none() && choice.is_none() {
         return Err(usage(

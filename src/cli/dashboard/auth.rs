@@ -81,9 +81,10 @@ pub async fn require(State(shared): State<Arc<Shared>>, req: Request, next: Next
         (None, Some(_)) if !read || !shared.read_only_public => {
             Some((StatusCode::FORBIDDEN, "the access token is wrong"))
         }
-        (None, None) if !read || !shared.read_only_public => {
-            Some((StatusCode::UNAUTHORIZED, "this request needs the access token"))
-        }
+        (None, None) if !read || !shared.read_only_public => Some((
+            StatusCode::UNAUTHORIZED,
+            "this request needs the access token",
+        )),
         _ => None,
     };
     match refusal {
