@@ -56,6 +56,9 @@ pub enum Ending {
     Fenced(Duration),
     /// Never started; the message says why.
     NotStarted(String),
+    /// Exited 0, but its work could not land (`workspace = "worktree"`):
+    /// the message says why, e.g. `conflicts with <task> in <files>`.
+    NotLanded(String),
 }
 
 impl Ending {
@@ -82,7 +85,7 @@ impl Ending {
                  (Redis unreachable, or the worker stalled)",
                 humantime::format_duration(*silent)
             )),
-            Ending::NotStarted(why) => Some(why.clone()),
+            Ending::NotStarted(why) | Ending::NotLanded(why) => Some(why.clone()),
         }
     }
 

@@ -44,6 +44,7 @@ mod orphan;
 mod redis_retry;
 mod registration;
 mod serve;
+mod workspace;
 
 use std::path::PathBuf;
 use std::sync::Arc;
