@@ -14,6 +14,7 @@ mod reload;
 mod run;
 mod store;
 mod sync;
+mod workspace;
 
 use std::collections::HashMap;
 

@@ -213,7 +213,11 @@ pub fn prune(
 fn prune_branches(repo: &Git, town: &str, intos: &[String]) -> Result<Vec<Pruned>, String> {
     let prefix = format!("refs/heads/{}", names::attempt_prefix(town));
     let refs = repo
-        .run(&["for-each-ref", "--format=%(refname) %(objectname)", &prefix])
+        .run(&[
+            "for-each-ref",
+            "--format=%(refname) %(objectname)",
+            "refs/heads/tt/",
+        ])
         .map_err(|e| e.to_string())?;
     let checked_out: HashSet<String> = repo
         .run(&["worktree", "list", "--porcelain"])
@@ -230,6 +234,10 @@ fn prune_branches(repo: &Git, town: &str, intos: &[String]) -> Result<Vec<Pruned
         let Some((name, oid)) = line.split_once(' ') else {
             continue;
         };
+        // for-each-ref matches whole components only; `tt/<town>@` is not one.
+        if !name.starts_with(&prefix) {
+            continue;
+        }
         let short = name.trim_start_matches("refs/heads/").to_string();
         if checked_out.contains(name) {
             continue;
