@@ -12,6 +12,7 @@
 pub mod command;
 pub mod config;
 mod error;
+pub mod probe;
 pub mod process;
 pub mod worker;
 

@@ -5,6 +5,7 @@ mod support;
 
 mod agent;
 mod commands;
+mod doctor;
 mod facts;
 mod faults;
 mod fuzz;
@@ -14,6 +15,7 @@ mod reload;
 mod run;
 mod store;
 mod sync;
+mod talk;
 mod workspace;
 
 use std::collections::HashMap;

@@ -42,6 +42,8 @@ pub struct AgentConfig {
     /// `workspace = "worktree"`: where work lands and how; `None` for a
     /// shared `workdir`.
     pub workspace: Option<workspace::Options>,
+    /// Time waiting for answers (`tt ask`) counts toward `timeout`.
+    pub timeout_counts_questions: bool,
 }
 
 /// What the command line of `tt agent` / `tt spawn` sets; each `Some`
@@ -118,6 +120,19 @@ impl AgentConfig {
                 name: name.to_string(),
             });
         }
+        // The loader reports these in a file with their place; flags and
+        // specs built in code come through here only.
+        if let Some(bad) = command
+            .iter()
+            .flat_map(|a| plan::placeholder::unknown(a))
+            .next()
+        {
+            return Err(AgentError::UnknownPlaceholder {
+                agent: name.to_string(),
+                name: bad.to_string(),
+                help: plan::placeholder::hint(bad),
+            });
+        }
         let timeout = match flags.timeout.as_ref().or(spec.timeout.as_ref()) {
             Some(text) => Some(
                 plan::parse_duration(text)
@@ -144,6 +159,7 @@ impl AgentConfig {
             workdir,
             backlog: flags.backlog || spec.backlog.unwrap_or(false),
             workspace: workspace_options(&spec.workspace.over(town)),
+            timeout_counts_questions: spec.timeout_counts_questions.unwrap_or(false),
         })
     }
 

@@ -41,6 +41,15 @@ pub enum AgentError {
     )]
     EmptyCommand { name: String },
 
+    /// A `{name}` in the command that is no placeholder.
+    #[error("unknown placeholder `{{{name}}}` in the command of agent `{agent}`")]
+    #[diagnostic(code(tt::agent::unknown_placeholder), help("{help}"))]
+    UnknownPlaceholder {
+        agent: String,
+        name: String,
+        help: String,
+    },
+
     /// `timeout` is not a duration.
     #[error("`{value}` is not a duration")]
     #[diagnostic(
@@ -115,6 +124,7 @@ impl AgentError {
             | AgentError::NoCommand { .. }
             | AgentError::UnknownPreset { .. }
             | AgentError::EmptyCommand { .. }
+            | AgentError::UnknownPlaceholder { .. }
             | AgentError::BadTimeout { .. }
             | AgentError::BadId { .. }
             | AgentError::Workdir { .. } => 2,

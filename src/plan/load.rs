@@ -15,7 +15,10 @@ use super::model::{
     AgentSpec, ChildFailure, Land, Meta, Mode, Parsed, Span, Status, TaskSpans, TaskSpec,
     TownConfig, WorkspaceSpec, agent_keys, meta_keys, task_keys, top_keys, town_keys,
 };
-use super::{LoadError, Plan, Problem, Settings, presets, valid_id, validate, workdir, workspace};
+use super::{
+    LoadError, Plan, Problem, Settings, placeholder, presets, valid_id, validate, workdir,
+    workspace,
+};
 
 /// Reads and loads a file.
 pub fn load_file(path: &Path) -> Result<Plan, LoadError> {
@@ -415,6 +418,9 @@ impl Loader {
                     Some("for example: command = [\"make\", \"{id}\"]"),
                 );
             }
+            for (arg, span) in &argv {
+                self.check_placeholders(arg, span.clone());
+            }
             spec.command = Some(argv.into_iter().map(|(s, _)| s).collect());
         }
         if spec.cli.is_some() && spec.command.is_some() {
@@ -457,6 +463,9 @@ impl Loader {
         }
         if let Some(v) = t.get("backlog") {
             spec.backlog = self.boolean(v, "`backlog`");
+        }
+        if let Some(v) = t.get("timeout_counts_questions") {
+            spec.timeout_counts_questions = self.boolean(v, "`timeout_counts_questions`");
         }
         spec.workspace = self.workspace(t);
         ok_name.then_some(spec)
@@ -598,6 +607,20 @@ impl Loader {
                 Some("give a positive duration like \"30m\", or leave `timeout` out for no limit"),
             ),
             Some(_) => {}
+        }
+    }
+
+    /// Every `{name}` in a `command` argument must be a placeholder.
+    fn check_placeholders(&mut self, arg: &str, span: Span) {
+        for name in placeholder::unknown(arg) {
+            let help = placeholder::hint(name);
+            self.error(
+                "tt::plan::unknown-placeholder",
+                span.clone(),
+                format!("unknown placeholder `{{{name}}}` in `command`"),
+                "not a placeholder",
+                Some(&help),
+            );
         }
     }
 

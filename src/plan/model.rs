@@ -100,6 +100,11 @@ pub struct AgentSpec {
     /// Also take ready tasks that have no agent (the town backlog).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backlog: Option<bool>,
+    /// Whether time a task spends waiting for an answer (`tt ask`) counts
+    /// toward its `timeout`. Default false: the timeout is paused while a
+    /// person is asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_counts_questions: Option<bool>,
     /// Where the commands run, and how their work lands; each key
     /// overrides `[town]`'s.
     #[serde(flatten)]
