@@ -551,3 +551,27 @@ fn include_copies_ignored_files_into_each_worktree() {
     let files = git(tt.dir(), &["ls-tree", "-r", "--name-only", "tt/w"]);
     assert!(!files.lines().any(|f| f == ".env"), "{files}");
 }
+
+#[test]
+fn stopping_tt_run_mid_task_leaves_the_worktree_clean_and_its_work_in_a_commit() {
+    let redis = RedisServer::start();
+    let sync = tempfile::tempdir().unwrap();
+    let script = "if [ $TT_ATTEMPT = 1 ]; then echo half > partial.txt; touch $SYNC/started; while true; do sleep 0.05; done; fi; echo whole > done.txt";
+    let extra = format!("env = {{ SYNC = \"{}\" }}", sync.path().display());
+    let (tt, _home) = repo(&plan(script, 1, &extra, &task("job", "")));
+    let tt = tt.redis(&redis);
+    let run = Running::start(&tt, &["run"]);
+    wait_until(DEADLINE, "attempt 1 has made its changes", || {
+        sync.path().join("started").exists()
+    });
+    assert_eq!(run.stop(), 0);
+    let wt = tt.dir().join(".tt/worktrees/dev-1");
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "", "left dirty");
+    assert_eq!(git(tt.dir(), &["show", "tt/w@job/1:partial.txt"]), "half");
+    let message = git(tt.dir(), &["log", "-1", "--format=%B", "tt/w@job/1"]);
+    assert!(message.contains("Tt-Landed: no"), "{message}");
+    // The next run picks the task up again and lands the retry.
+    let out = tt.run_with(["run", "--until-done"]).success();
+    assert!(out.stdout.contains("1 completed"), "{out}");
+    git(tt.dir(), &["cat-file", "-e", "tt/w:done.txt"]);
+}

@@ -26,6 +26,7 @@ pub fn salvage(
     worker: &str,
     town: &str,
 ) -> Result<Option<String>, String> {
+    clear_stale_lock(wt);
     if wt.changes().map_err(|e| e.to_string())?.is_empty() {
         return Ok(None);
     }
@@ -54,6 +55,18 @@ pub fn salvage(
     };
     commit_all(wt, &message)?;
     Ok(wt.commit_of("HEAD"))
+}
+
+/// Removes the index lock a git killed with its attempt left behind:
+/// salvage runs only once the attempt's process group is gone, so no git
+/// of tt's holds it, and without this every later attempt would fail.
+fn clear_stale_lock(wt: &Git) {
+    if let Ok(dir) = wt.run(&["rev-parse", "--absolute-git-dir"]) {
+        let lock = std::path::Path::new(&dir).join("index.lock");
+        if lock.is_file() {
+            let _ = std::fs::remove_file(lock);
+        }
+    }
 }
 
 /// `git add -A` and a commit with `message`, without hooks: a hook of the

@@ -139,6 +139,31 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// At a worker's start: what an attempt of an earlier process with
+    /// this id left uncommitted is committed at once (its task may be
+    /// retried on another worker, and this one may get no task for long),
+    /// and the worktree is left clean on a detached `HEAD`. Nothing to do
+    /// without a worktree yet.
+    pub fn tidy(&self) -> Result<(), String> {
+        let dir = self.dir();
+        if !dir.join(".git").is_file() {
+            return Ok(());
+        }
+        let root = probe::repository_root(&self.project_dir)?;
+        let wt = Git::committing(&root).in_dir(&dir);
+        let previous = state::read(&dir);
+        salvage::salvage(&wt, previous.as_ref(), &self.worker, &self.town)?;
+        if let Some(mut previous) = previous.filter(|p| p.landed.is_none()) {
+            previous.landed = Some(false);
+            state::write(&dir, &previous)?;
+        }
+        wt.run(&["checkout", "--quiet", "--detach"])
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
 fn canonical(path: &Path) -> Result<PathBuf, String> {
     path.canonicalize()
         .map_err(|e| format!("cannot resolve `{}`: {e}", path.display()))

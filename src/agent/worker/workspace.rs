@@ -52,16 +52,30 @@ impl Place {
     }
 }
 
-/// Makes the worker's worktree ready for the attempt, when it has one.
-pub(super) async fn prepare(worker: &Worker, task: &ClaimedTask, log: &Log) -> Place {
-    let Some(options) = worker.config.workspace.clone() else {
-        return Place::Shared;
-    };
-    let ws = Workspace {
+/// The worker's workspace, when it has a worktree.
+fn workspace_of(worker: &Worker) -> Option<Workspace> {
+    let options = worker.config.workspace.clone()?;
+    Some(Workspace {
         project_dir: worker.project_dir.clone(),
         worker: worker.id.clone(),
         town: worker.town.clone(),
         options,
+    })
+}
+
+/// At start: commits what an earlier process with this id left in its
+/// worktree ([`Workspace::tidy`]). A failure comes back at the next
+/// attempt, which then says why it cannot start.
+pub(super) async fn tidy(worker: &Worker) {
+    if let Some(ws) = workspace_of(worker) {
+        let _ = tokio::task::spawn_blocking(move || ws.tidy()).await;
+    }
+}
+
+/// Makes the worker's worktree ready for the attempt, when it has one.
+pub(super) async fn prepare(worker: &Worker, task: &ClaimedTask, log: &Log) -> Place {
+    let Some(ws) = workspace_of(worker) else {
+        return Place::Shared;
     };
     let (id, attempt, workdir) = (task.id.clone(), task.attempt, worker.config.workdir.clone());
     let ready = ws.clone();
