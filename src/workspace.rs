@@ -13,6 +13,7 @@
 //! - [`salvage`]: uncommitted work of a dead attempt, kept in a commit.
 //! - [`landing`]: a finished attempt's commits onto `into`, one at a time.
 //! - [`listing`]: what `tt workspaces` shows, and `prune`.
+//! - `lock`: one landing at a time, one change to the worktree list at a time.
 //!
 //! This module knows git and the file system, nothing of Redis or the
 //! plan's types: the agent layer hands it [`Options`], and the plan's
@@ -21,6 +22,7 @@
 pub mod git;
 pub mod landing;
 pub mod listing;
+mod lock;
 pub mod mode;
 pub mod names;
 pub mod probe;

@@ -112,26 +112,25 @@ pub(super) fn check(
     let Some(first) = uses.first() else {
         return;
     };
-    let mut problem =
-        |span: &Span, code: &'static str, message: String, label: &str, help: &str| {
-            problems.push(Problem::new(src, code, span.clone(), message, label).help(help));
-        };
+    let problem = |span: &Span, code: &'static str, message: String, label: &str, help: &str| {
+        Problem::new(src, code, span.clone(), message, label).help(help)
+    };
     let at = first.workspace.as_ref().map_or(0..0, |(_, s)| s.clone());
     let version = match probe::git_version() {
         Ok(v) => v,
         Err(why) => {
-            problem(
+            problems.push(problem(
                 &at,
                 "tt::plan::no-git",
                 format!("`workspace = \"worktree\"` needs git: {why}"),
                 "needs git",
                 "install git 2.38 or newer, or use `workspace = \"shared\"`",
-            );
+            ));
             return;
         }
     };
     if version < probe::MIN_GIT {
-        problem(
+        problems.push(problem(
             &at,
             "tt::plan::old-git",
             format!(
@@ -141,7 +140,7 @@ pub(super) fn check(
             ),
             "needs a newer git",
             "install git 2.38 or newer, or use `workspace = \"shared\"`",
-        );
+        ));
         return;
     }
     let base = plan_path
@@ -151,16 +150,25 @@ pub(super) fn check(
     let repo_root = match probe::repository_root(base) {
         Ok(root) => root,
         Err(why) => {
-            problem(
+            problems.push(problem(
                 &at,
                 "tt::plan::not-git",
                 format!("`workspace = \"worktree\"` needs a git repository: {why}"),
                 "not in a git repository",
                 "run `git init` and make a first commit there, or use `workspace = \"shared\"`",
-            );
+            ));
             return;
         }
     };
+    if !probe::is_ignored(base, ".tt/worktrees") {
+        problems.push(problem(
+            &at,
+            "tt::plan::state-not-ignored",
+            "`.tt/` is not ignored by git: the worktrees in it show in `git status`, and `git add -A` would take them in".into(),
+            "worktrees go to .tt/worktrees",
+            "add `.tt/` to `.gitignore` (`tt init` does)",
+        ).warning());
+    }
     let mut seen: Vec<Span> = Vec::new();
     let mut once = |span: &Span| {
         if seen.contains(span) {
@@ -175,20 +183,20 @@ pub(super) fn check(
             && once(span)
             && !probe::valid_branch(into)
         {
-            problem(
+            problems.push(problem(
                 span,
                 "tt::plan::bad-into",
                 format!("`into = \"{into}\"` is not a valid branch name"),
                 "not a branch name",
                 "name a branch like `tt/work` or `main` (see `git check-ref-format`)",
-            );
+            ));
         }
         if keys.land() == Land::Rebase
             && version < probe::MIN_GIT_REBASE
             && let Some((_, span)) = &keys.land
             && once(span)
         {
-            problem(
+            problems.push(problem(
                 span,
                 "tt::plan::old-git",
                 format!(
@@ -198,7 +206,7 @@ pub(super) fn check(
                 ),
                 "needs a newer git",
                 "install git 2.40 or newer, or use `land = \"merge\"`",
-            );
+            ));
         }
         for (path, span) in &keys.include {
             let p = Path::new(path);
@@ -206,20 +214,20 @@ pub(super) fn check(
                 || p.components()
                     .any(|c| matches!(c, Component::ParentDir | Component::RootDir));
             if escapes && once(span) {
-                problem(
+                problems.push(problem(
                     span,
                     "tt::plan::bad-include",
                     format!("`include` path `{path}` leaves the repository"),
                     "not inside the repository",
                     "give paths relative to the top of the repository, like `.env` or `config/local.toml`",
-                );
+                ));
             }
         }
         if let Some((remote, span)) = &keys.push
             && once(span)
         {
             if keys.land() != Land::Branch {
-                problem(
+                problems.push(problem(
                     span,
                     "tt::plan::push-needs-branch",
                     format!(
@@ -228,15 +236,15 @@ pub(super) fn check(
                     ),
                     "needs `land = \"branch\"`",
                     "each clone would land on its own `into` and they would diverge: with `push`, set `land = \"branch\"` and merge the pushed branches in one place (README \"Workspaces\")",
-                );
+                ));
             } else if !probe::has_remote(&repo_root, remote) {
-                problem(
+                problems.push(problem(
                     span,
                     "tt::plan::no-remote",
                     format!("the repository has no remote `{remote}`"),
                     "unknown remote",
                     "add it with `git remote add`, or fix `push`",
-                );
+                ));
             }
         }
     }

@@ -14,11 +14,9 @@
 //! branch and commit.
 
 use std::fmt;
-use std::fs::File;
-use std::os::fd::AsRawFd;
-use std::path::Path;
 
 use super::git::Git;
+use super::lock;
 use super::mode::Land;
 use super::salvage::{self, commit_all, trailers};
 use super::state::{self, AttemptState};
@@ -163,7 +161,7 @@ impl Workspace {
                 landed.note = format!("left on branch `{}` (land = \"branch\")", a.branch);
             }
             Land::Merge | Land::Rebase => {
-                let _turn = lock(&self.project_dir)?;
+                let _turn = lock::take(&self.project_dir, "land")?;
                 refuse_checked_out(repo, &a.into)?;
                 let commit = match self.options.land {
                     Land::Rebase => rebase(repo, a, &self.worker)?,
@@ -217,35 +215,6 @@ fn shorten(text: &str, max: usize) -> String {
     }
     let cut: String = text.chars().take(max.saturating_sub(1)).collect();
     format!("{cut}…")
-}
-
-/// Holds the town's landing lock until dropped.
-struct Turn(#[allow(dead_code)] File);
-
-fn lock(project_dir: &Path) -> Result<Turn, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = crate::state_dir::path(project_dir).join("land.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| format!("cannot open the landing lock `{}`: {e}", path.display()))?;
-    loop {
-        // SAFETY: flock on a descriptor this function owns; it blocks
-        // until the lock is ours and touches no memory.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(Turn(file));
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(format!(
-                "cannot take the landing lock `{}`: {e}",
-                path.display()
-            ));
-        }
-    }
 }
 
 /// An error when some worktree (the user's own checkout included) has

@@ -140,6 +140,8 @@ pub fn prune(
 ) -> Result<Vec<Pruned>, String> {
     let root = super::probe::repository_root(project_dir)?;
     let repo = Git::at(&root);
+    // No worker adds a worktree while the list is pruned.
+    let _turn = super::lock::take(project_dir, "worktree")?;
     let mut done = Vec::new();
     for w in list(project_dir) {
         if exists(&w.worker) {

@@ -57,6 +57,11 @@ pub fn has_remote(dir: &Path, name: &str) -> bool {
     Git::at(dir).succeeds(&["remote", "get-url", name])
 }
 
+/// Whether git ignores `path` (relative to `dir`).
+pub fn is_ignored(dir: &Path, path: &str) -> bool {
+    Git::at(dir).succeeds(&["check-ignore", "-q", path])
+}
+
 /// `2.38` for messages.
 pub fn show((major, minor): (u32, u32)) -> String {
     format!("{major}.{minor}")

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::git::Git;
 use super::mode::Land;
 use super::state::{self, AttemptState};
-use super::{names, probe, salvage};
+use super::{lock, names, probe, salvage};
 
 /// A checked workspace setting of an agent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,7 +86,7 @@ impl Workspace {
         let into = self.into_branch();
         let tip = ensure_into(&repo, &into)?;
         let dir = self.dir();
-        ensure_worktree(&repo, &dir, &tip)?;
+        ensure_worktree(&repo, &self.project_dir, &dir, &tip)?;
         let wt = repo.in_dir(&dir);
         let previous = state::read(&dir);
         salvage::salvage(&wt, previous.as_ref(), &self.worker, &self.town).map_err(|e| {
@@ -189,14 +189,14 @@ fn ensure_into(repo: &Git, into: &str) -> Result<String, String> {
 }
 
 /// A registered, present worktree at `dir`, created at `tip` if needed.
-fn ensure_worktree(repo: &Git, dir: &Path, tip: &str) -> Result<(), String> {
-    if dir.join(".git").exists() {
-        let top = Git::at(dir).run(&["rev-parse", "--show-toplevel"]);
-        if top
-            .is_ok_and(|t| Path::new(&t) == dir || canonical(dir).is_ok_and(|d| d == Path::new(&t)))
-        {
-            return Ok(());
-        }
+fn ensure_worktree(repo: &Git, project_dir: &Path, dir: &Path, tip: &str) -> Result<(), String> {
+    if is_worktree(dir) {
+        return Ok(());
+    }
+    let _turn = lock::take(project_dir, "worktree")?;
+    // Another worker of this project may have made it meanwhile.
+    if is_worktree(dir) {
+        return Ok(());
     }
     // Forget registrations whose directory is gone, so `add` may reuse it.
     repo.run(&["worktree", "prune"])
@@ -226,6 +226,13 @@ fn ensure_worktree(repo: &Git, dir: &Path, tip: &str) -> Result<(), String> {
     repo.run(&["worktree", "add", "--quiet", "--detach", &path, tip])
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+fn is_worktree(dir: &Path) -> bool {
+    dir.join(".git").is_file()
+        && Git::at(dir)
+            .run(&["rev-parse", "--show-toplevel"])
+            .is_ok_and(|t| Path::new(&t) == dir || canonical(dir).is_ok_and(|d| d == Path::new(&t)))
 }
 
 /// `wanted`, unless a branch of that name holds work that is not in
