@@ -420,3 +420,51 @@ fn rebase(repo: &Git, a: &Attempt, worker: &str) -> Result<String, LandingError>
         a.into
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt() -> Attempt {
+        Attempt {
+            task: "login".into(),
+            attempt: 2,
+            root: "/w".into(),
+            workdir: "/w".into(),
+            branch: "tt/shop@login/2".into(),
+            base: "abc".into(),
+            into: "tt/shop".into(),
+            repo: "/r".into(),
+        }
+    }
+
+    #[test]
+    fn tt_s_commit_names_the_task_and_carries_the_trailers() {
+        let m = task_message(&attempt(), "coder-1", "Implement login\n\nWith tests.\n");
+        assert_eq!(
+            m,
+            "login: Implement login\n\nWith tests.\n\nTt-Task: login\nTt-Attempt: 2\nTt-Agent: coder-1\n"
+        );
+        let m = task_message(&attempt(), "coder-1", "  ");
+        assert!(m.starts_with("login\n\nTt-Task: login\n"), "{m}");
+        let long = "x".repeat(100);
+        let m = task_message(&attempt(), "c", &long);
+        assert_eq!(
+            m.lines().next().unwrap().chars().count(),
+            "login: ".len() + 72
+        );
+    }
+
+    #[test]
+    fn a_conflict_names_the_task_and_the_files() {
+        let e = LandingError::Conflict {
+            with: "signup".into(),
+            files: vec!["src/a.rs".into(), "README".into()],
+            branch: "tt/shop@login/2".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "conflicts with `signup` in src/a.rs, README; its work is kept on branch `tt/shop@login/2`"
+        );
+    }
+}
