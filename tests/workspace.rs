@@ -575,3 +575,25 @@ fn stopping_tt_run_mid_task_leaves_the_worktree_clean_and_its_work_in_a_commit()
     assert!(out.stdout.contains("1 completed"), "{out}");
     git(tt.dir(), &["cat-file", "-e", "tt/w:done.txt"]);
 }
+
+#[test]
+fn a_timed_out_attempt_s_changes_are_kept_in_a_commit_on_its_branch() {
+    let redis = RedisServer::start();
+    let script = "echo started > wip.txt; while true; do sleep 0.05; done";
+    let (tt, _home) = repo(&plan(script, 1, "timeout = \"1s\"", &task("slow", "")));
+    let tt = tt.redis(&redis);
+    tt.run_with(["run", "--until-done"]).code(1);
+    assert!(redis.task_field("w", "slow", "error").contains("timed out"));
+    assert_eq!(git(tt.dir(), &["show", "tt/w@slow/1:wip.txt"]), "started");
+    assert_eq!(
+        git(tt.dir(), &["rev-parse", "tt/w"]),
+        git(tt.dir(), &["rev-parse", "main"]),
+        "nothing landed"
+    );
+    let wt = tt.dir().join(".tt/worktrees/dev-1");
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+    tt.run_with(["task", "slow"])
+        .success()
+        .stdout_contains("tt/w@slow/1")
+        .stdout_contains("no (its work is on the branch)");
+}
