@@ -211,9 +211,15 @@ impl Graph {
         }
     }
 
+    /// A group with an agent is its own run while that run is queued,
+    /// running or failed. Pending, it is a join step waiting for its
+    /// children; completed — it ran before it had children, or gained
+    /// more after its join step (`tt assign --parent`) — it is done only
+    /// once its children are, so its dependants wait for the whole.
     fn group_status(&self, g: usize) -> Status {
         let own = self.nodes[g].status;
-        if own == Status::Cancelled || (self.nodes[g].has_agent && own != Status::Pending) {
+        let own_run_decides = !matches!(own, Status::Pending | Status::Completed);
+        if own == Status::Cancelled || (self.nodes[g].has_agent && own_run_decides) {
             return own;
         }
         let p = self.progress(g);
@@ -469,24 +475,7 @@ impl Graph {
     /// is in dispatch order. Finished and cancelled tasks are left out.
     pub fn waves(&self) -> Vec<Vec<usize>> {
         let n = self.nodes.len();
-        // start(t) = 2t waits for done(d) of deps and start(parent);
-        // done(t) = 2t+1 waits for start(t) and done(child).
-        let mut g: DiGraph<(), ()> = DiGraph::with_capacity(2 * n, 4 * n);
-        for _ in 0..2 * n {
-            g.add_node(());
-        }
-        let start = |i: usize| NodeIndex::new(2 * i);
-        let done = |i: usize| NodeIndex::new(2 * i + 1);
-        for i in 0..n {
-            g.add_edge(done(i), start(i), ());
-            for &d in &self.deps[i] {
-                g.add_edge(start(i), done(d), ());
-            }
-            if let Some(p) = self.parent[i] {
-                g.add_edge(start(i), start(p), ());
-                g.add_edge(done(p), done(i), ());
-            }
-        }
+        let g = self.wait_graph();
         let Ok(order) = toposort(&g, None) else {
             return Vec::new();
         };
@@ -523,6 +512,38 @@ impl Graph {
             self.sort_dispatch_order(wave);
         }
         waves
+    }
+
+    /// Whether some task waits, through dependencies and groups, for
+    /// itself: then it can never run. The file validator reports such
+    /// plans with their path; this checks a graph with an ad-hoc task in it.
+    pub fn has_wait_cycle(&self) -> bool {
+        toposort(&self.wait_graph(), None).is_err()
+    }
+
+    /// What waits for what: node `2t` is the start of task `t`, `2t + 1`
+    /// its end. A start waits for the end of each dependency and for the
+    /// start of its group; an end waits for its own start and for the end
+    /// of each child. (Edges point from the waiting node.)
+    fn wait_graph(&self) -> DiGraph<(), ()> {
+        let n = self.nodes.len();
+        let mut g: DiGraph<(), ()> = DiGraph::with_capacity(2 * n, 4 * n);
+        for _ in 0..2 * n {
+            g.add_node(());
+        }
+        let start = |i: usize| NodeIndex::new(2 * i);
+        let done = |i: usize| NodeIndex::new(2 * i + 1);
+        for i in 0..n {
+            g.add_edge(done(i), start(i), ());
+            for &d in &self.deps[i] {
+                g.add_edge(start(i), done(d), ());
+            }
+            if let Some(p) = self.parent[i] {
+                g.add_edge(start(i), start(p), ());
+                g.add_edge(done(p), done(i), ());
+            }
+        }
+        g
     }
 }
 
