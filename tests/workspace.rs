@@ -536,7 +536,7 @@ fn landing_refuses_a_branch_that_a_checkout_has_checked_out() {
 }
 
 #[test]
-fn include_copies_ignored_files_into_each_worktree() {
+fn include_copies_ignored_files_into_each_worktree_and_no_hook_runs() {
     let redis = RedisServer::start();
     let (tt, _home) = repo(&plan(
         "cat .env > seen.txt",
@@ -545,8 +545,14 @@ fn include_copies_ignored_files_into_each_worktree() {
         &task("a", ""),
     ));
     tt.write(".env", "SECRET=1\n");
+    // The repository's hooks are not run by tt's own checkouts and commits.
+    let hooked = tt.dir().join("hooked");
+    let hook = tt.dir().join(".git/hooks/post-checkout");
+    std::fs::write(&hook, format!("#!/bin/sh\ntouch {}\n", hooked.display())).unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let tt = tt.redis(&redis);
     tt.run_with(["run", "--until-done"]).success();
+    assert!(!hooked.exists(), "a hook ran");
     assert_eq!(git(tt.dir(), &["show", "tt/w:seen.txt"]), "SECRET=1");
     let files = git(tt.dir(), &["ls-tree", "-r", "--name-only", "tt/w"]);
     assert!(!files.lines().any(|f| f == ".env"), "{files}");

@@ -1,6 +1,6 @@
 //! Running git as a process: `git -C <dir> …` with a clean environment
 //! (no `GIT_DIR` or `GIT_WORK_TREE` of a hook that started tt), a stable
-//! language for the output tt reads, and, for the commits tt makes, an
+//! language for the output tt reads, no hooks, and, for the commits tt makes, an
 //! identity when the repository and the user configured none — tt must be
 //! able to commit on a build machine nobody set up.
 
@@ -102,7 +102,13 @@ impl Git {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("git");
-        cmd.arg("-C").arg(&self.dir).args(&self.identity).args(args);
+        // No hooks on tt's own checkouts and commits: a `post-checkout`
+        // of the repository must not run (or fail) in tt's bookkeeping.
+        cmd.arg("-C")
+            .arg(&self.dir)
+            .args(["-c", "core.hooksPath=/dev/null"])
+            .args(&self.identity)
+            .args(args);
         for var in REPOSITORY_VARS {
             cmd.env_remove(var);
         }
