@@ -66,6 +66,8 @@ impl Ending {
     pub fn exit_code(&self) -> Option<i32> {
         match self {
             Ending::Exited(code) => Some(*code),
+            // It did exit 0; the error says why the attempt failed anyway.
+            Ending::NotLanded(_) => Some(0),
             _ => None,
         }
     }
