@@ -72,6 +72,16 @@ fn an_answer_reaches_the_asking_command_exactly() {
         .success()
         .stdout_contains("→ not yet");
     assert_eq!(run.wait_exit(), 0, "{}", run.output());
+    let printed = run.output();
+    assert!(
+        printed.contains("QUESTION from dev-1 on migrate: The migration drops a column. Go ahead?"),
+        "{printed}"
+    );
+    assert!(printed.contains("answered migrate: not yet"), "{printed}");
+    assert!(
+        !printed.contains('\u{7}'),
+        "no bell off a terminal: {printed}"
+    );
     assert_eq!(tt.read("got.txt"), "not yet");
     assert_eq!(status_of(&redis), "completed");
     let v = json_of(&tt, &["status", "--json"]);

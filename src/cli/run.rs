@@ -67,8 +67,16 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     // Handed over, not kept: a 100k-task plan is tens of MiB the runner
     // drops once it is in Redis (README "Performance").
     let summary = runner::run(opts, plan, |r| {
+        // A new question rings the terminal's bell once: someone is needed.
+        let bell = tty && matches!(&r, RunnerNote::Event(e) if e.kind == "asked");
         if let Some(line) = report_line(&file_name, r) {
             print(line);
+        }
+        if bell {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(b"\x07");
+            let _ = out.flush();
         }
         dirty.notify_one();
     })
@@ -168,6 +176,25 @@ fn report_line(file: &str, r: RunnerNote) -> Option<String> {
                 e.field("reason").unwrap_or("")
             ),
             "rejected" => format!("rejected a stale report for {} from {}", e.task, e.agent),
+            "asked" => format!(
+                "QUESTION from {} on {}: {} — `tt answer {} …`",
+                e.agent,
+                e.task,
+                e.field("question").unwrap_or(""),
+                e.task
+            ),
+            "answered" => format!("answered {}: {}", e.task, e.field("answer").unwrap_or("")),
+            "unasked" => format!(
+                "question on {} withdrawn ({})",
+                e.task,
+                e.field("reason").unwrap_or("")
+            ),
+            "progress" => format!(
+                "{} on {}: {}",
+                e.task,
+                e.agent,
+                e.field("progress").unwrap_or("")
+            ),
             "corrupt" => format!(
                 "FAILED {}: {} (not run)",
                 e.task,

@@ -625,7 +625,8 @@ impl Store {
         Ok((finish, next))
     }
 
-    fn unexpected(&self, script: &str, reply: &[String]) -> StoreError {
+    /// A script's reply that is none of the ones it gives.
+    pub(super) fn unexpected(&self, script: &str, reply: &[String]) -> StoreError {
         StoreError::Corrupt {
             key: self.keys.prefix().to_string(),
             what: format!("{script} answered {reply:?}"),
