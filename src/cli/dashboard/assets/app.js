@@ -142,7 +142,9 @@ function renderCounts() {
   $("counts").replaceChildren(...kids);
 }
 
-function waves() {
+// Dependency waves: a task comes after everything it depends on; a group
+// stands where its first child does (or later, for its own dependencies).
+function waves(kids) {
   const memo = new Map();
   const wave = (id, seen) => {
     if (memo.has(id)) return memo.get(id);
@@ -151,7 +153,8 @@ function waves() {
     const t = S.byId.get(id);
     let w = 0;
     for (const d of (t && t.depends_on) || []) if (S.byId.has(d)) w = Math.max(w, wave(d, seen) + 1);
-    if (t && t.parent && S.byId.has(t.parent)) w = Math.max(w, wave(t.parent, seen));
+    const under = kids.get(id) || [];
+    if (under.length) w = Math.max(w, Math.min(...under.map((c) => wave(c.id, seen))));
     memo.set(id, w);
     return w;
   };
@@ -160,12 +163,13 @@ function waves() {
 }
 
 function renderGraph() {
-  const wv = waves(), kids = new Map();
+  const kids = new Map();
   for (const t of S.tasks) {
     const p = t.parent && S.byId.has(t.parent) ? t.parent : "";
     if (!kids.has(p)) kids.set(p, []);
     kids.get(p).push(t);
   }
+  const wv = waves(kids);
   const big = S.tasks.length > 500;
   const collapsed = (id) => S.collapsed.has(id) || (big && !S.expanded.has(id));
   const block = (parent) => {
@@ -228,7 +232,10 @@ function drawEdges() {
     p.setAttribute("data-edge", d + "→" + t.id);
     paths.push(p);
   }
-  svg.setAttribute("width", wrap.scrollWidth); svg.setAttribute("height", wrap.scrollHeight);
+  // Sized to the graph, not the wrapper: the wrapper's scroll size would
+  // include the SVG itself and grow with every redraw.
+  const g = $("graph");
+  svg.setAttribute("width", g.offsetLeft + g.scrollWidth); svg.setAttribute("height", g.offsetTop + g.scrollHeight);
   svg.replaceChildren(...paths);
 }
 
