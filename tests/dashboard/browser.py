@@ -1,12 +1,15 @@
 """Browser checks of `tt run --dashboard` in headless Chromium (selenium).
 
-Usage: browser.py URL PROJECT_DIR  — URL as tt printed it (with the token),
-PROJECT_DIR the town's project, where `go` releases the task `gate`.
+Usage: browser.py URL PROJECT_DIR PID — URL as tt printed it (with the
+token), PROJECT_DIR the town's project, where `go` releases the task
+`gate`, PID the `tt` serving the page (stopped last, to see the page say
+it is disconnected).
 Run by tests/dashboard/browser.rs; exits non-zero with what failed.
 """
 
 import os
 import shutil
+import signal
 import sys
 import time
 import urllib.error
@@ -16,7 +19,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-URL, PROJECT = sys.argv[1], sys.argv[2]
+URL, PROJECT, SERVER = sys.argv[1], sys.argv[2], int(sys.argv[3])
 BASE = URL.split("/?")[0]
 TASKS = ["quick", "gate", "flaky", "group", "child", "after"]
 DEADLINE = 30.0
@@ -90,6 +93,13 @@ def main():
         assert len(edges) >= 2, f"depends_on edges are drawn, got {len(edges)}"
         agents = driver.find_elements(By.CSS_SELECTOR, "#agents [data-agent]")
         assert len(agents) == 3, f"three workers listed, got {len(agents)}"
+
+        # A lost connection is said, not shown as live.
+        os.kill(SERVER, signal.SIGTERM)
+        banner = driver.find_element(By.ID, "disconnected")
+        wait("the page says it is disconnected", lambda: banner.is_displayed(), within=10)
+        assert banner.text == "disconnected — retrying", banner.text
+        assert "stale" in driver.find_element(By.TAG_NAME, "body").get_attribute("class")
     finally:
         driver.quit()
     print("all browser checks passed")

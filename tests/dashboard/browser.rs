@@ -1,5 +1,6 @@
 //! The page in a real headless Chromium over WebDriver, driven by
-//! `browser.py` (Python selenium) against `tt run --dashboard`.
+//! `browser.py` (Python selenium) against `tt run --dashboard`, which it
+//! stops at the end to see the page say it is disconnected.
 //!
 //! Needs `chromium`, `chromedriver` and the Python module `selenium`
 //! (`.ci/run` installs them); a missing one fails the test and says how to
@@ -64,7 +65,7 @@ depends_on = ["gate"]
 "#;
 
 #[test]
-fn the_page_lists_every_task_updates_live_and_retries_in_a_browser() {
+fn the_page_lists_every_task_updates_live_retries_and_says_when_it_is_disconnected() {
     require_tool("chromium", "chromium");
     require_tool("chromedriver", "chromium-driver");
     require_tool("python3", "python3");
@@ -76,6 +77,7 @@ fn the_page_lists_every_task_updates_live_and_retries_in_a_browser() {
         .arg(&script)
         .arg(d.url())
         .arg(town.dir())
+        .arg(d.run.pid().to_string())
         .output()
         .expect("python3 runs");
     let printed = format!(
