@@ -30,6 +30,7 @@ mod mcp;
 mod output;
 mod pipe;
 mod plan;
+mod plan_picture;
 mod progress;
 mod prune;
 mod recover;
@@ -43,6 +44,7 @@ mod task_view;
 mod tasks;
 mod time;
 mod towns;
+mod workspaces;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -256,6 +258,19 @@ pub enum Command {
     ///   tt prune
     #[command(verbatim_doc_comment)]
     Prune(prune::Args),
+    /// List the workers' git worktrees (`workspace = "worktree"`): worker,
+    /// task, branch, dirty or clean, size on disk, landed.
+    ///
+    /// `tt workspaces prune` removes the worktrees of workers that no
+    /// longer exist and the branches whose work landed; never a worktree
+    /// with work in no commit, unless `--force`.
+    ///
+    /// Examples:
+    ///   tt workspaces
+    ///   tt workspaces --json
+    ///   tt workspaces prune
+    #[command(verbatim_doc_comment)]
+    Workspaces(workspaces::Args),
     /// Cancel a task (a group: with its unfinished tasks).
     ///
     /// A running task's worker is told to stop it. Exit status 2 if the task
@@ -357,7 +372,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
     let ctx = Context::new(cli.global)?;
     match cli.command {
         Command::Init(args) => init::run(&ctx, args),
-        Command::Plan(args) => plan::run(&ctx, args),
+        Command::Plan(args) => plan::run(&ctx, args).await,
         Command::Schema => schema::run(),
         Command::Sync(cmd) => sync::run(&ctx, cmd).await,
         Command::Tasks(args) => tasks::list(&ctx, args).await,
@@ -377,6 +392,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::History(args) => history::run(&ctx, args).await,
         Command::Kill(args) => kill::run(&ctx, args).await,
         Command::Prune(args) => prune::run(&ctx, args).await,
+        Command::Workspaces(args) => workspaces::run(&ctx, args).await,
         Command::Cancel(args) => cancel::run(&ctx, args).await,
         Command::Retry(args) => retry::run(&ctx, args).await,
         Command::Agent(args) => agent::run(&ctx, args).await,

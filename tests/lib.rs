@@ -17,6 +17,7 @@ mod run;
 mod store;
 mod sync;
 mod talk;
+mod workspace;
 
 use std::collections::HashMap;
 

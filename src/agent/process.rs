@@ -56,6 +56,9 @@ pub enum Ending {
     Fenced(Duration),
     /// Never started; the message says why.
     NotStarted(String),
+    /// Exited 0, but its work could not land (`workspace = "worktree"`):
+    /// the message says why, e.g. `conflicts with <task> in <files>`.
+    NotLanded(String),
 }
 
 impl Ending {
@@ -63,6 +66,8 @@ impl Ending {
     pub fn exit_code(&self) -> Option<i32> {
         match self {
             Ending::Exited(code) => Some(*code),
+            // It did exit 0; the error says why the attempt failed anyway.
+            Ending::NotLanded(_) => Some(0),
             _ => None,
         }
     }
@@ -82,7 +87,7 @@ impl Ending {
                  (Redis unreachable, or the worker stalled)",
                 humantime::format_duration(*silent)
             )),
-            Ending::NotStarted(why) => Some(why.clone()),
+            Ending::NotStarted(why) | Ending::NotLanded(why) => Some(why.clone()),
         }
     }
 

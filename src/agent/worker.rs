@@ -44,6 +44,7 @@ mod orphan;
 mod redis_retry;
 mod registration;
 mod serve;
+mod workspace;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -149,6 +150,8 @@ pub async fn run(
         tasks: 0,
         logs: logs_dir(&worker.project_dir).display().to_string(),
     };
+    // After `register` stopped any command an earlier process left.
+    workspace::tidy(&worker).await;
     let idle = state.serve(&mut inbox).await;
     let tasks = state.tasks;
 

@@ -11,6 +11,7 @@ use super::orphan::{orphan_note, runner_gone};
 use super::pause;
 use super::redis_retry::RedisRetry;
 use super::serve::Loop;
+use super::workspace;
 use crate::agent::command::TaskVars;
 use crate::agent::process::{self, Ending, Launch, STOP_GRACE, TAIL_BYTES};
 use crate::backoff::Policy;
@@ -46,26 +47,34 @@ impl Loop<'_> {
             attempt: task.attempt,
         };
         let argv = config.argv(&vars);
-        let env = self.env(&task);
+        let mut env = self.env(&task);
         let log = process::Log::open(&log);
+        // The worktree of `workspace = "worktree"` (see `workspace`).
+        let place = workspace::prepare(self.worker, &task, &log).await;
+        let workdir = place.workdir(&config.workdir);
+        env.extend(place.env());
         log.note(&format!(
             "task `{}` attempt {} on worker `{}`: running `{}` in {}",
             task.id,
             task.attempt,
             self.identity.id,
             config.program(),
-            config.workdir.display()
+            workdir.display()
         ));
         let launch = Launch {
             argv: &argv,
             env: &env,
-            workdir: &config.workdir,
+            workdir: &workdir,
             log: &log,
         };
         // What the attempt learns on the way (its workspace, what the
         // agent's output says), reported with how it ended.
-        let facts = Facts::new();
-        let ending = match process::start(launch) {
+        let mut facts = Facts::new();
+        let started = match place.failure() {
+            Some(why) => Err(why),
+            None => process::start(launch),
+        };
+        let ending = match started {
             Err(why) => Ending::NotStarted(why),
             Ok(mut running) => {
                 // Recorded so that if this worker dies, whoever recovers its
@@ -82,10 +91,15 @@ impl Loop<'_> {
                 });
                 match self.watch(&task, &log, &mut running, record).await {
                     Some(ending) => ending,
-                    None => return self.interrupted(&task, &log, &mut running).await,
+                    None => {
+                        let ran = self.interrupted(&task, &log, &mut running).await;
+                        workspace::abandon(&place, &task, &log).await;
+                        return ran;
+                    }
                 }
             }
         };
+        let ending = workspace::conclude(&place, &task, ending, &log, &mut facts).await;
         self.report(&task, raw, &log, ending, &facts).await
     }
 
