@@ -397,3 +397,81 @@ fn an_agent_takes_its_messages_while_its_task_runs() {
         .count();
     assert_eq!(delivered, 2, "{history}");
 }
+
+#[test]
+fn the_codex_preset_names_a_server_that_works_with_only_the_variables_it_forwards() {
+    require_mcp_client();
+    let redis = RedisServer::start();
+    let bin = tempfile::tempdir().unwrap();
+    // A fake codex: reads its `-c` overrides as codex does (TOML values),
+    // then starts the server as codex would, with a cleared environment
+    // plus the variables `env_vars` names.
+    let fake = format!(
+        r#"#!/usr/bin/env python3
+import json, os, subprocess, sys, tomllib
+args = sys.argv[1:]
+with open("argv.json", "w") as f:
+    json.dump(args, f)
+servers = {{}}
+for i, a in enumerate(args):
+    if a == "-c":
+        key, value = args[i + 1].split("=", 1)
+        parts = key.split(".")
+        assert parts[0] == "mcp_servers", key
+        servers.setdefault(parts[1], {{}})[parts[2]] = tomllib.loads("v = " + value)["v"]
+tt = servers["tt"]
+env = {{k: os.environ[k] for k in ["HOME", "PATH"] + tt["env_vars"] if k in os.environ}}
+with open("mcp.out", "w") as out:
+    sys.exit(subprocess.call(
+        [sys.executable, "{CLIENT}", "calls.json", tt["command"], *tt["args"]],
+        stdout=out, env=env))
+"#
+    );
+    let codex = bin.path().join("codex");
+    std::fs::write(&codex, fake).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&codex, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let plan = r#"[town]
+name = "t"
+
+[agents.coder]
+cli = "codex"
+
+[[tasks]]
+id = "wired"
+agent = "coder"
+description = "Use the tools"
+"#;
+    let calls = json!([
+        { "name": "get_task" },
+        { "name": "report_progress", "arguments": { "text": "reached through codex's config" } },
+    ]);
+    let tt = Tt::new()
+        .file("tasks.toml", plan)
+        .file("calls.json", calls.to_string())
+        .redis(&redis)
+        .env("PATH", path);
+    let mut run = Running::start(&tt, &["run", "--until-done"]);
+    assert_eq!(run.wait_exit(), 0, "{}", run.output());
+    let argv: Vec<String> = serde_json::from_str(&tt.read("argv.json")).unwrap();
+    assert_eq!(
+        argv[..3],
+        ["exec", "--sandbox", "workspace-write"],
+        "{argv:?}"
+    );
+    let lines = lines_of(&tt.dir().join("mcp.out"));
+    assert_eq!(
+        step(&lines, "get_task", 0)["structured"]["id"],
+        "wired",
+        "{lines:#?}"
+    );
+    let shown = json_of(&tt, &["task", "wired", "--json"]);
+    assert_eq!(shown["progress"]["text"], "reached through codex's config");
+}
