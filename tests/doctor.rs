@@ -142,3 +142,25 @@ fn doctor_reports_an_unreachable_redis() {
     assert_eq!(code, 1);
     assert_eq!(check(&v, "redis")["ok"], false, "{v}");
 }
+
+#[test]
+fn doctor_checks_git_for_worktree_agents() {
+    let plan = "[agents.script]\ncommand = [\"sh\", \"-c\", \"true\"]\nworkspace = \"worktree\"\n";
+    let tt = Tt::new()
+        .file("tasks.toml", plan)
+        .file(".gitignore", ".tt/\n");
+    let init = crate::support::command("git")
+        .args(["init", "-q"])
+        .current_dir(tt.dir())
+        .status()
+        .unwrap_or_else(|e| panic!("git is needed for this test: {e}"));
+    assert!(init.success());
+    let (code, v, _) = doctor(tt);
+    assert_eq!(code, 0, "{v}");
+    let git = check(&v, "git");
+    assert_eq!(git["ok"], true, "{git}");
+    assert!(
+        git["detail"].as_str().unwrap_or("").starts_with("git 2."),
+        "{git}"
+    );
+}
