@@ -110,6 +110,7 @@ fn every_tool_works_through_a_real_mcp_client() {
         { "name": "report_progress", "arguments": { "text": "column dropped, data kept" } },
         { "name": "send_message", "arguments": { "to": "reviewer", "message": "migration is ready for review" } },
         { "name": "send_message", "arguments": { "to": "nobody", "message": "hello?" } },
+        { "name": "ask", "arguments": { "question": "Anyone there?", "timeout": "1s" } },
         { "name": "ask", "arguments": { "question": "Drop it in production too?", "choices": ["yes", "no"] } },
     ]);
     let tt = Tt::new()
@@ -125,12 +126,8 @@ fn every_tool_works_through_a_real_mcp_client() {
 
     // `ask` blocks until a person answers.
     wait_until(DEADLINE, "the MCP ask reaches the task", || {
-        !redis.task_field("t", "migrate", "question").is_empty()
+        redis.task_field("t", "migrate", "question") == "Drop it in production too?"
     });
-    assert_eq!(
-        redis.task_field("t", "migrate", "question"),
-        "Drop it in production too?"
-    );
     tt.run_with(["answer", "migrate", "--choice", "2"])
         .success();
     let out = tt.dir().join("mcp.out");
@@ -248,7 +245,17 @@ fn every_tool_works_through_a_real_mcp_client() {
         "{unknown}"
     );
 
-    let answered = step(&lines, "ask", 0);
+    // At its timeout a question is withdrawn, as `tt ask` withdraws it.
+    let timed_out = step(&lines, "ask", 0);
+    assert_eq!(timed_out["is_error"], true, "{timed_out}");
+    assert!(
+        timed_out["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("no answer within 1s; the question is withdrawn"),
+        "{timed_out}"
+    );
+    let answered = step(&lines, "ask", 1);
     assert_eq!(answered["is_error"], false, "{answered}");
     assert_eq!(answered["text"], "no");
 }

@@ -135,6 +135,8 @@ pub(super) async fn ask_and_wait(
             help: "the question ended with its attempt".into(),
         }),
         Ended::TimedOut(after) => {
+            // The timeout as given: the time measured has nanoseconds.
+            let after = q.timeout.unwrap_or(after);
             let why = format!("no answer within {}", humantime::format_duration(after));
             store.withdraw(task, &qid, &why).await?;
             Err(CliError::Refused {
