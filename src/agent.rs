@@ -3,7 +3,8 @@
 //! [`config`] turns `[agents.<name>]` or command-line flags into an
 //! [`AgentConfig`], with the argv of a preset ([`crate::plan::presets`])
 //! when one is named; [`command`] substitutes a task into an argv template
-//! (never through a shell); [`process`] runs one attempt in a process group
+//! (never through a shell), and [`mcp_wiring`] adds `tt mcp` to the
+//! presets that take an MCP server; [`process`] runs one attempt in a process group
 //! of its own with its log; [`worker`] is the process that registers,
 //! claims, runs and reports, with its heartbeat ([`worker::heartbeat`])
 //! that keeps it alive and fences its command when it cannot, speaking
@@ -12,6 +13,7 @@
 pub mod command;
 pub mod config;
 mod error;
+pub mod mcp_wiring;
 pub mod probe;
 pub mod process;
 pub mod worker;

@@ -27,6 +27,7 @@ mod kill;
 mod list;
 mod live;
 mod lookup;
+mod mcp;
 mod output;
 mod pipe;
 mod plan;
@@ -184,6 +185,10 @@ pub enum Command {
     ///   tt send backend "Rebase on main before the next task"
     ///   tt send backend --urgent "Stop touching the schema"
     ///   tt send supervisor "Deploying at 5pm"
+    ///
+    /// An agent whose task runs reads it with `tt inbox --mine` (or the MCP
+    /// `get_task` tool). Exit status 2 for an agent the town does not know
+    /// (not in tasks.toml, no worker, no task) unless `--create`.
     #[command(verbatim_doc_comment)]
     Send(send::Args),
     /// From inside a task: ask a person, wait for `tt answer`, print the
@@ -214,11 +219,26 @@ pub enum Command {
     ///   tt progress "3 of 5 endpoints done"
     #[command(verbatim_doc_comment)]
     Progress(progress::Args),
-    /// What waits in an agent's inbox, head first.
+    /// From inside a task: serve the town's tools to the agent CLI over
+    /// stdio (Model Context Protocol).
+    ///
+    /// Tools: get_task, list_tasks, add_task, report_progress, ask,
+    /// send_message. The claude and codex presets are given this server
+    /// (`mcp = false` on the agent turns it off); another MCP client can
+    /// start `tt mcp` the same way. The task comes from TT_TASK_ID and
+    /// TT_ATTEMPT, the agent from TT_AGENT.
+    ///
+    /// Example:
+    ///   claude -p "…" --mcp-config '{"mcpServers":{"tt":{"command":"tt","args":["mcp"]}}}'
+    #[command(verbatim_doc_comment)]
+    Mcp(mcp::Args),
+    /// What waits in an agent's inbox, head first; `--mine` (inside a task)
+    /// takes the messages sent to the task's agent.
     ///
     /// Examples:
     ///   tt inbox backend
     ///   tt inbox supervisor --json
+    ///   tt inbox --mine
     #[command(verbatim_doc_comment)]
     Inbox(inbox::Args),
     /// Events of the town, oldest first (the last 100 by default).
@@ -382,6 +402,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Ask(args) => ask::run(&ctx, args).await,
         Command::Answer(args) => answer::run(&ctx, args).await,
         Command::Progress(args) => progress::run(&ctx, args).await,
+        Command::Mcp(args) => mcp::run(&ctx, args).await,
         Command::Inbox(args) => inbox::run(&ctx, args).await,
         Command::History(args) => history::run(&ctx, args).await,
         Command::Kill(args) => kill::run(&ctx, args).await,

@@ -164,3 +164,21 @@ fn doctor_checks_git_for_worktree_agents() {
         "{git}"
     );
 }
+
+#[test]
+fn doctor_checks_the_flags_that_start_tt_mcp_unless_mcp_is_off() {
+    let plan = "[agents.coder]\ncli = \"claude\"\n";
+    let tt = Tt::new().file("tasks.toml", plan);
+    fake_claude(&tt, &claude_help("--mcp-config"));
+    let (code, v, _) = doctor(tt);
+    assert_eq!(code, 1, "{v}");
+    let claude = check(&v, "agent `coder`");
+    let detail = claude["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("does not list `--mcp-config`"), "{detail}");
+
+    let plan = "[agents.coder]\ncli = \"claude\"\nmcp = false\n";
+    let tt = Tt::new().file("tasks.toml", plan);
+    fake_claude(&tt, &claude_help("--mcp-config"));
+    let (code, v, _) = doctor(tt);
+    assert_eq!(code, 0, "{v}");
+}

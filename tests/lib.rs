@@ -10,6 +10,7 @@ mod doctor;
 mod facts;
 mod faults;
 mod fuzz;
+mod mcp;
 mod plan;
 mod regression;
 mod reload;

@@ -44,6 +44,8 @@ pub struct AgentConfig {
     pub workspace: Option<workspace::Options>,
     /// Time waiting for answers (`tt ask`) counts toward `timeout`.
     pub timeout_counts_questions: bool,
+    /// Its preset gets the `tt mcp` server ([`super::mcp_wiring`]).
+    pub mcp: bool,
 }
 
 /// What the command line of `tt agent` / `tt spawn` sets; each `Some`
@@ -160,12 +162,15 @@ impl AgentConfig {
             backlog: flags.backlog || spec.backlog.unwrap_or(false),
             workspace: workspace_options(&spec.workspace.over(town)),
             timeout_counts_questions: spec.timeout_counts_questions.unwrap_or(false),
+            mcp: spec.mcp.unwrap_or(true),
         })
     }
 
     /// The argv of one task.
     pub fn argv(&self, vars: &TaskVars) -> Vec<String> {
-        command::render(&self.command, vars)
+        let mut argv = command::render(&self.command, vars);
+        argv.extend(super::mcp_wiring::args(self));
+        argv
     }
 
     /// The program, for messages: the first argument of the argv (for a

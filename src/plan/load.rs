@@ -467,6 +467,9 @@ impl Loader {
         if let Some(v) = t.get("timeout_counts_questions") {
             spec.timeout_counts_questions = self.boolean(v, "`timeout_counts_questions`");
         }
+        if let Some(v) = t.get("mcp") {
+            spec.mcp = self.boolean(v, "`mcp`");
+        }
         spec.workspace = self.workspace(t);
         ok_name.then_some(spec)
     }

@@ -105,6 +105,10 @@ pub struct AgentSpec {
     /// person is asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_counts_questions: Option<bool>,
+    /// Whether a preset that can take an MCP server (claude, codex) gets
+    /// `tt mcp`, the town's tools for the agent. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<bool>,
     /// Where the commands run, and how their work lands; each key
     /// overrides `[town]`'s.
     #[serde(flatten)]

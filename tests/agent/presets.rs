@@ -34,9 +34,11 @@ fn the_claude_preset_gets_the_prompt_as_one_argument() {
     let args: Vec<&str> = argv.split_terminator('\0').collect();
     let prompt = format!("{BUILD_DESCRIPTION}\n\n(tinytown task `build`)");
     assert_eq!(
-        args,
+        args[..4],
         ["-p", prompt.as_str(), "--permission-mode", "acceptEdits"]
     );
+    // Then the `tt mcp` server (tests/mcp.rs checks it works).
+    assert_eq!(args[4], "--mcp-config", "{args:?}");
     let env = town.read("claude-env");
     for line in [
         "TT_TOWN=t",
