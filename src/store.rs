@@ -17,6 +17,7 @@ mod recover;
 pub mod server;
 mod sync;
 mod task;
+mod usage;
 mod worker;
 
 pub use admin::{
@@ -33,6 +34,7 @@ pub use keys::Keys;
 pub use recover::Recovered;
 pub use sync::{SyncCounts, SyncGuard, SyncRefused, SyncState, TaskDef};
 pub use task::{Source, TaskRecord};
+pub use usage::{Totals, Usage};
 pub use worker::{
     BlockingConn, Claim, ClaimedTask, Control, Finish, Heartbeat, MessageSource, Registered,
     Report, WorkerIdentity,

@@ -578,7 +578,17 @@ fn the_claude_preset_gets_the_prompt_as_one_argument() {
     let prompt = format!("{BUILD_DESCRIPTION}\n\n(tinytown task `build`)");
     assert_eq!(
         args,
-        ["-p", prompt.as_str(), "--permission-mode", "acceptEdits"]
+        [
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--allowedTools",
+            "Bash",
+            "--permission-mode",
+            "acceptEdits",
+            "-p",
+            prompt.as_str()
+        ]
     );
     let env = tt.read("claude-env");
     for line in [

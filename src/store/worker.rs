@@ -94,6 +94,9 @@ pub struct ClaimedTask {
     /// The task's own `retries` and `timeout`, overriding the agent's.
     pub retries: Option<u32>,
     pub timeout: Option<std::time::Duration>,
+    /// What the task's previous attempt learned (empty for none): its
+    /// session is what a retry resumes.
+    pub previous: Facts,
 }
 
 /// What renewing a heartbeat found.
@@ -488,6 +491,7 @@ impl Store {
                 parent,
                 retries,
                 timeout,
+                previous,
             ] if run == "run" => {
                 let key = self.keys.task(id);
                 let unreadable = |what: String| {
@@ -507,6 +511,7 @@ impl Store {
                     "parent",
                     "retries",
                     "timeout",
+                    "facts",
                 ];
                 if let Some(((_, _), name)) = reply.iter().zip(names).find(|((_, ok), _)| !ok) {
                     return unreadable(format!("field `{name}` is not UTF-8"));
@@ -534,6 +539,7 @@ impl Store {
                     parent: parent.clone(),
                     retries: retries.parse().ok(),
                     timeout: timeout.parse().ok().map(std::time::Duration::from_millis),
+                    previous: super::parse_facts(previous),
                 })))
             }
             [stale, reason, task, attempt] if stale == "stale" => Ok(Ok(Claim::Stale {

@@ -9,8 +9,11 @@ use super::heartbeat::{FENCE_CHECK, fence_grace};
 use super::notes::Note;
 use super::orphan::{orphan_note, runner_gone};
 use super::pause;
+use super::reading;
 use super::redis_retry::RedisRetry;
 use super::serve::Loop;
+use crate::agent::adapter::stream::Follow;
+use crate::agent::budget::Budget;
 use crate::agent::command::TaskVars;
 use crate::agent::process::{self, Ending, Launch, STOP_GRACE, TAIL_BYTES};
 use crate::backoff::Policy;
@@ -45,7 +48,11 @@ impl Loop<'_> {
             parent: task.parent.clone(),
             attempt: task.attempt,
         };
-        let argv = config.argv(&vars);
+        // What the agent's output tells (reading.rs): the session a retry
+        // resumes, the budget held while it runs.
+        let resumed = reading::resume_session(config, &task);
+        let budget = reading::budget(config, &task);
+        let argv = config.argv_for(&vars, &budget, resumed.as_deref());
         let env = self.env(&task);
         let log = process::Log::open(&log);
         log.note(&format!(
@@ -61,13 +68,16 @@ impl Loop<'_> {
             env: &env,
             workdir: &config.workdir,
             log: &log,
+            capture: config.output().is_some(),
         };
         // What the attempt learns on the way (its workspace, what the
         // agent's output says), reported with how it ended.
-        let facts = Facts::new();
+        let mut facts = Facts::new();
+        let mut follow = None;
         let ending = match process::start(launch) {
             Err(why) => Ending::NotStarted(why),
             Ok(mut running) => {
+                follow = reading::follow(config, &mut running, &log);
                 // Recorded so that if this worker dies, whoever recovers its
                 // task on this host can stop the orphaned command first.
                 // Raced with the fence in `watch`, not awaited before it: a
@@ -80,17 +90,29 @@ impl Loop<'_> {
                     pid: running.pid(),
                     log: log.path().to_path_buf(),
                 });
-                match self.watch(&task, &log, &mut running, record).await {
+                let watched = self
+                    .watch(
+                        &task,
+                        &log,
+                        &mut running,
+                        record,
+                        (follow.as_mut(), &budget),
+                    )
+                    .await;
+                match watched {
                     Some(ending) => ending,
                     None => return self.interrupted(&task, &log, &mut running).await,
                 }
             }
         };
-        self.report(&task, raw, &log, ending, &facts).await
+        let (ending, read) = reading::finish(follow, resumed.as_deref(), ending, &mut facts).await;
+        self.report(&task, raw, &log, ending, &facts, read.transcript)
+            .await
     }
 
     /// Waits for the command to end: by itself, fenced when the heartbeat
-    /// lapsed, at its timeout, or stopped by `stop`. `None` at shutdown
+    /// lapsed, at its timeout, over its budget (as its followed output
+    /// says), or stopped by `stop`. `None` at shutdown
     /// (a `shutdown` message or a signal), when the caller leaves the task
     /// for recovery.
     async fn watch(
@@ -99,8 +121,10 @@ impl Loop<'_> {
         log: &process::Log,
         running: &mut process::Running,
         record: impl Future<Output = Result<(), StoreError>>,
+        (mut follow, budget): (Option<&mut Follow>, &Budget),
     ) -> Option<Ending> {
         tokio::pin!(record);
+        let mut reading = follow.is_some() && !budget.is_none();
         let mut recorded = false;
         let mark = self.pulse.mark();
         let mut fence = tokio::time::interval(FENCE_CHECK);
@@ -116,6 +140,15 @@ impl Loop<'_> {
         loop {
             tokio::select! {
                 ending = running.wait() => return Some(ending),
+                more = progressed(&mut follow), if reading => {
+                    let over = follow.as_mut().and_then(|f| budget.exceeded(&f.latest().borrow().progress));
+                    if let Some(why) = over {
+                        log.note(&format!("{why}; stopping its process group"));
+                        running.stop_by(STOP_GRACE, || self.pulse.kill_within()).await;
+                        return Some(Ending::OverBudget(why));
+                    }
+                    reading = more;
+                }
                 r = &mut record, if !recorded => {
                     recorded = true;
                     if let Err(e) = r {
@@ -176,13 +209,15 @@ impl Loop<'_> {
         log: &process::Log,
         ending: Ending,
         facts: &Facts,
+        transcript: Option<String>,
     ) -> Ran {
         let config = &self.worker.config;
         log.note(&match &ending {
             Ending::Exited(code) => format!("exited with code {code}"),
             other => other.error().unwrap_or_default(),
         });
-        let output = log.tail(TAIL_BYTES);
+        // An agent's readable transcript, else the end of its log.
+        let output = transcript.unwrap_or_else(|| log.tail(TAIL_BYTES));
         let log_text = log.path().display().to_string();
         let error = ending.error();
         let report = Report {
@@ -286,6 +321,15 @@ impl Loop<'_> {
             env.push(("TT_FILE".to_string(), file.display().to_string()));
         }
         env
+    }
+}
+
+/// Waits until the followed output said more; `false` once it ended
+/// (nothing more will come).
+async fn progressed(follow: &mut Option<&mut Follow>) -> bool {
+    match follow {
+        Some(f) => f.latest().changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 

@@ -11,7 +11,9 @@
 -- attempt's log, `<dir>/<task>/<attempt>.log` (state_dir::task_log), is
 -- recorded as `log` so `tt task` shows where to follow it while it runs.
 -- Returns one of
---   {'run', id, attempt, description, tags (JSON), parent, retries, timeout}
+--   {'run', id, attempt, description, tags (JSON), parent, retries, timeout,
+--    facts}  (facts: what the previous attempt learned, JSON, "" for none:
+--    a retry resumes its session)
 --   {'stale', reason, id, attempt}  (dropped: cancelled, reassigned, old attempt)
 --   {'message', from, body}    (a direct message: recorded, never run)
 --   {'deadletter', reason}     (unreadable: moved to the deadletter list)
@@ -84,10 +86,11 @@ local function claim(prefix, worker, raw, assignee, again, logs, now)
 
   local key = prefix .. 'task:' .. id
   local cur = redis.call('HMGET', key, 'status', 'attempt', 'assigned_to', 'worker',
-    'description', 'tags', 'parent', 'retries', 'timeout')
+    'description', 'tags', 'parent', 'retries', 'timeout', 'facts')
   local status, current, assigned, owner = cur[1], cur[2] or '0', cur[3] or '', cur[4] or ''
   local function run()
-    return { 'run', id, attempt, cur[5] or '', cur[6] or '[]', cur[7] or '', cur[8] or '', cur[9] or '' }
+    return { 'run', id, attempt, cur[5] or '', cur[6] or '[]', cur[7] or '', cur[8] or '', cur[9] or '',
+      cur[10] or '' }
   end
 
   if again and status == 'running' and current == attempt and owner == worker then

@@ -1,0 +1,96 @@
+//! What an attempt reads from its agent's output, for the worker: which
+//! session a retry resumes, the stream followed while the command runs,
+//! and, once it ended, the facts it learned, its readable transcript and
+//! whether its output turned a clean exit into a failure.
+
+use crate::agent::adapter::stream::{DRAIN, Follow, Snapshot};
+use crate::agent::budget::Budget;
+use crate::agent::config::AgentConfig;
+use crate::agent::process::{self, Ending, Running};
+use crate::store::{ClaimedTask, Facts};
+
+/// The session a retry of `task` continues: the previous attempt's, when
+/// the agent resumes and that attempt reported one.
+pub(super) fn resume_session(config: &AgentConfig, task: &ClaimedTask) -> Option<String> {
+    if !config.resumes() || task.attempt <= 1 {
+        return None;
+    }
+    task.previous
+        .get("session")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+/// The budget of one attempt of `task`.
+pub(super) fn budget(config: &AgentConfig, _task: &ClaimedTask) -> Budget {
+    config.budget
+}
+
+/// Starts following the command's stdout, when the agent's output is read.
+pub(super) fn follow(
+    config: &AgentConfig,
+    running: &mut Running,
+    log: &process::Log,
+) -> Option<Follow> {
+    let format = config.output()?;
+    let stdout = running.take_stdout()?;
+    Some(Follow::start(stdout, log.share()?, format))
+}
+
+/// What the attempt read, once its command is gone.
+pub(super) struct Read {
+    /// The readable end of the run, for the task's output; `None` when
+    /// there is none (then the log's tail is).
+    pub transcript: Option<String>,
+}
+
+/// Ends following the stream and puts what it said into `facts`; the
+/// ending becomes a failure when the output reported an error.
+pub(super) async fn finish(
+    follow: Option<Follow>,
+    resumed: Option<&str>,
+    ending: Ending,
+    facts: &mut Facts,
+) -> (Ending, Read) {
+    let snapshot = match follow {
+        Some(f) => f.finish(DRAIN).await,
+        None => Snapshot::default(),
+    };
+    let mut learned = snapshot.progress.facts();
+    if let Some(s) = resumed {
+        learned.insert("resumed".into(), s.into());
+        // A resumed run that died before saying its session is still in
+        // the one it resumed: the next retry goes on there.
+        learned
+            .entry("session")
+            .or_insert_with(|| s.to_string().into());
+    }
+    facts.extend(learned);
+    let ending = match ending {
+        Ending::Exited(code) if snapshot.progress.is_error == Some(true) => {
+            let said = snapshot
+                .progress
+                .result
+                .as_deref()
+                .and_then(|r| r.lines().find(|l| !l.trim().is_empty()))
+                .map(|l| format!(": {}", short(l, 200)))
+                .unwrap_or_default();
+            Ending::AgentFailed {
+                code,
+                why: format!("the agent reported an error{said}"),
+            }
+        }
+        other => other,
+    };
+    let transcript = (!snapshot.transcript.is_empty()).then(|| snapshot.transcript.render());
+    (ending, Read { transcript })
+}
+
+fn short(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        s.chars().take(max - 1).collect::<String>() + "…"
+    }
+}
