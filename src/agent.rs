@@ -16,6 +16,7 @@ pub mod budget;
 pub mod command;
 pub mod config;
 mod error;
+pub mod probe;
 pub mod process;
 pub mod worker;
 

@@ -7,14 +7,19 @@
 
 mod agent;
 mod agent_view;
+mod answer;
+mod ask;
 mod assign;
 mod attempt;
+mod attention;
 mod cancel;
 mod completions;
 mod context;
+mod doctor;
 mod error;
 mod feed;
 mod history;
+mod in_task;
 mod inbox;
 mod init;
 mod kill;
@@ -24,6 +29,7 @@ mod lookup;
 mod output;
 mod pipe;
 mod plan;
+mod progress;
 mod prune;
 mod recover;
 mod retry;
@@ -106,6 +112,12 @@ pub enum Command {
     Task(tasks::ShowArgs),
     /// Every town in this Redis, with its task counts.
     Towns(towns::Args),
+    /// Check that this machine can run the plan's agents: each CLI on PATH,
+    /// its version, the flags tinytown passes, and the Redis.
+    ///
+    /// Exit status 0 when all is well, 1 with a fix printed for each problem.
+    #[command(verbatim_doc_comment)]
+    Doctor(doctor::Args),
     /// Run the plan: sync it, start the agents, dispatch ready tasks, and
     /// reload on every save of tasks.toml.
     ///
@@ -158,6 +170,34 @@ pub enum Command {
     ///   tt send supervisor "Deploying at 5pm"
     #[command(verbatim_doc_comment)]
     Send(send::Args),
+    /// From inside a task: ask a person, wait for `tt answer`, print the
+    /// answer on stdout.
+    ///
+    /// The task and attempt come from TT_TASK_ID and TT_ATTEMPT, which
+    /// every worker sets. Exit 0 with the answer; 1 when the task ends or
+    /// is cancelled while waiting, or at --timeout (the question is then
+    /// withdrawn). While a question is open the attempt's `timeout` is
+    /// paused (`timeout_counts_questions = true` on the agent counts it).
+    ///
+    /// Examples:
+    ///   tt ask "The migration drops a column. Go ahead?" --choice yes --choice no
+    ///   tt ask "Which API version should the client target?" --timeout 1h
+    #[command(verbatim_doc_comment)]
+    Ask(ask::Args),
+    /// Answer the question a running task waits on.
+    ///
+    /// Examples:
+    ///   tt answer migrate yes
+    ///   tt answer migrate --choice 2
+    #[command(verbatim_doc_comment)]
+    Answer(answer::Args),
+    /// From inside a task: record where the work stands (shown by `tt task`,
+    /// `tt status` and `tt tasks --json`).
+    ///
+    /// Example:
+    ///   tt progress "3 of 5 endpoints done"
+    #[command(verbatim_doc_comment)]
+    Progress(progress::Args),
     /// What waits in an agent's inbox, head first.
     ///
     /// Examples:
@@ -303,11 +343,15 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Tasks(args) => tasks::list(&ctx, args).await,
         Command::Task(args) => tasks::show(&ctx, args).await,
         Command::Towns(args) => towns::run(&ctx, args).await,
+        Command::Doctor(args) => doctor::run(&ctx, args).await,
         Command::Run(args) => run::run(&ctx, args).await,
         Command::Status(args) => status::run(&ctx, args).await,
         Command::List(args) => list::run(&ctx, args).await,
         Command::Assign(args) => assign::run(&ctx, args).await,
         Command::Send(args) => send::run(&ctx, args).await,
+        Command::Ask(args) => ask::run(&ctx, args).await,
+        Command::Answer(args) => answer::run(&ctx, args).await,
+        Command::Progress(args) => progress::run(&ctx, args).await,
         Command::Inbox(args) => inbox::run(&ctx, args).await,
         Command::History(args) => history::run(&ctx, args).await,
         Command::Kill(args) => kill::run(&ctx, args).await,

@@ -10,6 +10,7 @@ mod diagnostic;
 mod load;
 mod model;
 mod peek;
+pub mod placeholder;
 pub mod presets;
 mod read;
 mod settings;

@@ -284,9 +284,12 @@ fn a_task_runs_with_its_argv_and_env_and_completes() {
     let env = tt.read("env");
     for line in [
         "TT_TOWN=t",
-        "TT_AGENT=dev-1",
+        "TT_AGENT=dev",
+        "TT_WORKER=dev-1",
         "TT_TASK_ID=build",
         "TT_ATTEMPT=1",
+        r#"TT_TASK_TAGS=["api","P1"]"#,
+        "TT_TASK_PARENT=grp",
         "TT_TASK_DESCRIPTION=Say \"hi\" $(touch pwned)",
         &format!("REDIS_URL={}", redis.url()),
     ] {
@@ -593,7 +596,8 @@ fn the_claude_preset_gets_the_prompt_as_one_argument() {
     let env = tt.read("claude-env");
     for line in [
         "TT_TOWN=t",
-        "TT_AGENT=dev-1",
+        "TT_AGENT=dev",
+        "TT_WORKER=dev-1",
         "TT_TASK_ID=build",
         "TT_ATTEMPT=1",
     ] {

@@ -6,6 +6,7 @@ mod support;
 mod adapters;
 mod agent;
 mod commands;
+mod doctor;
 mod facts;
 mod faults;
 mod fuzz;
@@ -15,6 +16,7 @@ mod reload;
 mod run;
 mod store;
 mod sync;
+mod talk;
 
 use std::collections::HashMap;
 

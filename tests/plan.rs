@@ -328,3 +328,49 @@ fn completions_cover_every_command() {
     assert!(missing.is_empty(), "not completed: {missing:?}");
     Tt::new().args(["completions", "nosh"]).run().code(2);
 }
+
+#[test]
+fn an_unknown_placeholder_is_an_error_with_a_did_you_mean_and_braces_escape() {
+    let plan = r#"[agents.dev]
+command = ["sh", "-c", "echo {descripton} ${HOME}", "{{id}}", "{ print $1 }"]
+
+[[tasks]]
+id = "build"
+agent = "dev"
+"#;
+    let out = Tt::new()
+        .file("tasks.toml", plan)
+        .args(["plan"])
+        .run()
+        .code(2);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains("unknown placeholder `{descripton}`"),
+        "{text}"
+    );
+    assert!(text.contains("did you mean `{description}`?"), "{text}");
+    assert!(text.contains("unknown placeholder `{HOME}`"), "{text}");
+    assert!(text.contains("tasks.toml:2:"), "names the line: {text}");
+    // `{{id}}` and a brace opening no name are fine: nothing else reported.
+    assert_eq!(text.matches("unknown placeholder").count(), 2, "{text}");
+
+    let fixed = plan.replace("{descripton} ${HOME}", "{description} ${{HOME}}");
+    Tt::new()
+        .file("tasks.toml", &fixed)
+        .args(["plan"])
+        .run()
+        .success();
+}
+
+#[test]
+fn a_command_flag_with_an_unknown_placeholder_is_refused_before_starting() {
+    let out = Tt::new()
+        .args(["agent", "dev", "--once", "--command", "echo", "{nope}"])
+        .run()
+        .code(2);
+    assert!(
+        out.stderr.contains("unknown placeholder `{nope}`"),
+        "{}",
+        out.stderr
+    );
+}

@@ -11,9 +11,12 @@
 //! Placeholders: `{id}`, `{description}`, `{tags}` (comma-joined),
 //! `{parent}` (empty without one), `{attempt}`, and `{prompt}` (the
 //! description, a blank line, and a line naming the task; what the AI
-//! presets pass). Text in braces that is not a placeholder is kept as is.
-//! Substitution is one pass: a description containing `{id}` is not
-//! expanded again.
+//! presets pass). `{{` and `}}` are literal braces; a `{name}` that is no
+//! placeholder is a load-time error ([`crate::plan::placeholder`]), and a
+//! brace that opens no name is text. Substitution is one pass: a
+//! description containing `{id}` is not expanded again.
+
+use crate::plan::placeholder::{self, Piece};
 
 /// What a task gives its command.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,6 +44,7 @@ impl TaskVars {
             "parent" => self.parent.clone(),
             "attempt" => self.attempt.to_string(),
             "prompt" => self.prompt(),
+            // One arm per name in `placeholder::NAMES` (a test checks it).
             _ => return None,
         })
     }
@@ -52,28 +56,24 @@ pub fn render(template: &[String], vars: &TaskVars) -> Vec<String> {
     template.iter().map(|arg| substitute(arg, vars)).collect()
 }
 
-/// Replaces the placeholders in one argument, in one left-to-right pass.
+/// Replaces the placeholders in one argument, in one left-to-right pass
+/// ([`crate::plan::placeholder`] is the syntax). An unknown name, which
+/// the loader reports, stays as written.
 pub fn substitute(arg: &str, vars: &TaskVars) -> String {
     let mut out = String::with_capacity(arg.len());
-    let mut rest = arg;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        match after.find('}').and_then(|close| {
-            let name = &after[..close];
-            vars.value(name).map(|v| (v, close))
-        }) {
-            Some((value, close)) => {
-                out.push_str(&value);
-                rest = &after[close + 1..];
-            }
-            None => {
-                out.push('{');
-                rest = after;
-            }
+    for piece in placeholder::pieces(arg) {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Name(name) => match vars.value(name) {
+                Some(v) => out.push_str(&v),
+                None => {
+                    out.push('{');
+                    out.push_str(name);
+                    out.push('}');
+                }
+            },
         }
     }
-    out.push_str(rest);
     out
 }
 
@@ -132,12 +132,20 @@ mod tests {
     }
 
     #[test]
-    fn unknown_braces_are_kept() {
+    fn unknown_names_and_stray_braces_are_kept_and_doubled_braces_escape() {
         let v = vars("d");
         assert_eq!(
             argv(&["{", "}", "{}", "{nope}", "{{id}}", "a{b", "{id"], &v),
-            ["{", "}", "{}", "{nope}", "{login}", "a{b", "{id"]
+            ["{", "}", "{}", "{nope}", "{id}", "a{b", "{id"]
         );
+    }
+
+    #[test]
+    fn every_documented_placeholder_has_a_value() {
+        let v = vars("d");
+        for name in placeholder::NAMES {
+            assert!(v.value(name).is_some(), "{name}");
+        }
     }
 
     #[test]

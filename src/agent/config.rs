@@ -49,6 +49,8 @@ pub struct AgentConfig {
     pub workdir: PathBuf,
     /// Also takes ready tasks that have no agent.
     pub backlog: bool,
+    /// Time waiting for answers (`tt ask`) counts toward `timeout`.
+    pub timeout_counts_questions: bool,
 }
 
 /// What the command line of `tt agent` / `tt spawn` sets; each `Some`
@@ -141,6 +143,19 @@ impl AgentConfig {
                 name: name.to_string(),
             });
         }
+        // The loader reports these in a file with their place; flags and
+        // specs built in code come through here only.
+        if let Some(bad) = command
+            .iter()
+            .flat_map(|a| plan::placeholder::unknown(a))
+            .next()
+        {
+            return Err(AgentError::UnknownPlaceholder {
+                agent: name.to_string(),
+                name: bad.to_string(),
+                help: plan::placeholder::hint(bad),
+            });
+        }
         let timeout = match flags.timeout.as_ref().or(spec.timeout.as_ref()) {
             Some(text) => Some(
                 plan::parse_duration(text)
@@ -173,6 +188,7 @@ impl AgentConfig {
             env: spec.env.clone(),
             workdir,
             backlog: flags.backlog || spec.backlog.unwrap_or(false),
+            timeout_counts_questions: spec.timeout_counts_questions.unwrap_or(false),
         })
     }
 

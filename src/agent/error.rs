@@ -49,6 +49,15 @@ pub enum AgentError {
     )]
     EmptyCommand { name: String },
 
+    /// A `{name}` in the command that is no placeholder.
+    #[error("unknown placeholder `{{{name}}}` in the command of agent `{agent}`")]
+    #[diagnostic(code(tt::agent::unknown_placeholder), help("{help}"))]
+    UnknownPlaceholder {
+        agent: String,
+        name: String,
+        help: String,
+    },
+
     /// `timeout` is not a duration.
     #[error("`{value}` is not a duration")]
     #[diagnostic(
@@ -124,6 +133,7 @@ impl AgentError {
             | AgentError::UnknownPreset { .. }
             | AgentError::EmptyCommand { .. }
             | AgentError::NoPermissionFlag { .. }
+            | AgentError::UnknownPlaceholder { .. }
             | AgentError::BadTimeout { .. }
             | AgentError::BadId { .. }
             | AgentError::Workdir { .. } => 2,

@@ -105,6 +105,12 @@ impl Context {
         Ok(Store::open(&target, &town).await?)
     }
 
+    /// The Redis [`Context::store`] opens, for a blocking connection of
+    /// its own.
+    pub fn redis_target(&self) -> Result<RedisTarget, CliError> {
+        Ok(self.town_and_target()?.1)
+    }
+
     /// The town and Redis, with `[town]` peeked from the file if it exists.
     fn town_and_target(&self) -> Result<(String, RedisTarget), CliError> {
         let (name, url) = self.peek_town()?;

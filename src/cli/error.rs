@@ -27,6 +27,12 @@ pub enum CliError {
     #[diagnostic(code(tt::usage), help("{help}"))]
     Usage { message: String, help: String },
 
+    /// The town's state does not allow it (the task is not running, has
+    /// no question): nothing wrong with the input, and nothing done.
+    #[error("{message}")]
+    #[diagnostic(code(tt::refused), help("{help}"))]
+    Refused { message: String, help: String },
+
     #[error("no task `{id}` in town `{town}`")]
     #[diagnostic(code(tt::not_found), help("{help}"))]
     UnknownTask {
@@ -76,7 +82,10 @@ impl CliError {
             CliError::Run(_) => 1,
             CliError::Agent(crate::agent::AgentError::IdInUse { .. }) => EXIT_BUSY,
             CliError::Agent(e) => e.exit_code(),
-            CliError::Store(_) | CliError::Io { .. } | CliError::NoTown { .. } => 1,
+            CliError::Store(_)
+            | CliError::Io { .. }
+            | CliError::NoTown { .. }
+            | CliError::Refused { .. } => 1,
         }
     }
 }

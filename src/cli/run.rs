@@ -26,13 +26,8 @@ pub struct Args {
     wait: bool,
     /// At shutdown (Ctrl-C, SIGTERM), how long agents get to stop their
     /// commands before they are killed, like `10s` or `1m`.
-    #[arg(long, default_value = "10s", value_parser = parse_grace)]
+    #[arg(long, default_value = "10s", value_parser = super::time::duration_arg)]
     grace: std::time::Duration,
-}
-
-fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
-    crate::plan::parse_duration(s)
-        .ok_or_else(|| format!("`{s}` is not a duration (try `10s` or `1m`)"))
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::agent_view::{agent_json, current_task};
+use super::attention::Attention;
 use super::feed::{follow_target, next_events};
 use super::task_view::TaskView;
 use super::time::{ago, duration};
@@ -48,15 +49,19 @@ struct Overview {
     agents: Vec<AgentInfo>,
     runner: Option<RunnerLease>,
     usage: Usage,
+    attention: Attention,
 }
 
 impl Overview {
     async fn read(store: &Store) -> Result<Self, CliError> {
+        // Counts, progress and readiness only: no text is read, except of
+        // the few tasks that need a person or run.
+        let tasks = TaskView::new(store.tasks_with(&LIGHT_FIELDS).await?);
         Ok(Overview {
             town: store.town().to_string(),
             now: store.now_ms().await?,
-            // Counts, progress and readiness only: no text is read.
-            tasks: TaskView::new(store.tasks_with(&LIGHT_FIELDS).await?),
+            attention: Attention::read(store, &tasks).await?,
+            tasks,
             agents: store.agents().await?,
             runner: store.runner_lease().await?,
             usage: store.usage().await?,
@@ -146,6 +151,7 @@ impl Overview {
             .collect();
         json!({
             "town": self.town,
+            "needs_you": self.attention.json(self.now),
             "tasks": self.tasks.records.len(),
             "counts": counts,
             "ready": self.ready(),
@@ -197,6 +203,10 @@ impl Overview {
             }
         }
         out.push_str(&format!("runner  {}\n", self.runner_text(self.ready() > 0)));
+        if !self.attention.is_empty() {
+            out.push_str("\nneeds you\n");
+            out.push_str(&rows_text(&self.attention.rows(self.now)));
+        }
 
         let groups = self.groups();
         if !groups.is_empty() {
@@ -246,6 +256,10 @@ impl Overview {
                             || "no heartbeat".into(),
                             |h| format!("heartbeat {}", ago(self.now, h)),
                         ),
+                        self.attention
+                            .progress_of(&a.id)
+                            .unwrap_or_default()
+                            .to_string(),
                     ]
                 })
                 .collect();

@@ -36,6 +36,11 @@ impl TaskView {
             Readiness::NotPending => json!(null),
         };
         if self.graph.is_group(i) {
+            // A group's `progress` is its children's; a note its own run
+            // (a join step) reported moves aside.
+            if let Some(note) = v.get("progress").cloned() {
+                v["progress_note"] = note;
+            }
             let p = self.graph.progress(i);
             v["progress"] = json!({ "completed": p.completed, "failed": p.failed, "running": p.running, "queued": p.queued, "total": p.total });
         }

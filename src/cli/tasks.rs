@@ -182,6 +182,16 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
     if let Some(what) = &r.corrupt {
         field("corrupt", format!("{what} (not run until fixed)"));
     }
+    if let Some(q) = &r.question {
+        let mut text = q.text.clone();
+        if !q.choices.is_empty() {
+            text.push_str(&format!(" [choices: {}]", q.choices.join(" / ")));
+        }
+        field("question", format!("{text} — `tt answer {} …`", r.id));
+    }
+    if let Some(p) = &r.progress {
+        field("reported", format!("{} (attempt {})", p.text, p.attempt));
+    }
     if let Some(o) = r.output.as_deref().filter(|o| !o.trim().is_empty()) {
         out.push_str(&format!("output (tail):\n{}\n", indent(o)));
     }

@@ -18,6 +18,12 @@ pub(super) fn duration(ms: u64) -> String {
     }
 }
 
+/// A duration on the command line (`10s`, `1m`, `1h 30m`), for clap.
+pub(super) fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::plan::parse_duration(s)
+        .ok_or_else(|| format!("`{s}` is not a duration (try `10s`, `30m` or `1h`)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

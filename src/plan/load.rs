@@ -15,7 +15,9 @@ use super::model::{
     AgentSpec, ChildFailure, Meta, Parsed, Span, Status, TaskSpans, TaskSpec, TownConfig,
     agent_keys, meta_keys, task_keys, top_keys, town_keys,
 };
-use super::{LoadError, Plan, Problem, Settings, presets, valid_id, validate, workdir};
+use super::{
+    LoadError, Plan, Problem, Settings, placeholder, presets, valid_id, validate, workdir,
+};
 
 /// Reads and loads a file.
 pub fn load_file(path: &Path) -> Result<Plan, LoadError> {
@@ -353,6 +355,9 @@ impl Loader {
                     Some("for example: command = [\"make\", \"{id}\"]"),
                 );
             }
+            for (arg, span) in &argv {
+                self.check_placeholders(arg, span.clone());
+            }
             spec.command = Some(argv.into_iter().map(|(s, _)| s).collect());
         }
         if spec.cli.is_some() && spec.command.is_some() {
@@ -428,6 +433,9 @@ impl Loader {
         spec.max_turns = self.int_in(t.get("max_turns"), "`max_turns`", 1, 100_000);
         if let Some(v) = t.get("resume") {
             spec.resume = self.boolean(v, "`resume`");
+        }
+        if let Some(v) = t.get("timeout_counts_questions") {
+            spec.timeout_counts_questions = self.boolean(v, "`timeout_counts_questions`");
         }
         ok_name.then_some(spec)
     }
@@ -568,6 +576,20 @@ impl Loader {
                 Some("give a positive duration like \"30m\", or leave `timeout` out for no limit"),
             ),
             Some(_) => {}
+        }
+    }
+
+    /// Every `{name}` in a `command` argument must be a placeholder.
+    fn check_placeholders(&mut self, arg: &str, span: Span) {
+        for name in placeholder::unknown(arg) {
+            let help = placeholder::hint(name);
+            self.error(
+                "tt::plan::unknown-placeholder",
+                span.clone(),
+                format!("unknown placeholder `{{{name}}}` in `command`"),
+                "not a placeholder",
+                Some(&help),
+            );
         }
     }
 

@@ -124,6 +124,11 @@ pub struct AgentSpec {
     /// Default: true for presets that can resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<bool>,
+    /// Whether time a task spends waiting for an answer (`tt ask`) counts
+    /// toward its `timeout`. Default false: the timeout is paused while a
+    /// person is asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_counts_questions: Option<bool>,
 }
 
 /// A task's lifecycle status: `pending → assigned → running → completed |

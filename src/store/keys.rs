@@ -102,6 +102,12 @@ impl Keys {
         format!("{}runner", self.prefix)
     }
 
+    /// List: the answer to a task's open question, pushed by `tt answer`
+    /// and taken by the `tt ask` that waits for it.
+    pub fn answer(&self, task: &str) -> String {
+        format!("{}answer:{task}", self.prefix)
+    }
+
     /// String (INCR counter): numbers `tt assign` tasks, for their default
     /// id (`adhoc-<n>`) and their order after every file task.
     pub fn adhoc_counter(&self) -> String {
@@ -136,6 +142,7 @@ mod tests {
             k.control("x"),
             k.deadletter(),
             k.adhoc_counter(),
+            k.answer("a"),
         ] {
             assert!(key.starts_with("tt:shop:"), "{key}");
         }

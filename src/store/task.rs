@@ -63,6 +63,12 @@ pub struct TaskRecord {
     pub started: Option<u64>,
     pub finished: Option<u64>,
     pub fingerprint: Option<String>,
+    /// The question the running attempt waits on a person for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub question: Option<super::Question>,
+    /// The latest progress note.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<super::Progress>,
     /// What the last attempt learned ([`super::Facts`]).
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub facts: super::Facts,
@@ -180,6 +186,20 @@ impl TaskRecord {
             started: num(take("started")),
             finished: num(take("finished")),
             fingerprint: take("fingerprint"),
+            question: take("question_id").map(|id| super::Question {
+                id,
+                text: take("question").unwrap_or_default(),
+                choices: take("question_choices")
+                    .and_then(|c| serde_json::from_str(&c).ok())
+                    .unwrap_or_default(),
+                at: num(take("question_at")).unwrap_or(0),
+            }),
+            progress: take("progress").map(|text| super::Progress {
+                text,
+                at: num(take("progress_at")).unwrap_or(0),
+                attempt: num(take("progress_attempt"))
+                    .map_or(0, |a| a.min(u64::from(u32::MAX)) as u32),
+            }),
             facts: take("facts").map_or_else(super::Facts::new, |t| super::parse_facts(&t)),
             id,
             status,

@@ -684,9 +684,14 @@ impl BlockingConn {
         Ok(self.conn.insert(conn))
     }
 
+    /// The town's key names.
+    pub(super) fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
     /// Runs a blocking command; drops the connection when it failed, so the
     /// next call opens a new one.
-    async fn blocking<T: redis::FromRedisValue>(
+    pub(super) async fn blocking<T: redis::FromRedisValue>(
         &mut self,
         cmd: redis::Cmd,
     ) -> Result<T, StoreError> {

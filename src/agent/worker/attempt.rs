@@ -130,13 +130,11 @@ impl Loop<'_> {
         let mut fence = tokio::time::interval(FENCE_CHECK);
         fence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let timeout = task.timeout.or(self.worker.config.timeout);
-        let timer = async {
-            match timeout {
-                Some(t) => tokio::time::sleep(t).await,
-                None => std::future::pending().await,
-            }
-        };
+        let started = tokio::time::Instant::now();
+        let timer = tokio::time::sleep(timeout.unwrap_or(Duration::MAX / 4));
         tokio::pin!(timer);
+        // Time spent waiting for answers, already added to the deadline.
+        let mut paused = Duration::ZERO;
         loop {
             tokio::select! {
                 ending = running.wait() => return Some(ending),
@@ -170,8 +168,13 @@ impl Loop<'_> {
                     running.stop(fence_grace(silent)).await;
                     return Some(Ending::Fenced(round_ms(silent)));
                 },
-                _ = &mut timer => {
+                _ = &mut timer, if timeout.is_some() => {
                     let after = timeout.unwrap_or_default();
+                    if let Some(waited) = self.question_wait(task, paused).await {
+                        paused = waited;
+                        timer.as_mut().reset(started + after + paused);
+                        continue;
+                    }
                     log.note(&format!(
                         "timed out after {}; stopping its process group",
                         humantime::format_duration(after)
@@ -279,6 +282,22 @@ impl Loop<'_> {
         }
     }
 
+    /// At the timeout: the attempt's time waiting for answers when it grew
+    /// beyond `paused` and does not count toward the timeout (the deadline
+    /// moves by the difference); `None` when the timeout holds. A Redis that
+    /// cannot say holds it.
+    async fn question_wait(&self, task: &ClaimedTask, paused: Duration) -> Option<Duration> {
+        if self.worker.config.timeout_counts_questions {
+            return None;
+        }
+        let waited = self
+            .store
+            .question_wait(&task.id, task.attempt)
+            .await
+            .ok()?;
+        (waited > paused).then_some(waited)
+    }
+
     async fn interrupted(
         &self,
         task: &ClaimedTask,
@@ -309,9 +328,15 @@ impl Loop<'_> {
             .collect();
         env.extend([
             ("TT_TOWN".to_string(), w.town.clone()),
-            ("TT_AGENT".to_string(), w.id.clone()),
+            ("TT_AGENT".to_string(), w.config.name.clone()),
+            ("TT_WORKER".to_string(), w.id.clone()),
             ("TT_TASK_ID".to_string(), task.id.clone()),
             ("TT_TASK_DESCRIPTION".to_string(), task.description.clone()),
+            (
+                "TT_TASK_TAGS".to_string(),
+                serde_json::Value::from(task.tags.clone()).to_string(),
+            ),
+            ("TT_TASK_PARENT".to_string(), task.parent.clone()),
             ("TT_ATTEMPT".to_string(), task.attempt.to_string()),
         ]);
         if let RedisTarget::Url(url) = &w.target {

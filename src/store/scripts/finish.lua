@@ -128,7 +128,8 @@ local function report()
   -- One HSET and one HDEL per outcome: `exit_code` only when the command
   -- exited by itself; fields a success or a failure does not have go.
   local fields = { 'finished', now, 'updated', now, 'output', output, 'log', log }
-  local gone = {}
+  -- A question the attempt left open has nobody left to read its answer.
+  local gone = { 'question', 'question_id', 'question_choices', 'question_at' }
   if code ~= '' then
     table.insert(fields, 'exit_code')
     table.insert(fields, code)
