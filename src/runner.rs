@@ -8,6 +8,7 @@
 //! expires. A second runner is refused (or waits with `--wait`).
 
 mod supervisor;
+mod town_budget;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -96,6 +97,9 @@ pub enum Report {
     /// Old events could not be moved into the archive (said once until it
     /// works again).
     ArchiveFailed(String),
+    /// The town spent its `[town] max_cost_usd`: no new attempts are
+    /// dispatched (said once until it is lifted).
+    BudgetReached(String),
 }
 
 /// How the run ended.
@@ -262,6 +266,9 @@ struct Runner<F: FnMut(Report)> {
     /// missing: `--until-done` waits for the next save rather than read
     /// the file again on every pass.
     await_save: bool,
+    /// The town's budget as this runner last recorded it, and why dispatch
+    /// stops when it is spent (`town_budget`).
+    budget: town_budget::TownBudget,
 }
 
 /// What a reload did.
@@ -340,6 +347,7 @@ pub async fn run<F: FnMut(Report)>(
         corrupt: HashMap::new(),
         plan_ids: HashSet::new(),
         await_save: false,
+        budget: Default::default(),
     };
     let result = runner.main_loop(signals).await;
     let _ = runner.store.release_lease(&runner.holder).await;
@@ -487,16 +495,27 @@ impl<F: FnMut(Report)> Runner<F> {
                 // Live workers only add to what may go on, so the check
                 // that usually settles it needs no Redis round trips.
                 let slots = self.runnable_slots();
-                let busy = s.active(&slots, &HashSet::new());
+                // A spent town budget leaves ready work where it is: only
+                // work in flight goes on.
+                let spent = self.budget.stopped().is_some();
+                let moves = |live: &HashSet<String>| match spent {
+                    true => s.in_flight_active(&slots, live),
+                    false => s.active(&slots, live),
+                };
+                let busy = moves(&HashSet::new());
                 let live = if busy {
                     HashSet::new()
                 } else {
                     self.store.live_agent_names().await.unwrap_or_default()
                 };
-                if !busy && !s.active(&slots, &live) {
+                if !busy && !moves(&live) {
                     // Nothing moves: done, unless Redis lost records of the
                     // plan (then they are pending again, and run).
-                    let finished = self.summary(s, &slots, &live, false);
+                    let finished = match spent {
+                        // What waits for the budget is stuck (`explain`).
+                        true => self.summary(s, &HashMap::new(), &HashSet::new(), false),
+                        false => self.summary(s, &slots, &live, false),
+                    };
                     // A file that did not load is read again at its next
                     // save, not on every pass.
                     let resynced = if self.await_save {
@@ -721,6 +740,14 @@ impl<F: FnMut(Report)> Runner<F> {
             if let Some((agent, reason)) = agent.and_then(|a| self.cannot_start.get_key_value(a)) {
                 *why = format!("agent `{agent}` cannot start: {reason}");
             }
+            if let Some(stop) = self.budget.stopped()
+                && snapshot
+                    .graph
+                    .index_of(id)
+                    .is_some_and(|i| snapshot.graph.is_ready(i))
+            {
+                *why = stop.to_string();
+            }
         }
         s
     }
@@ -773,6 +800,10 @@ impl<F: FnMut(Report)> Runner<F> {
             self.store.cancel(&doomed).await?;
             let ids: Vec<String> = doomed.into_iter().map(|(id, _)| id).collect();
             snapshot.refresh(self.store.records_with(&ids, &LIGHT_FIELDS).await?);
+        }
+        if self.town_budget_spent().await? {
+            self.snapshot = Some(snapshot);
+            return Ok(None);
         }
         let (batch, next_retry) = snapshot.plan_dispatch(&self.slots(), now_ms());
         let mut lost = false;

@@ -536,3 +536,42 @@ fn permissions_for_a_preset_without_the_flag_is_a_plan_error() {
         "{out}"
     );
 }
+
+#[test]
+fn a_spent_town_budget_stops_new_attempts_and_says_so() {
+    let redis = RedisServer::start();
+    let plan = r#"[town]
+name = "ad"
+max_cost_usd = 0.03
+
+[agents.dev]
+cli = "claude"
+
+[[tasks]]
+id = "first"
+description = "First"
+agent = "dev"
+
+[[tasks]]
+id = "second"
+description = "Second"
+agent = "dev"
+depends_on = ["first"]
+"#;
+    let tt = project(&redis, plan);
+    fake(&tt, "first", None, "out", CLAUDE_SUCCESS);
+    fake(&tt, "second", None, "out", CLAUDE_SUCCESS);
+    let run = tt.run_with(["run", "--until-done"]).code(1);
+    let said = "town budget reached: $0.04 of $0.03 spent; no new attempts are dispatched";
+    assert!(run.stdout.contains(said), "{run}");
+    assert_eq!(task_json(&tt, "first")["status"], "completed");
+    assert_eq!(task_json(&tt, "second")["status"], "pending");
+    assert!(!tt.dir().join("argv/claude.second.1").exists());
+    let status = json_of(&tt, &["status", "--json"]);
+    assert_eq!(status["budget_reached"], true, "{status}");
+    let text = tt.run_with(["status"]).success().stdout;
+    assert!(
+        text.contains("town budget reached: $0.04 of $0.03"),
+        "{text}"
+    );
+}

@@ -228,6 +228,7 @@ fn report_line(file: &str, r: Report) -> Option<String> {
             return None;
         }
         Report::Message(m) => format!("message to supervisor from {m}"),
+        Report::BudgetReached(why) => why,
         Report::WaitingForLease(holder) => format!("waiting for the runner lease held by {holder}"),
         Report::Recovered(r) => format!(
             "worker {} is dead: {} task(s) requeued, {} message(s) returned",
