@@ -575,3 +575,33 @@ depends_on = ["first"]
         "{text}"
     );
 }
+
+#[test]
+fn a_tasks_own_budget_overrides_the_agents() {
+    let redis = RedisServer::start();
+    let plan = r#"[town]
+name = "ad"
+
+[agents.dev]
+cli = "claude"
+max_cost_usd = 0.5
+max_turns = 30
+
+[[tasks]]
+id = "small"
+description = "Small"
+agent = "dev"
+max_turns = 1
+"#;
+    let tt = project(&redis, plan);
+    fake(&tt, "small", None, "out", CLAUDE_SUCCESS);
+    tt.run_with(["run", "--until-done"]).code(1);
+    let args = argv(&tt, "claude", "small", 1);
+    let flags = ["--max-budget-usd", "0.5", "--max-turns", "1"];
+    assert!(args.windows(4).any(|w| w == flags), "{args:?}");
+    // The fake ignores the flag and takes two turns: tinytown holds it.
+    let small = task_json(&tt, "small");
+    assert_eq!(small["status"], "failed", "{small}");
+    let text = tt.run_with(["task", "small"]).success().stdout;
+    assert!(text.contains("over budget: 2 turns of 1"), "{text}");
+}

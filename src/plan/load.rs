@@ -554,6 +554,8 @@ impl Loader {
                     ),
                 }
             }
+            task.max_cost_usd = self.dollars(t.get("max_cost_usd"), "`max_cost_usd`");
+            task.max_turns = self.int_in(t.get("max_turns"), "`max_turns`", 1, 100_000);
             out.push(task);
         }
     }

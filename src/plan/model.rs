@@ -267,6 +267,14 @@ pub struct TaskSpec {
     /// For a group: what a failed child does to it (`wait`, `fail`, `continue`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_child_failure: Option<ChildFailure>,
+    /// The most one attempt may cost, in USD; overrides the agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_cost_usd: Option<f64>,
+    /// The most turns one attempt may take; overrides the agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_turns: Option<u32>,
     /// Where each value sits in the file, for diagnostics.
     #[serde(skip)]
     #[schemars(skip)]

@@ -97,6 +97,9 @@ pub struct ClaimedTask {
     /// What the task's previous attempt learned (empty for none): its
     /// session is what a retry resumes.
     pub previous: Facts,
+    /// The task's own budget as stored (JSON, "" for none), overriding the
+    /// agent's.
+    pub budget: String,
 }
 
 /// What renewing a heartbeat found.
@@ -492,6 +495,7 @@ impl Store {
                 retries,
                 timeout,
                 previous,
+                budget,
             ] if run == "run" => {
                 let key = self.keys.task(id);
                 let unreadable = |what: String| {
@@ -512,6 +516,7 @@ impl Store {
                     "retries",
                     "timeout",
                     "facts",
+                    "budget",
                 ];
                 if let Some(((_, _), name)) = reply.iter().zip(names).find(|((_, ok), _)| !ok) {
                     return unreadable(format!("field `{name}` is not UTF-8"));
@@ -540,6 +545,7 @@ impl Store {
                     retries: retries.parse().ok(),
                     timeout: timeout.parse().ok().map(std::time::Duration::from_millis),
                     previous: super::parse_facts(previous),
+                    budget: budget.clone(),
                 })))
             }
             [stale, reason, task, attempt] if stale == "stale" => Ok(Ok(Claim::Stale {

@@ -105,7 +105,8 @@ impl Loop<'_> {
                 }
             }
         };
-        let (ending, read) = reading::finish(follow, resumed.as_deref(), ending, &mut facts).await;
+        let (ending, read) =
+            reading::finish(follow, resumed.as_deref(), &budget, ending, &mut facts).await;
         self.report(&task, raw, &log, ending, &facts, read.transcript)
             .await
     }

@@ -22,9 +22,14 @@ pub(super) fn resume_session(config: &AgentConfig, task: &ClaimedTask) -> Option
         .map(String::from)
 }
 
-/// The budget of one attempt of `task`.
-pub(super) fn budget(config: &AgentConfig, _task: &ClaimedTask) -> Budget {
-    config.budget
+/// The budget of one attempt of `task`: the agent's, with the task's own
+/// limits where it sets them (a stored budget tt cannot read is none).
+pub(super) fn budget(config: &AgentConfig, task: &ClaimedTask) -> Budget {
+    let own = crate::store::parse_facts(&task.budget);
+    config.budget.overridden_by(Budget {
+        max_cost_usd: own.get("max_cost_usd").and_then(|v| v.as_f64()),
+        max_turns: own.get("max_turns").and_then(|v| v.as_u64()),
+    })
 }
 
 /// Starts following the command's stdout, when the agent's output is read.
@@ -46,10 +51,13 @@ pub(super) struct Read {
 }
 
 /// Ends following the stream and puts what it said into `facts`; the
-/// ending becomes a failure when the output reported an error.
+/// ending becomes a failure when the output reported an error, or went
+/// over `budget` (also when the command exited before the worker could
+/// stop it: whether a budget held does not depend on who was quicker).
 pub(super) async fn finish(
     follow: Option<Follow>,
     resumed: Option<&str>,
+    budget: &Budget,
     ending: Ending,
     facts: &mut Facts,
 ) -> (Ending, Read) {
@@ -67,8 +75,10 @@ pub(super) async fn finish(
             .or_insert_with(|| s.to_string().into());
     }
     facts.extend(learned);
-    let ending = match ending {
-        Ending::Exited(code) if snapshot.progress.is_error == Some(true) => {
+    let over = budget.exceeded(&snapshot.progress);
+    let ending = match (ending, over) {
+        (Ending::Exited(_), Some(why)) => Ending::OverBudget(why),
+        (Ending::Exited(code), None) if snapshot.progress.is_error == Some(true) => {
             let said = snapshot
                 .progress
                 .result
@@ -81,7 +91,7 @@ pub(super) async fn finish(
                 why: format!("the agent reported an error{said}"),
             }
         }
-        other => other,
+        (other, _) => other,
     };
     let transcript = (!snapshot.transcript.is_empty()).then(|| snapshot.transcript.render());
     (ending, Read { transcript })

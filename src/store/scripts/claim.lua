@@ -13,7 +13,7 @@
 -- Returns one of
 --   {'run', id, attempt, description, tags (JSON), parent, retries, timeout,
 --    facts}  (facts: what the previous attempt learned, JSON, "" for none:
---    a retry resumes its session)
+--    a retry resumes its session; budget: the task's own, JSON, "" for none)
 --   {'stale', reason, id, attempt}  (dropped: cancelled, reassigned, old attempt)
 --   {'message', from, body}    (a direct message: recorded, never run)
 --   {'deadletter', reason}     (unreadable: moved to the deadletter list)
@@ -86,11 +86,11 @@ local function claim(prefix, worker, raw, assignee, again, logs, now)
 
   local key = prefix .. 'task:' .. id
   local cur = redis.call('HMGET', key, 'status', 'attempt', 'assigned_to', 'worker',
-    'description', 'tags', 'parent', 'retries', 'timeout', 'facts')
+    'description', 'tags', 'parent', 'retries', 'timeout', 'facts', 'budget')
   local status, current, assigned, owner = cur[1], cur[2] or '0', cur[3] or '', cur[4] or ''
   local function run()
     return { 'run', id, attempt, cur[5] or '', cur[6] or '[]', cur[7] or '', cur[8] or '', cur[9] or '',
-      cur[10] or '' }
+      cur[10] or '', cur[11] or '' }
   end
 
   if again and status == 'running' and current == attempt and owner == worker then
