@@ -167,7 +167,21 @@ agent = "dev"
     fake(&tt, "broken", None, "out", CLAUDE_ERROR);
     fake(&tt, "broken", None, "code", "1");
     let run = tt.run_with(["run", "--until-done"]).code(1);
-    assert!(run.stdout.contains("completed build"), "{run}");
+    // `tt run` says what each agent concluded, what it cost, which session.
+    let line = format!(
+        "completed build on dev-1 — $0.04, 10 in / 72 out tokens, session {CLAUDE_SESSION}: All 3 tests pass."
+    );
+    assert!(run.stdout.contains(&line), "{run}");
+    assert!(
+        run.stdout
+            .contains("the agent reported an error: error_during_execution"),
+        "{run}"
+    );
+    assert!(
+        run.stdout
+            .contains("spent: $0.14, 15 in / 92 out tokens over 2 attempt(s) (dev $0.14"),
+        "{run}"
+    );
 
     let build = task_json(&tt, "build");
     assert_eq!(build["status"], "completed", "{build}");
