@@ -130,7 +130,8 @@ pub const PRESETS: &[Preset] = &[
     // https://geminicli.com/docs/cli/headless/ and
     // https://geminicli.com/docs/cli/cli-reference/: `-p` is headless
     // mode; `--approval-mode auto_edit` approves file edits only (shell
-    // commands need `permissions = "yolo"`).
+    // commands need `permissions = "yolo"`); `--resume <session id>`
+    // continues a session (its `init` event names the id).
     Preset {
         name: "gemini",
         argv: &["gemini", "--output-format", "stream-json"],
@@ -142,7 +143,7 @@ pub const PRESETS: &[Preset] = &[
         output: Some(Output::GeminiStream),
         max_cost_flag: None,
         max_turns_flag: None,
-        resume: None,
+        resume: Some(&["--resume", "{session}"]),
         about: "Gemini CLI: gemini --output-format stream-json --approval-mode auto_edit -p \
                 <prompt>",
     },
@@ -162,7 +163,8 @@ pub const PRESETS: &[Preset] = &[
     },
     // https://block.github.io/goose/docs/guides/goose-cli-commands: `run
     // -t` runs one instruction; its permissions come from `GOOSE_MODE`
-    // (`env`). Its text output is kept in the log only.
+    // (`env`). Its text output is kept in the log only (newer releases
+    // have `--output-format json`, which tt does not read yet).
     Preset {
         name: "goose",
         argv: &["goose", "run"],
