@@ -29,6 +29,7 @@ mod lookup;
 mod output;
 mod pipe;
 mod plan;
+mod plan_picture;
 mod progress;
 mod prune;
 mod recover;
@@ -337,7 +338,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
     let ctx = Context::new(cli.global)?;
     match cli.command {
         Command::Init(args) => init::run(&ctx, args),
-        Command::Plan(args) => plan::run(&ctx, args),
+        Command::Plan(args) => plan::run(&ctx, args).await,
         Command::Schema => schema::run(),
         Command::Sync(cmd) => sync::run(&ctx, cmd).await,
         Command::Tasks(args) => tasks::list(&ctx, args).await,

@@ -9,6 +9,9 @@
 //!
 //! Memory: a runner holds every task of the town, so per task it keeps the
 //! graph node and an agent number, nothing else (README "Performance").
+//!
+//! A task record becomes a graph node here (`impl From<&TaskRecord> for
+//! Node`), above the store, for the runner and the commands alike.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -80,19 +83,28 @@ struct Entry {
 impl Entry {
     fn of(r: TaskRecord) -> Self {
         Entry {
-            node: Node {
-                has_agent: r.agent.is_some(),
-                id: r.id,
-                parent: r.parent,
-                depends_on: r.depends_on,
-                on_child_failure: r.on_child_failure,
-                status: r.status,
-                priority: r.priority,
-                order: r.order,
-            },
+            node: Node::from(&r),
             agent: r.agent,
             retry_at: r.retry_at,
             attempt: r.attempt,
+        }
+    }
+}
+
+/// A task record as readiness ([`crate::graph`]) sees it: the one
+/// conversion, for the runner's snapshot and the commands' views. Here, above
+/// the store, so the store knows nothing of the graph.
+impl From<&TaskRecord> for Node {
+    fn from(r: &TaskRecord) -> Self {
+        Node {
+            id: r.id.clone(),
+            parent: r.parent.clone(),
+            depends_on: r.depends_on.clone(),
+            has_agent: r.agent.is_some(),
+            on_child_failure: r.on_child_failure,
+            status: r.status,
+            priority: r.priority,
+            order: r.order,
         }
     }
 }

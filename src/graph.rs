@@ -12,13 +12,15 @@
 //!   none completes when they do and is never dispatched;
 //! - depending on a group waits for the whole group.
 
-use std::collections::HashMap;
+mod readiness;
+mod waves;
 
-use petgraph::algo::toposort;
-use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::HashMap;
 
 use crate::Status;
 use crate::plan::ChildFailure;
+
+pub use readiness::{Readiness, Wait};
 
 /// What the graph needs to know of one task.
 #[derive(Debug, Clone)]
@@ -35,57 +37,6 @@ pub struct Node {
     pub priority: u8,
     /// Position in the file (ad-hoc tasks come after every file task).
     pub order: u64,
-}
-
-/// Why a pending task is not ready.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Wait {
-    /// A dependency (of the task or of a group it belongs to) is not done.
-    Dependency { task: String, status: Status },
-    /// A dependency failed or was cancelled: only `tt retry` or an edit helps.
-    Blocked { task: String, status: Status },
-    /// A group waiting for its children (`done` of `total` completed).
-    Children { done: usize, total: usize },
-    /// A group with no agent: it completes when its children do.
-    GroupWithoutAgent,
-    /// An ancestor group was cancelled.
-    GroupCancelled { group: String },
-}
-
-impl std::fmt::Display for Wait {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Wait::Dependency { task, status } => write!(f, "waits for {task} ({status})"),
-            Wait::Blocked { task, status } => write!(f, "blocked: {task} {status}"),
-            Wait::Children { done, total } => write!(f, "waits for children ({done}/{total} done)"),
-            Wait::GroupWithoutAgent => f.write_str("group: completes with its children"),
-            Wait::GroupCancelled { group } => write!(f, "group {group} cancelled"),
-        }
-    }
-}
-
-/// Readiness of one task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Readiness {
-    Ready,
-    Waiting(Wait),
-    /// Not pending: already dispatched, running or finished.
-    NotPending,
-}
-
-/// [`Readiness`] with tasks named by index (see [`Graph::check`]).
-enum Check {
-    Ready,
-    Waiting(WaitAt),
-    NotPending,
-}
-
-enum WaitAt {
-    Dependency(usize),
-    Blocked(usize),
-    Children { done: usize, total: usize },
-    GroupWithoutAgent,
-    GroupCancelled(usize),
 }
 
 /// Progress of a group.
@@ -211,9 +162,15 @@ impl Graph {
         }
     }
 
+    /// A group with an agent is its own run while that run is queued,
+    /// running or failed. Pending, it is a join step waiting for its
+    /// children; completed — it ran before it had children, or gained
+    /// more after its join step (`tt assign --parent`) — it is done only
+    /// once its children are, so its dependants wait for the whole.
     fn group_status(&self, g: usize) -> Status {
         let own = self.nodes[g].status;
-        if own == Status::Cancelled || (self.nodes[g].has_agent && own != Status::Pending) {
+        let own_run_decides = !matches!(own, Status::Pending | Status::Completed);
+        if own == Status::Cancelled || (self.nodes[g].has_agent && own_run_decides) {
             return own;
         }
         let p = self.progress(g);
@@ -374,155 +331,6 @@ impl Graph {
             p.total += 1;
         }
         p
-    }
-
-    /// The readiness function.
-    pub fn readiness(&self, i: usize) -> Readiness {
-        match self.check(i) {
-            Check::Ready => Readiness::Ready,
-            Check::NotPending => Readiness::NotPending,
-            Check::Waiting(w) => Readiness::Waiting(match w {
-                WaitAt::Dependency(d) => Wait::Dependency {
-                    task: self.nodes[d].id.clone(),
-                    status: self.effective[d],
-                },
-                WaitAt::Blocked(d) => Wait::Blocked {
-                    task: self.nodes[d].id.clone(),
-                    status: self.effective[d],
-                },
-                WaitAt::Children { done, total } => Wait::Children { done, total },
-                WaitAt::GroupWithoutAgent => Wait::GroupWithoutAgent,
-                WaitAt::GroupCancelled(g) => Wait::GroupCancelled {
-                    group: self.nodes[g].id.clone(),
-                },
-            }),
-        }
-    }
-
-    /// Whether [`Graph::readiness`] says `Ready`, without building the
-    /// reason a task waits: dispatch asks this of every task on every pass.
-    pub fn is_ready(&self, i: usize) -> bool {
-        matches!(self.check(i), Check::Ready)
-    }
-
-    /// The rules themselves, naming tasks by index so that asking costs no
-    /// allocation; [`Graph::readiness`] turns the answer into ids.
-    fn check(&self, i: usize) -> Check {
-        if self.nodes[i].status != Status::Pending {
-            return Check::NotPending;
-        }
-        // The task's own dependencies, then each ancestor's.
-        for t in std::iter::once(i).chain(self.ancestors(i)) {
-            if t != i && self.effective[t] == Status::Cancelled {
-                return Check::Waiting(WaitAt::GroupCancelled(t));
-            }
-            for &d in &self.deps[t] {
-                match self.effective[d] {
-                    Status::Completed => {}
-                    Status::Failed | Status::Cancelled => {
-                        return Check::Waiting(WaitAt::Blocked(d));
-                    }
-                    _ => return Check::Waiting(WaitAt::Dependency(d)),
-                }
-            }
-        }
-        if self.is_group(i) {
-            if !self.nodes[i].has_agent {
-                return Check::Waiting(WaitAt::GroupWithoutAgent);
-            }
-            let p = self.progress(i);
-            let finished = match self.nodes[i].on_child_failure {
-                ChildFailure::Continue => p.completed + p.failed,
-                ChildFailure::Wait | ChildFailure::Fail => p.completed,
-            };
-            if p.total > 0 && finished < p.total {
-                return Check::Waiting(WaitAt::Children {
-                    done: p.completed,
-                    total: p.total,
-                });
-            }
-        }
-        Check::Ready
-    }
-
-    /// Ready tasks in dispatch order: (priority, file order).
-    pub fn ready(&self) -> Vec<usize> {
-        let mut ready: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.is_ready(i))
-            .collect();
-        self.sort_dispatch_order(&mut ready);
-        ready
-    }
-
-    pub fn sort_dispatch_order(&self, tasks: &mut [usize]) {
-        tasks.sort_by_key(|&i| (self.nodes[i].priority, self.nodes[i].order));
-    }
-
-    /// Whether `tt run` dispatches this task at all (groups without an agent
-    /// never run; they complete with their children).
-    pub fn runs(&self, i: usize) -> bool {
-        !self.is_group(i) || self.nodes[i].has_agent
-    }
-
-    /// Dispatch waves if every task succeeds: wave 1 is what is ready now,
-    /// wave 2 what becomes ready once wave 1 completed, and so on. Each wave
-    /// is in dispatch order. Finished and cancelled tasks are left out.
-    pub fn waves(&self) -> Vec<Vec<usize>> {
-        let n = self.nodes.len();
-        // start(t) = 2t waits for done(d) of deps and start(parent);
-        // done(t) = 2t+1 waits for start(t) and done(child).
-        let mut g: DiGraph<(), ()> = DiGraph::with_capacity(2 * n, 4 * n);
-        for _ in 0..2 * n {
-            g.add_node(());
-        }
-        let start = |i: usize| NodeIndex::new(2 * i);
-        let done = |i: usize| NodeIndex::new(2 * i + 1);
-        for i in 0..n {
-            g.add_edge(done(i), start(i), ());
-            for &d in &self.deps[i] {
-                g.add_edge(start(i), done(d), ());
-            }
-            if let Some(p) = self.parent[i] {
-                g.add_edge(start(i), start(p), ());
-                g.add_edge(done(p), done(i), ());
-            }
-        }
-        let Ok(order) = toposort(&g, None) else {
-            return Vec::new();
-        };
-        let mut level = vec![0usize; 2 * n];
-        for node in order.into_iter().rev() {
-            let waits = g
-                .neighbors(node)
-                .map(|t| level[t.index()])
-                .max()
-                .unwrap_or(0);
-            let i = node.index() / 2;
-            let is_done = node.index() % 2 == 1;
-            let status = self.nodes[i].status;
-            let counts =
-                is_done && self.runs(i) && !matches!(status, Status::Completed | Status::Cancelled);
-            level[node.index()] = waits + usize::from(counts);
-        }
-        let mut waves: Vec<Vec<usize>> = Vec::new();
-        for i in 0..n {
-            let status = self.nodes[i].status;
-            if !self.runs(i) || status.is_final() {
-                continue;
-            }
-            let w = level[2 * i + 1];
-            if w == 0 {
-                continue;
-            }
-            if waves.len() < w {
-                waves.resize_with(w, Vec::new);
-            }
-            waves[w - 1].push(i);
-        }
-        for wave in &mut waves {
-            self.sort_dispatch_order(wave);
-        }
-        waves
     }
 }
 

@@ -13,6 +13,7 @@ mod error;
 mod events;
 mod facts;
 pub mod keys;
+mod lease;
 mod question;
 mod recover;
 pub mod server;
@@ -23,15 +24,18 @@ mod worker;
 
 pub use admin::{
     ADHOC_ORDER_BASE, AgentInfo, Assigned, CancelOutcome, InboxEntry, KillOutcome, NewTask, Pruned,
-    RunnerLease, agent_name_of,
+    agent_name_of,
 };
 pub use archive::{Archive, HistoryLoss, STREAM_CAP, room_for};
 pub use connection::{RedisTarget, connect};
-pub use dispatch::{Dispatch, Dispatched, Event, parse_entries};
+pub use dispatch::{Dispatch, Dispatched};
 pub use error::StoreError;
-pub use events::{EventFollower, STREAM_START, time as event_time};
+pub use events::{
+    Event, EventFollower, STREAM_START, parse_entries, stream_position, time as event_time,
+};
 pub use facts::{Facts, facts_text, parse_facts};
 pub use keys::Keys;
+pub use lease::RunnerLease;
 pub use question::{Answered, Asked, Progress, Question};
 pub use recover::Recovered;
 pub use sync::{SyncCounts, SyncGuard, SyncRefused, SyncState, TaskDef};

@@ -374,3 +374,117 @@ fn a_command_flag_with_an_unknown_placeholder_is_refused_before_starting() {
         out.stderr
     );
 }
+
+/// Checks `text` is Mermaid of the subset `tt plan --format mermaid`
+/// writes: a `flowchart`, nodes `tN["label"]`, balanced `subgraph … end`,
+/// edges between defined ids, and `classDef`/`class` lines. Returns the
+/// labels by id and the edges.
+fn mermaid_subset(
+    text: &str,
+) -> (
+    std::collections::HashMap<String, String>,
+    Vec<(String, String)>,
+) {
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("flowchart TD"), "{text}");
+    let (mut labels, mut edges, mut depth) = (std::collections::HashMap::new(), Vec::new(), 0i32);
+    let node = |s: &str| -> Option<(String, String)> {
+        let (id, rest) = s.split_once('[')?;
+        let label = rest.strip_prefix('"')?.strip_suffix("\"]")?;
+        let ok_id = id.trim_end().len() > 1
+            && id.starts_with('t')
+            && id.trim_end()[1..].chars().all(|c| c.is_ascii_digit());
+        (ok_id && !label.contains('"')).then(|| (id.trim_end().to_string(), label.to_string()))
+    };
+    for line in lines {
+        let l = line.trim();
+        if let Some(rest) = l.strip_prefix("subgraph ") {
+            let (id, label) = node(rest).unwrap_or_else(|| panic!("bad subgraph: {line}"));
+            labels.insert(id, label);
+            depth += 1;
+        } else if l == "end" {
+            depth -= 1;
+            assert!(depth >= 0, "unbalanced end: {text}");
+        } else if let Some((a, b)) = l.split_once(" --> ") {
+            edges.push((a.to_string(), b.to_string()));
+        } else if l.starts_with("classDef ") || l.starts_with("class ") {
+            assert_eq!(l.split_whitespace().count(), 3, "{line}");
+        } else {
+            let (id, label) = node(l).unwrap_or_else(|| panic!("not in the subset: {line}"));
+            labels.insert(id, label);
+        }
+    }
+    assert_eq!(depth, 0, "unclosed subgraph: {text}");
+    for (a, b) in &edges {
+        assert!(
+            labels.contains_key(a) && labels.contains_key(b),
+            "edge to nowhere: {a} --> {b}"
+        );
+    }
+    (labels, edges)
+}
+
+#[test]
+fn plan_as_mermaid_has_groups_as_subgraphs_dependencies_as_edges_and_statuses() {
+    let redis = crate::support::RedisServer::start();
+    let plan = crate::example("shop.toml");
+    let tt = Tt::new().file("tasks.toml", &plan).redis(&redis);
+    let out = tt
+        .run_with(["plan", "--format", "mermaid"])
+        .success()
+        .stdout;
+    let (labels, edges) = mermaid_subset(&out);
+    let by_label = |l: &str| {
+        labels
+            .iter()
+            .find(|(_, v)| v.as_str() == l)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| panic!("no node {l}: {out}"))
+    };
+    assert!(
+        out.contains(&format!("subgraph {} [\"auth\"]", by_label("auth"))),
+        "{out}"
+    );
+    assert!(
+        edges.contains(&(by_label("schema"), by_label("login"))),
+        "{out}"
+    );
+    assert!(
+        edges.contains(&(by_label("auth"), by_label("checkout"))),
+        "{out}"
+    );
+    // With the town in Redis, each node says its status.
+    tt.run_with(["sync", "push"]).success();
+    let out = tt
+        .run_with(["plan", "--format", "mermaid"])
+        .success()
+        .stdout;
+    let (labels, _) = mermaid_subset(&out);
+    assert!(labels.values().any(|l| l == "schema · pending"), "{out}");
+    assert!(out.contains("classDef pending"), "{out}");
+}
+
+#[test]
+fn plan_as_dot_is_read_by_graphviz() {
+    let plan = crate::example("shop.toml");
+    let tt = Tt::new().file("tasks.toml", &plan);
+    let out = tt.run_with(["plan", "--format", "dot"]).success().stdout;
+    assert!(out.contains("subgraph cluster_"), "{out}");
+    tt.write("plan.dot", &out);
+    let svg = crate::support::command("dot")
+        .arg("-Tsvg")
+        .arg(tt.dir().join("plan.dot"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("`dot` (Graphviz) is needed for this test: apt-get install graphviz ({e})")
+        });
+    assert!(
+        svg.status.success(),
+        "dot rejected it: {}\n{out}",
+        String::from_utf8_lossy(&svg.stderr)
+    );
+    let svg = String::from_utf8_lossy(&svg.stdout);
+    for id in ["schema", "login", "auth", "checkout"] {
+        assert!(svg.contains(&format!(">{id}<")), "{id} drawn: {svg}");
+    }
+}

@@ -6,5 +6,6 @@ mod front;
 mod input;
 mod liveness;
 mod shape_core;
+mod shape_runner;
 mod state;
 mod workers;

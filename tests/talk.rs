@@ -72,6 +72,16 @@ fn an_answer_reaches_the_asking_command_exactly() {
         .success()
         .stdout_contains("→ not yet");
     assert_eq!(run.wait_exit(), 0, "{}", run.output());
+    let printed = run.output();
+    assert!(
+        printed.contains("QUESTION from dev-1 on migrate: The migration drops a column. Go ahead?"),
+        "{printed}"
+    );
+    assert!(printed.contains("answered migrate: not yet"), "{printed}");
+    assert!(
+        !printed.contains('\u{7}'),
+        "no bell off a terminal: {printed}"
+    );
     assert_eq!(tt.read("got.txt"), "not yet");
     assert_eq!(status_of(&redis), "completed");
     let v = json_of(&tt, &["status", "--json"]);
@@ -199,4 +209,112 @@ fn progress_notes_show_in_status_task_and_tasks_json() {
     tt.run_with(["progress", "late", "--task", "migrate", "--attempt", "1"])
         .code(1)
         .stderr_contains("is completed");
+}
+
+/// `parent` runs `tt assign … --parent $TT_TASK_ID` and exits; `after`
+/// depends on `parent`. Each task appends its id to `ran.log`.
+const SUBTASKS: &str = r#"[town]
+name = "t"
+
+[agents.dev]
+command = ["sh", "-c", "echo $TT_TASK_ID >> ran.log; if [ $TT_TASK_ID = parent ]; then \"$TT\" assign dev 'found more work' --id child --parent $TT_TASK_ID || exit 9; fi; if [ $TT_TASK_ID = child ]; then while [ ! -e go ]; do sleep 0.05; done; fi"]
+env = { TT = "TTBIN" }
+
+[[tasks]]
+id = "parent"
+agent = "dev"
+
+[[tasks]]
+id = "after"
+agent = "dev"
+depends_on = ["parent"]
+"#;
+
+#[test]
+fn a_task_that_adds_a_child_holds_its_dependants_until_the_child_completes() {
+    let redis = RedisServer::start();
+    let tt = Tt::new()
+        .file("tasks.toml", SUBTASKS.replace("TTBIN", TT))
+        .redis(&redis);
+    let mut run = Running::start(&tt, &["run", "--until-done"]);
+    wait_until(DEADLINE, "the child runs", || {
+        std::fs::read_to_string(tt.dir().join("ran.log"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == "child")
+    });
+    // The parent's own run is over, its child is not: `after` waits.
+    wait_until(DEADLINE, "the parent's run completed", || {
+        redis.task_field("t", "parent", "status") == "completed"
+    });
+    let after = json_of(&tt, &["task", "after", "--json"]);
+    assert_eq!(after["status"], "pending", "{after}");
+    assert!(
+        after["waiting"].as_str().unwrap_or("").contains("parent"),
+        "{after}"
+    );
+    let parent = json_of(&tt, &["task", "parent", "--json"]);
+    assert_ne!(parent["status"], "completed", "{parent}");
+    tt.write("go", "");
+    assert_eq!(run.wait_exit(), 0, "{}", run.output());
+    assert_eq!(tt.read("ran.log"), "parent\nchild\nafter\n");
+}
+
+#[test]
+fn a_child_added_to_a_finished_task_makes_its_dependants_wait_again() {
+    let redis = RedisServer::start();
+    let plan = "[town]\nname = \"t\"\n\n[[tasks]]\nid = \"a\"\nagent = \"dev\"\nstatus = \"completed\"\n\n[[tasks]]\nid = \"b\"\ndepends_on = [\"a\"]\n";
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    assert_eq!(
+        json_of(&tt, &["task", "b", "--json"])["waiting"],
+        Value::Null
+    );
+    tt.run_with(["assign", "dev", "more", "--id", "a2", "--parent", "a"])
+        .success();
+    let b = json_of(&tt, &["task", "b", "--json"]);
+    assert_eq!(b["waiting"], "waits for a (pending)", "{b}");
+}
+
+#[test]
+fn assign_refuses_a_cycle_and_a_cancelled_parent() {
+    let redis = RedisServer::start();
+    let plan = "[town]\nname = \"t\"\n\n[[tasks]]\nid = \"g\"\n\n[[tasks]]\nid = \"c\"\nparent = \"g\"\n\n[[tasks]]\nid = \"w\"\ndepends_on = [\"g\"]\n\n[[tasks]]\nid = \"gone\"\nstatus = \"cancelled\"\n";
+    let tt = Tt::new().file("tasks.toml", plan).redis(&redis);
+    tt.run_with(["sync", "push"]).success();
+    // Waits for its own group.
+    tt.run_with([
+        "assign",
+        "dev",
+        "x",
+        "--id",
+        "x",
+        "--parent",
+        "g",
+        "--depends-on",
+        "g",
+    ])
+    .code(2)
+    .stderr_contains("`x` would wait for itself");
+    // Waits for a task that waits for its group.
+    tt.run_with(["assign", "dev", "y", "--parent", "g", "--depends-on", "w"])
+        .code(2)
+        .stderr_contains("would wait for itself");
+    tt.run_with(["assign", "dev", "z", "--parent", "gone"])
+        .code(2)
+        .stderr_contains("group `gone` is cancelled");
+    // Nothing was added.
+    let tasks = json_of(&tt, &["tasks", "--json"]);
+    assert_eq!(tasks.as_array().map(Vec::len), Some(4), "{tasks}");
+    // A sound one still goes in.
+    tt.run_with([
+        "assign",
+        "dev",
+        "fine",
+        "--parent",
+        "g",
+        "--depends-on",
+        "c",
+    ])
+    .success();
 }

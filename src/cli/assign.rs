@@ -8,6 +8,8 @@ use serde_json::json;
 use super::lookup::{SUPERVISOR, check_agent_name, check_task_id, find_task};
 use super::task_view::TaskView;
 use super::{CliError, Context, output};
+use crate::Status;
+use crate::graph::{Graph, Node};
 use crate::store::{Assigned, NewTask};
 
 #[derive(Debug, clap::Args)]
@@ -76,6 +78,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         }
         find_task(&town, &store, r)?;
     }
+    check_shape(&town, &args)?;
     let task = NewTask {
         id: args.id.clone().unwrap_or_default(),
         description: args.description.clone(),
@@ -106,4 +109,56 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         args.agent
     );
     Ok(0)
+}
+
+/// What the file validator would refuse: a parent that is cancelled (the
+/// task could never run) and a task that would wait for itself through
+/// its dependencies and groups.
+fn check_shape(town: &TaskView, args: &Args) -> Result<(), CliError> {
+    if let Some(p) = &args.parent
+        && let Some(i) = town.graph.index_of(p)
+    {
+        let cancelled = std::iter::once(i)
+            .chain(town.graph.ancestors(i))
+            .find(|&g| town.graph.status(g) == Status::Cancelled);
+        if let Some(g) = cancelled {
+            let group = &town.records[g].id;
+            return Err(CliError::Usage {
+                message: format!("cannot add a task to `{p}`: group `{group}` is cancelled"),
+                help: format!(
+                    "`tt retry {group}` brings the group back first, or add the task elsewhere"
+                ),
+            });
+        }
+    }
+    let id = args.id.clone().unwrap_or_else(|| "(the new task)".into());
+    let mut nodes = town.graph.nodes().to_vec();
+    nodes.push(Node {
+        id: id.clone(),
+        parent: args.parent.clone(),
+        depends_on: args.depends_on.clone(),
+        has_agent: true,
+        on_child_failure: Default::default(),
+        status: Status::Pending,
+        priority: args.priority,
+        order: u64::MAX,
+    });
+    if Graph::new(nodes).has_wait_cycle() {
+        let mut refs = Vec::new();
+        if let Some(p) = &args.parent {
+            refs.push(format!("--parent {p}"));
+        }
+        if !args.depends_on.is_empty() {
+            refs.push(format!("--depends-on {}", args.depends_on.join(",")));
+        }
+        return Err(CliError::Usage {
+            message: format!(
+                "`{id}` would wait for itself: {} makes a cycle",
+                refs.join(" with ")
+            ),
+            help: "a task cannot depend on its own group, or on a task that waits for that group"
+                .into(),
+        });
+    }
+    Ok(())
 }

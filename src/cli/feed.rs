@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use super::{CliError, Context};
-use crate::store::{Archive, Event, EventFollower, HistoryLoss, RedisTarget, Store};
+use crate::store::{
+    Archive, Event, EventFollower, HistoryLoss, RedisTarget, Store, stream_position,
+};
 
 /// More than the stream ever holds (it is capped near 100 000).
 const EVERYTHING: usize = 10_000_000;
@@ -15,7 +17,7 @@ const EVERYTHING: usize = 10_000_000;
 /// how long a dead connection goes unnoticed, nothing is polled.
 const BLOCK: Duration = Duration::from_secs(10);
 
-/// Pause before reopening a dropped blocking connection.
+/// Pause before a dropped blocking connection is opened again.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// The Redis that [`Context::store`] connects to, for the dedicated
@@ -25,8 +27,9 @@ pub(super) fn follow_target(ctx: &Context) -> Result<RedisTarget, CliError> {
     Ok(ctx.target(url.as_deref()))
 }
 
-/// Waits for the next events; a dropped connection is reopened (the
-/// stream keeps what arrived meanwhile), any other error ends the wait.
+/// Waits for the next events; a dropped connection is opened again by the
+/// next read (the stream keeps what arrived meanwhile), any other error
+/// ends the wait.
 pub(super) async fn next_events(follower: &mut EventFollower) -> Result<Vec<Event>, CliError> {
     loop {
         match follower.next(BLOCK).await {
@@ -34,11 +37,6 @@ pub(super) async fn next_events(follower: &mut EventFollower) -> Result<Vec<Even
             Err(e) if e.is_connection_error() => {
                 eprintln!("lost the connection to Redis ({e}); reconnecting…");
                 tokio::time::sleep(RECONNECT_DELAY).await;
-                match follower.reconnect().await {
-                    Ok(()) => {}
-                    Err(e) if e.is_connection_error() => {}
-                    Err(e) => return Err(e.into()),
-                }
             }
             Err(e) => return Err(e.into()),
         }
@@ -64,15 +62,10 @@ pub(super) async fn full_history(
 /// Appends `newer` to `events`, leaving out what `events` already ends
 /// with (archived, and not yet trimmed from the stream).
 pub(super) fn append_after(events: &mut Vec<Event>, newer: Vec<Event>) {
-    let last = events.last().and_then(|e| stream_id(&e.id));
+    let last = events.last().and_then(|e| stream_position(&e.id));
     events.extend(
         newer
             .into_iter()
-            .filter(|e| last.is_none_or(|l| stream_id(&e.id).is_some_and(|i| i > l))),
+            .filter(|e| last.is_none_or(|l| stream_position(&e.id).is_some_and(|i| i > l))),
     );
-}
-
-fn stream_id(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
 }

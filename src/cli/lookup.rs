@@ -7,7 +7,7 @@ use super::task_view::TaskView;
 use crate::store::Store;
 
 /// The well-known id of the runner: it takes messages, never tasks.
-pub(super) const SUPERVISOR: &str = "supervisor";
+pub(super) use crate::store::keys::SUPERVISOR;
 
 /// Refuses ids that cannot name a task, before asking Redis.
 pub(super) fn check_task_id(id: &str) -> Result<(), CliError> {

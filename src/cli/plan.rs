@@ -5,22 +5,41 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use super::plan_picture::{self, Shown};
+use super::task_view::TaskView;
 use super::{CliError, Context, output};
 use crate::escape::escape;
 use crate::graph::Graph;
 use crate::plan::{LoadError, Plan};
+use crate::store::LIGHT_FIELDS;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Print the plan (or its problems) as JSON.
+    /// Print the plan (or its problems) as JSON (`--format json`).
     #[arg(long)]
     json: bool,
+    /// What to print: the text summary, JSON, or the graph as Mermaid or
+    /// Graphviz DOT (with each task's status when the town is in Redis).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
-pub fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Mermaid,
+    Dot,
+}
+
+pub async fn run(ctx: &Context, mut args: Args) -> Result<u8, CliError> {
+    if args.json {
+        args.format = Format::Json;
+    }
+    let json_out = args.format == Format::Json;
     let plan = match ctx.load_plan() {
         Ok(p) => p,
-        Err(CliError::Plan(e @ LoadError::Invalid { .. })) if args.json => {
+        Err(CliError::Plan(e @ LoadError::Invalid { .. })) if json_out => {
             let problems: Vec<_> = crate::plan::Problem::to_json_all(e.problems());
             output::json(&json!({ "valid": false, "problems": problems }));
             return Ok(2);
@@ -29,8 +48,29 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     };
     output::print_warnings(&plan.warnings);
     let graph = Graph::from_plan(&plan);
+    if matches!(args.format, Format::Mermaid | Format::Dot) {
+        let statuses = town_statuses(ctx).await;
+        let shown: Vec<Shown<'_>> = plan
+            .tasks
+            .iter()
+            .map(|t| Shown {
+                id: &t.id,
+                depends_on: &t.depends_on,
+                status: statuses
+                    .as_ref()
+                    .and_then(|view| view.graph.index_of(&t.id).map(|i| view.graph.status(i))),
+            })
+            .collect();
+        let text = if args.format == Format::Mermaid {
+            plan_picture::mermaid(&graph, &shown)
+        } else {
+            plan_picture::dot(&graph, &shown)
+        };
+        print!("{text}");
+        return Ok(0);
+    }
     let view = View::new(&plan, &graph);
-    if args.json {
+    if json_out {
         output::json(&view.json(ctx.town(plan.town.name.as_deref())));
     } else {
         print!(
@@ -39,6 +79,15 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         );
     }
     Ok(0)
+}
+
+/// The town's tasks as Redis holds them, when there is a town to read
+/// (a picture without statuses is still a picture: no town, or a Redis
+/// that does not answer, is not an error here).
+async fn town_statuses(ctx: &Context) -> Option<TaskView> {
+    let store = ctx.store().await.ok()?;
+    let records = store.tasks_with(&LIGHT_FIELDS).await.ok()?;
+    (!records.is_empty()).then(|| TaskView::new(records))
 }
 
 struct View<'a> {

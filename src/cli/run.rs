@@ -9,7 +9,7 @@ use super::live::{self, Screen};
 use super::{CliError, Context, output};
 use crate::Status;
 use crate::escape::escape;
-use crate::runner::{self, AgentNote, Options, Report, Summary};
+use crate::runner::{self, AgentNote, Options, RunSummary, RunnerNote};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -68,8 +68,16 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     // Handed over, not kept: a 100k-task plan is tens of MiB the runner
     // drops once it is in Redis (README "Performance").
     let summary = runner::run(opts, plan, |r| {
+        // A new question rings the terminal's bell once: someone is needed.
+        let bell = tty && matches!(&r, RunnerNote::Event(e) if e.kind == "asked");
         if let Some(line) = report_line(&file_name, r) {
             print(line);
+        }
+        if bell {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(b"\x07");
+            let _ = out.flush();
         }
         dirty.notify_one();
     })
@@ -106,24 +114,24 @@ fn time() -> String {
 }
 
 /// The line a report prints on stdout, if any (problems go to stderr here).
-fn report_line(file: &str, r: Report) -> Option<String> {
+fn report_line(file: &str, r: RunnerNote) -> Option<String> {
     let what = match r {
-        Report::Started {
+        RunnerNote::Started {
             town,
             counts,
             agents,
         } => {
             format!("town `{town}`: {file}: {counts}; {agents} agent(s) declared")
         }
-        Report::Reloaded(c) if c.restored > 0 => format!(
+        RunnerNote::Reloaded(c) if c.restored > 0 => format!(
             "reloaded {file}: +{} ~{} -{}; {} restored (their records were missing from Redis)",
             c.added, c.changed, c.removed, c.restored
         ),
-        Report::Reloaded(c) => format!(
+        RunnerNote::Reloaded(c) => format!(
             "reloaded {file}: +{} ~{} -{}",
             c.added, c.changed, c.removed
         ),
-        Report::Invalid(e) => {
+        RunnerNote::Invalid(e) => {
             eprintln!(
                 "{} {file} is invalid; the last good plan keeps running",
                 time()
@@ -131,8 +139,8 @@ fn report_line(file: &str, r: Report) -> Option<String> {
             output::print_load_error(e);
             return None;
         }
-        Report::FileGone => format!("{file} is gone; the last good plan keeps running"),
-        Report::Event(e) => match e.kind.as_str() {
+        RunnerNote::FileGone => format!("{file} is gone; the last good plan keeps running"),
+        RunnerNote::Event(e) => match e.kind.as_str() {
             "dispatched" => format!(
                 "dispatched {} to {} (attempt {})",
                 e.task,
@@ -177,6 +185,25 @@ fn report_line(file: &str, r: Report) -> Option<String> {
                 e.field("reason").unwrap_or("")
             ),
             "rejected" => format!("rejected a stale report for {} from {}", e.task, e.agent),
+            "asked" => format!(
+                "QUESTION from {} on {}: {} — `tt answer {} …`",
+                e.agent,
+                e.task,
+                e.field("question").unwrap_or(""),
+                e.task
+            ),
+            "answered" => format!("answered {}: {}", e.task, e.field("answer").unwrap_or("")),
+            "unasked" => format!(
+                "question on {} withdrawn ({})",
+                e.task,
+                e.field("reason").unwrap_or("")
+            ),
+            "progress" => format!(
+                "{} on {}: {}",
+                e.task,
+                e.agent,
+                e.field("progress").unwrap_or("")
+            ),
             "corrupt" => format!(
                 "FAILED {}: {} (not run)",
                 e.task,
@@ -187,7 +214,7 @@ fn report_line(file: &str, r: Report) -> Option<String> {
             }
             _ => return None,
         },
-        Report::Agent(note) => match note {
+        RunnerNote::Agent(note) => match note {
             AgentNote::Started { id, pid } => format!("agent {id} started (pid {pid})"),
             AgentNote::Exited {
                 id,
@@ -218,28 +245,38 @@ fn report_line(file: &str, r: Report) -> Option<String> {
                 return None;
             }
         },
-        Report::Corrupt { task, what } => {
+        RunnerNote::Corrupt { task, what } => {
             eprintln!(
                 "{} task {task} is not run until its record is fixed: {what}",
                 time()
             );
             return None;
         }
-        Report::ArchiveFailed(e) => {
+        RunnerNote::ArchiveFailed(e) => {
             eprintln!(
                 "{} cannot archive old events (the stream's cap may trim them): {e}",
                 time()
             );
             return None;
         }
-        Report::LeaseRepaired(note) => {
+        RunnerNote::RedisTrouble { doing, error } => {
+            eprintln!(
+                "{} Redis trouble: {doing} failed, retrying: {}",
+                time(),
+                escape(&error.to_string())
+            );
+            return None;
+        }
+        RunnerNote::LeaseRepaired(note) => {
             eprintln!("{} {note}", time());
             return None;
         }
-        Report::Message(m) => format!("message to supervisor from {m}"),
-        Report::BudgetReached(why) => why,
-        Report::WaitingForLease(holder) => format!("waiting for the runner lease held by {holder}"),
-        Report::Recovered(r) => format!(
+        RunnerNote::Message(m) => format!("message to supervisor from {m}"),
+        RunnerNote::BudgetReached(why) => why,
+        RunnerNote::WaitingForLease(holder) => {
+            format!("waiting for the runner lease held by {holder}")
+        }
+        RunnerNote::Recovered(r) => format!(
             "worker {} is dead: {} task(s) requeued, {} message(s) returned",
             r.worker, r.requeued, r.returned
         ),
@@ -333,7 +370,7 @@ async fn print_usage(target: &crate::store::RedisTarget, town: &str) {
     );
 }
 
-fn print_summary(s: &Summary) {
+fn print_summary(s: &RunSummary) {
     let n = |st: Status| s.counts.get(&st).copied().unwrap_or(0);
     println!(
         "{} summary: {} completed, {} failed, {} cancelled, {} pending, {} queued, {} running{}",

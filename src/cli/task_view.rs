@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::graph::{Graph, Readiness};
+use crate::graph::{Graph, Node, Readiness};
 use crate::store::TaskRecord;
 
 /// The task records with the graph built over them, read once for one
@@ -19,7 +19,7 @@ pub struct TaskView {
 
 impl TaskView {
     pub fn new(records: Vec<TaskRecord>) -> Self {
-        let graph = Graph::new(records.iter().map(TaskRecord::node).collect());
+        let graph = Graph::new(records.iter().map(Node::from).collect());
         Self { records, graph }
     }
 

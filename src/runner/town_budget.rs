@@ -6,7 +6,7 @@
 //! beside the usage). Raising the budget in the file lifts the stop at the
 //! next pass.
 
-use super::{Report, Runner};
+use super::{Runner, RunnerNote};
 use crate::agent::budget::usd;
 use crate::store::StoreError;
 
@@ -27,7 +27,7 @@ impl TownBudget {
     }
 }
 
-impl<F: FnMut(Report)> Runner<F> {
+impl<F: FnMut(RunnerNote)> Runner<F> {
     /// Whether the town's budget is spent; records the plan's budget for
     /// `tt status` when it changed. Reads Redis only when the plan has a
     /// budget (or had one).
@@ -53,7 +53,7 @@ impl<F: FnMut(Report)> Runner<F> {
                 usd(spent),
                 usd(max)
             );
-            (self.report)(Report::BudgetReached(why.clone()));
+            (self.report)(RunnerNote::BudgetReached(why.clone()));
             self.budget.stop = Some(why);
         }
         Ok(true)

@@ -1,5 +1,6 @@
-//! What the operator commands do to a town: read agents, inboxes and the
-//! runner lease (`tt status`, `tt list`, `tt inbox`), and change state
+//! What the operator commands do to a town: read agents and inboxes
+//! (`tt status`, `tt list`, `tt inbox`; the runner too: which agents are
+//! live, and the notes sent to it), and change state
 //! (`tt assign`, `tt send`, `tt kill`, `tt prune`, `tt cancel`,
 //! `tt retry`). Every change is one Lua script in `scripts/`, so it checks
 //! and writes atomically and records its event in the same step.
@@ -90,47 +91,6 @@ pub fn agent_name_of(worker: &str) -> &str {
             name
         }
         _ => worker,
-    }
-}
-
-/// Who holds the runner lease (`tt:<town>:runner`).
-#[derive(Debug, Clone, Serialize, Default, PartialEq)]
-pub struct RunnerLease {
-    pub id: String,
-    pub host: Option<String>,
-    pub pid: Option<u32>,
-    /// When it took the lease, milliseconds since the Unix epoch.
-    pub since: Option<u64>,
-    /// Milliseconds until the lease expires unless renewed.
-    pub ttl_ms: Option<u64>,
-}
-
-impl RunnerLease {
-    /// Reads the lease value: JSON `{"id","host","pid","since"}`; any other
-    /// text is taken as the holder's id, so a lease written by another
-    /// version still shows who holds it.
-    fn parse(raw: &str, ttl_ms: Option<u64>) -> Self {
-        #[derive(serde::Deserialize)]
-        struct Json {
-            id: Option<String>,
-            host: Option<String>,
-            pid: Option<u32>,
-            since: Option<u64>,
-        }
-        match serde_json::from_str::<Json>(raw) {
-            Ok(j) => RunnerLease {
-                id: j.id.unwrap_or_default(),
-                host: j.host,
-                pid: j.pid,
-                since: j.since,
-                ttl_ms,
-            },
-            Err(_) => RunnerLease {
-                id: raw.to_string(),
-                ttl_ms,
-                ..Default::default()
-            },
-        }
     }
 }
 
@@ -279,16 +239,24 @@ impl Store {
         Ok(out)
     }
 
-    /// The runner lease, if a runner holds it.
-    pub async fn runner_lease(&self) -> Result<Option<RunnerLease>, StoreError> {
+    /// Names of agents with at least one worker whose heartbeat is alive.
+    pub async fn live_agent_names(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        let workers = self.worker_ids().await?;
+        if workers.is_empty() {
+            return Ok(Default::default());
+        }
         let mut conn = self.conn.clone();
-        let key = self.keys.runner();
-        let (raw, ttl): (Option<String>, i64) = redis::pipe()
-            .get(&key)
-            .pttl(&key)
-            .query_async(&mut conn)
-            .await?;
-        Ok(raw.map(|raw| RunnerLease::parse(&raw, u64::try_from(ttl).ok())))
+        let mut pipe = redis::pipe();
+        for w in &workers {
+            pipe.hget(self.keys.agent(w), "name")
+                .exists(self.keys.alive(w));
+        }
+        let replies: Vec<(Option<String>, bool)> = pipe.query_async(&mut conn).await?;
+        Ok(replies
+            .into_iter()
+            .filter(|(_, alive)| *alive)
+            .filter_map(|(name, _)| name)
+            .collect())
     }
 
     /// Creates an ad-hoc task: pending, `source = cli`, ordered after every
@@ -350,6 +318,32 @@ impl Store {
             .query_async(&mut conn)
             .await?;
         Ok(raw.iter().map(|r| InboxEntry::parse(r)).collect())
+    }
+
+    /// Number of entries waiting in an agent's inbox.
+    pub async fn inbox_len(&self, agent: &str) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("LLEN")
+            .arg(self.keys.inbox(agent))
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// Drains the runner's own inbox (`tt send supervisor …`).
+    pub async fn take_supervisor_messages(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.inbox(super::keys::SUPERVISOR);
+        let (items, _): (Vec<String>, i64) = redis::pipe()
+            .atomic()
+            .cmd("LRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(-1)
+            .cmd("DEL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await?;
+        Ok(items)
     }
 
     /// Tells these workers to shut down (a `shutdown` control message,
@@ -483,15 +477,6 @@ mod tests {
                 InboxEntry::Unreadable { raw: raw.into() }
             );
         }
-    }
-
-    #[test]
-    fn runner_lease_reads_json_or_plain_text() {
-        let l = RunnerLease::parse(r#"{"id":"r1","host":"h","pid":7,"since":5}"#, Some(900));
-        assert_eq!(l.id, "r1");
-        assert_eq!(l.pid, Some(7));
-        assert_eq!(l.ttl_ms, Some(900));
-        assert_eq!(RunnerLease::parse("h:7", None).id, "h:7");
     }
 
     #[test]

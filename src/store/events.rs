@@ -1,7 +1,8 @@
-//! Reading the events stream (`tt:<town>:events`) for `tt history` and
-//! `tt status --watch`: the newest entries (optionally of one task) with
-//! `XREVRANGE … COUNT`, and waiting for new ones with `XREAD BLOCK` on a
-//! connection of its own ([`EventFollower`]).
+//! The events stream (`tt:<town>:events`) as [`Event`]s: the newest
+//! entries (optionally of one task) with `XREVRANGE … COUNT` for
+//! `tt history`, and waiting for new ones with `XREAD BLOCK` on a
+//! connection of its own ([`EventFollower`]) for the runner,
+//! `tt history --follow` and `tt status --watch`.
 //!
 //! The stream is capped (`MAXLEN ~ 100000`); what is older is in the
 //! archive ([`super::archive`]), or counted as gone.
@@ -12,8 +13,7 @@ use redis::aio::MultiplexedConnection;
 use serde_json::{Map, Value, json};
 
 use super::connection::connect_blocking;
-use super::dispatch::parse_entries;
-use super::{Event, RedisTarget, Store, StoreError};
+use super::{RedisTarget, Store, StoreError};
 
 /// Entries read per `XREVRANGE` while looking for one task's events: big
 /// enough that a scan of the whole capped stream is ~100 round trips, small
@@ -23,7 +23,100 @@ const SCAN_PAGE: usize = 1000;
 /// Stream id that sorts before every entry: "read everything after this".
 pub const STREAM_START: &str = "0-0";
 
+/// A transition read from the events stream.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Event {
+    /// Stream id (`<ms>-<seq>`).
+    pub id: String,
+    pub kind: String,
+    pub task: String,
+    pub agent: String,
+    pub attempt: String,
+    pub at: u64,
+    /// Every other field, in order.
+    pub extra: Vec<(String, String)>,
+}
+
+impl Event {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.extra
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn from_fields(id: String, fields: Vec<(String, String)>) -> Self {
+        let mut e = Event {
+            id,
+            ..Default::default()
+        };
+        for (k, v) in fields {
+            match k.as_str() {
+                "kind" => e.kind = v,
+                "task" => e.task = v,
+                "agent" => e.agent = v,
+                "attempt" => e.attempt = v,
+                "at" => e.at = v.parse().unwrap_or(0),
+                _ => e.extra.push((k, v)),
+            }
+        }
+        e
+    }
+}
+
 impl Store {
+    /// Stream id of the newest event ([`STREAM_START`] when there is none), to read
+    /// only what comes after.
+    pub async fn last_event_id(&self) -> Result<String, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: redis::Value = redis::cmd("XREVRANGE")
+            .arg(self.keys.events())
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
+        let entries = parse_entries(reply);
+        Ok(entries
+            .into_iter()
+            .next()
+            .map_or_else(|| STREAM_START.to_string(), |e| e.id))
+    }
+
+    /// Waits up to `block` for events after `after` on a dedicated
+    /// connection (see [`super::connection::connect_blocking`]).
+    async fn read_events(
+        &self,
+        conn: &mut MultiplexedConnection,
+        after: &str,
+        block: Duration,
+    ) -> Result<Vec<Event>, StoreError> {
+        let reply: redis::Value = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(1000)
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(self.keys.events())
+            .arg(after)
+            .query_async(conn)
+            .await?;
+        // Reply: [[stream, [entries…]]] or nil on timeout.
+        let redis::Value::Array(streams) = reply else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for s in streams {
+            if let redis::Value::Array(mut parts) = s
+                && parts.len() == 2
+            {
+                out.extend(parse_entries(parts.remove(1)));
+            }
+        }
+        Ok(out)
+    }
+
     /// The newest `limit` events, oldest first, and the id of the newest
     /// entry of the whole stream ([`STREAM_START`] when it is empty) to
     /// follow from, so that nothing falls between reading and following.
@@ -138,50 +231,111 @@ pub fn time(at_ms: u64) -> String {
 }
 
 /// Waits for new events on a dedicated connection (`XREAD BLOCK` would
-/// stall every other command on the shared one).
+/// stall every other command on the shared one). The connection does not
+/// reconnect by itself: after an error it is dropped, and the next
+/// [`EventFollower::next`] opens a new one. Following resumes after the
+/// last event returned, so nothing is lost while the stream still holds it.
 pub struct EventFollower {
     store: Store,
     target: RedisTarget,
-    conn: MultiplexedConnection,
+    /// `None` until connected, and after an error.
+    conn: Option<MultiplexedConnection>,
     /// Stream id of the last event handed out.
     after: String,
 }
 
 impl EventFollower {
     /// Follows `store`'s town from after stream id `after` (use the id from
-    /// [`Store::recent_events`], or [`STREAM_START`] for everything).
+    /// [`Store::recent_events`] or [`Store::last_event_id`], or
+    /// [`STREAM_START`] for everything), connecting now: a Redis that
+    /// cannot be reached fails here.
     pub async fn open(
         store: &Store,
         target: &RedisTarget,
         after: &str,
     ) -> Result<Self, StoreError> {
-        Ok(Self {
+        let mut follower = Self::lazy(store, target, after);
+        follower.conn = Some(connect_blocking(target).await?);
+        Ok(follower)
+    }
+
+    /// [`EventFollower::open`], connecting at the first
+    /// [`EventFollower::next`] instead.
+    pub fn lazy(store: &Store, target: &RedisTarget, after: &str) -> Self {
+        Self {
             store: store.clone(),
             target: target.clone(),
-            conn: connect_blocking(target).await?,
+            conn: None,
             after: after.to_string(),
-        })
+        }
+    }
+
+    /// Whether the next [`EventFollower::next`] reads on an open
+    /// connection rather than opens one first.
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
     }
 
     /// Events after the last one returned, waiting up to `block` for the
-    /// first; empty when none came in time.
+    /// first; empty when none came in time. Connects first when there is
+    /// no connection; an error drops the connection, to be opened again on
+    /// the next call.
     pub async fn next(&mut self, block: Duration) -> Result<Vec<Event>, StoreError> {
-        let events = self
-            .store
-            .read_events(&mut self.conn, &self.after, block)
-            .await?;
-        if let Some(last) = events.last() {
-            self.after = last.id.clone();
+        let conn = match &mut self.conn {
+            Some(c) => c,
+            None => self.conn.insert(connect_blocking(&self.target).await?),
+        };
+        match self.store.read_events(conn, &self.after, block).await {
+            Ok(events) => {
+                if let Some(last) = events.last() {
+                    self.after.clone_from(&last.id);
+                }
+                Ok(events)
+            }
+            Err(e) => {
+                self.conn = None;
+                Err(e)
+            }
         }
-        Ok(events)
     }
+}
 
-    /// Opens a new connection after [`StoreError::is_connection_error`]:
-    /// the blocking connection does not reconnect by itself. Following
-    /// resumes after the last event returned, so nothing is lost while the
-    /// stream still holds it.
-    pub async fn reconnect(&mut self) -> Result<(), StoreError> {
-        self.conn = connect_blocking(&self.target).await?;
-        Ok(())
-    }
+/// Where a stream id (`<ms>-<seq>`) is in its stream, to compare two;
+/// `None` for what is no stream id.
+pub fn stream_position(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Stream entries `[[id, [k, v, …]], …]` into events; anything else is
+/// skipped rather than trusted.
+pub fn parse_entries(reply: redis::Value) -> Vec<Event> {
+    let redis::Value::Array(entries) = reply else {
+        return Vec::new();
+    };
+    entries
+        .into_iter()
+        .filter_map(|entry| {
+            let redis::Value::Array(mut parts) = entry else {
+                return None;
+            };
+            if parts.len() != 2 {
+                return None;
+            }
+            let fields = parts.pop()?;
+            let id: String = redis::from_redis_value(parts.pop()?).ok()?;
+            let fields: Vec<(String, String)> = match fields {
+                redis::Value::Array(kv) => kv
+                    .chunks(2)
+                    .filter_map(|c| {
+                        let k = redis::from_redis_value(c.first()?.clone()).ok()?;
+                        let v = redis::from_redis_value(c.get(1)?.clone()).ok()?;
+                        Some((k, v))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Some(Event::from_fields(id, fields))
+        })
+        .collect()
 }

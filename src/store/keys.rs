@@ -1,6 +1,11 @@
 //! The one place that names Redis keys. Every key of a town starts with
 //! `tt:<town>:`, so many towns share one Redis without touching each other.
 
+/// The name the runner goes by as a recipient: `tt send supervisor …` puts
+/// a note in `inbox:supervisor`, which the runner drains; no agent may take
+/// the name. (prune.lua spells it too: it never deletes that inbox.)
+pub const SUPERVISOR: &str = "supervisor";
+
 /// Key names of one town.
 #[derive(Debug, Clone)]
 pub struct Keys {

@@ -17,10 +17,23 @@ use serde::Serialize;
 use super::worker::BlockingConn;
 use super::{Store, StoreError};
 
-static ASK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/ask.lua")));
+// lib/running.lua (is this the running attempt?) goes before the scripts
+// a command inside a task calls.
+static ASK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/lib/running.lua"),
+        "\n",
+        include_str!("scripts/ask.lua")
+    ))
+});
 static ANSWER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/answer.lua")));
-static PROGRESS: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/progress.lua")));
+static PROGRESS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/lib/running.lua"),
+        "\n",
+        include_str!("scripts/progress.lua")
+    ))
+});
 
 /// A question waiting for a person, as the task holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -125,7 +138,7 @@ impl Store {
             [n, status] if n == "no_question" => Ok(Answered::NoQuestion {
                 status: status.clone(),
             }),
-            _ => Err(self.corrupt_reply("answer.lua", &reply)),
+            _ => Err(self.unexpected("answer.lua", &reply)),
         }
     }
 
@@ -188,13 +201,6 @@ impl Store {
         }
         Ok(Duration::from_millis(waited))
     }
-
-    fn corrupt_reply(&self, script: &str, reply: &[String]) -> StoreError {
-        StoreError::Corrupt {
-            key: self.keys.prefix().to_string(),
-            what: format!("{script} answered {reply:?}"),
-        }
-    }
 }
 
 fn recorded(reply: Vec<String>, script: &str, store: &Store) -> Result<Asked, StoreError> {
@@ -205,7 +211,7 @@ fn recorded(reply: Vec<String>, script: &str, store: &Store) -> Result<Asked, St
         [n, reason] if n == "not_running" => Ok(Asked::NotRunning {
             reason: reason.clone(),
         }),
-        _ => Err(store.corrupt_reply(script, &reply)),
+        _ => Err(store.unexpected(script, &reply)),
     }
 }
 

@@ -228,19 +228,3 @@ pub(crate) fn utf8_or_lossy(bytes: Vec<u8>) -> (String, bool) {
         Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), false),
     }
 }
-
-impl TaskRecord {
-    /// What the readiness function needs of this record.
-    pub fn node(&self) -> crate::graph::Node {
-        crate::graph::Node {
-            id: self.id.clone(),
-            parent: self.parent.clone(),
-            depends_on: self.depends_on.clone(),
-            has_agent: self.agent.is_some(),
-            on_child_failure: self.on_child_failure,
-            status: self.status,
-            priority: self.priority,
-            order: self.order,
-        }
-    }
-}

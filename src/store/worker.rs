@@ -17,27 +17,29 @@ use redis::aio::MultiplexedConnection;
 use super::connection::connect_blocking;
 use super::{Facts, Keys, RedisTarget, Store, StoreError};
 
-// requeue.lua bounds the requeues of a task, in both scripts that requeue.
+// The shared pieces in `scripts/lib/` go before the scripts that call
+// them: lib/requeue.lua bounds the requeues of a task (both scripts that
+// requeue), lib/claim.lua is the claim (a claim on its own, and a busy
+// worker's next message in the call that reports the last one).
 static WORKER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("scripts/requeue.lua"),
+        include_str!("scripts/lib/requeue.lua"),
         "\n",
         include_str!("scripts/worker.lua")
     ))
 });
-// claim.lua defines the claim; finish.lua uses it to claim a busy worker's
-// next message in the same call.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("scripts/claim.lua"),
-        "\nreturn claim_main()\n"
+        include_str!("scripts/lib/claim.lua"),
+        "\n",
+        include_str!("scripts/claim.lua")
     ))
 });
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("scripts/requeue.lua"),
+        include_str!("scripts/lib/requeue.lua"),
         "\n",
-        include_str!("scripts/claim.lua"),
+        include_str!("scripts/lib/claim.lua"),
         "\n",
         include_str!("scripts/finish.lua")
     ))
@@ -635,7 +637,8 @@ impl Store {
         Ok((finish, next))
     }
 
-    fn unexpected(&self, script: &str, reply: &[String]) -> StoreError {
+    /// A script's reply that is none of the ones it gives.
+    pub(super) fn unexpected(&self, script: &str, reply: &[String]) -> StoreError {
         StoreError::Corrupt {
             key: self.keys.prefix().to_string(),
             what: format!("{script} answered {reply:?}"),

@@ -23,9 +23,9 @@ const OUTER_ENVIRONMENT: &[(&str, &str)] = &[
 /// Tests that start children other than `tt` through the harness: `script`
 /// (a terminal), `git`, `sed`, and the probe below.
 const TESTS_WITH_CHILDREN: &[&str] = &[
-    "run::on_a_terminal_a_live_summary_is_drawn_and_without_one_it_is_not",
-    "run::delete_and_recreate_and_git_checkout_reload_too",
-    "run::saves_reload_the_plan_in_place_by_sed_and_by_rename",
+    "run::plans::on_a_terminal_a_live_summary_is_drawn_and_without_one_it_is_not",
+    "run::saves::delete_and_recreate_and_git_checkout_reload_too",
+    "run::saves::saves_reload_the_plan_in_place_by_sed_and_by_rename",
     "regression::front::a_child_of_a_test_inherits_no_tt_redis_or_git_variable",
 ];
 

@@ -4,41 +4,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::RedisExt;
-use crate::support::{Output, RedisServer, Running, Tt, wait_until};
+use crate::support::{RedisServer, Running, Tt, wait_until};
 
 /// How long a command on a hostile file may take before it counts as hung.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Runs `tt args` in `tt`'s project, killing it if it has not exited
-/// within [`DEADLINE`] (the test then fails naming what hung).
-fn run_bounded(tt: &Tt, args: &[&str]) -> Output {
-    let out_path = tt.dir().join(".bounded.out");
-    let err_path = tt.dir().join(".bounded.err");
-    let mut cmd = tt.command();
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap());
-    let mut child = cmd.spawn().unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`tt {}` still ran after {DEADLINE:?}", args.join(" "));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        command: format!("tt {}", args.join(" ")),
-        code: status.code().unwrap_or(-1),
-        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
-    }
-}
 
 /// Lines whose diagnostics sit past what miette's graphical handler can
 /// draw (column 65535) or are too long to show whole.
@@ -71,7 +40,7 @@ fn undrawable_files() -> Vec<(&'static str, String)> {
 fn a_diagnostic_past_column_65535_is_a_plain_report_not_a_panic() {
     for (what, text) in undrawable_files() {
         let tt = Tt::new().file("tasks.toml", &text);
-        let out = run_bounded(&tt, &["plan"]);
+        let out = tt.run_bounded(["plan"]);
         assert_eq!(out.code, 2, "{what}: exit code\n{out}");
         assert!(!out.stderr.contains("panicked"), "{what}: panic\n{out}");
         assert!(out.stderr.contains("tasks.toml:1:") || out.stderr.contains("tasks.toml:3:"));
@@ -135,7 +104,7 @@ fn a_plan_file_that_is_not_a_regular_file_is_refused_without_hanging() {
         ] {
             let mut args = vec!["-f", file];
             args.extend_from_slice(cmd);
-            let out = run_bounded(&tt, &args);
+            let out = tt.run_bounded(&args);
             assert_eq!(out.code, 2, "{out}");
             assert!(out.stderr.contains("not a regular file"), "{out}");
         }
@@ -166,7 +135,7 @@ fn a_plan_swapped_for_a_fifo_under_tt_run_is_refused_and_the_last_plan_keeps_run
 fn a_symlink_to_a_regular_plan_file_still_loads() {
     let tt = Tt::new().file("real.toml", "[[tasks]]\nid = \"a\"\n");
     std::os::unix::fs::symlink("real.toml", tt.dir().join("tasks.toml")).unwrap();
-    run_bounded(&tt, &["plan"]).success().stdout_contains("a");
+    tt.run_bounded(["plan"]).success().stdout_contains("a");
 }
 
 #[test]
@@ -175,7 +144,7 @@ fn a_plan_file_over_the_size_cap_is_refused_saying_the_cap() {
     let f = std::fs::File::create(tt.dir().join("tasks.toml")).unwrap();
     // Sparse: nothing is written, the size alone must be refused.
     f.set_len(65 * 1024 * 1024).unwrap();
-    let out = run_bounded(&tt, &["plan"]);
+    let out = tt.run_bounded(["plan"]);
     assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("64 MiB"), "{out}");
 }
@@ -188,7 +157,7 @@ fn unknown_tables(n: usize) -> String {
 fn twenty_thousand_unknown_tables_are_reported_quickly_and_capped() {
     let tt = Tt::new().file("tasks.toml", unknown_tables(20_000));
     let started = Instant::now();
-    let out = run_bounded(&tt, &["plan"]);
+    let out = tt.run_bounded(["plan"]);
     let text_took = started.elapsed();
     assert_eq!(out.code, 2, "{out}");
     assert_eq!(
@@ -200,7 +169,7 @@ fn twenty_thousand_unknown_tables_are_reported_quickly_and_capped() {
     assert!(out.stderr.lines().count() < 500, "{out}");
 
     let started = Instant::now();
-    let json = run_bounded(&tt, &["plan", "--json"]);
+    let json = tt.run_bounded(["plan", "--json"]);
     let json_took = started.elapsed();
     let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
     let problems = v["problems"].as_array().expect("problems");
@@ -364,17 +333,18 @@ fn a_closed_stdout_ends_a_command_quietly_instead_of_a_panic() {
     // `completions` writes through clap_complete, `plan` through println!.
     let tt = Tt::new().file("tasks.toml", "[[tasks]]\nid = \"a\"\n");
     for args in [&["completions", "bash"][..], &["plan"][..]] {
-        let mut child = tt
+        // The reader is gone before `tt` starts, so before it prints its
+        // first line, as with `tt … | head -0`: dropping it after the
+        // spawn would race a short output into the pipe's buffer.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = tt
             .command()
             .args(args)
-            .stdout(Stdio::piped())
+            .stdout(writer)
             .stderr(Stdio::piped())
-            .spawn()
+            .output()
             .unwrap();
-        // The reader goes away before `tt` prints its first line, as
-        // `tt … | head -0` would.
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "tt {args:?}: {stderr}");
         assert_eq!(out.status.code(), Some(141), "tt {args:?}: {stderr}");

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Running, Tt, wait_until};
+use crate::support::{RedisServer, Running, Tt, pid_running, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -27,7 +27,7 @@ fn cut_off_and_expect_fenced(proxy: &crate::support::proxy::Proxy, redis: &Redis
     wait_until(
         Duration::from_secs(30),
         "attempt 1's command is stopped",
-        || !running(pid),
+        || !pid_running(pid),
     );
     assert!(
         alive_key(redis, "w-1"),
@@ -200,24 +200,6 @@ fn recovery_never_kills_a_process_group_that_is_not_the_recorded_command() {
     }
 }
 
-/// Whether a process exists and is not a zombie.
-fn running(pid: i32) -> bool {
-    tinytown::os::pid_alive(pid)
-}
-
-/// The pid a test command wrote to `file` (`echo $$ > file`).
-fn command_pid(tt: &Tt, file: &str) -> i32 {
-    let mut pid = 0;
-    wait_until(DEADLINE, &format!("the command writes {file}"), || {
-        pid = std::fs::read_to_string(tt.dir().join(file))
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(0);
-        pid > 0
-    });
-    pid
-}
-
 fn alive_key(redis: &RedisServer, worker: &str) -> bool {
     !redis.keys(&format!("tt:p:alive:{worker}")).is_empty()
 }
@@ -235,7 +217,7 @@ fn a_worker_cut_off_from_redis_stops_its_command_before_its_heartbeat_expires() 
         &[("REDIS_URL", &url)],
         "agent.out",
     );
-    let pid = command_pid(&tt, "pid-1");
+    let pid = tt.wait_pid("pid-1");
     wait_until(DEADLINE, "attempt 1 runs", || {
         redis.task_field("p", "job", "status") == "running"
     });
@@ -251,7 +233,7 @@ fn a_frozen_worker_stops_its_command_as_soon_as_it_is_continued() {
     let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
     let runner = Running::start_env(&tt, &["run", "--no-agents"], &[], "run.out");
     let _agent = Running::start_env(&tt, &["agent", "w", "--id", "w-1"], &[], "agent.out");
-    let pid = command_pid(&tt, "pid-1");
+    let pid = tt.wait_pid("pid-1");
     wait_until(DEADLINE, "attempt 1 runs", || {
         redis.task_field("p", "job", "status") == "running"
     });
@@ -267,7 +249,7 @@ fn a_frozen_worker_stops_its_command_as_soon_as_it_is_continued() {
         !alive_key(&redis, "w-1")
     });
     assert!(
-        running(pid),
+        pid_running(pid),
         "the command runs on while its worker is frozen"
     );
     // A runner that prints what happens next: it recovers nobody for a
@@ -283,7 +265,7 @@ fn a_frozen_worker_stops_its_command_as_soon_as_it_is_continued() {
     wait_until(
         Duration::from_secs(20),
         "attempt 1's command is stopped",
-        || !running(pid),
+        || !pid_running(pid),
     );
     // The attempt is requeued, a retry not used up (the agent has none):
     // it runs again as attempt 2. The runner says why, not that the
@@ -353,7 +335,7 @@ fn a_worker_whose_runner_and_redis_are_gone_gives_up_and_exits() {
     let mut redis = RedisServer::start();
     let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
     let run = Running::start(&tt, &["run"]);
-    command_pid(&tt, "pid-1");
+    tt.wait_pid("pid-1");
     wait_until(DEADLINE, "attempt 1 runs", || {
         redis.task_field("p", "job", "status") == "running"
     });
@@ -365,7 +347,7 @@ fn a_worker_whose_runner_and_redis_are_gone_gives_up_and_exits() {
     tt.write("go", "");
     let started = std::time::Instant::now();
     wait_until(Duration::from_secs(90), "the orphaned worker exits", || {
-        !running(worker)
+        !pid_running(worker)
     });
     assert!(
         started.elapsed() >= Duration::from_secs(10),
@@ -502,7 +484,7 @@ agent = "w"
         &[("REDIS_URL", &url)],
         "agent.out",
     );
-    let pid = command_pid(&tt, "pid-1");
+    let pid = tt.wait_pid("pid-1");
     cut_off_and_expect_fenced(&proxy, &redis, pid);
     let log = tt.read(".tt/logs/job/1.log");
     assert!(log.contains("timed out after"), "{log}");
@@ -544,7 +526,7 @@ agent = "w"
     redis.kill();
     redis.start_again();
     wait_until(DEADLINE, "the restored job starts again", starts(2));
-    assert!(!running(first), "the first start still runs");
+    assert!(!pid_running(first), "the first start still runs");
     wait_until(
         DEADLINE,
         "the worker that lost its records registers again",
@@ -589,7 +571,7 @@ fn a_runner_that_was_frozen_waits_a_heartbeat_ttl_before_recovering() {
     let tt = Tt::new().file("tasks.toml", WAITING_JOB).redis(&redis);
     let runner = Running::start_env(&tt, &["run", "--no-agents"], &[], "run.out");
     let _agent = Running::start_env(&tt, &["agent", "w", "--id", "w-1"], &[], "agent.out");
-    command_pid(&tt, "pid-1");
+    tt.wait_pid("pid-1");
     wait_until(DEADLINE, "attempt 1 runs", || {
         redis.task_field("p", "job", "status") == "running"
     });

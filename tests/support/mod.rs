@@ -1,5 +1,7 @@
 //! What every integration test uses: a private `redis-server` per test
-//! ([`RedisServer`]), a fluent runner of the real `tt` binary ([`Tt`]),
+//! ([`RedisServer`]), a fluent runner of the real `tt` binary ([`Tt`]), one
+//! for a `tt` in the background ([`Running`]), a whole town — plan, Redis,
+//! agents — built in one expression ([`Scenario`]),
 //! [`wait_until`] for conditions that become true eventually, [`command`]
 //! for every other child (one environment, nothing of an outer `tt` or
 //! git), [`FileReads`] to know `tt run` read a save, and [`processes_in`]
@@ -15,9 +17,11 @@
 mod child_env;
 mod file_reads;
 pub mod proxy;
+mod scenario;
 
 pub use child_env::{command, is_leaked};
 pub use file_reads::FileReads;
+pub use scenario::{Scenario, Town};
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -42,6 +46,17 @@ pub fn wait_until(deadline: Duration, what: &str, mut f: impl FnMut() -> bool) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Whether process `pid` runs: it exists and is not a zombie (a zombie
+/// runs no more, whoever reaps it).
+pub fn pid_running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the parenthesised command name.
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// Every live process (pid, command line) whose working directory is
@@ -233,6 +248,23 @@ impl RedisServer {
             .unwrap();
         keys.sort();
         keys
+    }
+
+    /// Every element of list `key`, head first.
+    pub fn lrange(&self, key: &str) -> Vec<String> {
+        redis::cmd("LRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .query(&mut self.conn())
+            .unwrap()
+    }
+
+    pub fn exists(&self, key: &str) -> bool {
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query(&mut self.conn())
+            .unwrap()
     }
 
     /// `INFO <section>` as `field → value`.
@@ -519,6 +551,27 @@ impl Tt {
         self
     }
 
+    /// Waits until `rel_path` holds a process id (a test command's
+    /// `echo $$ > file`; the file exists a moment before the pid is in it)
+    /// and returns it.
+    #[track_caller]
+    pub fn wait_pid(&self, rel_path: impl AsRef<Path>) -> i32 {
+        let path = self.dir.path().join(rel_path);
+        let mut pid = 0;
+        wait_until(
+            RUN_DEADLINE,
+            &format!("a pid is in {}", path.display()),
+            || {
+                pid = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+                    .unwrap_or(0);
+                pid > 0
+            },
+        );
+        pid
+    }
+
     /// The project directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -556,6 +609,44 @@ impl Tt {
     {
         let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         self.execute(self.command_with(&args))
+    }
+
+    /// [`Tt::run_with`], killed (and the test failed, naming the command)
+    /// if it has not exited within [`RUN_DEADLINE`]: for a command that
+    /// must end by itself, so a hang fails instead of stalling the suite.
+    #[track_caller]
+    pub fn run_bounded<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let mut command = self.command_with(&args);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let shown = format!("{command:?}");
+        let child = command.spawn().unwrap();
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let Ok(output) = rx.recv_timeout(RUN_DEADLINE) else {
+            // SAFETY: kill(2) on our own child, not reaped while it runs.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+            panic!("`{shown}` did not finish within {RUN_DEADLINE:?}");
+        };
+        let output = output.unwrap();
+        Output {
+            command: shown,
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
 
     fn execute(&self, mut command: Command) -> Output {
@@ -656,12 +747,16 @@ impl fmt::Display for Output {
     }
 }
 
-/// How long a background `tt run` gets to reach a state or exit.
-const RUN_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a background `tt` gets to reach a state or exit, and a
+/// bounded run ([`Tt::run_bounded`]) to finish.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(60);
 
-/// A `tt` command (usually `tt run`) in the background, its output in
-/// `run.out` of the project so tests can read it while it runs. On drop it
-/// gets SIGTERM (so it stops its agents), then SIGKILL if it lingers.
+/// A `tt` command (`tt run`, `tt agent`, `--follow`, `--watch` …) in the
+/// background, its stdout and stderr in one file of the project
+/// ([`Running::start`] picks `run.out`, `run-2.out` … so several can run at
+/// once) that tests read while it runs. Stdin is closed. On drop it gets
+/// SIGTERM (so a runner or worker stops its commands), then SIGKILL if it
+/// lingers.
 pub struct Running {
     child: Child,
     out: PathBuf,
@@ -669,11 +764,18 @@ pub struct Running {
 
 impl Running {
     pub fn start(tt: &Tt, args: &[&str]) -> Self {
-        Self::start_env(tt, args, &[], "run.out")
+        let name = (1..)
+            .map(|n| match n {
+                1 => "run.out".to_owned(),
+                n => format!("run-{n}.out"),
+            })
+            .find(|name| !tt.dir().join(name).exists())
+            .unwrap_or_default();
+        Self::start_env(tt, args, &[], &name)
     }
 
     /// [`Running::start`] with extra environment variables, its output in
-    /// `out` of the project (for several at once).
+    /// `out` of the project.
     pub fn start_env(tt: &Tt, args: &[&str], env: &[(&str, &str)], out: &str) -> Self {
         let out = tt.dir().join(out);
         let file = std::fs::File::create(&out).unwrap();
@@ -681,6 +783,7 @@ impl Running {
         let mut cmd = tt.command();
         cmd.envs(env.iter().copied());
         cmd.args(args)
+            .stdin(Stdio::null())
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err));
         let child = cmd.spawn().unwrap();
@@ -692,14 +795,55 @@ impl Running {
         self.child.id()
     }
 
+    /// Everything it printed so far, stdout and stderr interleaved.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.out).unwrap_or_default()
     }
 
+    /// Waits until it printed `needle`.
+    #[track_caller]
     pub fn wait_output(&self, needle: &str) {
-        wait_until(RUN_DEADLINE, &format!("tt prints {needle:?}"), || {
-            self.output().contains(needle)
-        });
+        self.wait_output_until(&format!("tt prints {needle:?}"), |out| out.contains(needle));
+    }
+
+    /// Waits until its output satisfies `done`; fails at once, with the
+    /// output, if it exits before.
+    #[track_caller]
+    pub fn wait_output_until(&self, what: &str, done: impl Fn(&str) -> bool) {
+        let started = Instant::now();
+        loop {
+            let exited = self.has_exited();
+            // Read after the exit check: what it printed before exiting counts.
+            let output = self.output();
+            if done(&output) {
+                return;
+            }
+            if exited {
+                panic!("tt exited before {what}:\n{output}");
+            }
+            if started.elapsed() >= RUN_DEADLINE {
+                panic!("timed out after {RUN_DEADLINE:?} waiting until {what}:\n{output}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether it has exited, without reaping it (so [`Running::wait_exit`]
+    /// still gets its code).
+    fn has_exited(&self) -> bool {
+        // SAFETY: waitid(2) with WNOWAIT only reads the state of our own
+        // child into a zeroed siginfo_t.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let rc = libc::waitid(
+                libc::P_PID,
+                self.child.id(),
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            // -1: already reaped (by wait_exit), so gone too.
+            rc == -1 || info.si_pid() != 0
+        }
     }
 
     pub fn signal(&self, sig: i32) {
@@ -710,21 +854,25 @@ impl Running {
     }
 
     /// Waits for it to exit by itself; its exit code (-1: by a signal).
+    #[track_caller]
     pub fn wait_exit(&mut self) -> i32 {
-        let mut code = None;
-        wait_until(RUN_DEADLINE, "tt exits", || {
-            code = self
-                .child
-                .try_wait()
-                .ok()
-                .flatten()
-                .map(|s| s.code().unwrap_or(-1));
-            code.is_some()
-        });
-        code.unwrap_or(-1)
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code().unwrap_or(-1);
+            }
+            if started.elapsed() >= RUN_DEADLINE {
+                panic!(
+                    "timed out after {RUN_DEADLINE:?} waiting until tt exits:\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGTERM, and its exit code once it stopped.
+    #[track_caller]
     pub fn stop(mut self) -> i32 {
         self.signal(libc::SIGTERM);
         self.wait_exit()

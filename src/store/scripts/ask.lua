@@ -12,12 +12,9 @@ local task, events, answers = KEYS[1], KEYS[2], KEYS[3]
 local id, attempt, qid, text, choices = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local t = redis.call('TIME')
 local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
-local cur = redis.call('HMGET', task, 'status', 'attempt', 'worker', 'waited_attempt')
-if cur[1] ~= 'running' then
-  return { 'not_running', 'task `' .. id .. '` is ' .. (cur[1] or 'not in this town') }
-end
-if cur[2] ~= attempt then
-  return { 'not_running', 'attempt ' .. attempt .. ' of `' .. id .. '` is over; the task is at attempt ' .. (cur[2] or '0') }
+local cur, why = running_attempt(task, id, attempt, 'waited_attempt')
+if not cur then
+  return { 'not_running', why }
 end
 redis.call('DEL', answers)
 if cur[4] ~= attempt then

@@ -1,6 +1,7 @@
 -- Records how one attempt of a task ended, and may claim the worker's next
--- message in the same call. Called by Store::finish, after claim.lua (its
--- functions).
+-- message in the same call. Called by Store::finish, which puts
+-- lib/requeue.lua (`requeues_exhausted`) and lib/claim.lua (`claim`,
+-- `now_ms`) before this file.
 -- ARGV[1] key prefix, ARGV[2] worker id, ARGV[3] the raw claimed message,
 -- ARGV[4] task id, ARGV[5] attempt, ARGV[6] exit code ("" when the command
 -- did not exit by itself: not started, killed, timed out, stopped),
@@ -13,7 +14,7 @@
 -- ARGV[15] "1" when the worker stopped the command itself because it could
 -- not renew its heartbeat: the attempt is requeued (as recovery would do),
 -- not counted as a failure (unless requeued too often in a row:
--- requeue.lua).
+-- lib/requeue.lua).
 -- ARGV[16] what the attempt learned (store/facts.rs), a JSON object, "" for
 -- none: kept on the task as `facts` (replacing the previous attempt's) and
 -- on the event this report writes; its tokens and cost are added to the

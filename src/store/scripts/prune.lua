@@ -50,6 +50,7 @@ for name, at in pairs(gone_names) do
   for _, w in ipairs(redis.call('SMEMBERS', agents_key)) do
     if name_of(w) == name then others = true break end
   end
+  -- `supervisor` is the runner's own inbox (store::keys::SUPERVISOR).
   if not others and name ~= 'supervisor' then
     local inbox = prefix .. 'inbox:' .. name
     local has_task = false

@@ -1,6 +1,7 @@
 -- A worker's own records: its agent hash, its heartbeat, the set of
 -- workers, and what it leaves in its claimed list. Called by
--- Store::register_worker, heartbeat, worker_stopped and give_back.
+-- Store::register_worker, heartbeat, worker_stopped and give_back, which
+-- put lib/requeue.lua (`requeues_exhausted`) before this file.
 -- ARGV[1] key prefix, ARGV[2] operation, ARGV[3] worker id, then:
 --   register: agent name, pid, host, backlog ("1"/"0"), ttl ms, token
 --     → {'ok', returned, requeued} or {'busy', holder token}
@@ -31,7 +32,7 @@ end
 -- this worker id is, with `requeue`, put back to `pending` (the next
 -- dispatch makes it a new attempt, so a late report of the old one is
 -- rejected) and otherwise kept in claimed for recovery; one requeued too
--- often in a row (requeue.lua) is failed instead.
+-- often in a row (lib/requeue.lua) is failed instead.
 -- Returns returned, requeued.
 local function return_claimed(inbox, requeue)
   local kept, returned, requeued = {}, 0, 0
