@@ -619,3 +619,55 @@ max_turns = 1
     let text = tt.run_with(["task", "small"]).success().stdout;
     assert!(text.contains("over budget: 2 turns of 1"), "{text}");
 }
+
+#[test]
+fn an_attempt_interrupted_by_a_shutdown_is_resumed_by_the_next_run() {
+    let redis = RedisServer::start();
+    let plan = r#"[town]
+name = "ad"
+
+[agents.dev]
+cli = "claude"
+
+[[tasks]]
+id = "long"
+description = "Long work"
+agent = "dev"
+"#;
+    let tt = project(&redis, plan);
+    // Attempt 1 says its session and works on; the run is stopped.
+    let started: String = CLAUDE_SUCCESS
+        .lines()
+        .take(2)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fake(&tt, "long", Some(1), "out", &started);
+    fake(&tt, "long", Some(1), "hang", "");
+    fake(&tt, "long", Some(2), "out", CLAUDE_SUCCESS);
+    let run = crate::support::Running::start(&tt, &["run"]);
+    wait_until(
+        Duration::from_secs(30),
+        "attempt 1 said its session",
+        || {
+            std::fs::read_to_string(tt.dir().join(".tt/logs/long/1.log"))
+                .is_ok_and(|l| l.contains("\"type\":\"assistant\""))
+        },
+    );
+    assert_eq!(run.stop(), 0);
+    let stored: Value =
+        serde_json::from_str(&crate::RedisExt::task_field(&redis, "ad", "long", "facts"))
+            .expect("facts kept on the task");
+    assert_eq!(stored["session"], CLAUDE_SESSION, "{stored}");
+    let log = tt.read(".tt/logs/long/1.log");
+    assert!(
+        log.contains(&format!("[tt] kept session {CLAUDE_SESSION}")),
+        "{log}"
+    );
+    // The next run recovers the task; its attempt continues the session.
+    tt.run_with(["run", "--until-done"]).success();
+    let second = argv(&tt, "claude", "long", 2);
+    let resume = ["--resume".to_string(), CLAUDE_SESSION.to_string()];
+    assert!(second.windows(2).any(|w| w == resume), "{second:?}");
+    let long = task_json(&tt, "long");
+    assert_eq!(attempt_facts(&long, 2)["resumed"], CLAUDE_SESSION, "{long}");
+}

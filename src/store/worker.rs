@@ -41,6 +41,8 @@ static FINISH: LazyLock<Script> = LazyLock::new(|| {
         "\n",
         include_str!("scripts/lib/claim.lua"),
         "\n",
+        include_str!("scripts/lib/usage.lua"),
+        "\n",
         include_str!("scripts/finish.lua")
     ))
 });

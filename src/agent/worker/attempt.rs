@@ -101,7 +101,12 @@ impl Loop<'_> {
                     .await;
                 match watched {
                     Some(ending) => ending,
-                    None => return self.interrupted(&task, &log, &mut running).await,
+                    None => {
+                        let ran = self.interrupted(&task, &log, &mut running).await;
+                        reading::keep(self.store, &self.identity.id, &task, &log, follow, resumed)
+                            .await;
+                        return ran;
+                    }
                 }
             }
         };

@@ -7,7 +7,7 @@ use crate::agent::adapter::stream::{DRAIN, Follow, Snapshot};
 use crate::agent::budget::Budget;
 use crate::agent::config::AgentConfig;
 use crate::agent::process::{self, Ending, Running};
-use crate::store::{ClaimedTask, Facts};
+use crate::store::{ClaimedTask, Facts, Store};
 
 /// The session a retry of `task` continues: the previous attempt's, when
 /// the agent resumes and that attempt reported one.
@@ -95,6 +95,55 @@ pub(super) async fn finish(
     };
     let transcript = (!snapshot.transcript.is_empty()).then(|| snapshot.transcript.render());
     (ending, Read { transcript })
+}
+
+/// How long an interrupted attempt's facts may take to reach Redis: the
+/// worker is shutting down.
+const KEEP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Keeps what an interrupted attempt (stopped at shutdown, left for
+/// recovery) read on its task: the attempt that recovery's requeue leads
+/// to resumes its session. Best effort, within [`KEEP_WAIT`]: without it
+/// the next attempt starts afresh.
+pub(super) async fn keep(
+    store: &Store,
+    worker: &str,
+    task: &ClaimedTask,
+    log: &process::Log,
+    follow: Option<Follow>,
+    resumed: Option<String>,
+) {
+    if follow.is_none() {
+        return;
+    }
+    let mut facts = Facts::new();
+    let none = Budget::default();
+    let _ = finish(
+        follow,
+        resumed.as_deref(),
+        &none,
+        Ending::Stopped,
+        &mut facts,
+    )
+    .await;
+    let Some(session) = facts
+        .get("session")
+        .and_then(|s| s.as_str())
+        .map(String::from)
+    else {
+        return;
+    };
+    let kept = tokio::time::timeout(
+        KEEP_WAIT,
+        store.keep_facts(worker, &task.id, task.attempt, &facts),
+    )
+    .await;
+    log.note(&match kept {
+        Ok(Ok(true)) => format!("kept session {session} for the next attempt to resume"),
+        Ok(Ok(false)) => "the task moved on; its session is not kept".into(),
+        Ok(Err(e)) => format!("could not keep session {session}: {e}"),
+        Err(_) => format!("could not keep session {session}: Redis did not answer in time"),
+    });
 }
 
 fn short(s: &str, max: usize) -> String {
