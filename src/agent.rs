@@ -3,7 +3,8 @@
 //! [`config`] turns `[agents.<name>]` or command-line flags into an
 //! [`AgentConfig`], with the argv of a preset ([`crate::plan::presets`])
 //! when one is named; [`command`] substitutes a task into an argv template
-//! (never through a shell); [`adapter`] reads what an agent CLI's
+//! (never through a shell), and [`mcp_wiring`] adds `tt mcp` to the
+//! presets that take an MCP server; [`adapter`] reads what an agent CLI's
 //! structured output says (session, result, tokens, cost) as it streams,
 //! and [`budget`] holds an attempt to its limits; [`process`] runs one attempt in a process group
 //! of its own with its log; [`worker`] is the process that registers,
@@ -16,6 +17,7 @@ pub mod budget;
 pub mod command;
 pub mod config;
 mod error;
+pub mod mcp_wiring;
 pub mod probe;
 pub mod process;
 pub mod worker;

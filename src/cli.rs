@@ -26,6 +26,7 @@ mod kill;
 mod list;
 mod live;
 mod lookup;
+mod mcp;
 mod output;
 mod pipe;
 mod plan;
@@ -43,6 +44,7 @@ mod task_view;
 mod tasks;
 mod time;
 mod towns;
+mod workspaces;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -169,6 +171,10 @@ pub enum Command {
     ///   tt send backend "Rebase on main before the next task"
     ///   tt send backend --urgent "Stop touching the schema"
     ///   tt send supervisor "Deploying at 5pm"
+    ///
+    /// An agent whose task runs reads it with `tt inbox --mine` (or the MCP
+    /// `get_task` tool). Exit status 2 for an agent the town does not know
+    /// (not in tasks.toml, no worker, no task) unless `--create`.
     #[command(verbatim_doc_comment)]
     Send(send::Args),
     /// From inside a task: ask a person, wait for `tt answer`, print the
@@ -199,11 +205,26 @@ pub enum Command {
     ///   tt progress "3 of 5 endpoints done"
     #[command(verbatim_doc_comment)]
     Progress(progress::Args),
-    /// What waits in an agent's inbox, head first.
+    /// From inside a task: serve the town's tools to the agent CLI over
+    /// stdio (Model Context Protocol).
+    ///
+    /// Tools: get_task, list_tasks, add_task, report_progress, ask,
+    /// send_message. The claude and codex presets are given this server
+    /// (`mcp = false` on the agent turns it off); another MCP client can
+    /// start `tt mcp` the same way. The task comes from TT_TASK_ID and
+    /// TT_ATTEMPT, the agent from TT_AGENT.
+    ///
+    /// Example:
+    ///   claude -p "…" --mcp-config '{"mcpServers":{"tt":{"command":"tt","args":["mcp"]}}}'
+    #[command(verbatim_doc_comment)]
+    Mcp(mcp::Args),
+    /// What waits in an agent's inbox, head first; `--mine` (inside a task)
+    /// takes the messages sent to the task's agent.
     ///
     /// Examples:
     ///   tt inbox backend
     ///   tt inbox supervisor --json
+    ///   tt inbox --mine
     #[command(verbatim_doc_comment)]
     Inbox(inbox::Args),
     /// Events of the town, oldest first (the last 100 by default).
@@ -237,6 +258,19 @@ pub enum Command {
     ///   tt prune
     #[command(verbatim_doc_comment)]
     Prune(prune::Args),
+    /// List the workers' git worktrees (`workspace = "worktree"`): worker,
+    /// task, branch, dirty or clean, size on disk, landed.
+    ///
+    /// `tt workspaces prune` removes the worktrees of workers that no
+    /// longer exist and the branches whose work landed; never a worktree
+    /// with work in no commit, unless `--force`.
+    ///
+    /// Examples:
+    ///   tt workspaces
+    ///   tt workspaces --json
+    ///   tt workspaces prune
+    #[command(verbatim_doc_comment)]
+    Workspaces(workspaces::Args),
     /// Cancel a task (a group: with its unfinished tasks).
     ///
     /// A running task's worker is told to stop it. Exit status 2 if the task
@@ -353,10 +387,12 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Ask(args) => ask::run(&ctx, args).await,
         Command::Answer(args) => answer::run(&ctx, args).await,
         Command::Progress(args) => progress::run(&ctx, args).await,
+        Command::Mcp(args) => mcp::run(&ctx, args).await,
         Command::Inbox(args) => inbox::run(&ctx, args).await,
         Command::History(args) => history::run(&ctx, args).await,
         Command::Kill(args) => kill::run(&ctx, args).await,
         Command::Prune(args) => prune::run(&ctx, args).await,
+        Command::Workspaces(args) => workspaces::run(&ctx, args).await,
         Command::Cancel(args) => cancel::run(&ctx, args).await,
         Command::Retry(args) => retry::run(&ctx, args).await,
         Command::Agent(args) => agent::run(&ctx, args).await,

@@ -19,5 +19,6 @@ pub mod state_dir;
 pub mod store;
 pub mod sync;
 pub mod watch;
+pub mod workspace;
 
 pub use plan::Status;

@@ -16,12 +16,13 @@ mod read;
 mod settings;
 mod validate;
 mod workdir;
+mod workspace;
 
 pub use diagnostic::{LoadError, Problem, SHOWN, Severity, did_you_mean};
 pub use load::{EntryError, load, load_file, load_task_entry, parse_duration};
 pub use model::{
     AgentSpec, ChildFailure, DEFAULT_PRIORITY, Meta, PlanFile, Span, Status, TaskSpans, TaskSpec,
-    TownConfig, agent_keys, meta_keys, task_keys, top_keys, town_keys,
+    TownConfig, WorkspaceSpec, agent_keys, meta_keys, task_keys, top_keys, town_keys,
 };
 pub use peek::peek_town;
 pub use read::{MAX_PLAN_BYTES, read_plan};

@@ -98,6 +98,11 @@ pub fn journal_path(project_dir: &Path, worker: &str) -> PathBuf {
         .join(format!("{worker}.log"))
 }
 
+/// Where the workers' git worktrees are: `<project>/.tt/worktrees`.
+pub fn worktrees_dir(project_dir: &Path) -> PathBuf {
+    path(project_dir).join("worktrees")
+}
+
 /// `<project>/.tt/logs`.
 pub fn logs_dir(project_dir: &Path) -> PathBuf {
     path(project_dir).join("logs")

@@ -14,6 +14,7 @@ mod events;
 mod facts;
 pub mod keys;
 mod lease;
+mod messages;
 mod question;
 mod recover;
 pub mod server;
@@ -36,6 +37,7 @@ pub use events::{
 pub use facts::{Facts, facts_text, parse_facts};
 pub use keys::Keys;
 pub use lease::RunnerLease;
+pub use messages::Message;
 pub use question::{Answered, Asked, Progress, Question};
 pub use recover::Recovered;
 pub use sync::{SyncCounts, SyncGuard, SyncRefused, SyncState, TaskDef};

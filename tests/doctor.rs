@@ -142,3 +142,43 @@ fn doctor_reports_an_unreachable_redis() {
     assert_eq!(code, 1);
     assert_eq!(check(&v, "redis")["ok"], false, "{v}");
 }
+
+#[test]
+fn doctor_checks_git_for_worktree_agents() {
+    let plan = "[agents.script]\ncommand = [\"sh\", \"-c\", \"true\"]\nworkspace = \"worktree\"\n";
+    let tt = Tt::new()
+        .file("tasks.toml", plan)
+        .file(".gitignore", ".tt/\n");
+    let init = crate::support::command("git")
+        .args(["init", "-q"])
+        .current_dir(tt.dir())
+        .status()
+        .unwrap_or_else(|e| panic!("git is needed for this test: {e}"));
+    assert!(init.success());
+    let (code, v, _) = doctor(tt);
+    assert_eq!(code, 0, "{v}");
+    let git = check(&v, "git");
+    assert_eq!(git["ok"], true, "{git}");
+    assert!(
+        git["detail"].as_str().unwrap_or("").starts_with("git 2."),
+        "{git}"
+    );
+}
+
+#[test]
+fn doctor_checks_the_flags_that_start_tt_mcp_unless_mcp_is_off() {
+    let plan = "[agents.coder]\ncli = \"claude\"\n";
+    let tt = Tt::new().file("tasks.toml", plan);
+    fake_claude(&tt, &claude_help("--mcp-config"));
+    let (code, v, _) = doctor(tt);
+    assert_eq!(code, 1, "{v}");
+    let claude = check(&v, "agent `coder`");
+    let detail = claude["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("does not list `--mcp-config`"), "{detail}");
+
+    let plan = "[agents.coder]\ncli = \"claude\"\nmcp = false\n";
+    let tt = Tt::new().file("tasks.toml", plan);
+    fake_claude(&tt, &claude_help("--mcp-config"));
+    let (code, v, _) = doctor(tt);
+    assert_eq!(code, 0, "{v}");
+}

@@ -10,6 +10,7 @@ mod doctor;
 mod facts;
 mod faults;
 mod fuzz;
+mod mcp;
 mod plan;
 mod regression;
 mod reload;
@@ -17,6 +18,7 @@ mod run;
 mod store;
 mod sync;
 mod talk;
+mod workspace;
 
 use std::collections::HashMap;
 

@@ -215,11 +215,16 @@ fn every_example_and_the_project_plan_are_valid() {
     assert!(files.len() >= 4);
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read");
-        Tt::new()
-            .file("tasks.toml", &text)
-            .arg("plan")
-            .run()
-            .success();
+        let tt = Tt::new().file("tasks.toml", &text);
+        // `workspace = "worktree"` plans need a git repository around them.
+        let init = crate::support::command("git")
+            .arg("-C")
+            .arg(tt.dir())
+            .args(["init", "-q"])
+            .status()
+            .expect("git must be installed to run this test");
+        assert!(init.success());
+        tt.arg("plan").run().success();
     }
 }
 

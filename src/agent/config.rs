@@ -10,7 +10,8 @@ use super::AgentError;
 use super::budget::Budget;
 use super::command::{self, TaskVars};
 use crate::plan::presets::{Output, Preset};
-use crate::plan::{self, AgentSpec, presets};
+use crate::plan::{self, AgentSpec, WorkspaceSpec, presets};
+use crate::workspace::{self, Mode};
 
 /// `retries` when nothing says: a failure fails the task.
 pub const DEFAULT_RETRIES: u32 = 0;
@@ -49,8 +50,13 @@ pub struct AgentConfig {
     pub workdir: PathBuf,
     /// Also takes ready tasks that have no agent.
     pub backlog: bool,
+    /// `workspace = "worktree"`: where work lands and how; `None` for a
+    /// shared `workdir`.
+    pub workspace: Option<workspace::Options>,
     /// Time waiting for answers (`tt ask`) counts toward `timeout`.
     pub timeout_counts_questions: bool,
+    /// Its preset gets the `tt mcp` server ([`super::mcp_wiring`]).
+    pub mcp: bool,
 }
 
 /// What the command line of `tt agent` / `tt spawn` sets; each `Some`
@@ -80,17 +86,20 @@ impl AgentConfig {
         Self::resolve(
             name,
             Some(spec),
+            &WorkspaceSpec::default(),
             &Overrides::default(),
             project_dir,
             "tasks.toml",
         )
     }
 
-    /// The agent from tasks.toml (if declared there) with `flags` on top.
+    /// The agent from tasks.toml (if declared there) with `flags` on top;
+    /// `town` is `[town]`'s workspace setting, which the agent's overrides.
     /// `file` names tasks.toml in the error when neither gives a command.
     pub fn resolve(
         name: &str,
         spec: Option<&AgentSpec>,
+        town: &WorkspaceSpec,
         flags: &Overrides,
         project_dir: &Path,
         file: &str,
@@ -188,7 +197,9 @@ impl AgentConfig {
             env: spec.env.clone(),
             workdir,
             backlog: flags.backlog || spec.backlog.unwrap_or(false),
+            workspace: workspace_options(&spec.workspace.over(town)),
             timeout_counts_questions: spec.timeout_counts_questions.unwrap_or(false),
+            mcp: spec.mcp.unwrap_or(true),
         })
     }
 
@@ -216,6 +227,8 @@ impl AgentConfig {
             out.extend(self.resume_args(session));
         }
         out.extend(command::render(&self.command[at..], vars));
+        // Last: claude's `--mcp-config` takes what follows (mcp_wiring).
+        out.extend(super::mcp_wiring::args(self));
         out
     }
 
@@ -256,6 +269,15 @@ impl AgentConfig {
     pub fn program(&self) -> &str {
         self.command.first().map_or("", String::as_str)
     }
+}
+
+fn workspace_options(spec: &WorkspaceSpec) -> Option<workspace::Options> {
+    (spec.workspace == Some(Mode::Worktree)).then(|| workspace::Options {
+        into: spec.into.clone(),
+        land: spec.land.unwrap_or_default(),
+        include: spec.include.clone().unwrap_or_default(),
+        push: spec.push.clone(),
+    })
 }
 
 fn unknown_preset(cli: &str) -> AgentError {
@@ -314,6 +336,42 @@ mod tests {
         assert_eq!((c.retries, c.prefetch, c.count), (0, 1, 1));
         assert_eq!(c.workdir, Path::new("/p"));
         assert!(!c.backlog);
+        assert_eq!(c.workspace, None);
+    }
+
+    #[test]
+    fn the_town_sets_the_workspace_and_the_agent_overrides_it() {
+        let town = WorkspaceSpec {
+            workspace: Some(Mode::Worktree),
+            into: Some("work".into()),
+            land: Some(workspace::Land::Rebase),
+            ..Default::default()
+        };
+        let mut s = spec();
+        s.workspace.land = Some(workspace::Land::Branch);
+        let c = AgentConfig::resolve(
+            "b",
+            Some(&s),
+            &town,
+            &Overrides::default(),
+            Path::new("/p"),
+            "t",
+        )
+        .unwrap();
+        let w = c.workspace.unwrap();
+        assert_eq!(w.into.as_deref(), Some("work"));
+        assert_eq!(w.land, workspace::Land::Branch);
+        s.workspace.workspace = Some(Mode::Shared);
+        let c = AgentConfig::resolve(
+            "b",
+            Some(&s),
+            &town,
+            &Overrides::default(),
+            Path::new("/p"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.workspace, None);
     }
 
     #[test]
@@ -325,8 +383,15 @@ mod tests {
             workdir: Some("/abs".into()),
             ..Default::default()
         };
-        let c =
-            AgentConfig::resolve("b", Some(&spec()), &flags, Path::new("/p"), "t.toml").unwrap();
+        let c = AgentConfig::resolve(
+            "b",
+            Some(&spec()),
+            &WorkspaceSpec::default(),
+            &flags,
+            Path::new("/p"),
+            "t.toml",
+        )
+        .unwrap();
         assert_eq!(c.command[0], "claude");
         assert_eq!(c.timeout, Some(Duration::from_secs(300)));
         assert_eq!(c.retries, 0);
@@ -336,14 +401,27 @@ mod tests {
 
     #[test]
     fn bad_definitions_are_usage_errors() {
-        let none =
-            AgentConfig::resolve("b", None, &Overrides::default(), Path::new("/p"), "t.toml");
+        let none = AgentConfig::resolve(
+            "b",
+            None,
+            &WorkspaceSpec::default(),
+            &Overrides::default(),
+            Path::new("/p"),
+            "t.toml",
+        );
         assert!(matches!(none, Err(AgentError::NoCommand { .. })));
         let typo = Overrides {
             cli: Some("cluade".into()),
             ..Default::default()
         };
-        match AgentConfig::resolve("b", None, &typo, Path::new("/p"), "t.toml") {
+        match AgentConfig::resolve(
+            "b",
+            None,
+            &WorkspaceSpec::default(),
+            &typo,
+            Path::new("/p"),
+            "t.toml",
+        ) {
             Err(e @ AgentError::UnknownPreset { .. }) => {
                 assert_eq!(e.exit_code(), 2);
                 let AgentError::UnknownPreset { help, .. } = e else {
@@ -358,7 +436,14 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            AgentConfig::resolve("b", None, &empty, Path::new("/p"), "t.toml"),
+            AgentConfig::resolve(
+                "b",
+                None,
+                &WorkspaceSpec::default(),
+                &empty,
+                Path::new("/p"),
+                "t.toml"
+            ),
             Err(AgentError::EmptyCommand { .. })
         ));
         let slow = Overrides {
@@ -367,7 +452,14 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            AgentConfig::resolve("b", None, &slow, Path::new("/p"), "t.toml"),
+            AgentConfig::resolve(
+                "b",
+                None,
+                &WorkspaceSpec::default(),
+                &slow,
+                Path::new("/p"),
+                "t.toml"
+            ),
             Err(AgentError::BadTimeout { .. })
         ));
     }

@@ -69,7 +69,9 @@ pub async fn probe(config: &AgentConfig, check_flags: bool) -> Probe {
         }
         Err(e) => probe.error = Some(format!("`{} --version`: {e}", probe.program)),
     }
-    let (subcommands, flags) = split_argv(&config.command);
+    // The flags that start `tt mcp` are passed too: checked alike.
+    let argv = [config.command.clone(), super::mcp_wiring::args(config)].concat();
+    let (subcommands, flags) = split_argv(&argv);
     let mut args: Vec<&str> = subcommands.iter().map(String::as_str).collect();
     args.push("--help");
     let shown = format!("{} {}", probe.program, args.join(" "));

@@ -67,6 +67,9 @@ pub enum Ending {
     AgentFailed { code: i32, why: String },
     /// Never started; the message says why.
     NotStarted(String),
+    /// Exited 0, but its work could not land (`workspace = "worktree"`):
+    /// the message says why, e.g. `conflicts with <task> in <files>`.
+    NotLanded(String),
 }
 
 impl Ending {
@@ -74,6 +77,8 @@ impl Ending {
     pub fn exit_code(&self) -> Option<i32> {
         match self {
             Ending::Exited(code) | Ending::AgentFailed { code, .. } => Some(*code),
+            // It did exit 0; the error says why the attempt failed anyway.
+            Ending::NotLanded(_) => Some(0),
             _ => None,
         }
     }
@@ -93,7 +98,7 @@ impl Ending {
                  (Redis unreachable, or the worker stalled)",
                 humantime::format_duration(*silent)
             )),
-            Ending::NotStarted(why) => Some(why.clone()),
+            Ending::NotStarted(why) | Ending::NotLanded(why) => Some(why.clone()),
             Ending::OverBudget(why) | Ending::AgentFailed { why, .. } => Some(why.clone()),
         }
     }

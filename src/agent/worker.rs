@@ -47,6 +47,7 @@ mod reading;
 mod redis_retry;
 mod registration;
 mod serve;
+mod workspace;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -152,6 +153,8 @@ pub async fn run(
         tasks: 0,
         logs: logs_dir(&worker.project_dir).display().to_string(),
     };
+    // After `register` stopped any command an earlier process left.
+    workspace::tidy(&worker).await;
     let idle = state.serve(&mut inbox).await;
     let tasks = state.tasks;
 

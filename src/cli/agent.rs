@@ -116,12 +116,13 @@ fn setup(ctx: &Context, args: &Args) -> Result<Setup, CliError> {
     check_id(&args.name, "agent name")?;
     let flags = args.overrides();
     let file_name = ctx.file.display().to_string();
-    let (spec, town_name, url, plan_file) = if ctx.file.exists() {
+    let (spec, town_workspace, town_name, url, plan_file) = if ctx.file.exists() {
         // Its tables only: a worker never needs the tasks, and a large
         // plan's parse would stay in its memory (README "Performance").
         match ctx.load_settings() {
             Ok(plan) => (
                 plan.agent(&args.name).cloned(),
+                plan.town.workspace.clone(),
                 plan.town.name.clone(),
                 plan.town.redis_url.clone(),
                 Some(ctx.project_dir.join(plan.file_name())),
@@ -130,16 +131,17 @@ fn setup(ctx: &Context, args: &Args) -> Result<Setup, CliError> {
             // town and the Redis, which survive most mistakes.
             Err(_) if flags.has_command() => {
                 let (name, url) = ctx.peek_town()?;
-                (None, name, url, None)
+                (None, Default::default(), name, url, None)
             }
             Err(e) => return Err(e),
         }
     } else {
-        (None, None, None, None)
+        (None, Default::default(), None, None, None)
     };
     let config = AgentConfig::resolve(
         &args.name,
         spec.as_ref(),
+        &town_workspace,
         &flags,
         &ctx.project_dir,
         &file_name,

@@ -8,6 +8,7 @@
 //! `--timeout`, or on SIGINT/SIGTERM, the question is withdrawn (no person
 //! is left answering into the void) and it exits 1 (130/143 on a signal).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::signal::unix::SignalKind;
@@ -45,45 +46,99 @@ pub struct Args {
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let (task, attempt) = args.task.resolve("ask")?;
     let store = ctx.store().await?;
-    let qid = format!("{attempt}-{}-{}", std::process::id(), crate::os::now_ms());
-    if let Asked::NotRunning { reason } = store
-        .ask(&task, attempt, &qid, &args.question, &args.choices)
-        .await?
-    {
+    let question = Question {
+        task: &task,
+        attempt,
+        text: &args.question,
+        choices: &args.choices,
+        timeout: args.timeout,
+    };
+    let mut interrupt = SignalStream::new(SignalKind::interrupt());
+    let mut terminate = SignalStream::new(SignalKind::terminate());
+    let stop = async {
+        tokio::select! {
+            _ = interrupt.recv() => 130,
+            _ = terminate.recv() => 143,
+        }
+    };
+    let waiting = || eprintln!("tt ask: waiting for `tt answer {task} \"…\"`");
+    match ask_and_wait(ctx, &store, &question, waiting, stop).await? {
+        Reply::Answer(answer) => {
+            println!("{answer}");
+            Ok(0)
+        }
+        Reply::Stopped(code) => {
+            eprintln!("tt ask: stopped while waiting; the question is withdrawn");
+            Ok(code)
+        }
+    }
+}
+
+/// A question to ask from inside a task.
+pub(super) struct Question<'a> {
+    pub task: &'a str,
+    pub attempt: u32,
+    pub text: &'a str,
+    pub choices: &'a [String],
+    pub timeout: Option<Duration>,
+}
+
+/// How [`ask_and_wait`] ended, when not with an error.
+pub(super) enum Reply {
+    Answer(String),
+    /// `stop` fired first (its value): the question is withdrawn.
+    Stopped(u8),
+}
+
+/// Records the question on the running attempt, calls `asked`, and waits
+/// for its answer, until `stop` completes (then the question is withdrawn),
+/// the attempt ends or the timeout passes (errors, with the question
+/// withdrawn at the timeout). `tt ask` and the MCP `ask` tool both wait here.
+pub(super) async fn ask_and_wait(
+    ctx: &Context,
+    store: &Store,
+    q: &Question<'_>,
+    asked: impl FnOnce(),
+    stop: impl Future<Output = u8>,
+) -> Result<Reply, CliError> {
+    let (task, attempt) = (q.task, q.attempt);
+    let qid = format!(
+        "{attempt}-{}-{}-{}",
+        std::process::id(),
+        crate::os::now_ms(),
+        NEXT_QUESTION.fetch_add(1, Ordering::Relaxed)
+    );
+    if let Asked::NotRunning { reason } = store.ask(task, attempt, &qid, q.text, q.choices).await? {
         return Err(CliError::Refused {
             message: format!("cannot ask: {reason}"),
             help: "a question is asked by the attempt that is running".into(),
         });
     }
-    eprintln!("tt ask: waiting for `tt answer {task} \"…\"`");
-    let deadline = args.timeout.map(|t| Instant::now() + t);
+    asked();
+    let deadline = q.timeout.map(|t| Instant::now() + t);
     let wait = Wait {
-        store: &store,
+        store,
         target: ctx.redis_target()?,
-        task: &task,
+        task,
         attempt,
         qid: &qid,
         deadline,
     };
-    let mut interrupt = SignalStream::new(SignalKind::interrupt());
-    let mut terminate = SignalStream::new(SignalKind::terminate());
     let ended = tokio::select! {
         r = wait.run() => r?,
-        _ = interrupt.recv() => Ended::Signal(130),
-        _ = terminate.recv() => Ended::Signal(143),
+        code = stop => Ended::Signal(code),
     };
     match ended {
-        Ended::Answered(answer) => {
-            println!("{answer}");
-            Ok(0)
-        }
+        Ended::Answered(answer) => Ok(Reply::Answer(answer)),
         Ended::Gone(why) => Err(CliError::Refused {
             message: format!("no answer will come: {why}"),
             help: "the question ended with its attempt".into(),
         }),
         Ended::TimedOut(after) => {
+            // The timeout as given: the time measured has nanoseconds.
+            let after = q.timeout.unwrap_or(after);
             let why = format!("no answer within {}", humantime::format_duration(after));
-            store.withdraw(&task, &qid, &why).await?;
+            store.withdraw(task, &qid, &why).await?;
             Err(CliError::Refused {
                 message: format!("{why}; the question is withdrawn"),
                 help: "ask again, with a longer --timeout".into(),
@@ -91,13 +146,16 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         }
         Ended::Signal(code) => {
             let _ = store
-                .withdraw(&task, &qid, "the asking process was stopped")
+                .withdraw(task, &qid, "the asking process was stopped")
                 .await;
-            eprintln!("tt ask: stopped while waiting; the question is withdrawn");
-            Ok(code)
+            Ok(Reply::Stopped(code))
         }
     }
 }
+
+/// Tells apart the questions one process asks within a millisecond (an
+/// MCP server may ask again at once after a withdrawn question).
+static NEXT_QUESTION: AtomicU64 = AtomicU64::new(0);
 
 enum Ended {
     Answered(String),

@@ -10,36 +10,52 @@ use super::task_view::TaskView;
 use super::{CliError, Context, output};
 use crate::Status;
 use crate::graph::{Graph, Node};
-use crate::store::{Assigned, NewTask};
+use crate::store::{Assigned, NewTask, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Agent that runs it.
-    agent: String,
+    pub(super) agent: String,
     /// What to do (the prompt the agent gets).
-    description: String,
+    pub(super) description: String,
     /// Task id. Default: the next free `adhoc-<n>`.
     #[arg(long)]
-    id: Option<String>,
+    pub(super) id: Option<String>,
     /// Group it belongs to.
     #[arg(long)]
-    parent: Option<String>,
+    pub(super) parent: Option<String>,
     /// Tags, comma-separated.
     #[arg(long, value_delimiter = ',')]
-    tags: Vec<String>,
+    pub(super) tags: Vec<String>,
     /// Tasks that must complete first, comma-separated.
     #[arg(long, value_delimiter = ',')]
-    depends_on: Vec<String>,
+    pub(super) depends_on: Vec<String>,
     /// 0 (first) to 4 (last).
     #[arg(long, default_value_t = crate::plan::DEFAULT_PRIORITY,
           value_parser = clap::value_parser!(u8).range(0..=4))]
-    priority: u8,
+    pub(super) priority: u8,
     /// Print the created task as JSON.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
+    let (store, id) = create(ctx, &args).await?;
+    if args.json {
+        let record = store.task(&id).await?;
+        output::json(&json!(record));
+        return Ok(0);
+    }
+    println!(
+        "added {id} for `{}` (pending; `tt run` dispatches it)",
+        args.agent
+    );
+    Ok(0)
+}
+
+/// Checks and creates the task; its id. `tt assign` and the MCP
+/// `add_task` tool both add tasks here.
+pub(super) async fn create(ctx: &Context, args: &Args) -> Result<(Store, String), CliError> {
     check_agent_name(&args.agent)?;
     if args.agent == SUPERVISOR {
         return Err(CliError::Usage {
@@ -78,7 +94,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         }
         find_task(&town, &store, r)?;
     }
-    check_shape(&town, &args)?;
+    check_shape(&town, args)?;
     let task = NewTask {
         id: args.id.clone().unwrap_or_default(),
         description: args.description.clone(),
@@ -99,16 +115,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
             });
         }
     };
-    if args.json {
-        let record = store.task(&id).await?;
-        output::json(&json!(record));
-        return Ok(0);
-    }
-    println!(
-        "added {id} for `{}` (pending; `tt run` dispatches it)",
-        args.agent
-    );
-    Ok(0)
+    Ok((store, id))
 }
 
 /// What the file validator would refuse: a parent that is cancelled (the

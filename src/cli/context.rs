@@ -6,6 +6,7 @@ use super::{CliError, Global};
 use crate::plan::{self, LoadError, Plan, valid_id};
 use crate::store::{RedisTarget, Store, server};
 
+#[derive(Debug, Clone)]
 pub struct Context {
     /// The plan file as given (relative paths stay relative for messages).
     pub file: PathBuf,

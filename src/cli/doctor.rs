@@ -13,6 +13,7 @@ use crate::agent::AgentConfig;
 use crate::agent::probe::{self, Probe};
 use crate::escape::escape;
 use crate::store::{RedisTarget, Store, server};
+use crate::workspace::{self, Land};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,8 +48,17 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let settings = ctx.load_settings()?;
     let mut checks = Vec::new();
     let mut probes = Vec::new();
+    // Some agent works in a worktree (`true`: one lands by rebase).
+    let mut worktrees: Option<bool> = None;
     for (name, spec) in &settings.agents {
-        let config = match AgentConfig::from_spec(name, spec, &ctx.project_dir) {
+        let config = match AgentConfig::resolve(
+            name,
+            Some(spec),
+            &settings.town.workspace,
+            &Default::default(),
+            &ctx.project_dir,
+            &settings.file_name(),
+        ) {
             Ok(c) => c,
             Err(e) => {
                 checks.push(Check {
@@ -62,9 +72,16 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
                 continue;
             }
         };
+        if let Some(w) = &config.workspace {
+            let rebase = w.land == Land::Rebase;
+            worktrees = Some(worktrees.unwrap_or(false) || rebase);
+        }
         let p = probe::probe(&config, config.cli.is_some()).await;
         checks.extend(agent_checks(name, &config, &p));
         probes.push(json!({ "agent": name, "cli": config.cli, "probe": p }));
+    }
+    if let Some(rebase) = worktrees {
+        checks.push(git_check(&ctx.project_dir, rebase));
     }
     if settings.agents.is_empty() {
         checks.push(Check {
@@ -174,6 +191,38 @@ fn agent_checks(name: &str, config: &AgentConfig, p: &Probe) -> Vec<Check> {
         });
     }
     out
+}
+
+/// The git that worktree agents need, and the repository around the plan.
+fn git_check(project_dir: &std::path::Path, rebase: bool) -> Check {
+    let subject = "git".to_string();
+    let need = if rebase {
+        workspace::probe::MIN_GIT_REBASE
+    } else {
+        workspace::probe::MIN_GIT
+    };
+    let fix = |what: &str| Check {
+        subject: subject.clone(),
+        ok: false,
+        detail: what.to_string(),
+        fix: Some(format!(
+            "worktree agents need git ≥ {}.{} and tasks.toml in a git repository (`git init`), or `workspace = \"shared\"`",
+            need.0, need.1
+        )),
+    };
+    match workspace::probe::git_version() {
+        Err(e) => fix(&e),
+        Ok(v) if v < need => fix(&format!("git {}.{} is too old", v.0, v.1)),
+        Ok(v) => match workspace::probe::repository_root(project_dir) {
+            Err(e) => fix(&e),
+            Ok(root) => Check {
+                subject,
+                ok: true,
+                detail: format!("git {}.{}; repository {}", v.0, v.1, root.display()),
+                fix: None,
+            },
+        },
+    }
 }
 
 async fn redis_check(target: &RedisTarget, town: &str) -> Check {

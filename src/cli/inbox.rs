@@ -2,6 +2,10 @@
 //! order its workers take it). Task entries show the task's status; one
 //! that is no longer assigned with that attempt is stale, and a worker
 //! drops it at claim.
+//!
+//! `--mine`, from inside a task, takes the direct messages waiting for the
+//! agent the task runs for (`TT_AGENT`) and prints them: a message taken
+//! this way is gone from the inbox, so its worker never delivers it again.
 
 use std::collections::HashMap;
 
@@ -14,16 +18,24 @@ use crate::store::{InboxEntry, TaskRecord};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Agent name, or `supervisor`.
-    agent: String,
+    #[arg(required_unless_present = "mine", conflicts_with = "mine")]
+    agent: Option<String>,
+    /// From inside a task: take the direct messages sent to this task's
+    /// agent (`TT_AGENT`) and print them; they are not delivered again.
+    #[arg(long)]
+    mine: bool,
     /// Print a JSON array.
     #[arg(long)]
     json: bool,
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
-    super::lookup::check_agent_name(&args.agent)?;
+    let Some(agent) = args.agent.clone() else {
+        return mine(ctx, args.json).await;
+    };
+    super::lookup::check_agent_name(&agent)?;
     let store = ctx.store().await?;
-    let entries = store.inbox(&args.agent).await?;
+    let entries = store.inbox(&agent).await?;
     let ids: Vec<String> = entries
         .iter()
         .filter_map(|e| match e {
@@ -59,7 +71,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         return Ok(0);
     }
     if entries.is_empty() {
-        println!("the inbox of `{}` is empty", args.agent);
+        println!("the inbox of `{agent}` is empty");
         return Ok(0);
     }
     let rows: Vec<Vec<String>> = entries
@@ -88,5 +100,27 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         })
         .collect();
     print!("{}", output::table(&["#", "KIND", "ENTRY"], &rows));
+    Ok(0)
+}
+
+/// `--mine`: takes and prints the messages for this task's agent.
+async fn mine(ctx: &Context, json: bool) -> Result<u8, CliError> {
+    let me = super::in_task::InAgent::from_env()?;
+    let store = ctx.store().await?;
+    let messages = me.take_messages(&store).await?;
+    if json {
+        output::json(&json!(messages));
+        return Ok(0);
+    }
+    if messages.is_empty() {
+        println!("no messages for `{}`", me.agent);
+    }
+    for m in &messages {
+        println!(
+            "from {}: {}",
+            crate::escape::escape(&m.from),
+            crate::escape::escape(&m.body)
+        );
+    }
     Ok(0)
 }

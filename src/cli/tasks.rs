@@ -179,6 +179,16 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
     if let Some(reason) = &r.reason {
         field("reason", reason.clone());
     }
+    if let Some(facts) = attempts
+        .iter()
+        .rev()
+        .map(|a| &a.facts)
+        .find(|f| f.contains_key("branch"))
+    {
+        for (k, v) in workspace_fields(facts) {
+            field(k, v);
+        }
+    }
     if let Some(what) = &r.corrupt {
         field("corrupt", format!("{what} (not run until fixed)"));
     }
@@ -229,6 +239,37 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
     }
     print!("{}", crate::escape::escape(&out));
     Ok(0)
+}
+
+/// The workspace of the latest attempt that had one: its branch, whether
+/// and where it landed, and its diffstat.
+fn workspace_fields(facts: &crate::store::Facts) -> Vec<(&'static str, String)> {
+    let text = |k: &str| {
+        facts
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut out = vec![("branch", text("branch"))];
+    let into = text("into");
+    let landed = match (facts.get("landed").and_then(Value::as_bool), text("commit")) {
+        (Some(true), commit) if !commit.is_empty() => {
+            format!("on `{into}` as {}", &commit[..commit.len().min(12)])
+        }
+        (Some(true), _) => format!("on `{into}`"),
+        (Some(false), _) if text("head") == text("base") && !text("head").is_empty() => {
+            "nothing to land (no changes)".to_string()
+        }
+        (Some(false), _) => "no (its work is on the branch)".to_string(),
+        (None, _) => "-".to_string(),
+    };
+    out.push(("landed", landed));
+    let diffstat = text("diffstat");
+    if !diffstat.is_empty() {
+        out.push(("diffstat", diffstat));
+    }
+    out
 }
 
 fn indent(text: &str) -> String {

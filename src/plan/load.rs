@@ -12,11 +12,12 @@ use toml::de::{DeTable, DeValue};
 
 use super::diagnostic::did_you_mean;
 use super::model::{
-    AgentSpec, ChildFailure, Meta, Parsed, Span, Status, TaskSpans, TaskSpec, TownConfig,
-    agent_keys, meta_keys, task_keys, top_keys, town_keys,
+    AgentSpec, ChildFailure, Land, Meta, Mode, Parsed, Span, Status, TaskSpans, TaskSpec,
+    TownConfig, WorkspaceSpec, agent_keys, meta_keys, task_keys, top_keys, town_keys,
 };
 use super::{
     LoadError, Plan, Problem, Settings, placeholder, presets, valid_id, validate, workdir,
+    workspace,
 };
 
 /// Reads and loads a file.
@@ -46,6 +47,7 @@ pub fn load(path: &Path, text: String) -> Result<Plan, LoadError> {
     if !had_syntax_errors {
         validate::references(&mut loader.problems, &loader.src, &file);
         workdir::check(&mut loader.problems, &loader.src, root.get_ref(), path);
+        workspace::check(&mut loader.problems, &loader.src, root.get_ref(), path);
     }
     let mut problems = loader.problems;
     problems.sort_by_key(|p| p.labels.first().map_or(0, |(s, _)| s.start));
@@ -91,6 +93,7 @@ pub(super) fn load_settings_text(
     let file = loader.file(root.get_ref());
     if !had_syntax_errors {
         workdir::check(&mut loader.problems, &loader.src, root.get_ref(), path);
+        workspace::check(&mut loader.problems, &loader.src, root.get_ref(), path);
     }
     let mut problems = loader.problems;
     if !problems.iter().any(Problem::is_error) {
@@ -297,6 +300,67 @@ impl Loader {
             parsed.town.redis_url = Some(url);
         }
         parsed.town.max_cost_usd = self.dollars(t.get("max_cost_usd"), "`[town] max_cost_usd`");
+        parsed.town.workspace = self.workspace(t);
+    }
+
+    /// `workspace`, `into`, `land`, `include` and `push` of `[town]` or
+    /// an agent; what they mean together is checked in `workspace::check`.
+    fn workspace(&mut self, t: &DeTable<'_>) -> WorkspaceSpec {
+        let mut spec = WorkspaceSpec::default();
+        if let Some(v) = t.get("workspace")
+            && let Some((s, span)) = self.string(v, "`workspace`")
+        {
+            match Mode::parse(&s) {
+                Some(m) => spec.workspace = Some(m),
+                None => {
+                    let names = Mode::ALL.map(Mode::as_str);
+                    let label = did_you_mean(&s, names.iter().copied())
+                        .map_or("unknown workspace".into(), |h| {
+                            format!("did you mean `{h}`?")
+                        });
+                    self.error(
+                        "tt::plan::bad-workspace",
+                        span,
+                        format!("`{s}` is not a workspace"),
+                        label,
+                        Some("use `shared` (run in `workdir`, the default) or `worktree` (a git worktree per worker)"),
+                    );
+                }
+            }
+        }
+        if let Some(v) = t.get("into") {
+            spec.into = self.string(v, "`into`").map(|(s, _)| s);
+        }
+        if let Some(v) = t.get("land")
+            && let Some((s, span)) = self.string(v, "`land`")
+        {
+            match Land::parse(&s) {
+                Some(l) => spec.land = Some(l),
+                None => {
+                    let names = Land::ALL.map(Land::as_str);
+                    let label = did_you_mean(&s, names.iter().copied())
+                        .map_or("unknown way to land".into(), |h| {
+                            format!("did you mean `{h}`?")
+                        });
+                    self.error(
+                        "tt::plan::bad-land",
+                        span,
+                        format!("`{s}` is not a way to land work"),
+                        label,
+                        Some("use `merge` (a merge commit per task, the default), `rebase` (linear history) or `branch` (leave the branch)"),
+                    );
+                }
+            }
+        }
+        if let Some(v) = t.get("include")
+            && let Some(paths) = self.string_array(v, "`include`")
+        {
+            spec.include = Some(paths.into_iter().map(|(s, _)| s).collect());
+        }
+        if let Some(v) = t.get("push") {
+            spec.push = self.string(v, "`push`").map(|(s, _)| s);
+        }
+        spec
     }
 
     fn meta(&mut self, t: &DeTable<'_>, parsed: &mut Parsed) {
@@ -437,6 +501,10 @@ impl Loader {
         if let Some(v) = t.get("timeout_counts_questions") {
             spec.timeout_counts_questions = self.boolean(v, "`timeout_counts_questions`");
         }
+        if let Some(v) = t.get("mcp") {
+            spec.mcp = self.boolean(v, "`mcp`");
+        }
+        spec.workspace = self.workspace(t);
         ok_name.then_some(spec)
     }
 
@@ -807,6 +875,10 @@ const AGENT_ALIASES: &[(&str, &str)] = &[
     ("dir", "workdir"),
     ("retry", "retries"),
     ("environment", "env"),
+    ("worktree", "workspace"),
+    ("branch", "into"),
+    ("target", "into"),
+    ("copy", "include"),
 ];
 const TOP_ALIASES: &[(&str, &str)] = &[("task", "tasks"), ("agent", "agents"), ("project", "town")];
 

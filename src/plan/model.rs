@@ -9,6 +9,8 @@ use std::ops::Range;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::workspace::{Land, Mode};
+
 /// Byte range in the source file.
 pub type Span = Range<usize>;
 
@@ -49,6 +51,9 @@ pub struct TownConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub max_cost_usd: Option<f64>,
+    /// The default `workspace` of every agent, and the options beside it.
+    #[serde(flatten)]
+    pub workspace: WorkspaceSpec,
 }
 
 /// `[meta]`: tinytown 0.10 compatible plan metadata.
@@ -129,6 +134,55 @@ pub struct AgentSpec {
     /// person is asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_counts_questions: Option<bool>,
+    /// Whether a preset that can take an MCP server (claude, codex) gets
+    /// `tt mcp`, the town's tools for the agent. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<bool>,
+    /// Where the commands run, and how their work lands; each key
+    /// overrides `[town]`'s.
+    #[serde(flatten)]
+    pub workspace: WorkspaceSpec,
+}
+
+/// `workspace` and the options beside it, in `[town]` (the default of
+/// every agent) and in `[agents.<name>]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkspaceSpec {
+    /// Where the commands run: `shared` (in `workdir`, the default) or
+    /// `worktree` (a git worktree per worker, a fresh branch per attempt,
+    /// work landed on `into`; README "Workspaces").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<Mode>,
+    /// With `workspace = "worktree"`: the branch work lands on. Default
+    /// `tt/<town>`, created from `HEAD` when it does not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into: Option<String>,
+    /// How a finished attempt lands on `into`: `merge` (a merge commit per
+    /// task, the default), `rebase` (linear history) or `branch` (nothing
+    /// lands; the attempt's branch is left for review).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub land: Option<Land>,
+    /// Ignored files (like `.env`) copied from the repository's checkout
+    /// into each worktree, relative to the top of the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<Vec<String>>,
+    /// A git remote each attempt's branch is pushed to; needs
+    /// `land = "branch"` (README "Workspaces", many machines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<String>,
+}
+
+impl WorkspaceSpec {
+    /// These settings, with what they leave unset taken from `town`.
+    pub fn over(&self, town: &WorkspaceSpec) -> WorkspaceSpec {
+        WorkspaceSpec {
+            workspace: self.workspace.or(town.workspace),
+            into: self.into.clone().or_else(|| town.into.clone()),
+            land: self.land.or(town.land),
+            include: self.include.clone().or_else(|| town.include.clone()),
+            push: self.push.clone().or_else(|| town.push.clone()),
+        }
+    }
 }
 
 /// A task's lifecycle status: `pending → assigned → running → completed |

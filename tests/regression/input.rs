@@ -274,7 +274,8 @@ fn control_characters_in_task_text_are_escaped_on_the_terminal() {
     // lines of `tt run` escaped too.
     let run = Running::start(&tt, &["run", "--no-agents"]);
     run.wait_output("dispatched a to the backlog");
-    tt.run_with(["send", "w", "hi \u{1b}[31m there"]).success();
+    tt.run_with(["send", "w", "hi \u{1b}[31m there", "--create"])
+        .success();
     run.wait_output("message for w");
     let inbox = tt.run_with(["inbox", "w"]).success();
     assert!(!raw(&inbox.stdout), "{inbox}");

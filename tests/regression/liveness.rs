@@ -256,7 +256,8 @@ fn a_frozen_worker_stops_its_command_as_soon_as_it_is_continued() {
     // heartbeat TTL from its start, so the requeue is the worker's own.
     let watcher = Running::start_env(&tt, &["run", "--no-agents"], &[], "run2.out");
     watcher.wait_output("town `p`");
-    tt.run_with(["send", "w-1", "following"]).success();
+    tt.run_with(["send", "w-1", "following", "--create"])
+        .success();
     watcher.wait_output("message for w-1: following");
     // SAFETY: as above.
     unsafe {

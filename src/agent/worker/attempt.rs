@@ -12,6 +12,7 @@ use super::pause;
 use super::reading;
 use super::redis_retry::RedisRetry;
 use super::serve::Loop;
+use super::workspace;
 use crate::agent::adapter::stream::Follow;
 use crate::agent::budget::Budget;
 use crate::agent::command::TaskVars;
@@ -53,20 +54,24 @@ impl Loop<'_> {
         let resumed = reading::resume_session(config, &task);
         let budget = reading::budget(config, &task);
         let argv = config.argv_for(&vars, &budget, resumed.as_deref());
-        let env = self.env(&task);
+        let mut env = self.env(&task);
         let log = process::Log::open(&log);
+        // The worktree of `workspace = "worktree"` (see `workspace`).
+        let place = workspace::prepare(self.worker, &task, &log).await;
+        let workdir = place.workdir(&config.workdir);
+        env.extend(place.env());
         log.note(&format!(
             "task `{}` attempt {} on worker `{}`: running `{}` in {}",
             task.id,
             task.attempt,
             self.identity.id,
             config.program(),
-            config.workdir.display()
+            workdir.display()
         ));
         let launch = Launch {
             argv: &argv,
             env: &env,
-            workdir: &config.workdir,
+            workdir: &workdir,
             log: &log,
             capture: config.output().is_some(),
         };
@@ -74,7 +79,11 @@ impl Loop<'_> {
         // agent's output says), reported with how it ended.
         let mut facts = Facts::new();
         let mut follow = None;
-        let ending = match process::start(launch) {
+        let started = match place.failure() {
+            Some(why) => Err(why),
+            None => process::start(launch),
+        };
+        let ending = match started {
             Err(why) => Ending::NotStarted(why),
             Ok(mut running) => {
                 follow = reading::follow(config, &mut running, &log);
@@ -105,6 +114,7 @@ impl Loop<'_> {
                         let ran = self.interrupted(&task, &log, &mut running).await;
                         reading::keep(self.store, &self.identity.id, &task, &log, follow, resumed)
                             .await;
+                        workspace::abandon(&place, &task, &log).await;
                         return ran;
                     }
                 }
@@ -112,6 +122,7 @@ impl Loop<'_> {
         };
         let (ending, read) =
             reading::finish(follow, resumed.as_deref(), &budget, ending, &mut facts).await;
+        let ending = workspace::conclude(&place, &task, ending, &log, &mut facts).await;
         self.report(&task, raw, &log, ending, &facts, read.transcript)
             .await
     }
