@@ -460,6 +460,18 @@ impl Snapshot {
             .any(|i| self.in_play(i, agents, live))
     }
 
+    /// [`Snapshot::active`] without ready work: whether work already in
+    /// flight goes on (when nothing new may be dispatched).
+    pub fn in_flight_active(
+        &self,
+        agents: &HashMap<String, AgentSlot>,
+        live: &HashSet<String>,
+    ) -> bool {
+        self.in_flight
+            .iter()
+            .any(|&i| self.in_play(i, agents, live))
+    }
+
     fn in_play(
         &self,
         i: usize,

@@ -21,6 +21,7 @@ mod plan_file;
 mod recovery;
 mod summary;
 mod supervisor;
+mod town_budget;
 mod wake;
 
 use std::collections::{HashMap, HashSet};
@@ -103,6 +104,9 @@ pub enum RunnerNote {
     /// Old events could not be moved into the archive (said once until it
     /// works again).
     ArchiveFailed(String),
+    /// The town spent its `[town] max_cost_usd`: no new attempts are
+    /// dispatched (said once until it is lifted).
+    BudgetReached(String),
     /// Redis could not be reached or answered with an error while `doing`
     /// something the runner tries again (reading events, reloading): the
     /// run goes on and catches up once Redis is back.
@@ -172,6 +176,9 @@ struct Runner<F: FnMut(RunnerNote)> {
     /// missing: `--until-done` waits for the next save rather than read
     /// the file again on every pass.
     await_save: bool,
+    /// The town's budget as this runner last recorded it, and why dispatch
+    /// stops when it is spent (`town_budget`).
+    budget: town_budget::TownBudget,
     /// The agent processes this runner started.
     agents: Supervisor,
     /// Whether Redis has answered steadily enough to judge heartbeats.
@@ -234,6 +241,7 @@ pub async fn run<F: FnMut(RunnerNote)>(
         corrupt: HashMap::new(),
         plan_ids: HashSet::new(),
         await_save: false,
+        budget: Default::default(),
         agents,
         contact: Contact::default(),
         retry_wake: None,

@@ -20,6 +20,7 @@ mod recover;
 pub mod server;
 mod sync;
 mod task;
+mod usage;
 mod worker;
 
 pub use admin::{
@@ -41,6 +42,7 @@ pub use question::{Answered, Asked, Progress, Question};
 pub use recover::Recovered;
 pub use sync::{SyncCounts, SyncGuard, SyncRefused, SyncState, TaskDef};
 pub use task::{Source, TaskRecord};
+pub use usage::{Totals, Usage};
 pub use worker::{
     BlockingConn, Claim, ClaimedTask, Control, Finish, Heartbeat, MessageSource, Registered,
     Report, WorkerIdentity,

@@ -73,9 +73,26 @@ pub fn definition(
             .on_child_failure
             .map(|c| c.as_str().to_string())
             .unwrap_or_default(),
+        budget: budget_json(t),
     };
     def.fingerprint = fingerprint_hex(fingerprint(&def));
     def
+}
+
+/// A task's own budget as stored (`budget` field): JSON, "" for none.
+fn budget_json(t: &TaskSpec) -> String {
+    let mut m = serde_json::Map::new();
+    if let Some(c) = t.max_cost_usd.and_then(serde_json::Number::from_f64) {
+        m.insert("max_cost_usd".into(), serde_json::Value::Number(c));
+    }
+    if let Some(n) = t.max_turns {
+        m.insert("max_turns".into(), n.into());
+    }
+    if m.is_empty() {
+        String::new()
+    } else {
+        serde_json::Value::Object(m).to_string()
+    }
 }
 
 /// Hash of everything a definition stores, order included, so a reorder is
@@ -99,6 +116,12 @@ pub fn fingerprint(d: &TaskDef) -> u64 {
     ] {
         h.update(part.as_bytes());
         // Separator so ("ab","c") and ("a","bc") differ.
+        h.update(&[0x1e]);
+    }
+    // Only when set: the fingerprints of tasks without a budget stay what
+    // they were before tasks could have one.
+    if !d.budget.is_empty() {
+        h.update(d.budget.as_bytes());
         h.update(&[0x1e]);
     }
     let bytes = h.digest().bytes();

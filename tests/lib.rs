@@ -3,6 +3,7 @@
 
 mod support;
 
+mod adapters;
 mod agent;
 mod commands;
 mod dashboard;

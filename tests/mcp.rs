@@ -350,7 +350,7 @@ description = "No tools"
     // `mcp = false`: the preset's argv alone.
     let argv: Vec<String> = serde_json::from_str(&tt.read("argv-unwired.json")).unwrap();
     assert!(!argv.iter().any(|a| a == "--mcp-config"), "{argv:?}");
-    assert_eq!(argv.len(), 4, "{argv:?}");
+    assert_eq!(argv.len(), 9, "{argv:?}");
 }
 
 #[test]
@@ -469,8 +469,14 @@ description = "Use the tools"
     assert_eq!(run.wait_exit(), 0, "{}", run.output());
     let argv: Vec<String> = serde_json::from_str(&tt.read("argv.json")).unwrap();
     assert_eq!(
-        argv[..3],
-        ["exec", "--sandbox", "workspace-write"],
+        argv[..5],
+        [
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "--sandbox",
+            "workspace-write"
+        ],
         "{argv:?}"
     );
     let lines = lines_of(&tt.dir().join("mcp.out"));

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::AgentError;
+use super::budget::Budget;
 use super::command::{self, TaskVars};
+use crate::plan::presets::{Output, Preset};
 use crate::plan::{self, AgentSpec, WorkspaceSpec, presets};
 use crate::workspace::{self, Mode};
 
@@ -17,14 +19,23 @@ pub const DEFAULT_RETRIES: u32 = 0;
 pub const DEFAULT_PREFETCH: u32 = 1;
 
 /// A checked agent definition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
     /// The agent name: the inbox its workers read.
     pub name: String,
     /// The preset the command came from, if any.
     pub cli: Option<String>,
-    /// The argv template (see [`super::command`]); never empty.
+    /// The argv template (see [`super::command`]) of a fresh attempt
+    /// without budget flags; never empty.
     pub command: Vec<String>,
+    /// Where in `command` budget and resume flags go: before a preset's
+    /// prompt; the end of a `command`.
+    pub splice_at: usize,
+    /// The limits of an attempt (a task's own override them).
+    pub budget: Budget,
+    /// A retry continues the previous attempt's session, where the preset
+    /// can.
+    pub resume: bool,
     /// Longest an attempt may run before its process group is stopped.
     pub timeout: Option<Duration>,
     /// Attempts after the first that failures may use.
@@ -101,15 +112,34 @@ impl AgentConfig {
         } else {
             (spec.cli.as_deref(), spec.command.as_deref())
         };
-        let (cli, command) = match (cli, command) {
+        let (cli, command, splice_at) = match (cli, command) {
             (Some(cli), _) => {
                 let preset = presets::preset(cli).ok_or_else(|| unknown_preset(cli))?;
-                (
-                    Some(cli.to_string()),
-                    preset.argv.iter().map(|a| a.to_string()).collect(),
-                )
+                let mut argv: Vec<String> = preset.argv.iter().map(|a| a.to_string()).collect();
+                match (preset.permissions, &spec.permissions) {
+                    (Some(p), value) => argv.extend([
+                        p.flag.to_string(),
+                        value.clone().unwrap_or_else(|| p.default.to_string()),
+                    ]),
+                    (None, Some(_)) => {
+                        return Err(AgentError::NoPermissionFlag {
+                            name: name.to_string(),
+                            cli: cli.to_string(),
+                        });
+                    }
+                    (None, None) => {}
+                }
+                argv.extend(spec.args.iter().cloned());
+                let at = argv.len();
+                argv.extend(preset.prompt.iter().map(|a| a.to_string()));
+                (Some(cli.to_string()), argv, at)
             }
-            (None, Some(argv)) => (None, argv.to_vec()),
+            (None, Some(argv)) => {
+                let mut argv = argv.to_vec();
+                argv.extend(spec.args.iter().cloned());
+                let at = argv.len();
+                (None, argv, at)
+            }
             (None, None) => {
                 return Err(AgentError::NoCommand {
                     name: name.to_string(),
@@ -149,10 +179,17 @@ impl AgentConfig {
             Some(dir) => project_dir.join(dir),
             None => project_dir.to_path_buf(),
         };
+        let resume = spec.resume.unwrap_or(true);
         Ok(Self {
             name: name.to_string(),
             cli,
             command,
+            splice_at,
+            budget: Budget {
+                max_cost_usd: spec.max_cost_usd,
+                max_turns: spec.max_turns.map(u64::from),
+            },
+            resume,
             timeout,
             retries: flags.retries.or(spec.retries).unwrap_or(DEFAULT_RETRIES),
             prefetch: spec.prefetch.unwrap_or(DEFAULT_PREFETCH).max(1),
@@ -166,11 +203,65 @@ impl AgentConfig {
         })
     }
 
-    /// The argv of one task.
+    /// The argv of one task's fresh attempt with the agent's budget.
     pub fn argv(&self, vars: &TaskVars) -> Vec<String> {
-        let mut argv = command::render(&self.command, vars);
-        argv.extend(super::mcp_wiring::args(self));
-        argv
+        self.argv_for(vars, &self.budget, None)
+    }
+
+    /// The argv of one attempt: with the budget flags the preset's CLI
+    /// has, and, given the previous attempt's `session`, the flags that
+    /// continue it (when the preset can and `resume` is on). The session
+    /// is one argument of its own, never substituted into another.
+    pub fn argv_for(&self, vars: &TaskVars, budget: &Budget, session: Option<&str>) -> Vec<String> {
+        let at = self.splice_at.min(self.command.len());
+        let mut out = command::render(&self.command[..at], vars);
+        if let Some(p) = self.preset() {
+            if let (Some(flag), Some(v)) = (p.max_cost_flag, budget.max_cost_usd) {
+                out.extend([flag.to_string(), v.to_string()]);
+            }
+            if let (Some(flag), Some(v)) = (p.max_turns_flag, budget.max_turns) {
+                out.extend([flag.to_string(), v.to_string()]);
+            }
+        }
+        if let Some(session) = session {
+            out.extend(self.resume_args(session));
+        }
+        out.extend(command::render(&self.command[at..], vars));
+        // Last: claude's `--mcp-config` takes what follows (mcp_wiring).
+        out.extend(super::mcp_wiring::args(self));
+        out
+    }
+
+    /// What continues `session`, or nothing when this agent does not.
+    fn resume_args(&self, session: &str) -> Vec<String> {
+        match self.preset().and_then(|p| p.resume) {
+            Some(args) if self.resume && !session.is_empty() => args
+                .iter()
+                .map(|a| {
+                    if *a == "{session}" {
+                        session.to_string()
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether a retry would continue a session.
+    pub fn resumes(&self) -> bool {
+        self.resume && self.preset().is_some_and(|p| p.resume.is_some())
+    }
+
+    /// The preset the command came from.
+    pub fn preset(&self) -> Option<&'static Preset> {
+        self.cli.as_deref().and_then(presets::preset)
+    }
+
+    /// The output format tt reads from the command, if any.
+    pub fn output(&self) -> Option<Output> {
+        self.preset().and_then(|p| p.output)
     }
 
     /// The program, for messages: the first argument of the argv (for a

@@ -33,6 +33,14 @@ pub enum AgentError {
     #[diagnostic(code(tt::agent::unknown_preset), help("{help}"))]
     UnknownPreset { cli: String, help: String },
 
+    /// `permissions` for a preset without a permission flag.
+    #[error("agent `{name}` sets `permissions`, but the `{cli}` preset has no permission flag")]
+    #[diagnostic(
+        code(tt::agent::no_permission_flag),
+        help("leave `permissions` out: the CLI's own configuration decides what it may do")
+    )]
+    NoPermissionFlag { name: String, cli: String },
+
     /// `command` is an empty list.
     #[error("the command of agent `{name}` is empty")]
     #[diagnostic(
@@ -124,6 +132,7 @@ impl AgentError {
             | AgentError::NoCommand { .. }
             | AgentError::UnknownPreset { .. }
             | AgentError::EmptyCommand { .. }
+            | AgentError::NoPermissionFlag { .. }
             | AgentError::UnknownPlaceholder { .. }
             | AgentError::BadTimeout { .. }
             | AgentError::BadId { .. }

@@ -10,7 +10,10 @@
 //! stdin is closed (`/dev/null`): agents run non-interactively, and a
 //! prompt nobody answers must fail, not hang. stdout and stderr are
 //! appended to the attempt's log file, and lines of tt's own start with
-//! `[tt]`. A command that cannot start is an [`Ending`] like any other.
+//! `[tt]`; a command whose output tt reads ([`Launch::capture`]) writes
+//! its stdout into a pipe instead, which the worker copies into the log
+//! as it reads it ([`super::adapter::stream`]). A command that cannot
+//! start is an [`Ending`] like any other.
 
 use std::fs::File;
 use std::io::Write;
@@ -38,6 +41,9 @@ pub struct Launch<'a> {
     pub workdir: &'a Path,
     /// Where stdout and stderr go.
     pub log: &'a Log,
+    /// stdout goes to a pipe ([`Running::take_stdout`]) instead of the
+    /// log, for the worker to read (and log) as it is written.
+    pub capture: bool,
 }
 
 /// How an attempt ended.
@@ -54,6 +60,11 @@ pub enum Ending {
     /// Stopped by the worker itself after this long without renewing its
     /// heartbeat (self-fencing): the task may be requeued at any moment.
     Fenced(Duration),
+    /// Stopped because it went over its budget (the reason says by how
+    /// much: `over budget: $0.52 of $0.50`).
+    OverBudget(String),
+    /// Exited with this code, but its output said the run failed.
+    AgentFailed { code: i32, why: String },
     /// Never started; the message says why.
     NotStarted(String),
     /// Exited 0, but its work could not land (`workspace = "worktree"`):
@@ -65,7 +76,7 @@ impl Ending {
     /// The exit code, when the command exited by itself.
     pub fn exit_code(&self) -> Option<i32> {
         match self {
-            Ending::Exited(code) => Some(*code),
+            Ending::Exited(code) | Ending::AgentFailed { code, .. } => Some(*code),
             // It did exit 0; the error says why the attempt failed anyway.
             Ending::NotLanded(_) => Some(0),
             _ => None,
@@ -88,6 +99,7 @@ impl Ending {
                 humantime::format_duration(*silent)
             )),
             Ending::NotStarted(why) | Ending::NotLanded(why) => Some(why.clone()),
+            Ending::OverBudget(why) | Ending::AgentFailed { why, .. } => Some(why.clone()),
         }
     }
 
@@ -113,6 +125,8 @@ pub struct Running {
     /// When it started ([`crate::os::process_start`]), if known.
     start: Option<u64>,
     done: bool,
+    /// The pipe of a captured stdout, until taken.
+    stdout: Option<tokio::process::ChildStdout>,
 }
 
 /// An attempt's log file: tt's own lines, the command's stdout and stderr,
@@ -138,6 +152,11 @@ impl Log {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Another handle on the file, to append to it from elsewhere.
+    pub fn share(&self) -> Option<File> {
+        self.file.as_ref().ok().and_then(|f| f.try_clone().ok())
     }
 
     /// Appends a line of tt's own (`[tt] …`). Best effort: the log is for
@@ -175,6 +194,7 @@ pub fn start(launch: Launch<'_>) -> Result<Running, String> {
         return fail("the command is empty".into());
     };
     let (out, err) = match (file.try_clone(), file.try_clone()) {
+        (Ok(_), Ok(err)) if launch.capture => (Stdio::piped(), Stdio::from(err)),
         (Ok(out), Ok(err)) => (Stdio::from(out), Stdio::from(err)),
         (Err(e), _) | (_, Err(e)) => return fail(format!("cannot share the log file: {e}")),
     };
@@ -190,7 +210,8 @@ pub fn start(launch: Launch<'_>) -> Result<Running, String> {
         .stderr(err)
         .process_group(0);
     match cmd.spawn() {
-        Ok(child) => {
+        Ok(mut child) => {
+            let stdout = child.stdout.take();
             let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
                 return fail(format!("`{program}` exited before tt saw its pid"));
             };
@@ -199,6 +220,7 @@ pub fn start(launch: Launch<'_>) -> Result<Running, String> {
                 pgid: pid,
                 start: crate::os::process_start(pid.unsigned_abs()),
                 done: false,
+                stdout,
             })
         }
         // Checked only now, not before every start: a missing directory
@@ -238,6 +260,11 @@ impl Running {
     /// since boot: with the pid, it names this process and no later one.
     pub fn start(&self) -> Option<u64> {
         self.start
+    }
+
+    /// The pipe of a captured stdout ([`Launch::capture`]), once.
+    pub fn take_stdout(&mut self) -> Option<tokio::process::ChildStdout> {
+        self.stdout.take()
     }
 
     /// Waits for the command to exit. Cancel-safe: dropping the future
@@ -374,6 +401,7 @@ mod tests {
             env: &[],
             workdir: d.path(),
             log: &log,
+            capture: false,
         })
         .unwrap();
         assert_eq!(run.wait().await, Ending::Exited(0));
@@ -398,6 +426,7 @@ mod tests {
             env: &[],
             workdir: &gone,
             log: &log,
+            capture: false,
         }) {
             Err(why) => why,
             Ok(_) => panic!("started"),
@@ -417,6 +446,7 @@ mod tests {
             env: &env,
             workdir: d.path(),
             log: &log,
+            capture: false,
         })
         .unwrap();
         assert_eq!(run.wait().await, Ending::Exited(3));
@@ -433,6 +463,7 @@ mod tests {
             env: &[],
             workdir: d.path(),
             log: &log,
+            capture: false,
         }) {
             Err(why) => why,
             Ok(_) => panic!("started"),
@@ -456,6 +487,7 @@ mod tests {
             env: &[],
             workdir: d.path(),
             log: &log,
+            capture: false,
         })
         .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);

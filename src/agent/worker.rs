@@ -24,6 +24,8 @@
 //!   dedicated connection.
 //! - `notes`: what the worker tells its [`Reporter`] and its journal.
 //! - `orphan`: a worker whose `tt run` is gone.
+//! - `reading`: what an attempt reads from its agent's output (session to
+//!   resume, budget, facts, transcript).
 //! - `redis_retry`: retrying a Redis call until it answers.
 //!
 //! A SIGINT/SIGTERM/SIGHUP (or a `shutdown` control message) stops the
@@ -41,6 +43,7 @@ mod control;
 pub mod heartbeat;
 mod notes;
 mod orphan;
+mod reading;
 mod redis_retry;
 mod registration;
 mod serve;

@@ -113,6 +113,59 @@ impl Attempt {
     }
 }
 
+/// What an attempt's agent reported, for people: session (and the one
+/// it resumed), cost, tokens, turns on one line, then its final message;
+/// `None` when it reported nothing.
+pub fn facts_text(a: &Attempt) -> Option<String> {
+    let f = &a.facts;
+    let num = |k: &str| f.get(k).and_then(serde_json::Value::as_u64);
+    let mut parts = Vec::new();
+    if let Some(s) = f.get("session").and_then(|v| v.as_str()) {
+        parts.push(format!("session {s}"));
+    }
+    if let Some(s) = f.get("resumed").and_then(|v| v.as_str()) {
+        parts.push(format!("resumed {s}"));
+    }
+    if let Some(c) = f.get("cost_usd").and_then(serde_json::Value::as_f64) {
+        parts.push(crate::agent::budget::usd(c));
+    }
+    if num("input_tokens").is_some() || num("output_tokens").is_some() {
+        parts.push(format!(
+            "{} in / {} out tokens",
+            num("input_tokens").unwrap_or(0),
+            num("output_tokens").unwrap_or(0)
+        ));
+    }
+    if let Some(t) = num("turns") {
+        parts.push(format!("{t} turn(s)"));
+    }
+    if f.get("is_error").and_then(serde_json::Value::as_bool) == Some(true) {
+        parts.push("reported an error".into());
+    }
+    let result = f.get("result").and_then(|v| v.as_str());
+    if parts.is_empty() && result.is_none() {
+        return None;
+    }
+    let mut out = format!("#{} {}", a.attempt, parts.join(" · "));
+    if let Some(r) = result {
+        for (i, line) in r.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+            if i == 5 {
+                out.push_str("\n   …");
+                break;
+            }
+            out.push_str(&format!(
+                "\n   {}",
+                if i == 0 {
+                    format!("result: {line}")
+                } else {
+                    format!("        {line}")
+                }
+            ));
+        }
+    }
+    Some(out)
+}
+
 /// Whether an attempt still `running` by its events may really be: the
 /// task is running with that attempt, and its worker is alive and working
 /// on it. `agents` is every worker of the town.

@@ -40,6 +40,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     let town = ctx.town(plan.town.name.as_deref());
     let target = ctx.target(plan.town.redis_url.as_deref());
     output::print_warnings(&plan.warnings);
+    let (usage_target, usage_town) = (target.clone(), town.clone());
     let opts = Options {
         file: ctx.file.clone(),
         project_dir: ctx.project_dir.clone(),
@@ -106,6 +107,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     }
     let summary = summary?;
     print_summary(&summary);
+    print_usage(&usage_target, &usage_town).await;
     if summary.interrupted || !args.until_done {
         return Ok(0);
     }
@@ -167,13 +169,20 @@ fn report_line(file: &str, r: RunnerNote) -> Option<String> {
                 e.attempt
             ),
             "started" => format!("started {} on {} (attempt {})", e.task, e.agent, e.attempt),
-            "completed" => format!("completed {} on {}", e.task, e.agent),
-            "failed" => format!("FAILED {} on {} ({})", e.task, e.agent, why_it_failed(&e)),
-            "retried" => format!(
-                "{} failed on {} ({}); retrying",
+            "completed" => format!("completed {} on {}{}", e.task, e.agent, reported(&e)),
+            "failed" => format!(
+                "FAILED {} on {} ({}){}",
                 e.task,
                 e.agent,
-                why_it_failed(&e)
+                why_it_failed(&e),
+                reported(&e)
+            ),
+            "retried" => format!(
+                "{} failed on {} ({}); retrying{}",
+                e.task,
+                e.agent,
+                why_it_failed(&e),
+                reported(&e)
             ),
             // Fenced attempts are requeued too: the event says why.
             "requeued" => match e.field("reason").filter(|r| !r.is_empty()) {
@@ -280,6 +289,7 @@ fn report_line(file: &str, r: RunnerNote) -> Option<String> {
             return None;
         }
         RunnerNote::Message(m) => format!("message to supervisor from {m}"),
+        RunnerNote::BudgetReached(why) => why,
         RunnerNote::WaitingForLease(holder) => {
             format!("waiting for the runner lease held by {holder}")
         }
@@ -299,10 +309,82 @@ fn why_it_failed(e: &crate::store::Event) -> String {
         e.field("exit_code").filter(|c| !c.is_empty()),
         e.field("reason").filter(|r| !r.is_empty()),
     ) {
+        // A reason beyond the exit code (the agent's output reported an
+        // error, went over budget) says more than the code.
+        (Some(code), Some(reason)) if !reason.starts_with("exited with code") => {
+            format!("exit {code}: {reason}")
+        }
         (Some(code), _) => format!("exit {code}"),
         (None, Some(reason)) => reason.to_string(),
         (None, None) => "no exit code".into(),
     }
+}
+
+/// What the attempt's agent reported, for its line: ` — $0.04, session
+/// …: <the first line of its result>`; empty when it reported nothing.
+fn reported(e: &crate::store::Event) -> String {
+    let Some(facts) = e.field("facts").map(crate::store::parse_facts) else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    if let Some(c) = facts.get("cost_usd").and_then(|v| v.as_f64()) {
+        parts.push(crate::agent::budget::usd(c));
+    }
+    let tokens = |k: &str| facts.get(k).and_then(|v| v.as_u64());
+    if let (Some(i), Some(o)) = (tokens("input_tokens"), tokens("output_tokens")) {
+        parts.push(format!("{i} in / {o} out tokens"));
+    }
+    if let Some(s) = facts.get("session").and_then(|v| v.as_str()) {
+        parts.push(format!("session {s}"));
+    }
+    let result = facts
+        .get("result")
+        .and_then(|v| v.as_str())
+        .and_then(|r| r.lines().find(|l| !l.trim().is_empty()))
+        .map(|l| output::short(l, 100));
+    match (parts.is_empty(), result) {
+        (true, None) => String::new(),
+        (true, Some(r)) => format!(" — {r}"),
+        (false, None) => format!(" — {}", parts.join(", ")),
+        (false, Some(r)) => format!(" — {}: {r}", parts.join(", ")),
+    }
+}
+
+/// The town's spending after a run, when its agents reported any.
+async fn print_usage(target: &crate::store::RedisTarget, town: &str) {
+    let Ok(store) = crate::store::Store::open(target, town).await else {
+        return;
+    };
+    let Ok(u) = store.usage().await else {
+        return;
+    };
+    if u.total.attempts == 0 {
+        return;
+    }
+    let one = |t: &crate::store::Totals| {
+        format!(
+            "{}, {} in / {} out tokens",
+            crate::agent::budget::usd(t.cost_usd),
+            t.input_tokens,
+            t.output_tokens
+        )
+    };
+    let agents: Vec<String> = u
+        .agents
+        .iter()
+        .map(|(name, t)| format!("{name} {}", one(t)))
+        .collect();
+    println!(
+        "{} spent: {} over {} attempt(s){}",
+        time(),
+        one(&u.total),
+        u.total.attempts,
+        if agents.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", agents.join("; "))
+        }
+    );
 }
 
 fn print_summary(s: &RunSummary) {

@@ -19,8 +19,9 @@ use super::task_view::TaskView;
 use super::time::{ago, duration};
 use super::{CliError, Context, output};
 use crate::Status;
+use crate::agent::budget::usd;
 use crate::graph::{Readiness, Wait};
-use crate::store::{AgentInfo, EventFollower, LIGHT_FIELDS, RunnerLease, Store};
+use crate::store::{AgentInfo, EventFollower, LIGHT_FIELDS, RunnerLease, Store, Totals, Usage};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -48,6 +49,7 @@ pub(super) struct Overview {
     tasks: TaskView,
     agents: Vec<AgentInfo>,
     runner: Option<RunnerLease>,
+    usage: Usage,
     attention: Attention,
 }
 
@@ -63,6 +65,7 @@ impl Overview {
             tasks,
             agents: store.agents().await?,
             runner: store.runner_lease().await?,
+            usage: store.usage().await?,
         })
     }
 
@@ -157,6 +160,8 @@ impl Overview {
             "groups": groups,
             "agents": self.agents.iter().map(|a| agent_json(a, self.now)).collect::<Vec<_>>(),
             "runner": self.runner,
+            "usage": self.usage,
+            "budget_reached": self.usage.budget_reached(),
             "waiting": waiting,
             "corrupt": self
                 .corrupt()
@@ -263,6 +268,8 @@ impl Overview {
             out.push_str(&rows_text(&rows));
         }
 
+        out.push_str(&usage_text(&self.usage));
+
         let waiting = self.waiting();
         if !waiting.is_empty() {
             out.push_str("\nwaiting\n");
@@ -316,6 +323,52 @@ impl Overview {
         }
         s
     }
+}
+
+/// What the agents spent, overall and per agent, and the town's budget;
+/// nothing before any attempt reported usage.
+fn usage_text(u: &Usage) -> String {
+    let mut out = String::new();
+    if u.total.attempts == 0 && u.max_cost_usd.is_none() {
+        return out;
+    }
+    out.push_str("\nusage\n");
+    let mut rows = vec![totals_row("town", &u.total)];
+    rows.extend(u.agents.iter().map(|(name, t)| totals_row(name, t)));
+    out.push_str(&rows_text(&rows));
+    if let Some(max) = u.max_cost_usd {
+        if u.budget_reached() {
+            out.push_str(&format!(
+                "  town budget reached: {} of {} — no new attempts are dispatched \
+                 (raise `[town] max_cost_usd` to go on)\n",
+                usd(u.total.cost_usd),
+                usd(max)
+            ));
+        } else {
+            out.push_str(&format!(
+                "  town budget: {} of {} spent\n",
+                usd(u.total.cost_usd),
+                usd(max)
+            ));
+        }
+    }
+    out
+}
+
+fn totals_row(name: &str, t: &Totals) -> Vec<String> {
+    let mut tokens = format!("{} in / {} out tokens", t.input_tokens, t.output_tokens);
+    if t.cache_read_tokens > 0 || t.cache_write_tokens > 0 {
+        tokens.push_str(&format!(
+            " (cache {} read, {} written)",
+            t.cache_read_tokens, t.cache_write_tokens
+        ));
+    }
+    vec![
+        name.to_string(),
+        usd(t.cost_usd),
+        tokens,
+        format!("{} attempt(s)", t.attempts),
+    ]
 }
 
 /// Rows as aligned columns, indented, without a header.

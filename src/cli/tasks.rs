@@ -276,6 +276,13 @@ pub async fn show(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
             &["ATTEMPT", "WORKER", "OUTCOME", "EXIT", "TOOK", "LOG"],
             &rows,
         ));
+        let reported: Vec<String> = attempts.iter().filter_map(attempt::facts_text).collect();
+        if !reported.is_empty() {
+            out.push_str("\nwhat the agent reported:\n");
+            for r in reported {
+                out.push_str(&format!("{}\n", indent(&r)));
+            }
+        }
     }
     if !r.description.is_empty() {
         out.push_str(&format!("\n{}\n", r.description));

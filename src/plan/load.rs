@@ -299,6 +299,7 @@ impl Loader {
             parsed.town_spans.insert("redis_url", span);
             parsed.town.redis_url = Some(url);
         }
+        parsed.town.max_cost_usd = self.dollars(t.get("max_cost_usd"), "`[town] max_cost_usd`");
         parsed.town.workspace = self.workspace(t);
     }
 
@@ -464,6 +465,39 @@ impl Loader {
         if let Some(v) = t.get("backlog") {
             spec.backlog = self.boolean(v, "`backlog`");
         }
+        if let Some(v) = t.get("permissions")
+            && let Some((p, span)) = self.string(v, "`permissions`")
+        {
+            let preset = spec.cli.as_deref().and_then(presets::preset);
+            if let Some(preset) = preset.filter(|p| p.permissions.is_none()) {
+                self.error(
+                    "tt::plan::no-permission-flag",
+                    span,
+                    format!("the `{}` preset has no permission flag", preset.name),
+                    "not used by this preset",
+                    Some("leave `permissions` out; the CLI's own configuration decides"),
+                );
+            } else if spec.command.is_some() {
+                self.error(
+                    "tt::plan::permissions-with-command",
+                    span,
+                    "`permissions` is for presets",
+                    "not used with `command`",
+                    Some("put the flag into `command` itself"),
+                );
+            }
+            spec.permissions = Some(p);
+        }
+        if let Some(v) = t.get("args")
+            && let Some(args) = self.string_array(v, "`args`")
+        {
+            spec.args = args.into_iter().map(|(s, _)| s).collect();
+        }
+        spec.max_cost_usd = self.dollars(t.get("max_cost_usd"), "`max_cost_usd`");
+        spec.max_turns = self.int_in(t.get("max_turns"), "`max_turns`", 1, 100_000);
+        if let Some(v) = t.get("resume") {
+            spec.resume = self.boolean(v, "`resume`");
+        }
         if let Some(v) = t.get("timeout_counts_questions") {
             spec.timeout_counts_questions = self.boolean(v, "`timeout_counts_questions`");
         }
@@ -588,6 +622,8 @@ impl Loader {
                     ),
                 }
             }
+            task.max_cost_usd = self.dollars(t.get("max_cost_usd"), "`max_cost_usd`");
+            task.max_turns = self.int_in(t.get("max_turns"), "`max_turns`", 1, 100_000);
             out.push(task);
         }
     }
@@ -749,6 +785,34 @@ impl Loader {
                     format!("{what} must be between {min} and {max}"),
                     "out of range",
                     None,
+                );
+                None
+            }
+        }
+    }
+
+    /// An amount of US dollars: a number, zero or more.
+    fn dollars(&mut self, v: Option<&Value<'_>>, what: &str) -> Option<f64> {
+        let v = v?;
+        let n: Option<f64> = match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(|n| n as f64),
+            DeValue::Float(f) => f.as_str().replace('_', "").parse().ok(),
+            other => {
+                self.type_error(v.span(), what, "a number of US dollars", other);
+                return None;
+            }
+        };
+        match n.filter(|n| n.is_finite() && *n >= 0.0) {
+            Some(n) => Some(n),
+            None => {
+                self.error(
+                    "tt::plan::out-of-range",
+                    v.span(),
+                    format!("{what} must be a number of US dollars, zero or more"),
+                    "not an amount",
+                    Some("for example: max_cost_usd = 2.50"),
                 );
                 None
             }

@@ -46,6 +46,11 @@ pub struct TownConfig {
     /// `redis-server` on a unix socket under `.tt/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
+    /// The most the whole town may spend, in USD: once the attempts' cost
+    /// reaches it, `tt run` dispatches no new attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_cost_usd: Option<f64>,
     /// The default `workspace` of every agent, and the options beside it.
     #[serde(flatten)]
     pub workspace: WorkspaceSpec,
@@ -100,6 +105,30 @@ pub struct AgentSpec {
     /// Also take ready tasks that have no agent (the town backlog).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backlog: Option<bool>,
+    /// For a preset with a permission flag: its value instead of the
+    /// preset's default (`claude`: `--permission-mode`, e.g. `plan`;
+    /// `codex`: `--sandbox`, e.g. `read-only`; `gemini`:
+    /// `--approval-mode`, e.g. `yolo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<String>,
+    /// Extra arguments for the preset's CLI (`["--model", "opus"]`), before
+    /// the prompt; for a `command`, appended to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// The most one attempt may cost, in USD: passed to the CLI where it
+    /// has a flag, and enforced from its output (the attempt is stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_cost_usd: Option<f64>,
+    /// The most turns one attempt may take: passed to the CLI where it has
+    /// a flag, and enforced from its output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_turns: Option<u32>,
+    /// A retry continues the failed attempt's session (the CLI's resume).
+    /// Default: true for presets that can resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<bool>,
     /// Whether time a task spends waiting for an answer (`tt ask`) counts
     /// toward its `timeout`. Default false: the timeout is paused while a
     /// person is asked.
@@ -292,6 +321,14 @@ pub struct TaskSpec {
     /// For a group: what a failed child does to it (`wait`, `fail`, `continue`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_child_failure: Option<ChildFailure>,
+    /// The most one attempt may cost, in USD; overrides the agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_cost_usd: Option<f64>,
+    /// The most turns one attempt may take; overrides the agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_turns: Option<u32>,
     /// Where each value sits in the file, for diagnostics.
     #[serde(skip)]
     #[schemars(skip)]

@@ -63,14 +63,25 @@ impl<F: FnMut(RunnerNote)> Runner<F> {
         // Live workers only add to what may go on, so the check that
         // usually settles it needs no Redis round trips.
         let slots = self.runnable_slots();
-        if s.active(&slots, &HashSet::new()) {
+        // A spent town budget leaves ready work where it is: only work in
+        // flight goes on.
+        let spent = self.budget.stopped().is_some();
+        let moves = |live: &HashSet<String>| match spent {
+            true => s.in_flight_active(&slots, live),
+            false => s.active(&slots, live),
+        };
+        if moves(&HashSet::new()) {
             return Ok(Pass::Wait);
         }
         let live = self.store.live_agent_names().await.unwrap_or_default();
-        if s.active(&slots, &live) {
+        if moves(&live) {
             return Ok(Pass::Wait);
         }
-        let finished = self.summary(s, &slots, &live, false);
+        let finished = match spent {
+            // What waits for the budget is stuck (`explain` says why).
+            true => self.summary(s, &HashMap::new(), &HashSet::new(), false),
+            false => self.summary(s, &slots, &live, false),
+        };
         // A file that did not load is read again at its next save, not on
         // every pass.
         let resynced = if self.await_save {
@@ -148,6 +159,10 @@ impl<F: FnMut(RunnerNote)> Runner<F> {
             self.store.cancel(&doomed).await?;
             let ids: Vec<String> = doomed.into_iter().map(|(id, _)| id).collect();
             snapshot.refresh(self.store.records_with(&ids, &LIGHT_FIELDS).await?);
+        }
+        if self.town_budget_spent().await? {
+            self.snapshot = Some(snapshot);
+            return Ok(None);
         }
         let (batch, next_retry) = snapshot.plan_dispatch(&self.slots(), now_ms());
         let mut lost = false;

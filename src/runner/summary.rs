@@ -50,6 +50,14 @@ impl<F: FnMut(RunnerNote)> Runner<F> {
             if let Some((agent, reason)) = agent.and_then(|a| self.cannot_start.get_key_value(a)) {
                 *why = format!("agent `{agent}` cannot start: {reason}");
             }
+            if let Some(stop) = self.budget.stopped()
+                && snapshot
+                    .graph
+                    .index_of(id)
+                    .is_some_and(|i| snapshot.graph.is_ready(i))
+            {
+                *why = stop.to_string();
+            }
         }
         s
     }

@@ -8,7 +8,20 @@
 //! without a new field, and an attempt without facts clears the previous
 //! attempt's instead of leaving them to look current.
 
+use std::sync::LazyLock;
+
+use redis::Script;
 use serde_json::{Map, Value};
+
+use super::{Store, StoreError};
+
+static KEEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/lib/usage.lua"),
+        "\n",
+        include_str!("scripts/keep_facts.lua")
+    ))
+});
 
 /// Names and values, as JSON.
 pub type Facts = Map<String, Value>;
@@ -28,6 +41,33 @@ pub fn facts_text(facts: Option<&Facts>) -> String {
     match facts {
         Some(f) if !f.is_empty() => Value::Object(f.clone()).to_string(),
         _ => String::new(),
+    }
+}
+
+impl Store {
+    /// Keeps what an attempt that ends without a report learned
+    /// (`keep_facts.lua`): on its task, for the next attempt to resume, and
+    /// in the town's usage. `false` when the task moved on meanwhile.
+    pub async fn keep_facts(
+        &self,
+        worker: &str,
+        task: &str,
+        attempt: u32,
+        facts: &Facts,
+    ) -> Result<bool, StoreError> {
+        if facts.is_empty() {
+            return Ok(false);
+        }
+        let mut conn = self.conn.clone();
+        let kept: i64 = KEEP
+            .arg(self.keys.prefix())
+            .arg(task)
+            .arg(attempt)
+            .arg(worker)
+            .arg(facts_text(Some(facts)))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(kept == 1)
     }
 }
 

@@ -95,6 +95,13 @@ impl Keys {
         format!("{}events", self.prefix)
     }
 
+    /// Hash: what the town's attempts spent (tokens, cost, turns), overall
+    /// and per agent (`agent:<name>:<field>`), and the town's budget
+    /// (`max_cost_usd`) as the runner last read it from the plan.
+    pub fn usage(&self) -> String {
+        format!("{}usage", self.prefix)
+    }
+
     /// String with TTL: the lease of the runner that dispatches for the town.
     pub fn runner(&self) -> String {
         format!("{}runner", self.prefix)
@@ -136,6 +143,7 @@ mod tests {
             k.backlog(),
             k.events(),
             k.runner(),
+            k.usage(),
             k.control("x"),
             k.deadletter(),
             k.adhoc_counter(),

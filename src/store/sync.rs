@@ -29,6 +29,9 @@ pub struct TaskDef {
     pub timeout_ms: String,
     /// A group's `on_child_failure`; empty: the default (`wait`).
     pub on_child_failure: String,
+    /// The task's own budget, JSON (`{"max_cost_usd":…,"max_turns":…}`);
+    /// empty: the agent's.
+    pub budget: String,
 }
 
 impl TaskDef {
@@ -233,7 +236,8 @@ impl Store {
                     .arg(d.score())
                     .arg(&d.retries)
                     .arg(&d.timeout_ms)
-                    .arg(&d.on_child_failure);
+                    .arg(&d.on_child_failure)
+                    .arg(&d.budget);
             }
             for id in gone {
                 cmd.arg(id);

@@ -41,6 +41,8 @@ static FINISH: LazyLock<Script> = LazyLock::new(|| {
         "\n",
         include_str!("scripts/lib/claim.lua"),
         "\n",
+        include_str!("scripts/lib/usage.lua"),
+        "\n",
         include_str!("scripts/finish.lua")
     ))
 });
@@ -96,6 +98,12 @@ pub struct ClaimedTask {
     /// The task's own `retries` and `timeout`, overriding the agent's.
     pub retries: Option<u32>,
     pub timeout: Option<std::time::Duration>,
+    /// What the task's previous attempt learned (empty for none): its
+    /// session is what a retry resumes.
+    pub previous: Facts,
+    /// The task's own budget as stored (JSON, "" for none), overriding the
+    /// agent's.
+    pub budget: String,
 }
 
 /// What renewing a heartbeat found.
@@ -490,6 +498,8 @@ impl Store {
                 parent,
                 retries,
                 timeout,
+                previous,
+                budget,
             ] if run == "run" => {
                 let key = self.keys.task(id);
                 let unreadable = |what: String| {
@@ -509,6 +519,8 @@ impl Store {
                     "parent",
                     "retries",
                     "timeout",
+                    "facts",
+                    "budget",
                 ];
                 if let Some(((_, _), name)) = reply.iter().zip(names).find(|((_, ok), _)| !ok) {
                     return unreadable(format!("field `{name}` is not UTF-8"));
@@ -536,6 +548,8 @@ impl Store {
                     parent: parent.clone(),
                     retries: retries.parse().ok(),
                     timeout: timeout.parse().ok().map(std::time::Duration::from_millis),
+                    previous: super::parse_facts(previous),
+                    budget: budget.clone(),
                 })))
             }
             [stale, reason, task, attempt] if stale == "stale" => Ok(Ok(Claim::Stale {

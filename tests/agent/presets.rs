@@ -34,11 +34,21 @@ fn the_claude_preset_gets_the_prompt_as_one_argument() {
     let args: Vec<&str> = argv.split_terminator('\0').collect();
     let prompt = format!("{BUILD_DESCRIPTION}\n\n(tinytown task `build`)");
     assert_eq!(
-        args[..4],
-        ["-p", prompt.as_str(), "--permission-mode", "acceptEdits"]
+        args[..9],
+        [
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--allowedTools",
+            "Bash",
+            "--permission-mode",
+            "acceptEdits",
+            "-p",
+            prompt.as_str()
+        ]
     );
     // Then the `tt mcp` server (tests/mcp.rs checks it works).
-    assert_eq!(args[4], "--mcp-config", "{args:?}");
+    assert_eq!(args[9], "--mcp-config", "{args:?}");
     let env = town.read("claude-env");
     for line in [
         "TT_TOWN=t",

@@ -9,9 +9,12 @@ use super::heartbeat::{FENCE_CHECK, fence_grace};
 use super::notes::Note;
 use super::orphan::{orphan_note, runner_gone};
 use super::pause;
+use super::reading;
 use super::redis_retry::RedisRetry;
 use super::serve::Loop;
 use super::workspace;
+use crate::agent::adapter::stream::Follow;
+use crate::agent::budget::Budget;
 use crate::agent::command::TaskVars;
 use crate::agent::process::{self, Ending, Launch, STOP_GRACE, TAIL_BYTES};
 use crate::backoff::Policy;
@@ -46,7 +49,11 @@ impl Loop<'_> {
             parent: task.parent.clone(),
             attempt: task.attempt,
         };
-        let argv = config.argv(&vars);
+        // What the agent's output tells (reading.rs): the session a retry
+        // resumes, the budget held while it runs.
+        let resumed = reading::resume_session(config, &task);
+        let budget = reading::budget(config, &task);
+        let argv = config.argv_for(&vars, &budget, resumed.as_deref());
         let mut env = self.env(&task);
         let log = process::Log::open(&log);
         // The worktree of `workspace = "worktree"` (see `workspace`).
@@ -66,10 +73,12 @@ impl Loop<'_> {
             env: &env,
             workdir: &workdir,
             log: &log,
+            capture: config.output().is_some(),
         };
         // What the attempt learns on the way (its workspace, what the
         // agent's output says), reported with how it ended.
         let mut facts = Facts::new();
+        let mut follow = None;
         let started = match place.failure() {
             Some(why) => Err(why),
             None => process::start(launch),
@@ -77,6 +86,7 @@ impl Loop<'_> {
         let ending = match started {
             Err(why) => Ending::NotStarted(why),
             Ok(mut running) => {
+                follow = reading::follow(config, &mut running, &log);
                 // Recorded so that if this worker dies, whoever recovers its
                 // task on this host can stop the orphaned command first.
                 // Raced with the fence in `watch`, not awaited before it: a
@@ -89,22 +99,37 @@ impl Loop<'_> {
                     pid: running.pid(),
                     log: log.path().to_path_buf(),
                 });
-                match self.watch(&task, &log, &mut running, record).await {
+                let watched = self
+                    .watch(
+                        &task,
+                        &log,
+                        &mut running,
+                        record,
+                        (follow.as_mut(), &budget),
+                    )
+                    .await;
+                match watched {
                     Some(ending) => ending,
                     None => {
                         let ran = self.interrupted(&task, &log, &mut running).await;
+                        reading::keep(self.store, &self.identity.id, &task, &log, follow, resumed)
+                            .await;
                         workspace::abandon(&place, &task, &log).await;
                         return ran;
                     }
                 }
             }
         };
+        let (ending, read) =
+            reading::finish(follow, resumed.as_deref(), &budget, ending, &mut facts).await;
         let ending = workspace::conclude(&place, &task, ending, &log, &mut facts).await;
-        self.report(&task, raw, &log, ending, &facts).await
+        self.report(&task, raw, &log, ending, &facts, read.transcript)
+            .await
     }
 
     /// Waits for the command to end: by itself, fenced when the heartbeat
-    /// lapsed, at its timeout, or stopped by `stop`. `None` at shutdown
+    /// lapsed, at its timeout, over its budget (as its followed output
+    /// says), or stopped by `stop`. `None` at shutdown
     /// (a `shutdown` message or a signal), when the caller leaves the task
     /// for recovery.
     async fn watch(
@@ -113,8 +138,10 @@ impl Loop<'_> {
         log: &process::Log,
         running: &mut process::Running,
         record: impl Future<Output = Result<(), StoreError>>,
+        (mut follow, budget): (Option<&mut Follow>, &Budget),
     ) -> Option<Ending> {
         tokio::pin!(record);
+        let mut reading = follow.is_some() && !budget.is_none();
         let mut recorded = false;
         let mark = self.pulse.mark();
         let mut fence = tokio::time::interval(FENCE_CHECK);
@@ -128,6 +155,15 @@ impl Loop<'_> {
         loop {
             tokio::select! {
                 ending = running.wait() => return Some(ending),
+                more = progressed(&mut follow), if reading => {
+                    let over = follow.as_mut().and_then(|f| budget.exceeded(&f.latest().borrow().progress));
+                    if let Some(why) = over {
+                        log.note(&format!("{why}; stopping its process group"));
+                        running.stop_by(STOP_GRACE, || self.pulse.kill_within()).await;
+                        return Some(Ending::OverBudget(why));
+                    }
+                    reading = more;
+                }
                 r = &mut record, if !recorded => {
                     recorded = true;
                     if let Err(e) = r {
@@ -193,13 +229,15 @@ impl Loop<'_> {
         log: &process::Log,
         ending: Ending,
         facts: &Facts,
+        transcript: Option<String>,
     ) -> Ran {
         let config = &self.worker.config;
         log.note(&match &ending {
             Ending::Exited(code) => format!("exited with code {code}"),
             other => other.error().unwrap_or_default(),
         });
-        let output = log.tail(TAIL_BYTES);
+        // An agent's readable transcript, else the end of its log.
+        let output = transcript.unwrap_or_else(|| log.tail(TAIL_BYTES));
         let log_text = log.path().display().to_string();
         let error = ending.error();
         let report = Report {
@@ -325,6 +363,15 @@ impl Loop<'_> {
             env.push(("TT_FILE".to_string(), file.display().to_string()));
         }
         env
+    }
+}
+
+/// Waits until the followed output said more; `false` once it ended
+/// (nothing more will come).
+async fn progressed(follow: &mut Option<&mut Follow>) -> bool {
+    match follow {
+        Some(f) => f.latest().changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 

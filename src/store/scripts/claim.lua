@@ -10,7 +10,10 @@
 -- attempt's log, `<dir>/<task>/<attempt>.log` (state_dir::task_log), is
 -- recorded as `log` so `tt task` shows where to follow it while it runs.
 -- Returns one of
---   {'run', id, attempt, description, tags (JSON), parent, retries, timeout}
+--   {'run', id, attempt, description, tags (JSON), parent, retries, timeout,
+--    facts, budget}  (facts: what the previous attempt learned, JSON, ""
+--    for none: a retry resumes its session; budget: the task's own, JSON,
+--    "" for none)
 --   {'stale', reason, id, attempt}  (dropped: cancelled, reassigned, old attempt)
 --   {'message', from, body}    (a direct message: recorded, never run)
 --   {'deadletter', reason}     (unreadable: moved to the deadletter list)

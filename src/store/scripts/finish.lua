@@ -17,7 +17,9 @@
 -- lib/requeue.lua).
 -- ARGV[16] what the attempt learned (store/facts.rs), a JSON object, "" for
 -- none: kept on the task as `facts` (replacing the previous attempt's) and
--- on the event this report writes.
+-- on the event this report writes; its tokens and cost are added to the
+-- town's `usage` hash (store/usage.rs) once per attempt, stale reports
+-- and retries included: what an attempt spent was spent.
 -- Only a task still `running` with this attempt on this worker changes;
 -- anything else is a stale report (event `rejected`). Either way the
 -- message leaves `claimed:<worker>`.
@@ -48,6 +50,9 @@ local function event(kind, ...)
 end
 
 redis.call('LREM', claimed, 1, raw)
+
+-- The town's spending (lib/usage.lua).
+count_usage(prefix, key, worker, attempt, facts)
 
 -- The worker is free again, whatever the task's record says; only clear
 -- the agent's task if it is this one (a report may come late).

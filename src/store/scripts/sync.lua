@@ -5,9 +5,10 @@
 -- upserts, ARGV[6] number of removals, ARGV[7] the plan fingerprint the
 -- caller expects Redis to hold ("" = no check), ARGV[8] the origin of the
 -- plan (host and path of its file, "" = no check), ARGV[9] "1" to take the
--- town over from another origin, then 14 fields per upsert
+-- town over from another origin, then 15 fields per upsert
 -- (id, fingerprint, description, agent, tags, parent, depends_on, priority,
--- order, file status, score, retries, timeout ms, on_child_failure), then
+-- order, file status, score, retries, timeout ms, on_child_failure, budget
+-- JSON), then
 -- the removed ids.
 -- Returns {added, changed, removed, refused, held, skipped}: refused = 1
 -- means the stored plan fingerprint was not the expected one (someone else
@@ -49,7 +50,8 @@ for _ = 1, nu do
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5],
     ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
   local retries, timeout, policy = ARGV[i + 11], ARGV[i + 12], ARGV[i + 13]
-  i = i + 14
+  local budget = ARGV[i + 14]
+  i = i + 15
   -- `break` leaves this one-pass loop: the task is skipped.
   repeat
     local key = prefix .. 'task:' .. id
@@ -61,7 +63,7 @@ for _ = 1, nu do
     local def = { 'id', id, 'description', desc, 'agent', agent, 'tags', tags,
       'parent', parent, 'depends_on', deps, 'priority', prio, 'order', order,
       'file_status', fstatus, 'fingerprint', fp, 'source', 'file', 'updated', now,
-      'retries', retries, 'timeout', timeout, 'on_child_failure', policy }
+      'retries', retries, 'timeout', timeout, 'on_child_failure', policy, 'budget', budget }
     if not cur[4] then
       local status = 'pending'
       if fstatus ~= '' then status = applied(fstatus) end

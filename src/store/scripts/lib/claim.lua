@@ -73,10 +73,11 @@ local function claim(prefix, worker, raw, assignee, again, logs, now)
 
   local key = prefix .. 'task:' .. id
   local cur = redis.call('HMGET', key, 'status', 'attempt', 'assigned_to', 'worker',
-    'description', 'tags', 'parent', 'retries', 'timeout')
+    'description', 'tags', 'parent', 'retries', 'timeout', 'facts', 'budget')
   local status, current, assigned, owner = cur[1], cur[2] or '0', cur[3] or '', cur[4] or ''
   local function run()
-    return { 'run', id, attempt, cur[5] or '', cur[6] or '[]', cur[7] or '', cur[8] or '', cur[9] or '' }
+    return { 'run', id, attempt, cur[5] or '', cur[6] or '[]', cur[7] or '', cur[8] or '', cur[9] or '',
+      cur[10] or '', cur[11] or '' }
   end
 
   if again and status == 'running' and current == attempt and owner == worker then

@@ -1,0 +1,18 @@
+-- Keeps what an attempt learned (its facts: the session, tokens, cost)
+-- when it ends without a report: its worker shut down and left the task
+-- `running` for recovery. The facts go on the task, where the claim of the
+-- next attempt finds the session to resume, and into the town's usage
+-- (lib/usage.lua, put before this file). Only while the task is still
+-- `running` with this attempt on this worker.
+-- ARGV[1] key prefix, ARGV[2] task id, ARGV[3] attempt, ARGV[4] worker id,
+-- ARGV[5] facts (a JSON object). Returns 1 when kept, 0 when the task
+-- moved on.
+local prefix, id, attempt, worker, facts = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local key = prefix .. 'task:' .. id
+local cur = redis.call('HMGET', key, 'status', 'attempt', 'worker')
+if cur[1] ~= 'running' or cur[2] ~= attempt or cur[3] ~= worker then
+  return 0
+end
+redis.call('HSET', key, 'facts', facts)
+count_usage(prefix, key, worker, attempt, facts)
+return 1
