@@ -17,6 +17,7 @@ mod lease;
 mod messages;
 mod question;
 mod recover;
+mod script;
 pub mod server;
 mod sync;
 mod task;
@@ -229,6 +230,21 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Records the town in the global set of towns. Never inside a
+    /// town's script: the set is no key of the town (on a cluster it lives
+    /// in another slot). Sync and `tt assign` call this after every write,
+    /// so a crash between the write and this is repaired by the next sync.
+    async fn add_town(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("SADD")
+            .arg(keys::TOWNS)
+            .arg(&self.town)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| error::name_key(e, keys::TOWNS, "set"))?;
         Ok(())
     }
 
