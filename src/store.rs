@@ -41,6 +41,7 @@ pub use lease::RunnerLease;
 pub use messages::Message;
 pub use question::{Answered, Asked, Progress, Question};
 pub use recover::Recovered;
+pub use script::script;
 pub use sync::{SyncCounts, SyncGuard, SyncRefused, SyncState, TaskDef};
 pub use task::{Source, TaskRecord};
 pub use usage::{Totals, Usage};

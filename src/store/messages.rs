@@ -11,8 +11,7 @@ use serde::Serialize;
 use super::script::script;
 use super::{Store, StoreError};
 
-static TAKE: LazyLock<Script> =
-    LazyLock::new(|| script(include_str!("scripts/take_messages.lua")));
+static TAKE: LazyLock<Script> = LazyLock::new(|| script(include_str!("scripts/take_messages.lua")));
 
 /// A direct message, as `tt send` wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -20,7 +20,8 @@ use redis::{Script, ScriptInvocation, Value};
 use super::{Keys, Store, StoreError};
 
 /// A script from its source, with the key check before it in debug builds.
-pub(super) fn script(source: &str) -> Script {
+/// Every script of the store is built by this.
+pub fn script(source: &str) -> Script {
     if cfg!(debug_assertions) {
         Script::new(&format!(
             "{}\n{source}",
@@ -328,7 +329,11 @@ mod tests {
         assert!(files.len() > 20, "found only {} scripts", files.len());
         let problems: Vec<String> = files
             .iter()
-            .flat_map(|(path, text)| key_building(text).into_iter().map(move |p| format!("{path}: {p}")))
+            .flat_map(|(path, text)| {
+                key_building(text)
+                    .into_iter()
+                    .map(move |p| format!("{path}: {p}"))
+            })
             .collect();
         assert!(problems.is_empty(), "{}", problems.join("\n"));
     }

@@ -249,7 +249,9 @@ impl Store {
         // NOSCRIPT failure inside MULTI; the workers are read in the same
         // round trip.
         let (_, workers): (String, Vec<String>) = tokio::try_join!(
-            async { Ok::<_, StoreError>(script.prepare_invoke().load_async(&mut load_conn).await?) },
+            async {
+                Ok::<_, StoreError>(script.prepare_invoke().load_async(&mut load_conn).await?)
+            },
             self.worker_ids(),
         )?;
         let mut declared = Declared::new();

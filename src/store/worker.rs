@@ -651,7 +651,8 @@ impl Store {
             ([], _) => None,
             ([(raw, _), (need, _), ..], Some(w)) if need == "need" => Some((
                 raw.clone(),
-                self.claim(w, raw, MessageSource::Inbox, again, logs).await?,
+                self.claim(w, raw, MessageSource::Inbox, again, logs)
+                    .await?,
             )),
             ([(raw, _), claim @ ..], _) => {
                 let parsed = self.parse_claim(claim)?;
