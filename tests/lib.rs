@@ -38,9 +38,9 @@ pub trait RedisExt {
     fn cmd(&self, args: &[&str]);
     /// The serialized value of a key, to compare before and after.
     fn dump(&self, key: &str) -> Option<Vec<u8>>;
-    /// One field of a task hash (`tt:<town>:task:<id>`), "" when absent.
+    /// One field of task `id`'s hash in `town`, "" when absent.
     fn task_field(&self, town: &str, id: &str, field: &str) -> String {
-        self.hgetall(&format!("tt:{town}:task:{id}"))
+        self.hgetall(&support::key(town, &format!("task:{id}")))
             .remove(field)
             .unwrap_or_default()
     }
