@@ -12,6 +12,7 @@ mod facts;
 mod faults;
 mod fuzz;
 mod mcp;
+mod migrate;
 mod plan;
 mod regression;
 mod reload;
@@ -19,6 +20,7 @@ mod run;
 mod store;
 mod sync;
 mod talk;
+mod town_names;
 mod workspace;
 
 use std::collections::HashMap;
