@@ -54,8 +54,8 @@ impl Store {
         self.migrate_keys(old, dry_run).await
     }
 
-    /// What `tt run` calls when it starts: one round trip (an `EXISTS` of
-    /// each town-wide key of the old layout) when the town has none, else
+    /// What `tt run` calls when it starts: one round trip (one `EXISTS` of
+    /// the town-wide keys of the old layout) when the town has none, else
     /// [`Store::migrate`]. A town of the old layout always has one of them
     /// (its tasks, events or workers); `tt migrate` finds every other key.
     pub async fn migrate_if_old(&self) -> Result<Option<Migration>, StoreError> {
@@ -72,13 +72,19 @@ impl Store {
             k.adhoc_counter(),
             k.runner(),
         ];
-        let mut pipe = redis::pipe();
-        for key in &town_wide {
-            pipe.exists(legacy_name(self.town(), key.as_bytes()));
-        }
+        // One EXISTS of them all, not a pipeline: a cluster client splits
+        // a multi-key EXISTS over the slots and sums the counts, where a
+        // pipeline must stay in one slot.
+        let old: Vec<Vec<u8>> = town_wide
+            .iter()
+            .map(|key| legacy_name(self.town(), key.as_bytes()))
+            .collect();
         let mut conn = self.conn.clone();
-        let found: Vec<bool> = pipe.query_async(&mut conn).await?;
-        if !found.contains(&true) {
+        let found: u64 = redis::cmd("EXISTS")
+            .arg(&old)
+            .query_async(&mut conn)
+            .await?;
+        if found == 0 {
             return Ok(None);
         }
         let done = self.migrate(false).await?;
