@@ -13,10 +13,11 @@ use std::sync::LazyLock;
 use redis::Script;
 use serde_json::{Map, Value};
 
+use super::script::script;
 use super::{Store, StoreError};
 
 static KEEP: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    script(concat!(
         include_str!("scripts/lib/usage.lua"),
         "\n",
         include_str!("scripts/keep_facts.lua")
@@ -60,8 +61,9 @@ impl Store {
         }
         let mut conn = self.conn.clone();
         let kept: i64 = KEEP
-            .arg(self.keys.prefix())
-            .arg(task)
+            .key(self.keys.task(task))
+            .key(self.keys.usage())
+            .key(self.keys.agent(worker))
             .arg(attempt)
             .arg(worker)
             .arg(facts_text(Some(facts)))
