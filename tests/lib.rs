@@ -17,6 +17,7 @@ mod plan;
 mod regression;
 mod reload;
 mod run;
+mod scripts;
 mod store;
 mod sync;
 mod talk;

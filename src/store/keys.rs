@@ -37,11 +37,6 @@ impl Keys {
         format!("{}task:{id}", self.prefix)
     }
 
-    /// Prefix of every task hash, for scripts that build task keys themselves.
-    pub fn task_prefix(&self) -> String {
-        format!("{}task:", self.prefix)
-    }
-
     /// Sorted set: every task id, scored by (priority, file order).
     pub fn tasks(&self) -> String {
         format!("{}tasks", self.prefix)
