@@ -22,10 +22,9 @@ use redis::Script;
 use serde::Serialize;
 
 use super::keys::{self, Keys};
-use super::{Store, StoreError};
+use super::{Store, StoreError, script};
 
-static MIGRATE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/migrate.lua")));
+static MIGRATE: LazyLock<Script> = LazyLock::new(|| script(include_str!("scripts/migrate.lua")));
 
 /// Keys each SCAN call looks at: a 100k-key database is ten round trips,
 /// and no call holds the server for long.
