@@ -111,13 +111,10 @@ impl Store {
         let mut out = Vec::with_capacity(by_town.len());
         for (town, old) in by_town {
             let store = Store::with_connection_of(self, &town);
-            let done = store.migrate_keys(old, dry_run).await;
-            if let Err(e) = &done
-                && e.is_connection_error()
-            {
-                return Err(done.unwrap_err());
+            match store.migrate_keys(old, dry_run).await {
+                Err(e) if e.is_connection_error() => return Err(e),
+                done => out.push((town, done)),
             }
-            out.push((town, done));
         }
         Ok(out)
     }
@@ -157,9 +154,13 @@ impl Store {
                     Some("CROSSSLOT") => StoreError::MigrationAcrossSlots { town: town.clone() },
                     _ => StoreError::Redis(e),
                 })?;
-        let corrupt = |what: &str| StoreError::Corrupt {
-            key: String::from_utf8_lossy(&lease).into_owned(),
-            what: format!("migrate.lua answered {what}"),
+        // Only a script of another version could answer otherwise.
+        let corrupt = |what: &str| {
+            StoreError::Redis(redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "migrate.lua answered",
+                what.to_string(),
+            )))
         };
         let text = |v: &redis::Value| -> Result<String, StoreError> {
             redis::from_redis_value_ref::<Vec<u8>>(v)
