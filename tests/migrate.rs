@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use tinytown::store::keys::legacy_prefix;
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Scenario, Town, key};
+use crate::support::{RUN_DEADLINE, RedisServer, Scenario, Town, key, wait_until};
 
 const PLAN: &str = r#"[town]
 name = "shop"
@@ -278,6 +278,29 @@ fn commands_that_write_the_town_migrate_it_first() {
     town.tt(["sync", "push"])
         .success()
         .stderr_lacks("cluster-safe");
+}
+
+#[test]
+fn a_worker_migrates_its_town_before_it_registers() {
+    let town = pushed_town();
+    let old = to_old_layout(&town);
+    let worker = town.start(&["agent", "dev"]);
+    worker.wait_output(&format!(
+        "migrated town shop to the cluster-safe key layout ({} keys)",
+        old.len()
+    ));
+    // It registers beside `dev-1`, which the older tt knew, in the moved set.
+    let agents = key("shop", "agents");
+    wait_until(RUN_DEADLINE, "the worker registers", || {
+        let n: usize = redis::cmd("SCARD")
+            .arg(&agents)
+            .query(&mut town.redis().conn())
+            .unwrap();
+        n == 2
+    });
+    worker.stop();
+    let left = town.redis().keys(&format!("{}*", legacy_prefix("shop")));
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

@@ -159,11 +159,11 @@ impl Context {
 }
 
 /// Opens the store of a command that writes the town (`tt sync`, `tt
-/// assign`, `tt send`), moving keys an older tinytown left in the old
+/// assign`, `tt send`, `tt agent`), moving keys an older tinytown left in the old
 /// layout first (one round trip when there are none), so that no command
 /// writes a town in both layouts. The note goes to stderr: stdout may be
 /// JSON.
-async fn open_migrated(target: &RedisTarget, town: &str) -> Result<Store, CliError> {
+pub(super) async fn open_migrated(target: &RedisTarget, town: &str) -> Result<Store, CliError> {
     let store = Store::open(target, town).await?;
     if let Some(m) = store.migrate_if_old().await? {
         eprintln!("{}", super::migrate::describe(&m));
