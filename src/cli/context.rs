@@ -85,7 +85,7 @@ impl Context {
         RedisTarget::resolve(env.as_deref(), file_url, &self.project_dir)
     }
 
-    /// Opens the store for the plan's town ([`open_migrated`]).
+    /// Opens the store for the plan's town, migrating an old-layout town first.
     pub async fn store_for(&self, plan: &Plan) -> Result<Store, CliError> {
         let town = self.town(plan.town.name.as_deref());
         let target = self.target(plan.town.redis_url.as_deref());
@@ -112,7 +112,7 @@ impl Context {
 
     /// [`Context::store`] for commands that create state (`tt assign`,
     /// `tt send`): starts the embedded server if there is none yet
-    /// ([`open_migrated`]).
+    /// (migrating an old-layout town first).
     pub async fn store_or_start(&self) -> Result<Store, CliError> {
         let (town, target) = self.town_and_target()?;
         open_migrated(&target, &town).await
