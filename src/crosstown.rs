@@ -81,12 +81,20 @@ pub fn fill(graph: &mut Graph, towns: &BTreeMap<String, OtherTown>) {
 
 /// Reads every other town `graph` depends on and fills in the states of
 /// its remote dependencies: what the commands do before they show
-/// readiness.
+/// readiness. A town whose keys hold what tt never writes is left
+/// unread (its tasks' states stay unknown, so its dependants wait) rather
+/// than failing the command; a Redis that does not answer is an error.
 pub async fn read_states(store: &Store, graph: &mut Graph) -> Result<(), StoreError> {
-    if graph.remote_towns().is_empty() {
-        return Ok(());
+    let mut towns = BTreeMap::new();
+    for town in graph.remote_towns() {
+        match OtherTown::read(&RemoteTown::of(store, town)).await {
+            Ok(other) => {
+                towns.insert(town.to_string(), other);
+            }
+            Err(e) if e.is_connection_error() => return Err(e),
+            Err(_) => {}
+        }
     }
-    let towns = read_towns(store, graph).await?;
     fill(graph, &towns);
     Ok(())
 }

@@ -795,6 +795,19 @@ mod tests {
     }
 
     #[test]
+    fn a_remote_dependency_releases_its_dependant_and_survives_a_rebuild() {
+        let mut snap = Snapshot::new(vec![record("login", "", &["api:schema"], "pending", 0)]);
+        assert!(offered(&snap, 5).is_empty(), "api:schema is not known");
+        snap.set_remote("api:schema", RemoteState::Is(Status::Running));
+        assert!(offered(&snap, 5).is_empty());
+        snap.set_remote("api:schema", RemoteState::Is(Status::Completed));
+        assert_eq!(offered(&snap, 5), ["login"]);
+        // A new task rebuilds the graph: what is known of api:schema stays.
+        snap.refresh(vec![record("late", "", &[], "pending", 1)]);
+        assert_eq!(offered(&snap, 5), ["login", "late"]);
+    }
+
+    #[test]
     fn a_new_task_rebuilds_with_what_the_snapshot_held() {
         let mut snap = Snapshot::new(flat(2));
         snap.set_status("t0", Status::Assigned);

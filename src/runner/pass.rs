@@ -155,8 +155,16 @@ impl<F: FnMut(RunnerNote)> Runner<F> {
                 s
             }
         };
-        for note in self.others.update(&self.store, &mut snapshot).await? {
-            (self.report)(RunnerNote::Remote(note));
+        match self.others.update(&self.store, &mut snapshot).await {
+            Ok(notes) => {
+                for note in notes {
+                    (self.report)(RunnerNote::Remote(note));
+                }
+            }
+            Err(e) if e.is_connection_error() => return Err(e),
+            // Another town's keys hold what tt never writes: its
+            // dependants keep waiting, this town goes on.
+            Err(e) => self.redis_trouble("reading another town", e),
         }
         let doomed = snapshot.fail_fast();
         if !doomed.is_empty() {
