@@ -96,7 +96,8 @@ fn a_dependency_across_towns_is_honoured_in_order_shown_while_waiting_and_writes
     let b = project(&redis, town_b());
     a.run_bounded(["sync", "push"]).success();
 
-    let run_b = Running::start(&b, &["run"]);
+    // `--until-done`: work that waits for another town keeps it running.
+    let mut run_b = Running::start(&b, &["run", "--until-done"]);
     run_b.wait_output("login waiting for a:schema (pending)");
     // What does not wait runs; what waits for town a does not.
     wait_until(DEADLINE, "docs ran in town b", || {
@@ -157,15 +158,14 @@ fn a_dependency_across_towns_is_honoured_in_order_shown_while_waiting_and_writes
         ["docs", "login"]
     );
 
-    // With town a quiet, b's runner still follows it and writes nothing.
+    assert_eq!(run_b.wait_exit(), 0, "{}", run_b.output());
+
+    // With town a quiet, b's runner and commands read it and write nothing.
     assert_eq!(run_a.stop(), 0);
     let before = dumps(&redis, "a");
-    b.write(
-        "tasks.toml",
-        town_b().replace("id = \"docs\"", "id = \"docs\"\ntags = [\"x\"]"),
-    );
-    run_b.wait_output("reloaded tasks.toml");
-    assert_eq!(run_b.stop(), 0);
+    b.run_bounded(["run", "--until-done"]).success();
+    b.run_bounded(["status"]).success();
+    b.run_bounded(["plan"]).success();
     assert_eq!(dumps(&redis, "a"), before, "town b wrote to town a");
 }
 
@@ -179,6 +179,9 @@ fn a_remote_failure_blocks_the_dependent_until_it_is_retried_and_completes() {
     wait_until(DEADLINE, "schema failed in town a", || {
         field(&redis, "a", "schema", "status") == "failed"
     });
+    // Blocked is stuck, as for a local dependency: `--until-done` ends.
+    let out = b.run_bounded(["run", "--until-done"]);
+    assert!(out.stdout.contains("blocked: a:schema failed"), "{out}");
     let run_b = Running::start(&b, &["run"]);
     run_b.wait_output("a:schema failed: login blocked");
     b.run_bounded(["status"])
