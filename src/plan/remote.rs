@@ -12,7 +12,7 @@ use std::sync::Arc;
 use miette::NamedSource;
 
 use super::model::Parsed;
-use super::{Plan, Problem, Span, valid_id};
+use super::{Plan, Problem, Span};
 use crate::graph::split_remote;
 
 /// Rewrites `<own town>:<task>` dependencies to `<task>`, so every later
@@ -53,12 +53,9 @@ pub(super) fn check(
              A-Z a-z 0-9 . _ -",
         )
     };
-    Some(if !valid_id(town) {
-        Some(problem("the town part is not a valid town name"))
-    } else if !valid_id(task) {
-        Some(problem("the task part is not a valid task id"))
-    } else {
-        None
+    Some(match super::town_name::problem(town) {
+        Some(why) => Some(problem(&format!("the town part {why}"))),
+        None => super::id_problem(task).map(|why| problem(&format!("the task part {why}"))),
     })
 }
 
