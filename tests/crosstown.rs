@@ -244,9 +244,25 @@ id = "docs"
         .success()
         .stdout_contains("r0([\"a:schema · pending\"])")
         .stdout_contains("r0 -.-> t0");
-    b.run_bounded(["plan", "--format", "dot"])
+    let dot = b
+        .run_bounded(["plan", "--format", "dot"])
         .success()
-        .stdout_contains("r0 -> t0 [style=dashed]");
+        .stdout_contains("r0 -> t0 [style=dashed]")
+        .stdout;
+    b.write("plan.dot", &dot);
+    let svg = crate::support::command("dot")
+        .arg("-Tsvg")
+        .arg(b.dir().join("plan.dot"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("`dot` (Graphviz) is needed for this test: apt-get install graphviz ({e})")
+        });
+    assert!(
+        svg.status.success()
+            && String::from_utf8_lossy(&svg.stdout).contains(">a:schema · pending<"),
+        "dot did not draw it: {}\n{dot}",
+        String::from_utf8_lossy(&svg.stderr)
+    );
 
     // No Redis to ask: the plan is still valid, and says what it could not check.
     let gone = b.dir().join("no-such.sock");
