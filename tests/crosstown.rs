@@ -297,3 +297,70 @@ fn a_bad_remote_dependency_or_an_unknown_local_one_is_an_error() {
         .code(2)
         .stderr_contains("`depends_on` names unknown task `nope`");
 }
+
+#[test]
+fn a_town_that_may_only_read_the_other_still_follows_it_to_the_end() {
+    // Town b's runner, worker and commands log in as a Redis user that
+    // may read town a's keys and write none: any write to town a fails
+    // with NOPERM instead of going unnoticed.
+    let redis = RedisServer::start();
+    let a_keys = format!("%R~{}*", Keys::new("a").prefix());
+    let b_keys = format!("~{}*", Keys::new("b").prefix());
+    redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "townb",
+            "on",
+            ">pw",
+            &b_keys,
+            "~tt:b:*",
+            "~tt:towns",
+            &a_keys,
+            "&*",
+            "+@all",
+        ])
+        .query::<()>(&mut redis.conn())
+        .unwrap();
+    let mut as_b = redis.conn();
+    redis::cmd("AUTH")
+        .arg("townb")
+        .arg("pw")
+        .query::<()>(&mut as_b)
+        .unwrap();
+    let denied = redis::cmd("HSET")
+        .arg(Keys::new("a").task("schema"))
+        .arg("status")
+        .arg("completed")
+        .query::<()>(&mut as_b)
+        .unwrap_err();
+    assert_eq!(denied.code(), Some("NOPERM"), "{denied}");
+
+    let a = project(&redis, town_a());
+    let b = Tt::new()
+        .env(
+            "REDIS_URL",
+            format!(
+                "redis+unix://{}?user=townb&pass=pw",
+                redis.socket().display()
+            ),
+        )
+        .file("tasks.toml", town_b());
+    a.run_bounded(["sync", "push"]).success();
+    let mut run_b = Running::start(&b, &["run", "--until-done"]);
+    run_b.wait_output("login waiting for a:schema (pending)");
+    a.write("ok-schema", "");
+    a.write("go-schema", "");
+    let run_a = Running::start(&a, &["run"]);
+    assert_eq!(run_b.wait_exit(), 0, "{}", run_b.output());
+    let said = run_b.output().to_lowercase();
+    assert!(!said.contains("noperm"), "{said}");
+    assert_eq!(field(&redis, "b", "login", "status"), "completed");
+    b.run_bounded(["status"]).success();
+    // The user is the one b's `tt` logs in as: writing town a is refused.
+    let refused = b.run_bounded(["--town", "a", "send", "w", "hello"]);
+    assert!(
+        refused.code != 0 && refused.stderr.to_lowercase().contains("noperm"),
+        "{refused}"
+    );
+    assert_eq!(run_a.stop(), 0);
+}
