@@ -9,7 +9,8 @@
 //! expires ([`lease`]). A second runner is refused (or waits with `--wait`).
 //!
 //! The folder holds the runner's concepts: [`lease`], [`event_feed`] (the
-//! events it follows), [`pass`] (one dispatch pass and `--until-done`),
+//! events it follows), [`other_towns`] (the towns its tasks depend on,
+//! followed read-only), [`pass`] (one dispatch pass and `--until-done`),
 //! [`plan_file`] (reloads and resyncs), [`recovery`] (dead workers),
 //! [`summary`] (how a run ended), [`supervisor`] (agent processes) and
 //! [`wake`] (what the loop waits for).
