@@ -6,6 +6,7 @@ mod support;
 mod adapters;
 mod agent;
 mod commands;
+mod crosstown;
 mod dashboard;
 mod doctor;
 mod facts;
