@@ -24,6 +24,8 @@ static KEEP: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
+static NOTE: LazyLock<Script> = LazyLock::new(|| script(include_str!("scripts/note_facts.lua")));
+
 /// Names and values, as JSON.
 pub type Facts = Map<String, Value>;
 
@@ -70,6 +72,30 @@ impl Store {
             .invoke_async(&mut conn)
             .await?;
         Ok(kept == 1)
+    }
+
+    /// Notes what a running attempt's output said so far on its task
+    /// (`note_facts.lua`), for a retry to resume should its worker die
+    /// without a word. `false` when the task moved on meanwhile.
+    pub async fn note_facts(
+        &self,
+        worker: &str,
+        task: &str,
+        attempt: u32,
+        facts: &Facts,
+    ) -> Result<bool, StoreError> {
+        if facts.is_empty() {
+            return Ok(false);
+        }
+        let mut conn = self.conn.clone();
+        let noted: i64 = NOTE
+            .key(self.keys.task(task))
+            .arg(attempt)
+            .arg(worker)
+            .arg(facts_text(Some(facts)))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(noted == 1)
     }
 }
 
