@@ -7,6 +7,7 @@
 
 mod admin;
 mod archive;
+mod cluster;
 pub mod connection;
 mod dispatch;
 mod error;
@@ -28,7 +29,7 @@ pub use admin::{
     agent_name_of,
 };
 pub use archive::{Archive, HistoryLoss, STREAM_CAP, room_for};
-pub use connection::{RedisTarget, connect};
+pub use connection::{Connection, RedisTarget, connect};
 pub use dispatch::{Dispatch, Dispatched};
 pub use error::StoreError;
 pub use events::{
@@ -49,9 +50,6 @@ pub use worker::{
 };
 
 use std::collections::HashMap;
-
-use redis::aio::ConnectionManager;
-
 /// Queues the read of one task record: every field, or only `fields`.
 fn read_record(pipe: &mut redis::Pipeline, key: &str, fields: Option<&[&str]>) {
     match fields {
@@ -91,7 +89,7 @@ fn record_of(
 /// One town's view of a Redis.
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    conn: Connection,
     keys: Keys,
     town: String,
 }
@@ -117,7 +115,7 @@ impl Store {
         Ok(Self::with_connection(conn, town))
     }
 
-    pub fn with_connection(conn: ConnectionManager, town: &str) -> Self {
+    pub fn with_connection(conn: Connection, town: &str) -> Self {
         Self {
             conn,
             keys: Keys::new(town),
