@@ -1,0 +1,363 @@
+//! A real Redis Cluster for tests: three masters on loopback ports, no
+//! replicas, no persistence, joined by `redis-cli --cluster create`.
+//!
+//! A new master refuses to report `cluster_state:ok` for its first two
+//! seconds (Redis' writable delay), so one cluster is shared by every test
+//! of the binary ([`Cluster::shared`]); tests keep apart by using towns of
+//! their own. A static is never dropped, so each node runs under a `sh`
+//! that holds a pipe from this process and stops the node when the pipe
+//! closes — when this process exits, however it exits. [`Cluster::start`]
+//! gives a cluster of one's own, stopped on drop.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::{command, wait_until};
+
+/// How long the cluster may take to be ready: its nodes answer, joined,
+/// every slot served (about 2 s here).
+const READY: Duration = Duration::from_secs(20);
+
+/// Masters of a test cluster.
+const MASTERS: usize = 3;
+
+/// One `redis-server` of the cluster.
+struct Node {
+    port: u16,
+    /// The `sh` that runs the server and stops it once `pipe` closes.
+    keeper: Child,
+    pipe: Option<ChildStdin>,
+}
+
+/// A running cluster; stopped on drop (see the module doc for the shared
+/// one).
+pub struct Cluster {
+    nodes: Vec<Node>,
+    // Dropped after the nodes are stopped (fields drop in order, after Drop).
+    dir: TempDir,
+}
+
+impl Cluster {
+    /// The cluster every test of this binary shares, started by the first
+    /// test that asks for it.
+    pub fn shared() -> &'static Cluster {
+        static SHARED: OnceLock<Cluster> = OnceLock::new();
+        SHARED.get_or_init(Cluster::start)
+    }
+
+    /// Starts three masters and joins them, waiting until every node says
+    /// `cluster_state:ok`.
+    ///
+    /// Panics if `redis-server` or `redis-cli` is not installed: tests need
+    /// a real cluster and never skip silently.
+    pub fn start() -> Self {
+        for program in ["redis-server", "redis-cli"] {
+            match command(program).arg("--version").output() {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                    "`{program}` not found on PATH: install Redis (apt-get install \
+                     redis-server, which brings redis-cli) — the cluster tests need a real \
+                     Redis Cluster"
+                ),
+                Err(e) => panic!("cannot run `{program}`: {e}"),
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("tt-cluster-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let ports = free_ports();
+        let nodes = ports.iter().map(|&port| spawn(dir.path(), port)).collect();
+        let cluster = Self { nodes, dir };
+        cluster.wait_nodes_answer();
+        cluster.create();
+        wait_until(
+            READY,
+            "every node of the cluster says cluster_state:ok",
+            || (0..MASTERS).all(|i| cluster.cluster_info(i).contains("cluster_state:ok")),
+        );
+        cluster
+    }
+
+    fn wait_nodes_answer(&self) {
+        let started = Instant::now();
+        for (i, node) in self.nodes.iter().enumerate() {
+            loop {
+                if self.try_ping(i) {
+                    break;
+                }
+                if started.elapsed() >= READY {
+                    panic!(
+                        "cluster node on port {} did not answer within {READY:?}:\n{}",
+                        node.port,
+                        self.log(i)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    fn try_ping(&self, i: usize) -> bool {
+        redis::Client::open(self.node_url(i))
+            .ok()
+            .and_then(|c| {
+                c.get_connection_with_timeout(Duration::from_millis(200))
+                    .ok()
+            })
+            .is_some_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok())
+    }
+
+    fn create(&self) {
+        let out = command("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Every node, comma-separated: `redis://127.0.0.1:P1,redis://…`.
+    pub fn url(&self) -> String {
+        (0..MASTERS)
+            .map(|i| self.node_url(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Node `i` alone (`redis://127.0.0.1:P`).
+    pub fn node_url(&self, i: usize) -> String {
+        format!("redis://127.0.0.1:{}", self.nodes[i].port)
+    }
+
+    /// A connection to node `i` alone: it answers `MOVED` for keys of
+    /// other nodes.
+    pub fn node_conn(&self, i: usize) -> redis::Connection {
+        redis::Client::open(self.node_url(i))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    /// A connection to the cluster, for assertions: each command goes to
+    /// the node of its key.
+    pub fn conn(&self) -> redis::cluster::ClusterConnection {
+        redis::cluster::ClusterClient::new((0..MASTERS).map(|i| self.node_url(i)))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    /// `CLUSTER INFO` of node `i`.
+    pub fn cluster_info(&self, i: usize) -> String {
+        redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query(&mut self.node_conn(i))
+            .unwrap_or_default()
+    }
+
+    /// Every key matching `pattern` on every node (`SCAN` per node), sorted.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys: Vec<String> = (0..MASTERS)
+            .flat_map(|i| {
+                let mut conn = self.node_conn(i);
+                let mut found = Vec::new();
+                let mut cursor = 0u64;
+                loop {
+                    let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query(&mut conn)
+                        .unwrap();
+                    found.extend(page);
+                    if next == 0 {
+                        break found;
+                    }
+                    cursor = next;
+                }
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The slot of `key` (`CLUSTER KEYSLOT`).
+    pub fn keyslot(&self, key: &str) -> u16 {
+        redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut self.node_conn(0))
+            .unwrap()
+    }
+
+    /// The node (index) that serves `slot`.
+    pub fn owner(&self, slot: u16) -> usize {
+        let ids: Vec<String> = (0..MASTERS).map(|i| self.node_id(i)).collect();
+        let slots: Vec<redis::Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(&mut self.node_conn(0))
+            .unwrap();
+        for range in slots {
+            let redis::Value::Array(parts) = range else {
+                continue;
+            };
+            let (Ok(start), Ok(end)) = (
+                redis::from_redis_value::<u16>(parts[0].clone()),
+                redis::from_redis_value::<u16>(parts[1].clone()),
+            ) else {
+                continue;
+            };
+            if (start..=end).contains(&slot) {
+                let master: Vec<redis::Value> = redis::from_redis_value(parts[2].clone()).unwrap();
+                let id: String = redis::from_redis_value(master[2].clone()).unwrap();
+                return ids.iter().position(|i| *i == id).unwrap();
+            }
+        }
+        panic!("no node serves slot {slot}");
+    }
+
+    fn node_id(&self, i: usize) -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut self.node_conn(i))
+            .unwrap()
+    }
+
+    /// Moves `slot` and its keys from the node that serves it to node `to`,
+    /// as `redis-cli --cluster reshard` does: `IMPORTING` on the target,
+    /// `MIGRATING` on the source (clients now get `ASK` for moved keys and
+    /// `TRYAGAIN` for multi-key commands over both), `MIGRATE` of the keys,
+    /// then `SETSLOT … NODE` on every node (clients get `MOVED`).
+    pub fn move_slot(&self, slot: u16, to: usize) {
+        let from = self.owner(slot);
+        assert_ne!(from, to, "slot {slot} is already on node {to}");
+        let (from_id, to_id) = (self.node_id(from), self.node_id(to));
+        let setslot = |node: usize, args: &[&str]| {
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("SETSLOT").arg(slot).arg(args);
+            let () = cmd.query(&mut self.node_conn(node)).unwrap();
+        };
+        setslot(to, &["IMPORTING", &from_id]);
+        setslot(from, &["MIGRATING", &to_id]);
+        let mut source = self.node_conn(from);
+        loop {
+            let keys: Vec<String> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(100)
+                .query(&mut source)
+                .unwrap();
+            if keys.is_empty() {
+                break;
+            }
+            let () = redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(self.nodes[to].port)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys)
+                .query(&mut source)
+                .unwrap();
+        }
+        for node in [to, from] {
+            setslot(node, &["NODE", &to_id]);
+        }
+        for node in (0..MASTERS).filter(|n| *n != to && *n != from) {
+            setslot(node, &["NODE", &to_id]);
+        }
+    }
+
+    /// Node `i`'s log, for failure messages.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{}.log", self.nodes[i].port)))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            // Closing the pipe makes the keeper stop its server and exit.
+            node.pipe.take();
+        }
+        for node in &mut self.nodes {
+            let _ = node.keeper.wait();
+        }
+    }
+}
+
+/// Starts node `port` under a keeper `sh`: the server stops when the
+/// keeper's stdin (a pipe from this process) reaches its end.
+fn spawn(dir: &Path, port: u16) -> Node {
+    let log = dir.join(format!("{port}.log"));
+    let mut keeper = command("sh")
+        .arg("-c")
+        .arg(
+            r#"redis-server "$@" >"$LOG" 2>&1 & pid=$!
+cat >/dev/null
+kill "$pid" 2>/dev/null
+wait "$pid""#,
+        )
+        .arg("sh")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--cluster-enabled", "yes", "--cluster-config-file"])
+        .arg(dir.join(format!("nodes-{port}.conf")))
+        .args(["--save", "", "--appendonly", "no", "--dir"])
+        .arg(dir)
+        .env("LOG", &log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh to keep a cluster node");
+    let pipe = keeper.stdin.take();
+    if let Some(stderr) = keeper.stderr.take() {
+        // The keeper's own complaints (no redis-server …) go to the log too.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("cluster node {port}: {line}");
+            }
+        });
+    }
+    Node { port, keeper, pipe }
+}
+
+/// [`MASTERS`] ports that are free, each with its cluster bus port
+/// (port + 10000) free too.
+fn free_ports() -> Vec<u16> {
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < MASTERS {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let Some(bus) = port.checked_add(10000) else {
+            continue;
+        };
+        if let Ok(bus_listener) = TcpListener::bind(("127.0.0.1", bus)) {
+            ports.push(port);
+            held.push(bus_listener);
+        }
+        held.push(listener);
+    }
+    ports
+}
