@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use redis::Commands;
 use serde_json::Value;
-use tinytown::store::{Keys, RedisTarget, connection};
+use tinytown::store::{Keys, RedisTarget, StoreError, connection};
 
-use crate::support::cluster::Cluster;
-use crate::support::{Running, Tt, pid_running, wait_until};
+use crate::support::cluster::{Cluster, PASSWORD};
+use crate::support::{RedisServer, Running, Tt, pid_running, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -105,7 +105,7 @@ fn sync_run_and_status_agree_on_a_cluster() {
         .collect();
     assert_eq!(listed, stored);
     let text = tt.run_with(["status"]).success().stdout;
-    assert!(text.contains("3 completed"), "{text}");
+    assert!(text.contains("completed 3"), "{text}");
 }
 
 #[test]
@@ -171,6 +171,14 @@ fn a_killed_worker_is_recovered_and_a_reload_runs_new_work_on_a_cluster() {
         status(cluster, town, "job") == "completed"
     });
 
+    // A failover empties a node's script cache: the runner loads its
+    // scripts again where they are missing.
+    for i in 0..3 {
+        let () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query(&mut cluster.node_conn(i))
+            .unwrap();
+    }
     // Saving the file while the run runs adds the new task and runs it.
     tt.write("tasks.toml", plan(town, &["job", "more"]));
     wait_until(DEADLINE, "the reloaded task completes", || {
@@ -185,9 +193,11 @@ fn one_nodes_url_finds_the_whole_cluster() {
     let cluster = Cluster::shared();
     let town = "cl-one";
     let slot = cluster.keyslot(&Keys::new(town).tasks());
-    // A node that does not serve the town: every command is MOVED.
+    // A node that does not serve the town: every command is MOVED. Its
+    // password comes from the environment, for every node.
     let other = (cluster.owner(slot) + 1) % 3;
-    let tt = project(town, &["a", "b"], &cluster.node_url(other));
+    let tt = project(town, &["a", "b"], &cluster.node_url_without_password(other))
+        .env("REDISCLI_AUTH", PASSWORD);
     let out = tt.run_with(["run", "--until-done"]).success();
     assert!(out.stdout.contains("2 completed"), "{out}");
     assert_eq!(lines(&tt, "order.log"), ["a", "b"]);
@@ -278,4 +288,35 @@ async fn scan_match_sees_the_keys_of_every_node() {
         .collect();
     assert_eq!(owners.len(), 3, "the keys are on every node");
     assert_eq!(conn.scan_match("cl-scan:*").await.unwrap(), want);
+}
+
+#[tokio::test]
+async fn a_wrong_cluster_password_is_an_auth_error_without_the_password() {
+    let cluster = Cluster::shared();
+    let url = cluster.url().replacen(PASSWORD, "wrong-secret", 1);
+    let err = connection::connect(&RedisTarget::Url(url))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Auth { .. }), "{err:?}");
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("wrong-secret"), "{shown}");
+    let url = cluster.url().replacen(&format!(":{PASSWORD}@"), "", 1);
+    let err = connection::connect(&RedisTarget::Url(url))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Auth { .. }),
+        "no password: {err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_list_of_servers_that_are_no_cluster_is_refused_clearly() {
+    let (one, two) = (RedisServer::start(), RedisServer::start());
+    let url = format!("{},{}", one.url(), two.url());
+    let err = connection::connect(&RedisTarget::Url(url))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidUrl { .. }), "{err:?}");
+    assert!(err.to_string().contains("no cluster node"), "{err}");
 }

@@ -399,9 +399,8 @@ async fn open_cluster(
 pub async fn connect(target: &RedisTarget) -> Result<Connection, StoreError> {
     let client = match endpoint(target).await? {
         Endpoint::Cluster(nodes) => {
-            let mut conn = open_cluster(target, &nodes, Some(RESPONSE_TIMEOUT)).await?;
-            probe(&mut conn, target).await?;
-            return Ok(conn);
+            check_nodes(target, &nodes).await?;
+            return open_cluster(target, &nodes, Some(RESPONSE_TIMEOUT)).await;
         }
         Endpoint::Server(client) => client,
     };
@@ -419,7 +418,7 @@ pub async fn connect(target: &RedisTarget) -> Result<Connection, StoreError> {
     .map_err(|_| deadline_error(target))?
     .map_err(|e| connect_error(target, e))?;
     let mut conn = Connection::Managed(manager);
-    if probe(&mut conn, target).await? {
+    if probe(&mut conn, target).await? == Mode::Cluster {
         let nodes = [client.get_connection_info().clone()];
         return open_cluster(target, &nodes, Some(RESPONSE_TIMEOUT)).await;
     }
@@ -436,35 +435,83 @@ pub async fn connect(target: &RedisTarget) -> Result<Connection, StoreError> {
 /// [`StoreError::is_connection_error`] holds, open a new one.
 pub async fn connect_blocking(target: &RedisTarget) -> Result<Connection, StoreError> {
     let client = match endpoint(target).await? {
-        Endpoint::Cluster(nodes) => return open_cluster(target, &nodes, None).await,
+        Endpoint::Cluster(nodes) => {
+            check_nodes(target, &nodes).await?;
+            return open_cluster(target, &nodes, None).await;
+        }
         Endpoint::Server(client) => client,
     };
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(None);
-    let conn = tokio::time::timeout(
-        CONNECT_DEADLINE,
-        client.get_multiplexed_async_connection_with_config(&config),
-    )
-    .await
-    .map_err(|_| deadline_error(target))?
-    .map_err(|e| connect_error(target, e))?;
-    let mut conn = Connection::Dedicated(conn);
-    if probe(&mut conn, target).await? {
+    let mut conn = dedicated(target, &client).await?;
+    if probe(&mut conn, target).await? == Mode::Cluster {
         let nodes = [client.get_connection_info().clone()];
         return open_cluster(target, &nodes, None).await;
     }
     Ok(conn)
 }
 
-/// Reads `INFO` (on a cluster, of every primary): fails if a server is too
-/// old, and says whether it is a cluster node. A server that refuses
-/// `INFO` (ACLs on a managed Redis) passes as a single server: the commands
-/// tt needs fail clearly if they are missing, and a cluster can still be
-/// named by listing its nodes.
-async fn probe(conn: &mut Connection, target: &RedisTarget) -> Result<bool, StoreError> {
-    let reply: Value = match redis::cmd("INFO").query_async(conn).await {
-        Ok(reply) => reply,
+/// A connection to one server without response timeout.
+async fn dedicated(target: &RedisTarget, client: &Client) -> Result<Connection, StoreError> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(None);
+    tokio::time::timeout(
+        CONNECT_DEADLINE,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await
+    .map_err(|_| deadline_error(target))?
+    .map(Connection::Dedicated)
+    .map_err(|e| connect_error(target, e))
+}
+
+/// Checks the first node of a cluster URL that answers, on a connection
+/// of its own: the cluster client reports a refused password, or
+/// something that is no Redis, only as text, and cannot tell an old server
+/// or one that is no cluster node.
+async fn check_nodes(target: &RedisTarget, nodes: &[ConnectionInfo]) -> Result<(), StoreError> {
+    let mut unreachable = None;
+    for node in nodes {
+        let client = Client::open(node.clone()).map_err(|e| invalid_url(target, e))?;
+        let mut conn = match dedicated(target, &client).await {
+            Ok(conn) => conn,
+            Err(e) if e.is_connection_error() => {
+                unreachable = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        return match probe(&mut conn, target).await? {
+            Mode::Single => Err(invalid_url(
+                target,
+                format!(
+                    "it lists several nodes, but `{}` is no cluster node (its INFO says \
+                     `cluster_enabled:0`); a single server is named by one URL",
+                    node.addr()
+                ),
+            )),
+            Mode::Cluster | Mode::Unknown => Ok(()),
+        };
+    }
+    Err(unreachable.unwrap_or_else(|| deadline_error(target)))
+}
+
+/// What `INFO` told of a server.
+#[derive(Debug, PartialEq, Eq)]
+enum Mode {
+    Single,
+    Cluster,
+    /// `INFO` was refused.
+    Unknown,
+}
+
+/// Reads `INFO`: fails if the server is too old, and says whether it is a
+/// cluster node. A server that refuses `INFO` (ACLs on a managed Redis)
+/// passes, taken for a single server: the commands tt needs fail clearly
+/// if they are missing, and a cluster can still be named by listing its
+/// nodes.
+async fn probe(conn: &mut Connection, target: &RedisTarget) -> Result<Mode, StoreError> {
+    let info: String = match redis::cmd("INFO").query_async(conn).await {
+        Ok(info) => info,
         // A server with a password that was given none answers NOAUTH to
         // everything: say so now rather than at the first command.
         Err(e) if e.code() == Some("NOAUTH") => {
@@ -475,29 +522,21 @@ async fn probe(conn: &mut Connection, target: &RedisTarget) -> Result<bool, Stor
         }
         Err(e) if is_error_reply(&e) => {
             tracing::debug!(error = %e, "cannot check the Redis version");
-            return Ok(false);
+            return Ok(Mode::Unknown);
         }
         Err(e) => return Err(connect_error(target, e)),
     };
-    // One server's reply is its text; a cluster's, each primary's by address.
-    let infos: Vec<Value> = match reply {
-        Value::Map(nodes) => nodes.into_iter().map(|(_, info)| info).collect(),
-        one => vec![one],
-    };
-    let mut is_cluster = false;
-    for info in infos {
-        let Ok(info) = redis::from_redis_value::<String>(info) else {
-            continue;
-        };
-        if let Some(version) = unsupported_version(&info) {
-            return Err(StoreError::UnsupportedServer {
-                url: target.describe(),
-                version,
-            });
-        }
-        is_cluster |= cluster::is_cluster_node(&info);
+    if let Some(version) = unsupported_version(&info) {
+        return Err(StoreError::UnsupportedServer {
+            url: target.describe(),
+            version,
+        });
     }
-    Ok(is_cluster)
+    Ok(if cluster::is_cluster_node(&info) {
+        Mode::Cluster
+    } else {
+        Mode::Single
+    })
 }
 
 /// The server's version if `INFO server` shows a Redis older than 6.2.
@@ -545,6 +584,10 @@ mod tests {
             (
                 "redis://u:x@h/?protocol=3&Password=y#f",
                 "redis://u:***@h/?protocol=3&Password=***#f",
+            ),
+            (
+                "rediss://:secret@a:7000,b:7001,redis://u:s2@c:7002",
+                "rediss://:***@a:7000,b:7001,redis://u:***@c:7002",
             ),
         ];
         for (url, want) in cases {

@@ -1,5 +1,7 @@
 //! A real Redis Cluster for tests: three masters on loopback ports, no
-//! replicas, no persistence, joined by `redis-cli --cluster create`.
+//! replicas, no persistence, joined by `redis-cli --cluster create`. Its
+//! nodes require [`PASSWORD`], as a managed cluster would, so every test
+//! on it also checks that credentials reach every node.
 //!
 //! A new master refuses to report `cluster_state:ok` for its first two
 //! seconds (Redis' writable delay), so one cluster is shared by every test
@@ -26,6 +28,9 @@ const READY: Duration = Duration::from_secs(20);
 
 /// Masters of a test cluster.
 const MASTERS: usize = 3;
+
+/// The password of every node (`requirepass`).
+pub const PASSWORD: &str = "cluster-secret";
 
 /// One `redis-server` of the cluster.
 struct Node {
@@ -116,6 +121,7 @@ impl Cluster {
 
     fn create(&self) {
         let out = command("redis-cli")
+            .env("REDISCLI_AUTH", PASSWORD)
             .arg("--cluster")
             .arg("create")
             .args(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
@@ -132,16 +138,22 @@ impl Cluster {
         );
     }
 
-    /// Every node, comma-separated: `redis://127.0.0.1:P1,redis://…`.
+    /// Every node, comma-separated, the password in the first only (the
+    /// others take it from there): `redis://:pw@127.0.0.1:P1,127.0.0.1:P2,…`.
     pub fn url(&self) -> String {
-        (0..MASTERS)
-            .map(|i| self.node_url(i))
-            .collect::<Vec<_>>()
-            .join(",")
+        let others = self.nodes[1..]
+            .iter()
+            .map(|n| format!(",127.0.0.1:{}", n.port));
+        std::iter::once(self.node_url(0)).chain(others).collect()
     }
 
-    /// Node `i` alone (`redis://127.0.0.1:P`).
+    /// Node `i` alone, with the password (`redis://:pw@127.0.0.1:P`).
     pub fn node_url(&self, i: usize) -> String {
+        format!("redis://:{PASSWORD}@127.0.0.1:{}", self.nodes[i].port)
+    }
+
+    /// Node `i` alone, without the password (`redis://127.0.0.1:P`).
+    pub fn node_url_without_password(&self, i: usize) -> String {
         format!("redis://127.0.0.1:{}", self.nodes[i].port)
     }
 
@@ -320,6 +332,7 @@ wait "$pid""#,
         )
         .arg("sh")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--requirepass", PASSWORD, "--masterauth", PASSWORD])
         .args(["--cluster-enabled", "yes", "--cluster-config-file"])
         .arg(dir.join(format!("nodes-{port}.conf")))
         .args(["--save", "", "--appendonly", "no", "--dir"])
