@@ -6,19 +6,18 @@
 //! A new master refuses to report `cluster_state:ok` for its first two
 //! seconds (Redis' writable delay), so one cluster is shared by every test
 //! of the binary ([`Cluster::shared`]); tests keep apart by using towns of
-//! their own. A static is never dropped, so each node runs under a `sh`
-//! that holds a pipe from this process and stops the node when the pipe
-//! closes — when this process exits, however it exits. [`Cluster::start`]
+//! their own. A static is never dropped, so the nodes run under a `sh`
+//! that holds a pipe from this process and, when the pipe closes — when
+//! this process exits, however it exits — stops them and removes their
+//! directory. [`Cluster::start`]
 //! gives a cluster of one's own, stopped on drop.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-use tempfile::TempDir;
 
 use super::{command, wait_until};
 
@@ -32,20 +31,15 @@ const MASTERS: usize = 3;
 /// The password of every node (`requirepass`).
 pub const PASSWORD: &str = "cluster-secret";
 
-/// One `redis-server` of the cluster.
-struct Node {
-    port: u16,
-    /// The `sh` that runs the server and stops it once `pipe` closes.
-    keeper: Child,
-    pipe: Option<ChildStdin>,
-}
-
 /// A running cluster; stopped on drop (see the module doc for the shared
 /// one).
 pub struct Cluster {
-    nodes: Vec<Node>,
-    // Dropped after the nodes are stopped (fields drop in order, after Drop).
-    dir: TempDir,
+    ports: Vec<u16>,
+    /// The `sh` that runs the servers, and stops them and removes `dir`
+    /// once `pipe` closes.
+    keeper: Child,
+    pipe: Option<ChildStdin>,
+    dir: PathBuf,
 }
 
 impl Cluster {
@@ -73,13 +67,20 @@ impl Cluster {
                 Err(e) => panic!("cannot run `{program}`: {e}"),
             }
         }
+        // The keeper removes it, after the servers are gone.
         let dir = tempfile::Builder::new()
             .prefix("tt-cluster-")
             .tempdir_in("/tmp")
-            .unwrap();
+            .unwrap()
+            .keep();
         let ports = free_ports();
-        let nodes = ports.iter().map(|&port| spawn(dir.path(), port)).collect();
-        let cluster = Self { nodes, dir };
+        let (keeper, pipe) = spawn(&dir, &ports);
+        let cluster = Self {
+            ports,
+            keeper,
+            pipe,
+            dir,
+        };
         cluster.wait_nodes_answer();
         cluster.create();
         wait_until(
@@ -92,15 +93,14 @@ impl Cluster {
 
     fn wait_nodes_answer(&self) {
         let started = Instant::now();
-        for (i, node) in self.nodes.iter().enumerate() {
+        for (i, port) in self.ports.iter().enumerate() {
             loop {
                 if self.try_ping(i) {
                     break;
                 }
                 if started.elapsed() >= READY {
                     panic!(
-                        "cluster node on port {} did not answer within {READY:?}:\n{}",
-                        node.port,
+                        "cluster node on port {port} did not answer within {READY:?}:\n{}",
                         self.log(i)
                     );
                 }
@@ -124,7 +124,7 @@ impl Cluster {
             .env("REDISCLI_AUTH", PASSWORD)
             .arg("--cluster")
             .arg("create")
-            .args(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(self.ports.iter().map(|port| format!("127.0.0.1:{port}")))
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
@@ -141,20 +141,20 @@ impl Cluster {
     /// Every node, comma-separated, the password in the first only (the
     /// others take it from there): `redis://:pw@127.0.0.1:P1,127.0.0.1:P2,…`.
     pub fn url(&self) -> String {
-        let others = self.nodes[1..]
+        let others = self.ports[1..]
             .iter()
-            .map(|n| format!(",127.0.0.1:{}", n.port));
+            .map(|port| format!(",127.0.0.1:{port}"));
         std::iter::once(self.node_url(0)).chain(others).collect()
     }
 
     /// Node `i` alone, with the password (`redis://:pw@127.0.0.1:P`).
     pub fn node_url(&self, i: usize) -> String {
-        format!("redis://:{PASSWORD}@127.0.0.1:{}", self.nodes[i].port)
+        format!("redis://:{PASSWORD}@127.0.0.1:{}", self.ports[i])
     }
 
     /// Node `i` alone, without the password (`redis://127.0.0.1:P`).
     pub fn node_url_without_password(&self, i: usize) -> String {
-        format!("redis://127.0.0.1:{}", self.nodes[i].port)
+        format!("redis://127.0.0.1:{}", self.ports[i])
     }
 
     /// A connection to node `i` alone: it answers `MOVED` for keys of
@@ -282,7 +282,7 @@ impl Cluster {
             }
             let () = redis::cmd("MIGRATE")
                 .arg("127.0.0.1")
-                .arg(self.nodes[to].port)
+                .arg(self.ports[to])
                 .arg("")
                 .arg(0)
                 .arg(5000)
@@ -301,58 +301,57 @@ impl Cluster {
 
     /// Node `i`'s log, for failure messages.
     pub fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{}.log", self.nodes[i].port)))
-            .unwrap_or_default()
+        std::fs::read_to_string(self.dir.join(format!("{}.log", self.ports[i]))).unwrap_or_default()
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for node in &mut self.nodes {
-            // Closing the pipe makes the keeper stop its server and exit.
-            node.pipe.take();
-        }
-        for node in &mut self.nodes {
-            let _ = node.keeper.wait();
-        }
+        // Closing the pipe makes the keeper stop the servers and exit.
+        self.pipe.take();
+        let _ = self.keeper.wait();
     }
 }
 
-/// Starts node `port` under a keeper `sh`: the server stops when the
-/// keeper's stdin (a pipe from this process) reaches its end.
-fn spawn(dir: &Path, port: u16) -> Node {
-    let log = dir.join(format!("{port}.log"));
+/// Starts a node on each of `ports` under one keeper `sh`, which stops
+/// them all and removes `dir` when its stdin (a pipe from this process)
+/// reaches its end.
+fn spawn(dir: &Path, ports: &[u16]) -> (Child, Option<ChildStdin>) {
     let mut keeper = command("sh")
         .arg("-c")
         .arg(
-            r#"redis-server "$@" >"$LOG" 2>&1 & pid=$!
+            r#"dir=$1; shift; pids=
+for port in "$@"; do
+  redis-server --port "$port" --bind 127.0.0.1 \
+    --requirepass "$PASSWORD" --masterauth "$PASSWORD" \
+    --cluster-enabled yes --cluster-config-file "$dir/nodes-$port.conf" \
+    --save '' --appendonly no --dir "$dir" >"$dir/$port.log" 2>&1 &
+  pids="$pids $!"
+done
 cat >/dev/null
-kill "$pid" 2>/dev/null
-wait "$pid""#,
+kill $pids 2>/dev/null
+wait
+rm -rf "$dir""#,
         )
         .arg("sh")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--requirepass", PASSWORD, "--masterauth", PASSWORD])
-        .args(["--cluster-enabled", "yes", "--cluster-config-file"])
-        .arg(dir.join(format!("nodes-{port}.conf")))
-        .args(["--save", "", "--appendonly", "no", "--dir"])
         .arg(dir)
-        .env("LOG", &log)
+        .args(ports.iter().map(u16::to_string))
+        .env("PASSWORD", PASSWORD)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("sh to keep a cluster node");
+        .expect("sh to keep the cluster's nodes");
     let pipe = keeper.stdin.take();
     if let Some(stderr) = keeper.stderr.take() {
-        // The keeper's own complaints (no redis-server …) go to the log too.
+        // The keeper's own complaints (no redis-server …), for the test log.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("cluster node {port}: {line}");
+                eprintln!("cluster keeper: {line}");
             }
         });
     }
-    Node { port, keeper, pipe }
+    (keeper, pipe)
 }
 
 /// [`MASTERS`] ports that are free, each with its cluster bus port
