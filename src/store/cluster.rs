@@ -33,9 +33,6 @@ const RETRIES: u32 = 8;
 const RETRY_MIN_WAIT: Duration = Duration::from_millis(50);
 const RETRY_MAX_WAIT: Duration = Duration::from_secs(1);
 
-/// Keys asked for per `SCAN` call on each node.
-const SCAN_COUNT: usize = 1000;
-
 /// The nodes of a cluster URL as written, or `None` for the URL of one
 /// server. The URL is a list when every part after a comma is a node: a
 /// URL of its own (`redis://b:7001`) or a bare `host[:port]`. So a comma
@@ -146,11 +143,15 @@ fn millis(d: Duration) -> u64 {
 /// scanned to its end with its own cursor; a key moved by a resharding
 /// meanwhile may be seen twice or (rarely) not at all, as `SCAN` on one
 /// server may miss keys written meanwhile.
-pub(super) async fn scan(conn: &mut ClusterConnection, pattern: &str) -> RedisResult<Vec<String>> {
+pub(super) async fn scan(
+    conn: &mut ClusterConnection,
+    pattern: &str,
+    count: usize,
+) -> RedisResult<Vec<Vec<u8>>> {
     let mut keys = Vec::new();
     let first = conn
         .route_command(
-            scan_cmd("0", pattern),
+            scan_cmd("0", pattern, count),
             RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
         )
         .await?;
@@ -163,19 +164,19 @@ pub(super) async fn scan(conn: &mut ClusterConnection, pattern: &str) -> RedisRe
             .rsplit_once(':')
             .and_then(|(host, port)| Some((host.to_owned(), port.parse::<u16>().ok()?)))
             .ok_or_else(|| unexpected("a node address", &Value::SimpleString(node.clone())))?;
-        let (mut cursor, found): (String, Vec<String>) = redis::from_redis_value(reply)?;
+        let (mut cursor, found): (String, Vec<Vec<u8>>) = redis::from_redis_value(reply)?;
         keys.extend(found);
         while cursor != "0" {
             let reply = conn
                 .route_command(
-                    scan_cmd(&cursor, pattern),
+                    scan_cmd(&cursor, pattern, count),
                     RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
                         host: host.clone(),
                         port,
                     }),
                 )
                 .await?;
-            let (next, found): (String, Vec<String>) = redis::from_redis_value(reply)?;
+            let (next, found): (String, Vec<Vec<u8>>) = redis::from_redis_value(reply)?;
             keys.extend(found);
             cursor = next;
         }
@@ -185,13 +186,13 @@ pub(super) async fn scan(conn: &mut ClusterConnection, pattern: &str) -> RedisRe
     Ok(keys)
 }
 
-fn scan_cmd(cursor: &str, pattern: &str) -> redis::Cmd {
+fn scan_cmd(cursor: &str, pattern: &str, count: usize) -> redis::Cmd {
     let mut cmd = redis::cmd("SCAN");
     cmd.arg(cursor)
         .arg("MATCH")
         .arg(pattern)
         .arg("COUNT")
-        .arg(SCAN_COUNT);
+        .arg(count);
     cmd
 }
 

@@ -198,22 +198,27 @@ impl Connection {
         matches!(self, Self::Cluster(_))
     }
 
-    /// Every key matching `pattern` (a `SCAN MATCH` pattern), on every
-    /// primary of a cluster: `SCAN` on a cluster connection would scan one
-    /// node only. Sorted, without duplicates.
-    pub async fn scan_match(&mut self, pattern: &str) -> Result<Vec<String>, StoreError> {
+    /// Every key matching `pattern` (a `SCAN MATCH` pattern), `count` per
+    /// call, on every primary of a cluster: `SCAN` on a cluster connection
+    /// would scan one node only. Names are bytes (a key written by hand
+    /// need not be UTF-8); sorted, without the duplicates `SCAN` may give.
+    pub async fn scan_match(
+        &mut self,
+        pattern: &str,
+        count: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
         if let Self::Cluster(conn) = self {
-            return Ok(cluster::scan(conn, pattern).await?);
+            return Ok(cluster::scan(conn, pattern, count).await?);
         }
         let mut keys = Vec::new();
         let mut cursor = 0u64;
         loop {
-            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+            let (next, found): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
                 .arg(pattern)
                 .arg("COUNT")
-                .arg(1000)
+                .arg(count)
                 .query_async(self)
                 .await?;
             keys.extend(found);

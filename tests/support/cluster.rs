@@ -286,6 +286,8 @@ impl Cluster {
                 .arg("")
                 .arg(0)
                 .arg(5000)
+                .arg("AUTH")
+                .arg(PASSWORD)
                 .arg("KEYS")
                 .arg(&keys)
                 .query(&mut source)
