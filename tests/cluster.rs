@@ -325,3 +325,16 @@ async fn a_list_of_servers_that_are_no_cluster_is_refused_clearly() {
     assert!(matches!(err, StoreError::InvalidUrl { .. }), "{err:?}");
     assert!(err.to_string().contains("no cluster node"), "{err}");
 }
+
+#[test]
+fn a_tls_cluster_works_with_its_ca_and_fails_clearly_without() {
+    let cluster = Cluster::start_tls();
+    let town = "cl-tls";
+    let tt = project(town, &["a"], &cluster.url()).env("SSL_CERT_FILE", cluster.ca());
+    let out = tt.run_with(["run", "--until-done"]).success();
+    assert!(out.stdout.contains("1 completed"), "{out}");
+    let untrusted = project(town, &["a"], &cluster.url()).env_remove("SSL_CERT_FILE");
+    let out = untrusted.run_with(["status"]);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("certificate"), "{out}");
+}

@@ -377,8 +377,8 @@ async fn open_cluster(
     {
         return Err(invalid_url(
             target,
-            "the server is a Redis Cluster node, and a cluster is reached over TCP only \
-             (its nodes announce each other by host and port): use `redis://host:port`",
+            "a Redis Cluster is reached over TCP only (its nodes announce each other by \
+             host and port): name its nodes as `redis://host:port`",
         ));
     }
     tokio::time::timeout(

@@ -10,7 +10,8 @@
 //! that holds a pipe from this process and, when the pipe closes — when
 //! this process exits, however it exits — stops them and removes their
 //! directory. [`Cluster::start`]
-//! gives a cluster of one's own, stopped on drop.
+//! gives a cluster of one's own, stopped on drop; [`Cluster::start_tls`]
+//! one whose nodes speak TLS only (a test CA made with `openssl`).
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -40,6 +41,8 @@ pub struct Cluster {
     keeper: Child,
     pipe: Option<ChildStdin>,
     dir: PathBuf,
+    /// The CA that signed the nodes' certificate, for a TLS cluster.
+    ca: Option<PathBuf>,
 }
 
 impl Cluster {
@@ -56,7 +59,22 @@ impl Cluster {
     /// Panics if `redis-server` or `redis-cli` is not installed: tests need
     /// a real cluster and never skip silently.
     pub fn start() -> Self {
-        for program in ["redis-server", "redis-cli"] {
+        Self::start_with(false)
+    }
+
+    /// [`Cluster::start`] with nodes that speak TLS only, with a
+    /// certificate for `127.0.0.1` signed by [`Cluster::ca`]. Panics if
+    /// `openssl` is not installed.
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
+        let mut programs = vec!["redis-server", "redis-cli"];
+        if tls {
+            programs.push("openssl");
+        }
+        for program in programs {
             match command(program).arg("--version").output() {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
@@ -73,13 +91,15 @@ impl Cluster {
             .tempdir_in("/tmp")
             .unwrap()
             .keep();
+        let ca = tls.then(|| make_certificates(&dir));
         let ports = free_ports();
-        let (keeper, pipe) = spawn(&dir, &ports);
+        let (keeper, pipe) = spawn(&dir, &ports, tls);
         let cluster = Self {
             ports,
             keeper,
             pipe,
             dir,
+            ca,
         };
         cluster.wait_nodes_answer();
         cluster.create();
@@ -110,7 +130,7 @@ impl Cluster {
     }
 
     fn try_ping(&self, i: usize) -> bool {
-        redis::Client::open(self.node_url(i))
+        self.client(i)
             .ok()
             .and_then(|c| {
                 c.get_connection_with_timeout(Duration::from_millis(200))
@@ -120,7 +140,11 @@ impl Cluster {
     }
 
     fn create(&self) {
-        let out = command("redis-cli")
+        let mut cli = command("redis-cli");
+        if let Some(ca) = &self.ca {
+            cli.arg("--tls").arg("--cacert").arg(ca);
+        }
+        let out = cli
             .env("REDISCLI_AUTH", PASSWORD)
             .arg("--cluster")
             .arg("create")
@@ -147,23 +171,49 @@ impl Cluster {
         std::iter::once(self.node_url(0)).chain(others).collect()
     }
 
-    /// Node `i` alone, with the password (`redis://:pw@127.0.0.1:P`).
+    /// Node `i` alone, with the password (`redis://:pw@127.0.0.1:P`, or
+    /// `rediss://` for TLS).
     pub fn node_url(&self, i: usize) -> String {
-        format!("redis://:{PASSWORD}@127.0.0.1:{}", self.ports[i])
+        format!(
+            "{}://:{PASSWORD}@127.0.0.1:{}",
+            self.scheme(),
+            self.ports[i]
+        )
     }
 
     /// Node `i` alone, without the password (`redis://127.0.0.1:P`).
     pub fn node_url_without_password(&self, i: usize) -> String {
-        format!("redis://127.0.0.1:{}", self.ports[i])
+        format!("{}://127.0.0.1:{}", self.scheme(), self.ports[i])
+    }
+
+    fn scheme(&self) -> &str {
+        if self.ca.is_some() { "rediss" } else { "redis" }
+    }
+
+    /// The CA file that signed a TLS cluster's certificate (for
+    /// `SSL_CERT_FILE`).
+    pub fn ca(&self) -> &Path {
+        self.ca.as_deref().expect("a TLS cluster")
+    }
+
+    /// A client of node `i` alone, trusting [`Cluster::ca`] for TLS.
+    fn client(&self, i: usize) -> redis::RedisResult<redis::Client> {
+        match &self.ca {
+            None => redis::Client::open(self.node_url(i)),
+            Some(ca) => redis::Client::build_with_tls(
+                self.node_url(i),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(std::fs::read(ca).expect("the test CA")),
+                },
+            ),
+        }
     }
 
     /// A connection to node `i` alone: it answers `MOVED` for keys of
     /// other nodes.
     pub fn node_conn(&self, i: usize) -> redis::Connection {
-        redis::Client::open(self.node_url(i))
-            .unwrap()
-            .get_connection()
-            .unwrap()
+        self.client(i).unwrap().get_connection().unwrap()
     }
 
     /// A connection to the cluster, for assertions: each command goes to
@@ -318,13 +368,20 @@ impl Drop for Cluster {
 /// Starts a node on each of `ports` under one keeper `sh`, which stops
 /// them all and removes `dir` when its stdin (a pipe from this process)
 /// reaches its end.
-fn spawn(dir: &Path, ports: &[u16]) -> (Child, Option<ChildStdin>) {
+fn spawn(dir: &Path, ports: &[u16], tls: bool) -> (Child, Option<ChildStdin>) {
     let mut keeper = command("sh")
         .arg("-c")
         .arg(
             r#"dir=$1; shift; pids=
 for port in "$@"; do
-  redis-server --port "$port" --bind 127.0.0.1 \
+  if [ "$TLS" = 1 ]; then
+    listen="--port 0 --tls-port $port --tls-cluster yes --tls-auth-clients no
+      --tls-cert-file $dir/node.crt --tls-key-file $dir/node.key --tls-ca-cert-file $dir/ca.crt"
+  else
+    listen="--port $port"
+  fi
+  # $listen unquoted: its words are arguments (the paths hold no spaces).
+  redis-server $listen --bind 127.0.0.1 \
     --requirepass "$PASSWORD" --masterauth "$PASSWORD" \
     --cluster-enabled yes --cluster-config-file "$dir/nodes-$port.conf" \
     --save '' --appendonly no --dir "$dir" >"$dir/$port.log" 2>&1 &
@@ -339,6 +396,7 @@ rm -rf "$dir""#,
         .arg(dir)
         .args(ports.iter().map(u16::to_string))
         .env("PASSWORD", PASSWORD)
+        .env("TLS", if tls { "1" } else { "0" })
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -354,6 +412,73 @@ rm -rf "$dir""#,
         });
     }
     (keeper, pipe)
+}
+
+/// A CA (`ca.crt`) and a certificate for `127.0.0.1` it signed
+/// (`node.crt`, `node.key`) in `dir`; the CA's path.
+fn make_certificates(dir: &Path) -> PathBuf {
+    let openssl = |args: &[&str]| {
+        let out = command("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let key = ["-newkey", "rsa:2048", "-nodes", "-days", "2"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &key,
+            &["-keyout", "ca.key", "-out", "ca.crt"],
+            &["-subj", "/CN=tt test CA"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &key[..2],
+            &[
+                "-nodes",
+                "-keyout",
+                "node.key",
+                "-out",
+                "node.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "node.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "node.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    dir.join("ca.crt")
 }
 
 /// [`MASTERS`] ports that are free, each with its cluster bus port
