@@ -2,7 +2,8 @@
 //!
 //! [`keys`] names every key; [`connection`] decides which Redis to use
 //! (`REDIS_URL`, `[town] redis_url`, or the embedded server from [`server`])
-//! and opens the connection; the rest of the crate calls methods on
+//! and opens the connection — to one server, or to a Redis Cluster
+//! (`cluster`) — as one [`Connection`] type; the rest of the crate calls methods on
 //! [`Store`] and never builds a command itself.
 
 mod admin;
