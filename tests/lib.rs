@@ -7,6 +7,7 @@ mod adapters;
 mod agent;
 mod cluster;
 mod commands;
+mod crosstown;
 mod dashboard;
 mod doctor;
 mod facts;
