@@ -4,7 +4,8 @@
 //! reload — passes; a town's keys share one slot and towns spread over
 //! slots; one node's URL finds the whole cluster; a town whose slot moves
 //! mid-run goes on; blocking reads neither time out nor stall the shared
-//! connection.
+//! connection; a dependency across towns on different nodes is honoured;
+//! a TLS cluster works with its CA.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -337,4 +338,40 @@ fn a_tls_cluster_works_with_its_ca_and_fails_clearly_without() {
     let out = untrusted.run_with(["status"]);
     assert_ne!(out.code, 0, "{out}");
     assert!(out.stderr.contains("certificate"), "{out}");
+}
+
+#[test]
+fn a_dependency_across_towns_on_different_nodes_is_honoured() {
+    let cluster = Cluster::shared();
+    let (a, b) = ("cl-api", "cl-web");
+    let slot = |town: &str| cluster.keyslot(&Keys::new(town).tasks());
+    assert_ne!(
+        cluster.owner(slot(a)),
+        cluster.owner(slot(b)),
+        "pick town names on different nodes"
+    );
+    let upstream = project(a, &["schema"], &cluster.url());
+    upstream.write("gate-schema", "");
+    let downstream = Tt::new()
+        .file(
+            "tasks.toml",
+            format!(
+                "[town]\nname = \"{b}\"\n\n[[tasks]]\nid = \"login\"\nagent = \"w\"\n\
+                 depends_on = [\"{a}:schema\"]\n{AGENT}"
+            ),
+        )
+        .env("REDIS_URL", cluster.url());
+    let _up = Running::start(&upstream, &["run"]);
+    let mut down = Running::start(&downstream, &["run", "--until-done"]);
+    wait_until(DEADLINE, "schema runs", || {
+        status(cluster, a, "schema") == "running"
+    });
+    wait_until(DEADLINE, "tt status says what login waits for", || {
+        let out = downstream.run_with(["status"]).stdout;
+        out.contains(&format!("{a}:schema"))
+    });
+    assert_eq!(status(cluster, b, "login"), "pending");
+    upstream.write("go-schema", "");
+    assert_eq!(down.wait_exit(), 0, "{}", down.output());
+    assert_eq!(lines(&downstream, "order.log"), ["login"]);
 }
