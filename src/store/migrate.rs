@@ -22,10 +22,9 @@ use redis::Script;
 use serde::Serialize;
 
 use super::keys::{self, Keys};
-use super::{Store, StoreError};
+use super::{Store, StoreError, script};
 
-static MIGRATE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/migrate.lua")));
+static MIGRATE: LazyLock<Script> = LazyLock::new(|| script(include_str!("scripts/migrate.lua")));
 
 /// Keys each SCAN call looks at: a 100k-key database is ten round trips,
 /// and no call holds the server for long.
@@ -54,8 +53,8 @@ impl Store {
         self.migrate_keys(old, dry_run).await
     }
 
-    /// What `tt run` calls when it starts: one round trip (an `EXISTS` of
-    /// each town-wide key of the old layout) when the town has none, else
+    /// What `tt run` calls when it starts: one round trip (one `EXISTS` of
+    /// the town-wide keys of the old layout) when the town has none, else
     /// [`Store::migrate`]. A town of the old layout always has one of them
     /// (its tasks, events or workers); `tt migrate` finds every other key.
     pub async fn migrate_if_old(&self) -> Result<Option<Migration>, StoreError> {
@@ -72,15 +71,18 @@ impl Store {
             k.adhoc_counter(),
             k.runner(),
         ];
-        // One `EXISTS` of them all, not a pipeline: the old keys lie in
-        // different slots, and on a cluster the client splits one `EXISTS`
-        // by slot and adds up the counts (a pipeline must keep to one slot).
-        let mut exists = redis::cmd("EXISTS");
-        for key in &town_wide {
-            exists.arg(legacy_name(self.town(), key.as_bytes()));
-        }
+        // One EXISTS of them all, not a pipeline: a cluster client splits
+        // a multi-key EXISTS over the slots and sums the counts, where a
+        // pipeline must stay in one slot.
+        let old: Vec<Vec<u8>> = town_wide
+            .iter()
+            .map(|key| legacy_name(self.town(), key.as_bytes()))
+            .collect();
         let mut conn = self.conn.clone();
-        let found: u64 = exists.query_async(&mut conn).await?;
+        let found: u64 = redis::cmd("EXISTS")
+            .arg(&old)
+            .query_async(&mut conn)
+            .await?;
         if found == 0 {
             return Ok(None);
         }
@@ -109,13 +111,10 @@ impl Store {
         let mut out = Vec::with_capacity(by_town.len());
         for (town, old) in by_town {
             let store = Store::with_connection_of(self, &town);
-            let done = store.migrate_keys(old, dry_run).await;
-            if let Err(e) = &done
-                && e.is_connection_error()
-            {
-                return Err(done.unwrap_err());
+            match store.migrate_keys(old, dry_run).await {
+                Err(e) if e.is_connection_error() => return Err(e),
+                done => out.push((town, done)),
             }
-            out.push((town, done));
         }
         Ok(out)
     }
@@ -155,9 +154,13 @@ impl Store {
                     Some("CROSSSLOT") => StoreError::MigrationAcrossSlots { town: town.clone() },
                     _ => StoreError::Redis(e),
                 })?;
-        let corrupt = |what: &str| StoreError::Corrupt {
-            key: String::from_utf8_lossy(&lease).into_owned(),
-            what: format!("migrate.lua answered {what}"),
+        // Only a script of another version could answer otherwise.
+        let corrupt = |what: &str| {
+            StoreError::Redis(redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "migrate.lua answered",
+                what.to_string(),
+            )))
         };
         let text = |v: &redis::Value| -> Result<String, StoreError> {
             redis::from_redis_value_ref::<Vec<u8>>(v)
