@@ -5,6 +5,7 @@ mod support;
 
 mod adapters;
 mod agent;
+mod cold_sync;
 mod commands;
 mod dashboard;
 mod doctor;
