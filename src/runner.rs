@@ -45,7 +45,7 @@ use crate::dispatch::Snapshot;
 use crate::os::now_ms;
 use crate::plan::{LoadError, Plan};
 use crate::reload;
-use crate::store::{Archive, Event, RedisTarget, Store, StoreError, SyncCounts};
+use crate::store::{Archive, Event, Migration, RedisTarget, Store, StoreError, SyncCounts};
 use crate::sync::{self, Adopt, Claim};
 use crate::watch::{self, WatchError};
 
@@ -90,6 +90,9 @@ pub enum RunnerNote {
     /// `tt send supervisor …`
     Message(String),
     WaitingForLease(String),
+    /// The town was written by an older tt and its keys were moved to the
+    /// hash-tagged layout before anything else ran.
+    Migrated(Migration),
     /// A dead worker's work was put back.
     Recovered(crate::store::Recovered),
     /// A task record holds what tt never writes: the task is not run until
@@ -210,6 +213,11 @@ pub async fn run<F: FnMut(RunnerNote)>(
     // released, agents stopped), never the default death.
     let mut signals = Signals::install();
     let store = Store::open(&opts.target, &opts.town).await?;
+    // Before the lease: an older runner still holding the town's old
+    // lease refuses the migration, and so this run.
+    if let Some(m) = store.migrate_if_old().await? {
+        report(RunnerNote::Migrated(m));
+    }
     let holder = lease::holder();
     if !lease::take(
         &store,

@@ -15,8 +15,10 @@ mod facts;
 pub mod keys;
 mod lease;
 mod messages;
+mod migrate;
 mod question;
 mod recover;
+mod script;
 pub mod server;
 mod sync;
 mod task;
@@ -38,8 +40,10 @@ pub use facts::{Facts, facts_text, parse_facts};
 pub use keys::Keys;
 pub use lease::RunnerLease;
 pub use messages::Message;
+pub use migrate::Migration;
 pub use question::{Answered, Asked, Progress, Question};
 pub use recover::Recovered;
+pub use script::script;
 pub use sync::{SyncCounts, SyncGuard, SyncRefused, SyncState, TaskDef};
 pub use task::{Source, TaskRecord};
 pub use usage::{Totals, Usage};
@@ -229,6 +233,21 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Records the town in the global set of towns. Never inside a
+    /// town's script: the set is no key of the town (on a cluster it lives
+    /// in another slot). Sync and `tt assign` call this after every write,
+    /// so a crash between the write and this is repaired by the next sync.
+    async fn add_town(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("SADD")
+            .arg(keys::TOWNS)
+            .arg(&self.town)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| error::name_key(e, keys::TOWNS, "set"))?;
         Ok(())
     }
 

@@ -156,6 +156,7 @@ fn report_line(file: &str, r: RunnerNote) -> Option<String> {
             output::print_load_error(e);
             return None;
         }
+        RunnerNote::Migrated(m) => super::migrate::describe(&m),
         RunnerNote::FileGone => format!("{file} is gone; the last good plan keeps running"),
         RunnerNote::Event(e) => match e.kind.as_str() {
             "dispatched" => format!(

@@ -16,8 +16,8 @@ use super::model::{
     TownConfig, WorkspaceSpec, agent_keys, meta_keys, task_keys, top_keys, town_keys,
 };
 use super::{
-    LoadError, Plan, Problem, Settings, placeholder, presets, valid_id, validate, workdir,
-    workspace,
+    ID_HELP, LoadError, Plan, Problem, Settings, id_problem, placeholder, presets, town_name,
+    valid_id, validate, workdir, workspace,
 };
 
 /// Reads and loads a file.
@@ -281,13 +281,13 @@ impl Loader {
         if let Some(v) = t.get("name")
             && let Some((name, span)) = self.string(v, "`[town] name`")
         {
-            if !valid_id(&name) {
+            if let Some(why) = town_name::problem(&name) {
                 self.error(
                     "tt::plan::bad-town",
                     span.clone(),
-                    format!("town name `{name}` is not a valid name"),
+                    format!("town name `{name}` is not valid: it {why}"),
                     "invalid town name",
-                    Some("use 1 to 128 of the characters A-Z a-z 0-9 . _ -"),
+                    Some(town_name::HELP),
                 );
             }
             parsed.town_spans.insert("name", span);
@@ -679,24 +679,13 @@ impl Loader {
         if valid_id(id) {
             return true;
         }
-        let why = if id.is_empty() {
-            "is empty".to_string()
-        } else if id.len() > 128 {
-            format!("is {} characters long", id.len())
-        } else {
-            let bad: String = id
-                .chars()
-                .filter(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-                .take(5)
-                .collect();
-            format!("contains `{bad}`")
-        };
+        let why = id_problem(id).unwrap_or_default();
         self.error(
             "tt::plan::bad-id",
             span,
             format!("{what} `{id}` {why}"),
             format!("invalid {what}"),
-            Some("use 1 to 128 of the characters A-Z a-z 0-9 . _ -"),
+            Some(ID_HELP),
         );
         false
     }
