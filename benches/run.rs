@@ -108,7 +108,7 @@ fn latency(tt: &Path) {
         .expect("redis-cli must be on PATH");
     let stdout = monitor.stdout.take().unwrap();
     // MONITOR quotes each argument: `"HSET" "<task key prefix>c17" …`.
-    let task_c = format!("\"{}c", tinytown::store::Keys::new("bench").task_prefix());
+    let task_c = format!("\"{}", tinytown::store::Keys::new("bench").task("c"));
     let reader = std::thread::spawn(move || {
         let mut completed = HashMap::new();
         let mut assigned = HashMap::new();

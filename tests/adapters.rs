@@ -728,4 +728,11 @@ agent = "dev"
     assert!(second.windows(2).any(|w| w == resume), "{second:?}");
     let long = task_json(&tt, "long");
     assert_eq!(attempt_facts(&long, 2)["resumed"], CLAUDE_SESSION, "{long}");
+    // Attempt 1's tokens so far (its one message: 4 in, 60 out) count in
+    // the town's totals beside attempt 2's (10 in, 72 out).
+    let usage = crate::RedisExt::hgetall(&redis, &keys.usage());
+    let field = |name: &str| usage.get(name).cloned().unwrap_or_default();
+    assert_eq!(field("attempts"), "2", "{usage:?}");
+    assert_eq!(field("input_tokens"), "14", "{usage:?}");
+    assert_eq!(field("output_tokens"), "132", "{usage:?}");
 }

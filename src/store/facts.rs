@@ -24,8 +24,7 @@ static KEEP: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-static NOTE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/note_facts.lua")));
+static NOTE: LazyLock<Script> = LazyLock::new(|| script(include_str!("scripts/note_facts.lua")));
 
 /// Names and values, as JSON.
 pub type Facts = Map<String, Value>;

@@ -142,7 +142,6 @@ mod tests {
     fn every_key(k: &Keys) -> Vec<String> {
         vec![
             k.task("a"),
-            k.task_prefix(),
             k.tasks(),
             k.fingerprints(),
             k.meta(),

@@ -30,6 +30,8 @@ static WORKER: LazyLock<Script> = LazyLock::new(|| {
         "\n",
         include_str!("scripts/lib/requeue.lua"),
         "\n",
+        include_str!("scripts/lib/usage.lua"),
+        "\n",
         include_str!("scripts/worker.lua")
     ))
 });
@@ -685,7 +687,8 @@ impl Store {
                         .key(self.keys.claimed(worker))
                         .key(self.keys.events())
                         .key(self.keys.agents())
-                        .key(self.keys.backlog());
+                        .key(self.keys.backlog())
+                        .key(self.keys.usage());
                 },
                 |inv| {
                     inv.arg(op).arg(worker);

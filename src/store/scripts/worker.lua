@@ -1,11 +1,11 @@
 -- A worker's own records: its agent hash, its heartbeat, the set of
 -- workers, and what it leaves in its claimed list. Called by
 -- Store::register_worker, heartbeat, worker_stopped and give_back, which
--- put lib/declared.lua and lib/requeue.lua (`requeues_exhausted`) before
--- this file.
+-- put lib/declared.lua, lib/requeue.lua (`requeues_exhausted`) and
+-- lib/usage.lua (`count_usage`) before this file.
 -- KEYS[1] the worker's agent hash, KEYS[2] its heartbeat key, KEYS[3] its
 -- claimed list, KEYS[4] the events stream, KEYS[5] the set of workers,
--- KEYS[6] the backlog, then the declared keys: the inbox of the worker's
+-- KEYS[6] the backlog, KEYS[7] the town's usage hash, then the declared keys: the inbox of the worker's
 -- agent (kind `inbox`), and what the script asks for (`need`) when its
 -- claimed list holds messages: the hash of each task they name (`task`),
 -- the inbox each such task is assigned to (`inbox`).
@@ -23,7 +23,7 @@
 -- sharing its claimed list. register, give_back and recover answer a
 -- `need` reply, having changed nothing, while a key is missing.
 local agent, alive, claimed, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local agents, backlog_key = KEYS[5], KEYS[6]
+local agents, backlog_key, usage = KEYS[5], KEYS[6], KEYS[7]
 local op, worker = ARGV[2], ARGV[3]
 local t = redis.call('TIME')
 local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
@@ -31,6 +31,15 @@ local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
 local function event(kind, task, attempt, ...)
   redis.call('XADD', events, 'MAXLEN', '~', '100000', '*',
     'kind', kind, 'task', task, 'agent', worker, 'attempt', attempt, 'at', now, ...)
+end
+
+-- Counts in the town's usage what a dead attempt's output said while it
+-- ran (note_facts.lua), once, as its report would have (lib/usage.lua).
+local function count_noted(key, attempt)
+  local noted = redis.call('HMGET', key, 'facts', 'facts_attempt')
+  if noted[1] and noted[2] == attempt then
+    count_usage(usage, key, agent, attempt, noted[1])
+  end
 end
 
 -- Whether a key that return_claimed (below) uses for a worker of agent
@@ -73,6 +82,9 @@ local function return_claimed(name, requeue)
       local cur = redis.call('HMGET', key, 'status', 'worker', 'assigned_to', 'attempt')
       if cur[1] == 'running' and cur[2] == worker then
         dest = nil
+        if requeue then
+          count_noted(key, cur[4] or '')
+        end
         if requeue and requeues_exhausted(key) then
           local reason = 'requeued ' .. MAX_REQUEUES .. ' times in a row: worker `' .. worker ..
             '` died while attempt ' .. (cur[4] or '?') .. ' ran; `tt retry` runs it again'

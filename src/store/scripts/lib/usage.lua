@@ -1,9 +1,10 @@
 -- Adds an attempt's tokens, turns and cost (its facts, JSON) to the town's
 -- `usage` hash, overall and per agent (`agent:<name>:<field>`), once per
 -- attempt: `usage_attempt` on the task is the last attempt counted, so a
--- repeated report (a lost reply) is not counted twice. Used by finish.lua
--- and keep_facts.lua, which pass the keys: `usage` the town's usage hash,
--- `key` the task hash, `agent_key` the hash of the worker that ran it.
+-- repeated report (a lost reply) is not counted twice. Used by finish.lua,
+-- keep_facts.lua and worker.lua (a dead attempt's noted facts), which
+-- pass the keys: `usage` the town's usage hash, `key` the task hash,
+-- `agent_key` the hash of the worker that ran it.
 local function count_usage(usage, key, agent_key, attempt, facts)
   if facts == '' then return end
   local ok, f = pcall(cjson.decode, facts)
