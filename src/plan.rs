@@ -13,6 +13,7 @@ mod peek;
 pub mod placeholder;
 pub mod presets;
 mod read;
+mod remote;
 mod settings;
 pub mod town_name;
 mod validate;
@@ -27,6 +28,7 @@ pub use model::{
 };
 pub use peek::peek_town;
 pub use read::{MAX_PLAN_BYTES, read_plan};
+pub use remote::{Absent, unknown_remote};
 pub use settings::{Settings, load_settings, load_settings_file};
 
 use std::path::PathBuf;

@@ -5,8 +5,10 @@ mod support;
 
 mod adapters;
 mod agent;
+mod cluster;
 mod cold_sync;
 mod commands;
+mod crosstown;
 mod dashboard;
 mod doctor;
 mod facts;

@@ -291,6 +291,7 @@ fn report_line(file: &str, r: RunnerNote) -> Option<String> {
         }
         RunnerNote::Message(m) => format!("message to supervisor from {m}"),
         RunnerNote::BudgetReached(why) => why,
+        RunnerNote::Remote(note) => note.to_string(),
         RunnerNote::WaitingForLease(holder) => {
             format!("waiting for the runner lease held by {holder}")
         }

@@ -16,8 +16,8 @@ use super::model::{
     TownConfig, WorkspaceSpec, agent_keys, meta_keys, task_keys, top_keys, town_keys,
 };
 use super::{
-    ID_HELP, LoadError, Plan, Problem, Settings, id_problem, placeholder, presets, town_name,
-    valid_id, validate, workdir, workspace,
+    ID_HELP, LoadError, Plan, Problem, Settings, id_problem, placeholder, presets, remote,
+    town_name, valid_id, validate, workdir, workspace,
 };
 
 /// Reads and loads a file.
@@ -50,7 +50,8 @@ pub fn load(path: &Path, text: String) -> Result<Plan, LoadError> {
     let had_syntax_errors = !syntax_errors.is_empty();
     loader.syntax_errors(syntax_errors);
     let walk = crate::profile::phase("check entries");
-    let file = loader.file(root.get_ref());
+    let mut file = loader.file(root.get_ref());
+    remote::localize(&mut file);
     drop(walk);
     if !had_syntax_errors {
         let _p = crate::profile::phase("check references, cycles");
@@ -102,7 +103,8 @@ pub(super) fn load_settings_text(
     let (root, syntax_errors) = DeTable::parse_recoverable(text);
     let had_syntax_errors = !syntax_errors.is_empty();
     loader.syntax_errors(syntax_errors);
-    let file = loader.file(root.get_ref());
+    let mut file = loader.file(root.get_ref());
+    remote::localize(&mut file);
     if !had_syntax_errors {
         workdir::check(&mut loader.problems, &loader.src, root.get_ref(), path);
         workspace::check(&mut loader.problems, &loader.src, root.get_ref(), path);
