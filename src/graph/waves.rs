@@ -84,3 +84,62 @@ impl Graph {
         g
     }
 }
+
+impl Graph {
+    /// One cycle of waits per group of tasks that wait for each other, as
+    /// the tasks along it in order (each once): empty when every task can
+    /// run some day. For graphs merged from several towns, where no file
+    /// validator saw the whole.
+    pub fn wait_cycles(&self) -> Vec<Vec<usize>> {
+        use std::collections::{HashMap, HashSet, VecDeque};
+        let g = self.wait_graph();
+        let mut out = Vec::new();
+        // kosaraju_scc is iterative: no stack overflow on deep chains.
+        for scc in petgraph::algo::kosaraju_scc(&g) {
+            if scc.len() < 2 {
+                continue;
+            }
+            let members: HashSet<NodeIndex> = scc.iter().copied().collect();
+            let Some(first) = scc.iter().copied().min() else {
+                continue;
+            };
+            // Breadth-first back to `first` inside the component.
+            let mut prev: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+            let mut queue = VecDeque::from([first]);
+            let mut path = Vec::new();
+            'search: while let Some(n) = queue.pop_front() {
+                for t in g.neighbors(n) {
+                    if !members.contains(&t) {
+                        continue;
+                    }
+                    if t == first {
+                        let mut cur = n;
+                        path.push(cur);
+                        while cur != first {
+                            let Some(&p) = prev.get(&cur) else { break };
+                            cur = p;
+                            path.push(cur);
+                        }
+                        path.reverse();
+                        break 'search;
+                    }
+                    if let std::collections::hash_map::Entry::Vacant(v) = prev.entry(t) {
+                        v.insert(n);
+                        queue.push_back(t);
+                    }
+                }
+            }
+            let mut tasks: Vec<usize> = Vec::new();
+            for n in path {
+                let t = n.index() / 2;
+                if !tasks.contains(&t) {
+                    tasks.push(t);
+                }
+            }
+            if tasks.len() > 1 {
+                out.push(tasks);
+            }
+        }
+        out
+    }
+}
