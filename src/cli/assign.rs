@@ -33,7 +33,8 @@ pub struct Args {
     /// Tags, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub(super) tags: Vec<String>,
-    /// Tasks that must complete first, comma-separated.
+    /// Tasks that must complete first, comma-separated; `<town>:<task>`
+    /// for a task of another town on the same Redis.
     #[arg(long, value_delimiter = ',')]
     pub(super) depends_on: Vec<String>,
     /// 0 (first) to 4 (last).
