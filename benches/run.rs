@@ -107,7 +107,7 @@ fn latency(tt: &Path) {
         .spawn()
         .expect("redis-cli must be on PATH");
     let stdout = monitor.stdout.take().unwrap();
-    // MONITOR quotes each argument: `"HSET" "<task key prefix>c17" …`.
+    // MONITOR quotes each argument: `"HSET" "<key of task c>17" …`.
     let task_c = format!("\"{}", tinytown::store::Keys::new("bench").task("c"));
     let reader = std::thread::spawn(move || {
         let mut completed = HashMap::new();

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use tinytown::store::keys::legacy_prefix;
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Scenario, Town, key};
+use crate::support::{RUN_DEADLINE, RedisServer, Scenario, Town, key, wait_until};
 
 const PLAN: &str = r#"[town]
 name = "shop"
@@ -174,13 +174,19 @@ fn a_dry_run_says_what_would_move_and_moves_nothing() {
 fn keys_in_both_layouts_are_a_conflict_and_nothing_moves() {
     let town = pushed_town();
     let old = to_old_layout(&town);
-    // A newer tt wrote the town before it was migrated.
-    town.tt(["sync", "push"]).success();
+    // A newer tt (a worker, which does not migrate) wrote the town before
+    // it was migrated.
+    let old_tasks = format!("{}tasks", legacy_prefix("shop"));
+    town.redis_cmd(&["COPY", &old_tasks, &key("shop", "tasks")]);
+    town.redis_cmd(&["SADD", &key("shop", "agents"), "dev-2"]);
     let new = snapshot(town.redis(), &key("shop", "*"));
     let out = town.tt(["migrate"]).code(1);
     assert!(
         out.stderr.contains("town `shop` has keys in both layouts")
-            && out.stderr.contains("`tt:shop:tasks` and `tt:{shop}:tasks`")
+            && out.stderr.contains("2 old key(s) whose new name exists")
+            && out
+                .stderr
+                .contains("`tt:shop:agents` and `tt:{shop}:agents`")
             && out.stderr.contains("nothing was migrated"),
         "{out}"
     );
@@ -250,6 +256,51 @@ fn tt_run_migrates_its_town_first_and_carries_on_with_its_state() {
     town.tt(["run", "--until-done"])
         .success()
         .stdout_lacks("cluster-safe");
+}
+
+#[test]
+fn commands_that_write_the_town_migrate_it_first() {
+    let town = pushed_town();
+    let old = to_old_layout(&town);
+    // Pushing into the old town's new name would write it in both
+    // layouts: the push migrates, then finds the plan already there.
+    let out = town.tt(["sync", "push", "--json"]).success();
+    assert!(
+        out.stderr.contains(&format!(
+            "migrated town shop to the cluster-safe key layout ({} keys)",
+            old.len()
+        )),
+        "{out}"
+    );
+    let pushed: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(pushed["counts"]["added"], 0, "{pushed}");
+    assert_moved(&town, &old);
+    town.tt(["sync", "push"])
+        .success()
+        .stderr_lacks("cluster-safe");
+}
+
+#[test]
+fn a_worker_migrates_its_town_before_it_registers() {
+    let town = pushed_town();
+    let old = to_old_layout(&town);
+    let worker = town.start(&["agent", "dev"]);
+    worker.wait_output(&format!(
+        "migrated town shop to the cluster-safe key layout ({} keys)",
+        old.len()
+    ));
+    // It registers beside `dev-1`, which the older tt knew, in the moved set.
+    let agents = key("shop", "agents");
+    wait_until(RUN_DEADLINE, "the worker registers", || {
+        let n: usize = redis::cmd("SCARD")
+            .arg(&agents)
+            .query(&mut town.redis().conn())
+            .unwrap();
+        n == 2
+    });
+    worker.stop();
+    let left = town.redis().keys(&format!("{}*", legacy_prefix("shop")));
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

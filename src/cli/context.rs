@@ -85,11 +85,11 @@ impl Context {
         RedisTarget::resolve(env.as_deref(), file_url, &self.project_dir)
     }
 
-    /// Opens the store for the plan's town.
+    /// Opens the store for the plan's town, migrating an old-layout town first.
     pub async fn store_for(&self, plan: &Plan) -> Result<Store, CliError> {
         let town = self.town(plan.town.name.as_deref());
         let target = self.target(plan.town.redis_url.as_deref());
-        Ok(Store::open(&target, &town).await?)
+        open_migrated(&target, &town).await
     }
 
     /// Opens the store for commands that work on a town's existing state
@@ -111,10 +111,11 @@ impl Context {
     }
 
     /// [`Context::store`] for commands that create state (`tt assign`,
-    /// `tt send`): starts the embedded server if there is none yet.
+    /// `tt send`): starts the embedded server if there is none yet
+    /// (migrating an old-layout town first).
     pub async fn store_or_start(&self) -> Result<Store, CliError> {
         let (town, target) = self.town_and_target()?;
-        Ok(Store::open(&target, &town).await?)
+        open_migrated(&target, &town).await
     }
 
     /// The Redis [`Context::store`] opens, for a blocking connection of
@@ -155,4 +156,17 @@ impl Context {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Opens the store of a command that writes the town (`tt sync`, `tt
+/// assign`, `tt send`, `tt agent`), moving keys an older tinytown left in the old
+/// layout first (one round trip when there are none), so that no command
+/// writes a town in both layouts. The note goes to stderr: stdout may be
+/// JSON.
+pub(super) async fn open_migrated(target: &RedisTarget, town: &str) -> Result<Store, CliError> {
+    let store = Store::open(target, town).await?;
+    if let Some(m) = store.migrate_if_old().await? {
+        eprintln!("{}", super::migrate::describe(&m));
+    }
+    Ok(store)
 }

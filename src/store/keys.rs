@@ -3,7 +3,7 @@
 //! other, and the town in braces is the key's hash tag: Redis Cluster puts
 //! every key of a town in one slot, where the town's scripts and MULTIs
 //! are legal, and spreads different towns over the cluster. Town names
-//! never hold `{`, `}` or `:` (see [`crate::plan::valid_id`]), so the tag
+//! never hold `{`, `}` or `:` ([`crate::plan::town_name`]), so the tag
 //! is the whole name and no town reaches another's keys.
 //!
 //! Before this layout every key was `tt:<town>:…` ([`legacy_prefix`]);

@@ -22,10 +22,9 @@ use redis::Script;
 use serde::Serialize;
 
 use super::keys::{self, Keys};
-use super::{Store, StoreError};
+use super::{Store, StoreError, script};
 
-static MIGRATE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/migrate.lua")));
+static MIGRATE: LazyLock<Script> = LazyLock::new(|| script(include_str!("scripts/migrate.lua")));
 
 /// Keys each SCAN call looks at: a 100k-key database is ten round trips,
 /// and no call holds the server for long.
@@ -54,8 +53,8 @@ impl Store {
         self.migrate_keys(old, dry_run).await
     }
 
-    /// What `tt run` calls when it starts: one round trip (an `EXISTS` of
-    /// each town-wide key of the old layout) when the town has none, else
+    /// What `tt run` calls when it starts: one round trip (one `EXISTS` of
+    /// the town-wide keys of the old layout) when the town has none, else
     /// [`Store::migrate`]. A town of the old layout always has one of them
     /// (its tasks, events or workers); `tt migrate` finds every other key.
     pub async fn migrate_if_old(&self) -> Result<Option<Migration>, StoreError> {
@@ -72,13 +71,19 @@ impl Store {
             k.adhoc_counter(),
             k.runner(),
         ];
-        let mut pipe = redis::pipe();
-        for key in &town_wide {
-            pipe.exists(legacy_name(self.town(), key.as_bytes()));
-        }
+        // One EXISTS of them all, not a pipeline: a cluster client splits
+        // a multi-key EXISTS over the slots and sums the counts, where a
+        // pipeline must stay in one slot.
+        let old: Vec<Vec<u8>> = town_wide
+            .iter()
+            .map(|key| legacy_name(self.town(), key.as_bytes()))
+            .collect();
         let mut conn = self.conn.clone();
-        let found: Vec<bool> = pipe.query_async(&mut conn).await?;
-        if !found.contains(&true) {
+        let found: u64 = redis::cmd("EXISTS")
+            .arg(&old)
+            .query_async(&mut conn)
+            .await?;
+        if found == 0 {
             return Ok(None);
         }
         let done = self.migrate(false).await?;
@@ -106,13 +111,10 @@ impl Store {
         let mut out = Vec::with_capacity(by_town.len());
         for (town, old) in by_town {
             let store = Store::with_connection_of(self, &town);
-            let done = store.migrate_keys(old, dry_run).await;
-            if let Err(e) = &done
-                && e.is_connection_error()
-            {
-                return Err(done.unwrap_err());
+            match store.migrate_keys(old, dry_run).await {
+                Err(e) if e.is_connection_error() => return Err(e),
+                done => out.push((town, done)),
             }
-            out.push((town, done));
         }
         Ok(out)
     }
@@ -152,9 +154,13 @@ impl Store {
                     Some("CROSSSLOT") => StoreError::MigrationAcrossSlots { town: town.clone() },
                     _ => StoreError::Redis(e),
                 })?;
-        let corrupt = |what: &str| StoreError::Corrupt {
-            key: String::from_utf8_lossy(&lease).into_owned(),
-            what: format!("migrate.lua answered {what}"),
+        // Only a script of another version could answer otherwise.
+        let corrupt = |what: &str| {
+            StoreError::Redis(redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "migrate.lua answered",
+                what.to_string(),
+            )))
         };
         let text = |v: &redis::Value| -> Result<String, StoreError> {
             redis::from_redis_value_ref::<Vec<u8>>(v)
@@ -202,32 +208,10 @@ impl Store {
         name
     }
 
-    /// Every key matching `pattern`, once each (SCAN may repeat a key).
-    /// Names are bytes: a key written by hand need not be UTF-8.
+    /// Every key matching `pattern`, once each, on every node of a
+    /// cluster. Names are bytes: a key written by hand need not be UTF-8.
     async fn scan(&self, pattern: &str) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut conn = self.conn.clone();
-        let mut cursor: u64 = 0;
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        loop {
-            let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(&mut conn)
-                .await?;
-            for key in batch {
-                if seen.insert(key.clone()) {
-                    out.push(key);
-                }
-            }
-            if next == 0 {
-                return Ok(out);
-            }
-            cursor = next;
-        }
+        self.conn.clone().scan_match(pattern, SCAN_COUNT).await
     }
 }
 
