@@ -143,3 +143,53 @@ impl Graph {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Node;
+
+    fn node(id: &str, parent: Option<&str>, deps: &[&str]) -> Node {
+        Node {
+            id: id.into(),
+            parent: parent.map(String::from),
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            has_agent: true,
+            on_child_failure: Default::default(),
+            status: Status::Pending,
+            priority: 2,
+            order: 0,
+        }
+    }
+
+    fn cycles(nodes: Vec<Node>) -> Vec<Vec<String>> {
+        let g = Graph::new(nodes);
+        g.wait_cycles()
+            .into_iter()
+            .map(|c| c.into_iter().map(|i| g.node(i).id.clone()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn wait_cycles_name_the_tasks_in_order_and_only_on_a_cycle() {
+        assert!(cycles(vec![node("x", None, &["y"]), node("y", None, &[])]).is_empty());
+        assert_eq!(
+            cycles(vec![
+                node("x", None, &["y"]),
+                node("y", None, &["z"]),
+                node("z", None, &["x"]),
+                node("free", None, &["x"]),
+            ]),
+            [["x", "y", "z"]]
+        );
+        // Through a group: a child waits for what its group depends on.
+        assert_eq!(
+            cycles(vec![
+                node("g", None, &["w"]),
+                node("c", Some("g"), &[]),
+                node("w", None, &["c"]),
+            ]),
+            [["g", "w", "c"]]
+        );
+    }
+}
