@@ -117,8 +117,12 @@ pub(super) async fn create(ctx: &Context, args: &Args) -> Result<(Store, String)
     }
     check_shape(&town, args, &depends_on)?;
     for d in remote {
-        if let Some(warning) = crosstown::absent(&store, d).await? {
-            eprintln!("warning: {warning}");
+        // Only a warning, so only a Redis that does not answer stops it.
+        match crosstown::absent(&store, d).await {
+            Ok(None) => {}
+            Ok(Some(warning)) => eprintln!("warning: {warning}"),
+            Err(e) if e.is_connection_error() => return Err(e.into()),
+            Err(e) => eprintln!("warning: could not check `{d}`: {e}"),
         }
     }
     let task = NewTask {

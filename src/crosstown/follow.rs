@@ -67,7 +67,13 @@ impl TownEvents {
                 continue;
             }
             let remote = RemoteTown::of(&self.store, town);
-            let after = remote.last_event_id().await?;
+            // A town whose keys hold what tt never writes is not followed
+            // (its views say its tasks' states are unknown).
+            let after = match remote.last_event_id().await {
+                Ok(after) => after,
+                Err(e) if e.is_connection_error() => return Err(e),
+                Err(_) => continue,
+            };
             let mut follower = remote.follower(&self.target, &after);
             let tx = self.tx.clone();
             let name = town.to_string();
