@@ -100,3 +100,39 @@ fn a_direct_message_is_logged_not_run() {
     assert_eq!(recorded[0]["body"], body);
     assert_eq!(town.status("build"), "completed");
 }
+
+#[test]
+fn a_message_naming_a_task_id_no_plan_allows_is_deadlettered_and_the_worker_starts() {
+    let town = town();
+    // Bytes that are not UTF-8, and characters no task id may hold: left
+    // in the worker's claimed list (as a dead process left it) and in its
+    // inbox.
+    let not_utf8: &[u8] = b"{\"kind\":\"task\",\"task\":\"\xff\xfe\",\"attempt\":1}";
+    let odd = r#"{"kind":"task","task":"a b{c}*","attempt":1}"#;
+    let mut conn = town.redis().conn();
+    let _: () = redis::cmd("RPUSH")
+        .arg(key("t", "claimed:dev-1"))
+        .arg(not_utf8)
+        .query(&mut conn)
+        .unwrap();
+    push(&town, odd);
+    dispatch(&town, "build", 1);
+    agent_once(&town, &["--command", "true"]).success();
+    assert_eq!(town.status("build"), "completed");
+    let dead: Vec<Vec<u8>> = redis::cmd("LRANGE")
+        .arg(key("t", "deadletter"))
+        .arg(0)
+        .arg(-1)
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(dead, [not_utf8, odd.as_bytes()]);
+    let reasons: Vec<String> = town
+        .events_of("deadletter")
+        .iter()
+        .map(|e| e["reason"].to_string())
+        .collect();
+    // The bytes that are not UTF-8 are set aside before any script reads
+    // them, so only the other names a reason.
+    assert_eq!(reasons, ["a task message names a task id no plan allows"]);
+    assert!(town.list("claimed:dev-1").is_empty());
+}

@@ -72,6 +72,9 @@ local function claim(k, worker, raw, assignee, again, logs, now)
   if type(id) ~= 'string' or id == '' or type(n) ~= 'number' or n < 1 or n ~= math.floor(n) then
     return deadletter('a task message needs a string `task` and a positive integer `attempt`')
   end
+  if not is_plan_id(id) then
+    return deadletter('a task message names a task id no plan allows')
+  end
   local attempt = string.format('%d', n)
   local log = log_of(logs, id, attempt)
 

@@ -9,6 +9,15 @@
 -- that lacks one answers `need_reply()` before it writes anything, and the
 -- caller calls it again with those keys too. What it was told is checked
 -- where it is used, so a key declared from a stale read is only unused.
+-- A name read from a message or a record is declared only when it may
+-- name a task or an agent at all (plan::valid_id: 1 to 128 of A-Z a-z 0-9
+-- . _ -): any other names no key, and tt could not name it back (a
+-- `need` for bytes that are not UTF-8 would be unreadable).
+local function is_plan_id(name)
+  return type(name) == 'string' and #name >= 1 and #name <= 128
+    and not string.find(name, '[^%w._-]')
+end
+
 local DECLARED, NEEDED, NEEDED_SEEN = {}, {}, {}
 do
   local list = cjson.decode(ARGV[1])
