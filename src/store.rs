@@ -2,11 +2,13 @@
 //!
 //! [`keys`] names every key; [`connection`] decides which Redis to use
 //! (`REDIS_URL`, `[town] redis_url`, or the embedded server from [`server`])
-//! and opens the connection; the rest of the crate calls methods on
+//! and opens the connection — to one server, or to a Redis Cluster
+//! (`cluster`) — as one [`Connection`] type; the rest of the crate calls methods on
 //! [`Store`] and never builds a command itself.
 
 mod admin;
 mod archive;
+mod cluster;
 pub mod connection;
 mod dispatch;
 mod error;
@@ -31,7 +33,7 @@ pub use admin::{
     agent_name_of,
 };
 pub use archive::{Archive, HistoryLoss, STREAM_CAP, room_for};
-pub use connection::{RedisTarget, connect};
+pub use connection::{Connection, RedisTarget, connect};
 pub use dispatch::{Dispatch, Dispatched};
 pub use error::StoreError;
 pub use events::{
@@ -55,9 +57,6 @@ pub use worker::{
 };
 
 use std::collections::HashMap;
-
-use redis::aio::ConnectionManager;
-
 /// Queues the read of one task record: every field, or only `fields`.
 fn read_record(pipe: &mut redis::Pipeline, key: &str, fields: Option<&[&str]>) {
     match fields {
@@ -97,7 +96,7 @@ fn record_of(
 /// One town's view of a Redis.
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    conn: Connection,
     keys: Keys,
     town: String,
 }
@@ -123,7 +122,7 @@ impl Store {
         Ok(Self::with_connection(conn, town))
     }
 
-    pub fn with_connection(conn: ConnectionManager, town: &str) -> Self {
+    pub fn with_connection(conn: Connection, town: &str) -> Self {
         Self {
             conn,
             keys: Keys::new(town),

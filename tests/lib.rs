@@ -5,6 +5,7 @@ mod support;
 
 mod adapters;
 mod agent;
+mod cluster;
 mod commands;
 mod crosstown;
 mod dashboard;

@@ -208,32 +208,10 @@ impl Store {
         name
     }
 
-    /// Every key matching `pattern`, once each (SCAN may repeat a key).
-    /// Names are bytes: a key written by hand need not be UTF-8.
+    /// Every key matching `pattern`, once each, on every node of a
+    /// cluster. Names are bytes: a key written by hand need not be UTF-8.
     async fn scan(&self, pattern: &str) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut conn = self.conn.clone();
-        let mut cursor: u64 = 0;
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        loop {
-            let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(&mut conn)
-                .await?;
-            for key in batch {
-                if seen.insert(key.clone()) {
-                    out.push(key);
-                }
-            }
-            if next == 0 {
-                return Ok(out);
-            }
-            cursor = next;
-        }
+        self.conn.clone().scan_match(pattern, SCAN_COUNT).await
     }
 }
 

@@ -12,9 +12,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::MultiplexedConnection;
 
-use super::connection::connect_blocking;
+use super::connection::{Connection, connect_blocking};
 use super::script::{Declared, Kind, reply_as, script};
 use super::{Facts, Keys, RedisTarget, Store, StoreError};
 
@@ -740,7 +739,7 @@ fn texts(reply: Vec<Vec<u8>>) -> Vec<(String, bool)> {
 pub struct BlockingConn {
     target: RedisTarget,
     keys: Keys,
-    conn: Option<MultiplexedConnection>,
+    conn: Option<Connection>,
 }
 
 impl BlockingConn {
@@ -755,7 +754,7 @@ impl BlockingConn {
         Ok(this)
     }
 
-    async fn conn(&mut self) -> Result<&mut MultiplexedConnection, StoreError> {
+    async fn conn(&mut self) -> Result<&mut Connection, StoreError> {
         let conn = match self.conn.take() {
             Some(conn) => conn,
             None => connect_blocking(&self.target).await?,

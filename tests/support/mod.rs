@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 mod child_env;
+pub mod cluster;
 mod file_reads;
 pub mod proxy;
 mod scenario;
