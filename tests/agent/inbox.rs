@@ -102,12 +102,12 @@ fn a_direct_message_is_logged_not_run() {
 }
 
 #[test]
-fn a_message_naming_a_task_id_no_plan_allows_is_deadlettered_and_the_worker_starts() {
+fn a_message_that_is_not_utf8_is_deadlettered_and_the_worker_starts() {
     let town = town();
-    // Bytes that are not UTF-8, and characters no task id may hold: left
-    // in the worker's claimed list (as a dead process left it) and in its
-    // inbox.
+    // Left in the worker's claimed list, as a dead process left it: its
+    // task is not UTF-8, so no key can be declared for it.
     let not_utf8: &[u8] = b"{\"kind\":\"task\",\"task\":\"\xff\xfe\",\"attempt\":1}";
+    // And in the inbox, a task id no plan allows: it names no task.
     let odd = r#"{"kind":"task","task":"a b{c}*","attempt":1}"#;
     let mut conn = town.redis().conn();
     let _: () = redis::cmd("RPUSH")
@@ -125,14 +125,13 @@ fn a_message_naming_a_task_id_no_plan_allows_is_deadlettered_and_the_worker_star
         .arg(-1)
         .query(&mut conn)
         .unwrap();
-    assert_eq!(dead, [not_utf8, odd.as_bytes()]);
-    let reasons: Vec<String> = town
-        .events_of("deadletter")
+    assert_eq!(dead, [not_utf8]);
+    let dropped: Vec<(String, String)> = town
+        .events_of("dropped")
         .iter()
-        .map(|e| e["reason"].to_string())
+        .map(|e| (e["task"].to_string(), e["reason"].to_string()))
         .collect();
-    // The bytes that are not UTF-8 are set aside before any script reads
-    // them, so only the other names a reason.
-    assert_eq!(reasons, ["a task message names a task id no plan allows"]);
+    assert_eq!(dropped, [("a b{c}*".into(), "no such task".into())]);
     assert!(town.list("claimed:dev-1").is_empty());
+    assert!(town.list("inbox:dev").is_empty());
 }
