@@ -346,16 +346,20 @@ impl Store {
             .await?)
     }
 
-    /// What waits in `agent`'s inbox, head first.
+    /// What waits in `agent`'s inbox, head first (an entry that is not
+    /// UTF-8 read lossily: it is unreadable either way).
     pub async fn inbox(&self, agent: &str) -> Result<Vec<InboxEntry>, StoreError> {
         let mut conn = self.conn.clone();
-        let raw: Vec<String> = redis::cmd("LRANGE")
+        let raw: Vec<Vec<u8>> = redis::cmd("LRANGE")
             .arg(self.keys.inbox(agent))
             .arg(0)
             .arg(-1)
             .query_async(&mut conn)
             .await?;
-        Ok(raw.iter().map(|r| InboxEntry::parse(r)).collect())
+        Ok(raw
+            .into_iter()
+            .map(|r| InboxEntry::parse(&super::task::utf8_or_lossy(r).0))
+            .collect())
     }
 
     /// Number of entries waiting in an agent's inbox.
@@ -367,11 +371,13 @@ impl Store {
             .await?)
     }
 
-    /// Drains the runner's own inbox (`tt send supervisor …`).
+    /// Drains the runner's own inbox (`tt send supervisor …`). Entries
+    /// are read as bytes, one that is not UTF-8 lossily: the drain deletes
+    /// them all, so failing to read one would lose the rest.
     pub async fn take_supervisor_messages(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn.clone();
         let key = self.keys.inbox(super::keys::SUPERVISOR);
-        let (items, _): (Vec<String>, i64) = redis::pipe()
+        let (items, _): (Vec<Vec<u8>>, i64) = redis::pipe()
             .atomic()
             .cmd("LRANGE")
             .arg(&key)
@@ -381,7 +387,10 @@ impl Store {
             .arg(&key)
             .query_async(&mut conn)
             .await?;
-        Ok(items)
+        Ok(items
+            .into_iter()
+            .map(|b| super::task::utf8_or_lossy(b).0)
+            .collect())
     }
 
     /// Tells these workers to shut down (a `shutdown` control message,

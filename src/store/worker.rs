@@ -399,13 +399,14 @@ impl Store {
             MessageSource::Backlog => self.keys.backlog(),
         };
         let mut conn = self.conn.clone();
-        Ok(redis::cmd("LMOVE")
+        let moved: Option<Vec<u8>> = redis::cmd("LMOVE")
             .arg(from)
             .arg(self.keys.claimed(&w.id))
             .arg("LEFT")
             .arg("RIGHT")
             .query_async(&mut conn)
-            .await?)
+            .await?;
+        text_or_deadletter(&mut conn, &self.keys, &w.id, moved).await
     }
 
     /// Claims a raw message that `w` moved into its claimed list from
@@ -801,7 +802,10 @@ impl BlockingConn {
             .arg("LEFT")
             .arg("RIGHT")
             .arg(blocking_timeout(timeout));
-        self.blocking(cmd).await
+        let moved: Option<Vec<u8>> = self.blocking(cmd).await?;
+        let keys = self.keys.clone();
+        let conn = self.conn().await?;
+        text_or_deadletter(conn, &keys, worker, moved).await
     }
 
     /// Waits up to `timeout` (not zero) for the next message on
@@ -816,6 +820,41 @@ impl BlockingConn {
             .arg(blocking_timeout(timeout));
         let popped: Option<(String, String)> = self.blocking(cmd).await?;
         Ok(popped.map(|(_, raw)| Control::parse(&raw)))
+    }
+}
+
+/// A message just moved into `claimed:<worker>`, as text. One that is not
+/// UTF-8 (tt writes JSON, so it was written by hand) could be neither
+/// claimed nor removed by its text: it goes on to the deadletter list
+/// (`tt attention` shows it) and the worker reads on (`None`).
+async fn text_or_deadletter(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    worker: &str,
+    moved: Option<Vec<u8>>,
+) -> Result<Option<String>, StoreError> {
+    let Some(raw) = moved else {
+        return Ok(None);
+    };
+    match String::from_utf8(raw) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) => {
+            let raw = e.into_bytes();
+            let () = redis::pipe()
+                .atomic()
+                .cmd("LREM")
+                .arg(keys.claimed(worker))
+                .arg(1)
+                .arg(&raw)
+                .ignore()
+                .cmd("RPUSH")
+                .arg(keys.deadletter())
+                .arg(&raw)
+                .ignore()
+                .query_async(conn)
+                .await?;
+            Ok(None)
+        }
     }
 }
 

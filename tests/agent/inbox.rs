@@ -100,3 +100,38 @@ fn a_direct_message_is_logged_not_run() {
     assert_eq!(recorded[0]["body"], body);
     assert_eq!(town.status("build"), "completed");
 }
+
+#[test]
+fn a_message_that_is_not_utf8_is_deadlettered_and_the_worker_starts() {
+    let town = town();
+    // Left in the worker's claimed list, as a dead process left it: its
+    // task is not UTF-8, so no key can be declared for it.
+    let not_utf8: &[u8] = b"{\"kind\":\"task\",\"task\":\"\xff\xfe\",\"attempt\":1}";
+    // And in the inbox, a task id no plan allows: it names no task.
+    let odd = r#"{"kind":"task","task":"a b{c}*","attempt":1}"#;
+    let mut conn = town.redis().conn();
+    let _: () = redis::cmd("RPUSH")
+        .arg(key("t", "claimed:dev-1"))
+        .arg(not_utf8)
+        .query(&mut conn)
+        .unwrap();
+    push(&town, odd);
+    dispatch(&town, "build", 1);
+    agent_once(&town, &["--command", "true"]).success();
+    assert_eq!(town.status("build"), "completed");
+    let dead: Vec<Vec<u8>> = redis::cmd("LRANGE")
+        .arg(key("t", "deadletter"))
+        .arg(0)
+        .arg(-1)
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(dead, [not_utf8]);
+    let dropped: Vec<(String, String)> = town
+        .events_of("dropped")
+        .iter()
+        .map(|e| (e["task"].to_string(), e["reason"].to_string()))
+        .collect();
+    assert_eq!(dropped, [("a b{c}*".into(), "no such task".into())]);
+    assert!(town.list("claimed:dev-1").is_empty());
+    assert!(town.list("inbox:dev").is_empty());
+}

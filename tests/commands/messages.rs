@@ -77,3 +77,17 @@ fn inbox_lists_messages_and_tasks_with_their_status() {
     assert_eq!(v[1]["stale"], true);
     assert_eq!(v[2]["body"], "hello");
 }
+
+#[test]
+fn an_inbox_entry_that_is_not_utf8_does_not_hide_the_others() {
+    let town = shop();
+    town.tt(["send", "backend", "still here"]).success();
+    let _: () = redis::cmd("RPUSH")
+        .arg(town.key("inbox:backend"))
+        .arg(&b"\xff\xfe"[..])
+        .query(&mut town.redis().conn())
+        .unwrap();
+    town.tt(["inbox", "backend"])
+        .success()
+        .stdout_contains("still here");
+}

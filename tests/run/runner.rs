@@ -43,3 +43,31 @@ fn supervisor_messages_show_in_the_runner_output() {
     run.wait_output("message to supervisor from ann: hello runner");
     run.stop();
 }
+
+#[test]
+fn a_supervisor_message_that_is_not_utf8_loses_none_of_the_others() {
+    let town = Scenario::new().plan(gated_plan(&task("a"))).build();
+    let run = town.start(&["run", "--no-agents"]);
+    run.wait_output("town `live`");
+    let inbox = key("live", "inbox:supervisor");
+    let _: () = redis::cmd("RPUSH")
+        .arg(&inbox)
+        .arg(&b"\xff\xfe not text"[..])
+        .arg(r#"{"kind":"message","from":"ann","body":"hello runner"}"#)
+        .query(&mut town.redis().conn())
+        .unwrap();
+    town.redis_cmd(&[
+        "XADD",
+        &key("live", "events"),
+        "*",
+        "kind",
+        "message",
+        "agent",
+        "supervisor",
+        "task",
+        "",
+    ]);
+    run.wait_output("message to supervisor from ann: hello runner");
+    assert!(town.list("inbox:supervisor").is_empty());
+    assert_eq!(run.stop(), 0, "the runner went on");
+}

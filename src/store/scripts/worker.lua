@@ -48,11 +48,11 @@ local function claimed_needs(name)
   declared('inbox', name)
   for _, raw in ipairs(redis.call('LRANGE', claimed, 0, -1)) do
     local ok, msg = pcall(cjson.decode, raw)
-    if ok and type(msg) == 'table' and msg.kind == 'task' and type(msg.task) == 'string' then
+    if ok and type(msg) == 'table' and msg.kind == 'task' and is_text(msg.task) then
       local key = declared('task', msg.task)
       if key then
         local cur = redis.call('HMGET', key, 'status', 'assigned_to')
-        if cur[1] == 'assigned' and (cur[2] or '') ~= '' then
+        if cur[1] == 'assigned' and is_text(cur[2]) then
           declared('inbox', cur[2])
         end
       end
@@ -77,7 +77,7 @@ local function return_claimed(name, requeue)
   while raw do
     local dest = inbox
     local ok, msg = pcall(cjson.decode, raw)
-    if ok and type(msg) == 'table' and msg.kind == 'task' and type(msg.task) == 'string' then
+    if ok and type(msg) == 'table' and msg.kind == 'task' and is_text(msg.task) then
       local key = declared('task', msg.task)
       local cur = redis.call('HMGET', key, 'status', 'worker', 'assigned_to', 'attempt')
       if cur[1] == 'running' and cur[2] == worker then
@@ -102,7 +102,7 @@ local function return_claimed(name, requeue)
         end
       elseif cur[1] == 'assigned' and (cur[3] or '') == '' then
         dest = backlog_key
-      elseif cur[1] == 'assigned' then
+      elseif cur[1] == 'assigned' and is_text(cur[3]) then
         dest = declared('inbox', cur[3])
       end
     end

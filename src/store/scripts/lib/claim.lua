@@ -72,6 +72,9 @@ local function claim(k, worker, raw, assignee, again, logs, now)
   if type(id) ~= 'string' or id == '' or type(n) ~= 'number' or n < 1 or n ~= math.floor(n) then
     return deadletter('a task message needs a string `task` and a positive integer `attempt`')
   end
+  if not is_text(id) then
+    return deadletter('the `task` of a task message is not UTF-8')
+  end
   local attempt = string.format('%d', n)
   local log = log_of(logs, id, attempt)
 

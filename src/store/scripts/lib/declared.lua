@@ -9,6 +9,44 @@
 -- that lacks one answers `need_reply()` before it writes anything, and the
 -- caller calls it again with those keys too. What it was told is checked
 -- where it is used, so a key declared from a stale read is only unused.
+-- Whether `name`, read from a message or a record, is a non-empty UTF-8
+-- string, as every name tt writes is: one that is not names no key tt
+-- wrote, and a `need` for it could not be read back (store/script.rs).
+local function is_text(name)
+  if type(name) ~= 'string' or name == '' then
+    return false
+  end
+  local i, n = 1, #name
+  while i <= n do
+    local c = string.byte(name, i)
+    -- Length, and the range of the second byte (no overlong forms, no
+    -- surrogates, nothing past U+10FFFF).
+    local len, lo, hi = 1, 0x80, 0xBF
+    if c < 0x80 then
+      len = 1
+    elseif c >= 0xC2 and c <= 0xDF then
+      len = 2
+    elseif c >= 0xE0 and c <= 0xEF then
+      len = 3
+      if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
+    elseif c >= 0xF0 and c <= 0xF4 then
+      len = 4
+      if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+    else
+      return false
+    end
+    for j = i + 1, i + len - 1 do
+      local d = string.byte(name, j)
+      if not d or d < lo or d > hi then
+        return false
+      end
+      lo, hi = 0x80, 0xBF
+    end
+    i = i + len
+  end
+  return true
+end
+
 local DECLARED, NEEDED, NEEDED_SEEN = {}, {}, {}
 do
   local list = cjson.decode(ARGV[1])
