@@ -87,12 +87,12 @@ def main():
         wait("the panel shows two attempts", lambda: len(driver.find_elements(By.CSS_SELECTOR, "#panel [data-attempt]")) == 2)
         wait("the attention strip is empty again", lambda: driver.find_element(By.ID, "attention").text.strip() == "")
         wait("every task completed", lambda: all(status(driver, t) == "completed" for t in TASKS))
-        bars = driver.find_elements(By.CSS_SELECTOR, "#timeline .bar")
-        assert len(bars) >= 6, f"one timeline bar per attempt, got {len(bars)}"
+        bars = lambda: driver.find_elements(By.CSS_SELECTOR, "#timeline .bar")
+        wait("one timeline bar per attempt (6)", lambda: len(bars()) >= 6, within=5)
         edges = driver.find_elements(By.CSS_SELECTOR, "#edges path")
         assert len(edges) >= 2, f"depends_on edges are drawn, got {len(edges)}"
-        agents = driver.find_elements(By.CSS_SELECTOR, "#agents [data-agent]")
-        assert len(agents) == 3, f"three workers listed, got {len(agents)}"
+        agents = lambda: driver.find_elements(By.CSS_SELECTOR, "#agents [data-agent]")
+        wait("three workers listed", lambda: len(agents()) == 3, within=5)
 
         # A lost connection is said, not shown as live.
         os.kill(SERVER, signal.SIGTERM)
