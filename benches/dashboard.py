@@ -26,8 +26,9 @@ from selenium.webdriver.chrome.service import Service
 URL, TASKS = sys.argv[1], int(sys.argv[2])
 BASE, TOKEN = URL.split("/?token=")
 
-# Installed before the page's own script runs.
-PROBE = """
+# Installed before the page's own script runs; in a function of its own,
+# so its names do not clash with the page's.
+PROBE = """(() => {
 window.__bench = { mut: [], long: [], gaps: [], phase: false };
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) __bench.long.push([performance.timeOrigin + e.startTime, e.duration]);
@@ -46,6 +47,7 @@ const frame = (ts) => {
   requestAnimationFrame(frame);
 };
 requestAnimationFrame(frame);
+})();
 """
 
 # The status an event's task has on the page once it is applied, and the

@@ -29,7 +29,10 @@ fn main() {
     if !asked_to_bench() {
         return;
     }
-    for (tool, package) in [("chromium", "chromium"), ("chromedriver", "chromium-driver")] {
+    for (tool, package) in [
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
+    ] {
         assert!(
             on_path(tool),
             "the dashboard benchmark needs `{tool}`: apt-get install -y {package} (or run .ci/run)"
@@ -46,7 +49,8 @@ fn main() {
     std::fs::set_permissions(&work, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let plan = plan(Shape {
         tasks,
-        agent: Some((work.to_str().unwrap(), WORKERS, 1)),
+        // `Shape` takes a static name; one leaked path for the whole run.
+        agent: Some((Box::leak(work.to_str().unwrap().into()), WORKERS, 1)),
         completed: false,
     });
     std::fs::write(dir.path().join("tasks.toml"), plan).unwrap();
@@ -164,7 +168,11 @@ fn main() {
     );
     report(
         "long tasks (> 50 ms) / longest",
-        &format!("{} / {:.0} ms", result["long_tasks"], num("longest_task_ms")),
+        &format!(
+            "{} / {:.0} ms",
+            result["long_tasks"],
+            num("longest_task_ms")
+        ),
         "none > 200 ms",
         Some(num("longest_task_ms") <= 200.0),
     );

@@ -33,7 +33,9 @@ fn plan() -> String {
             s.push_str("parent = \"batch\"\n");
         }
         for c in 0..99 {
-            s.push_str(&format!("[[tasks]]\nid = \"t{g}_{c}\"\nparent = \"g{g}\"\n"));
+            s.push_str(&format!(
+                "[[tasks]]\nid = \"t{g}_{c}\"\nparent = \"g{g}\"\n"
+            ));
             if c % 3 != 0 {
                 s.push_str(&format!("depends_on = [\"t{g}_{}\"]\n", c - 1));
             }
@@ -104,7 +106,11 @@ fn after_a_burst_of_events_every_task_shows_its_status_and_only_changed_ones_wer
     while let Ok(line) = printed.recv_timeout(Duration::from_secs(5)) {
         seen.push(line);
     }
-    let printed = format!("{}\n{}", seen.join("\n"), String::from_utf8_lossy(&out.stderr));
+    let printed = format!(
+        "{}\n{}",
+        seen.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "burst checks failed:\n{printed}");
     assert!(printed.contains("all burst checks passed"), "{printed}");
 }

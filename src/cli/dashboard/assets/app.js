@@ -151,6 +151,7 @@ function flush() {
   }
   renderCounts();
   refreshTown();
+  if (batch[from].full) refreshTimeline();
   if (S.selected && (batch[from].full || touched.has(S.selected))) refreshPanel();
   if (tt.renderedAt === null && batch.length) {
     requestAnimationFrame(() => setTimeout(() => { if (tt.renderedAt === null) tt.renderedAt = performance.now(); }));
@@ -283,13 +284,16 @@ function waves(kids) {
   return memo;
 }
 
-let measurer = null;
-function textWidth(text) {
-  if (!measurer) {
-    measurer = document.createElement("canvas").getContext("2d");
-    measurer.font = getComputedStyle(document.body).font;
+// Width of a label in the page's font (bold: a group's header).
+const measurers = {};
+function textWidth(text, bold) {
+  const key = bold ? "b" : "n";
+  if (!measurers[key]) {
+    const c = document.createElement("canvas").getContext("2d"), f = getComputedStyle(document.body);
+    c.font = (bold ? "bold " : "") + f.fontSize + " " + f.fontFamily;
+    measurers[key] = c;
   }
-  return measurer.measureText(text).width;
+  return measurers[key].measureText(text).width;
 }
 
 function progressText(t) {
@@ -325,7 +329,7 @@ function layout(fresh) {
         const it = { id, x, y, w: 0, h: ROW, group: !!t.group, shut: false, depth };
         items.set(id, it); list.push(it);
         if (t.group) {
-          it.w = Math.min(MAXW, textWidth(id + progressText(t)) + 34);
+          it.w = Math.min(MAXW, textWidth(id + progressText(t), true) + 40);
           it.shut = shut(id);
           if (!it.shut && (kids.get(id) || []).length) {
             const [iw, ih] = place(id, x + GPAD, y + ROW + 2, depth + 1);
