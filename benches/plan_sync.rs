@@ -375,12 +375,12 @@ fn edit_under_run() {
         .spawn()
         .unwrap();
     let mut conn = server.conn();
-    let key = "tt:bench:task:t5000_4";
+    let key = tinytown::store::Keys::new("bench").task("t5000_4");
     let wait_for = |conn: &mut redis::Connection, want: &str, limit: Duration| -> Option<Instant> {
         let started = Instant::now();
         loop {
             let d: Option<String> = redis::cmd("HGET")
-                .arg(key)
+                .arg(&key)
                 .arg("description")
                 .query(conn)
                 .unwrap();

@@ -73,7 +73,7 @@ fn wait_synced(server: &RedisServer) {
     let mut conn = server.conn();
     loop {
         let fp: Option<String> = redis::cmd("HGET")
-            .arg("tt:bench:meta")
+            .arg(tinytown::store::Keys::new("bench").meta())
             .arg("plan_fp")
             .query(&mut conn)
             .unwrap();
@@ -107,20 +107,22 @@ fn latency(tt: &Path) {
         .spawn()
         .expect("redis-cli must be on PATH");
     let stdout = monitor.stdout.take().unwrap();
+    // MONITOR quotes each argument: `"HSET" "<key of task c>17" …`.
+    let task_c = format!("\"{}", tinytown::store::Keys::new("bench").task("c"));
     let reader = std::thread::spawn(move || {
         let mut completed = HashMap::new();
         let mut assigned = HashMap::new();
         let mut running = HashMap::new();
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if !line.contains("\"HSET\" \"tt:bench:task:c") {
+            if !line.contains(&format!("\"HSET\" {task_c}")) {
                 continue;
             }
             let Some(t) = monitor_time(&line) else {
                 continue;
             };
             let Some(id) = line
-                .split("\"tt:bench:task:c")
+                .split(task_c.as_str())
                 .nth(1)
                 .and_then(|r| r.split('"').next())
                 .and_then(|i| i.parse::<usize>().ok())

@@ -28,6 +28,7 @@ mod list;
 mod live;
 mod lookup;
 mod mcp;
+mod migrate;
 mod output;
 mod pipe;
 mod plan;
@@ -334,6 +335,21 @@ pub enum Command {
     /// Requeue the work of workers whose heartbeat expired (what `tt run`
     /// does by itself), for towns whose workers run without a runner.
     Recover(recover::Args),
+    /// Move towns written by an older tinytown (keys `tt:<town>:…`) to the
+    /// cluster-safe key layout (`tt:{<town>}:…`).
+    ///
+    /// Each town moves at once or not at all (one script), keeping every
+    /// value and TTL; a second run finds nothing to do. Refused while a
+    /// `tt run` of the older version holds the town, and when the town has
+    /// keys in both layouts (nothing moves; the message says how to keep
+    /// one). `tt run` migrates its own town when it starts.
+    ///
+    /// Examples:
+    ///   tt migrate --dry-run
+    ///   tt migrate --town shop
+    ///   tt migrate --all
+    #[command(verbatim_doc_comment)]
+    Migrate(migrate::Args),
     /// Print a shell completion script.
     ///
     /// Examples:
@@ -413,6 +429,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Agent(args) => agent::run(&ctx, args).await,
         Command::Spawn(args) => agent::spawn(&ctx, args).await,
         Command::Recover(args) => recover::run(&ctx, args).await,
+        Command::Migrate(args) => migrate::run(&ctx, args).await,
         Command::Completions(args) => completions::run(args),
         Command::Down => towns::down(&ctx).await,
     }

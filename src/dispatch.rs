@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::Status;
-use crate::graph::{Graph, Node, Readiness};
+use crate::graph::{Graph, Node, Readiness, RemoteState};
 use crate::plan::ChildFailure;
 use crate::store::{Dispatch, TaskRecord};
 
@@ -111,10 +111,12 @@ impl From<&TaskRecord> for Node {
 
 impl Snapshot {
     pub fn new(records: Vec<TaskRecord>) -> Self {
-        Self::build(records.into_iter().map(Entry::of).collect())
+        Self::build(records.into_iter().map(Entry::of).collect(), Vec::new())
     }
 
-    fn build(entries: Vec<Entry>) -> Self {
+    /// A snapshot of `entries`, with what is known of their dependencies
+    /// on other towns.
+    fn build(entries: Vec<Entry>, remotes: Vec<(String, RemoteState)>) -> Self {
         let mut s = Snapshot {
             graph: Graph::new(Vec::new()),
             agent: Vec::with_capacity(entries.len()),
@@ -138,6 +140,9 @@ impl Snapshot {
             nodes.push(e.node);
         }
         s.graph = Graph::new(nodes);
+        for (id, state) in remotes {
+            s.graph.set_remote(&id, state, &mut Vec::new());
+        }
         for i in 0..s.graph.len() {
             s.count_in(i);
             if s.graph.is_group(i) && s.graph.node(i).on_child_failure == ChildFailure::Fail {
@@ -302,7 +307,8 @@ impl Snapshot {
     /// Rebuilds everything from the snapshot's own tasks, with `fresh`
     /// replacing or adding to them.
     fn rebuild(&mut self, fresh: Vec<TaskRecord>) {
-        let old = std::mem::replace(self, Snapshot::build(Vec::new()));
+        let old = std::mem::replace(self, Snapshot::build(Vec::new(), Vec::new()));
+        let remotes = old.graph.remote_states();
         // Where each fresh record goes, from the graph's own index before
         // the graph is taken apart: no second index of 100k ids.
         let places: Vec<Option<usize>> = fresh.iter().map(|r| old.graph.index_of(&r.id)).collect();
@@ -343,7 +349,19 @@ impl Snapshot {
                 &b.node.id,
             ))
         });
-        *self = Snapshot::build(entries);
+        *self = Snapshot::build(entries, remotes);
+    }
+
+    /// Records what is known of a task of another town (`<town>:<task>`)
+    /// that tasks here depend on, and rechecks the tasks it gates.
+    pub fn set_remote(&mut self, id: &str, state: RemoteState) {
+        let mut affected = Vec::new();
+        if self.graph.set_remote(id, state, &mut affected) {
+            for j in affected {
+                let ready = self.graph.is_ready(j);
+                self.set_ready(j, ready);
+            }
+        }
     }
 
     /// Brings `ready` and the fail-fast checks up to date after the status
@@ -774,6 +792,19 @@ mod tests {
             (batch[0].task.as_str(), batch[0].agent.as_str()),
             ("t0", "ops")
         );
+    }
+
+    #[test]
+    fn a_remote_dependency_releases_its_dependant_and_survives_a_rebuild() {
+        let mut snap = Snapshot::new(vec![record("login", "", &["api:schema"], "pending", 0)]);
+        assert!(offered(&snap, 5).is_empty(), "api:schema is not known");
+        snap.set_remote("api:schema", RemoteState::Is(Status::Running));
+        assert!(offered(&snap, 5).is_empty());
+        snap.set_remote("api:schema", RemoteState::Is(Status::Completed));
+        assert_eq!(offered(&snap, 5), ["login"]);
+        // A new task rebuilds the graph: what is known of api:schema stays.
+        snap.refresh(vec![record("late", "", &[], "pending", 1)]);
+        assert_eq!(offered(&snap, 5), ["login", "late"]);
     }
 
     #[test]

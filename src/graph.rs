@@ -10,9 +10,12 @@
 //!   children; cancelled children do not count. A group with its own agent
 //!   runs once, as a join step, after every child completed; a group with
 //!   none completes when they do and is never dispatched;
-//! - depending on a group waits for the whole group.
+//! - depending on a group waits for the whole group;
+//! - a dependency `<town>:<task>` on another town's task counts the same
+//!   way, by what is known of that task ([`remote`]).
 
 mod readiness;
+mod remote;
 mod waves;
 
 use std::collections::HashMap;
@@ -21,6 +24,9 @@ use crate::Status;
 use crate::plan::ChildFailure;
 
 pub use readiness::{Readiness, Wait};
+pub use remote::{RemoteState, split_remote};
+
+use remote::RemoteNode;
 
 /// What the graph needs to know of one task.
 #[derive(Debug, Clone)]
@@ -98,11 +104,19 @@ pub struct Graph {
     dependants: Vec<Vec<usize>>,
     /// Status with groups derived from their children.
     effective: Vec<Status>,
+    /// Tasks of other towns named in `depends_on`.
+    remotes: Vec<RemoteNode>,
+    remote_index: HashMap<String, usize>,
+    /// Per task that has any: its remote dependencies (few tasks do, so
+    /// a map, not a list per task).
+    remote_deps: HashMap<usize, Vec<usize>>,
 }
 
 impl Graph {
     /// Builds the graph. References to unknown tasks are ignored (the plan
-    /// validator reports them; ad-hoc tasks may name anything).
+    /// validator reports them; ad-hoc tasks may name anything); a
+    /// `<town>:<task>` dependency is a remote one, in state
+    /// [`RemoteState::Unknown`] until [`Graph::set_remote`] says more.
     pub fn new(nodes: Vec<Node>) -> Self {
         let index: HashMap<String, usize> = nodes
             .iter()
@@ -114,6 +128,9 @@ impl Graph {
         let mut parent = vec![None; n];
         let mut deps = vec![Vec::new(); n];
         let mut dependants = vec![Vec::new(); n];
+        let mut remotes: Vec<RemoteNode> = Vec::new();
+        let mut remote_index: HashMap<String, usize> = HashMap::new();
+        let mut remote_deps: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, node) in nodes.iter().enumerate() {
             if let Some(&p) = node.parent.as_deref().and_then(|p| index.get(p))
                 && p != i
@@ -127,6 +144,20 @@ impl Graph {
                 {
                     deps[i].push(j);
                     dependants[j].push(i);
+                } else if split_remote(d).is_some() {
+                    let r = *remote_index.entry(d.clone()).or_insert_with(|| {
+                        remotes.push(RemoteNode {
+                            id: d.clone(),
+                            state: RemoteState::Unknown,
+                            dependants: Vec::new(),
+                        });
+                        remotes.len() - 1
+                    });
+                    let list = remote_deps.entry(i).or_default();
+                    if !list.contains(&r) {
+                        list.push(r);
+                        remotes[r].dependants.push(i);
+                    }
                 }
             }
         }
@@ -138,6 +169,9 @@ impl Graph {
             parent,
             deps,
             dependants,
+            remotes,
+            remote_index,
+            remote_deps,
         };
         g.derive_groups();
         g

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod backoff;
 pub mod cli;
+pub mod crosstown;
 pub mod dispatch;
 pub mod escape;
 pub mod graph;

@@ -13,7 +13,9 @@ mod peek;
 pub mod placeholder;
 pub mod presets;
 mod read;
+mod remote;
 mod settings;
+pub mod town_name;
 mod validate;
 mod workdir;
 mod workspace;
@@ -26,20 +28,52 @@ pub use model::{
 };
 pub use peek::peek_town;
 pub use read::{MAX_PLAN_BYTES, read_plan};
+pub use remote::{Absent, unknown_remote};
 pub use settings::{Settings, load_settings, load_settings_file};
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Ids of tasks and agents: `[A-Za-z0-9._-]{1,128}`. Checked wherever an id
-/// arrives (file, command line, Redis message).
+/// Ids of tasks and agents, and town names: `[A-Za-z0-9._-]{1,128}`.
+/// Checked wherever an id arrives (file, command line, Redis message).
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    id_problem(id).is_none()
 }
+
+/// Why `id` is not a [`valid_id`] (`contains `:` and a space`), or `None`.
+pub fn id_problem(id: &str) -> Option<String> {
+    if id.is_empty() {
+        return Some("is empty".into());
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let mut bad: Vec<char> = Vec::new();
+    for c in id.chars().filter(|&c| !allowed(c)) {
+        if !bad.contains(&c) && bad.len() < 5 {
+            bad.push(c);
+        }
+    }
+    let mut named: Vec<String> = bad
+        .iter()
+        .map(|&c| match c {
+            ' ' => "a space".to_string(),
+            '\t' => "a tab".to_string(),
+            '\n' | '\r' => "a line break".to_string(),
+            c if c.is_control() || c.is_whitespace() => format!("`{}`", c.escape_unicode()),
+            c => format!("`{c}`"),
+        })
+        .collect();
+    if let Some(last) = named.pop() {
+        return Some(if named.is_empty() {
+            format!("contains {last}")
+        } else {
+            format!("contains {} and {last}", named.join(", "))
+        });
+    }
+    (id.len() > 128).then(|| format!("is {} characters long (at most 128)", id.len()))
+}
+
+/// What a bad id's message suggests.
+pub const ID_HELP: &str = "use 1 to 128 of the characters A-Z a-z 0-9 . _ -";
 
 /// A validated plan, with the source it came from so later stages can still
 /// point at spans.

@@ -310,9 +310,14 @@ fn region_end(text: &str, start: usize) -> usize {
     text.len()
 }
 
-/// Whether two versions of a task relate to the others the same way.
+/// Whether two versions of a task relate to the others the same way. An
+/// entry naming `<town>:<task>` never is taken alone: whether that town is
+/// this one (then the dependency is local) is for the full load to decide.
 fn same_links(a: &TaskSpec, b: &TaskSpec) -> bool {
-    a.id == b.id && a.parent == b.parent && a.depends_on == b.depends_on
+    a.id == b.id
+        && a.parent == b.parent
+        && a.depends_on == b.depends_on
+        && !b.depends_on.iter().any(|d| d.contains(':'))
 }
 
 /// Length of the common prefix, compared a block at a time (memcmp) before

@@ -9,13 +9,15 @@
 //! expires ([`lease`]). A second runner is refused (or waits with `--wait`).
 //!
 //! The folder holds the runner's concepts: [`lease`], [`event_feed`] (the
-//! events it follows), [`pass`] (one dispatch pass and `--until-done`),
+//! events it follows), [`other_towns`] (the towns its tasks depend on,
+//! followed read-only), [`pass`] (one dispatch pass and `--until-done`),
 //! [`plan_file`] (reloads and resyncs), [`recovery`] (dead workers),
 //! [`summary`] (how a run ended), [`supervisor`] (agent processes) and
 //! [`wake`] (what the loop waits for).
 
 mod event_feed;
 mod lease;
+mod other_towns;
 mod pass;
 mod plan_file;
 mod recovery;
@@ -31,10 +33,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub use lease::LEASE_TTL;
+pub use other_towns::RemoteNote;
 pub use summary::RunSummary;
 pub use supervisor::AgentNote;
 
 use event_feed::EventFeed;
+use other_towns::OtherTowns;
 use pass::Pass;
 use plan_file::{empty_plan, only_agents};
 use recovery::Contact;
@@ -45,7 +49,7 @@ use crate::dispatch::Snapshot;
 use crate::os::now_ms;
 use crate::plan::{LoadError, Plan};
 use crate::reload;
-use crate::store::{Archive, Event, RedisTarget, Store, StoreError, SyncCounts};
+use crate::store::{Archive, Event, Migration, RedisTarget, Store, StoreError, SyncCounts};
 use crate::sync::{self, Adopt, Claim};
 use crate::watch::{self, WatchError};
 
@@ -90,6 +94,9 @@ pub enum RunnerNote {
     /// `tt send supervisor …`
     Message(String),
     WaitingForLease(String),
+    /// The town was written by an older tt and its keys were moved to the
+    /// hash-tagged layout before anything else ran.
+    Migrated(Migration),
     /// A dead worker's work was put back.
     Recovered(crate::store::Recovered),
     /// A task record holds what tt never writes: the task is not run until
@@ -107,6 +114,9 @@ pub enum RunnerNote {
     /// The town spent its `[town] max_cost_usd`: no new attempts are
     /// dispatched (said once until it is lifted).
     BudgetReached(String),
+    /// What is known of a task of another town that tasks here depend on
+    /// changed (it completed, failed, appeared …).
+    Remote(RemoteNote),
     /// Redis could not be reached or answered with an error while `doing`
     /// something the runner tries again (reading events, reloading): the
     /// run goes on and catches up once Redis is back.
@@ -193,6 +203,10 @@ struct Runner<F: FnMut(RunnerNote)> {
     archive: Archive,
     /// Archiving failed, and was reported (once until it works again).
     archive_failed: bool,
+    /// The other towns tasks here depend on, followed read-only.
+    others: OtherTowns,
+    /// Where their readers send; handed to the loop's [`Wakers`].
+    others_rx: Option<mpsc::UnboundedReceiver<other_towns::TownBatch>>,
 }
 
 /// Runs `plan` (loaded from `opts.file` by the caller, which needed its
@@ -207,6 +221,11 @@ pub async fn run<F: FnMut(RunnerNote)>(
     // released, agents stopped), never the default death.
     let mut signals = Signals::install();
     let store = Store::open(&opts.target, &opts.town).await?;
+    // Before the lease: an older runner still holding the town's old
+    // lease refuses the migration, and so this run.
+    if let Some(m) = store.migrate_if_old().await? {
+        report(RunnerNote::Migrated(m));
+    }
     let holder = lease::holder();
     if !lease::take(
         &store,
@@ -227,6 +246,8 @@ pub async fn run<F: FnMut(RunnerNote)>(
     let agents =
         Supervisor::new(&opts.file, &opts.town, &opts.project_dir, note_tx).grace(opts.grace);
     let archive = Archive::of(&opts.project_dir, &opts.town);
+    let (others_tx, others_rx) = mpsc::unbounded_channel();
+    let others = OtherTowns::new(opts.target.clone(), others_tx);
     let mut runner = Runner {
         opts,
         store,
@@ -249,6 +270,8 @@ pub async fn run<F: FnMut(RunnerNote)>(
         reload_pending: false,
         archive,
         archive_failed: false,
+        others,
+        others_rx: Some(others_rx),
     };
     let result = runner.main_loop(notes, signals).await;
     let _ = runner.store.release_lease(&runner.holder).await;
@@ -272,7 +295,11 @@ impl<F: FnMut(RunnerNote)> Runner<F> {
         // Events arrive on a dedicated blocking connection, read by a task
         // of its own so the loop can wait on everything at once.
         let feed = EventFeed::start(&self.store, &self.opts.target).await?;
-        let mut wakers = Wakers::new(saves, notes, feed, signals).await;
+        let others = self
+            .others_rx
+            .take()
+            .unwrap_or_else(|| mpsc::unbounded_channel().1);
+        let mut wakers = Wakers::new(saves, notes, feed, others, signals).await;
         let outcome = self.turns(&mut wakers).await;
         wakers.feed.stop();
         // Agents finish or stop their commands; what they had claimed is
@@ -335,6 +362,7 @@ impl<F: FnMut(RunnerNote)> Runner<F> {
             Wake::ReloadDue => self.reload_again().await?,
             Wake::Events(batch) => self.events(batch).await?,
             Wake::EventsFailed(e) => self.events_failed(e),
+            Wake::OtherTown(town, batch) => self.others.on_batch(&town, batch),
             Wake::Agent(note) => self.agent_note(note),
             Wake::LeaseDue => self.renew_lease().await?,
             Wake::RecoveryDue => self.recovery_due().await?,

@@ -2,11 +2,13 @@
 //!
 //! [`keys`] names every key; [`connection`] decides which Redis to use
 //! (`REDIS_URL`, `[town] redis_url`, or the embedded server from [`server`])
-//! and opens the connection; the rest of the crate calls methods on
+//! and opens the connection — to one server, or to a Redis Cluster
+//! (`cluster`) — as one [`Connection`] type; the rest of the crate calls methods on
 //! [`Store`] and never builds a command itself.
 
 mod admin;
 mod archive;
+mod cluster;
 pub mod connection;
 mod dispatch;
 mod error;
@@ -15,8 +17,11 @@ mod facts;
 pub mod keys;
 mod lease;
 mod messages;
+mod migrate;
 mod question;
 mod recover;
+mod remote;
+mod script;
 pub mod server;
 mod sync;
 mod task;
@@ -28,7 +33,7 @@ pub use admin::{
     agent_name_of,
 };
 pub use archive::{Archive, HistoryLoss, STREAM_CAP, room_for};
-pub use connection::{RedisTarget, connect};
+pub use connection::{Connection, RedisTarget, connect};
 pub use dispatch::{Dispatch, Dispatched};
 pub use error::StoreError;
 pub use events::{
@@ -38,8 +43,11 @@ pub use facts::{Facts, facts_text, parse_facts};
 pub use keys::Keys;
 pub use lease::RunnerLease;
 pub use messages::Message;
+pub use migrate::Migration;
 pub use question::{Answered, Asked, Progress, Question};
 pub use recover::Recovered;
+pub use remote::RemoteTown;
+pub use script::script;
 pub use sync::{SyncCounts, SyncGuard, SyncRefused, SyncState, TaskDef};
 pub use task::{Source, TaskRecord};
 pub use usage::{Totals, Usage};
@@ -49,9 +57,6 @@ pub use worker::{
 };
 
 use std::collections::HashMap;
-
-use redis::aio::ConnectionManager;
-
 /// Queues the read of one task record: every field, or only `fields`.
 fn read_record(pipe: &mut redis::Pipeline, key: &str, fields: Option<&[&str]>) {
     match fields {
@@ -91,7 +96,7 @@ fn record_of(
 /// One town's view of a Redis.
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    conn: Connection,
     keys: Keys,
     town: String,
 }
@@ -117,7 +122,7 @@ impl Store {
         Ok(Self::with_connection(conn, town))
     }
 
-    pub fn with_connection(conn: ConnectionManager, town: &str) -> Self {
+    pub fn with_connection(conn: Connection, town: &str) -> Self {
         Self {
             conn,
             keys: Keys::new(town),
@@ -229,6 +234,21 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Records the town in the global set of towns. Never inside a
+    /// town's script: the set is no key of the town (on a cluster it lives
+    /// in another slot). Sync and `tt assign` call this after every write,
+    /// so a crash between the write and this is repaired by the next sync.
+    async fn add_town(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("SADD")
+            .arg(keys::TOWNS)
+            .arg(&self.town)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| error::name_key(e, keys::TOWNS, "set"))?;
         Ok(())
     }
 

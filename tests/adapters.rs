@@ -672,3 +672,67 @@ agent = "dev"
     let long = task_json(&tt, "long");
     assert_eq!(attempt_facts(&long, 2)["resumed"], CLAUDE_SESSION, "{long}");
 }
+
+#[test]
+fn a_worker_killed_outright_leaves_its_session_for_the_retry_to_resume() {
+    let redis = RedisServer::start();
+    let plan = r#"[town]
+name = "ak"
+
+[agents.dev]
+cli = "claude"
+
+[[tasks]]
+id = "long"
+description = "Long work"
+agent = "dev"
+"#;
+    let tt = project(&redis, plan);
+    // Attempt 1 says its session, one message, and works on.
+    let started: String = CLAUDE_SUCCESS
+        .lines()
+        .take(2)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fake(&tt, "long", Some(1), "out", &started);
+    fake(&tt, "long", Some(1), "hang", "");
+    fake(&tt, "long", Some(2), "out", CLAUDE_SUCCESS);
+    let _run = crate::support::Running::start(&tt, &["run"]);
+    let keys = tinytown::store::Keys::new("ak");
+    // The session is on the task while attempt 1 runs: nothing waits for
+    // the attempt to end (which it never does: its worker is killed).
+    wait_until(
+        Duration::from_secs(30),
+        "attempt 1's session is noted on the task",
+        || {
+            crate::RedisExt::hgetall(&redis, &keys.task("long"))
+                .get("facts")
+                .is_some_and(|f| f.contains(CLAUDE_SESSION))
+        },
+    );
+    let worker = crate::RedisExt::task_field(&redis, "ak", "long", "worker");
+    let pid: i32 = crate::RedisExt::hgetall(&redis, &keys.agent(&worker))
+        .get("pid")
+        .and_then(|p| p.parse().ok())
+        .expect("the worker's pid");
+    // SAFETY: kill(2) on the worker process the runner started.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    // Recovery requeues the task; attempt 2 continues attempt 1's session.
+    wait_until(Duration::from_secs(60), "the retry completes", || {
+        crate::RedisExt::task_field(&redis, "ak", "long", "status") == "completed"
+    });
+    let second = argv(&tt, "claude", "long", 2);
+    let resume = ["--resume".to_string(), CLAUDE_SESSION.to_string()];
+    assert!(second.windows(2).any(|w| w == resume), "{second:?}");
+    let long = task_json(&tt, "long");
+    assert_eq!(attempt_facts(&long, 2)["resumed"], CLAUDE_SESSION, "{long}");
+    // Attempt 1's tokens so far (its one message: 4 in, 60 out) count in
+    // the town's totals beside attempt 2's (10 in, 72 out).
+    let usage = crate::RedisExt::hgetall(&redis, &keys.usage());
+    let field = |name: &str| usage.get(name).cloned().unwrap_or_default();
+    assert_eq!(field("attempts"), "2", "{usage:?}");
+    assert_eq!(field("input_tokens"), "14", "{usage:?}");
+    assert_eq!(field("output_tokens"), "132", "{usage:?}");
+}

@@ -18,7 +18,7 @@ mod timeouts;
 
 use std::time::Duration;
 
-use crate::support::{Output, Running, Scenario, Town};
+use crate::support::{Output, Running, Scenario, Town, key};
 
 const PLAN: &str = r#"[town]
 name = "t"
@@ -94,7 +94,7 @@ fn message(task: &str, attempt: u32) -> String {
 
 /// Puts `raw` at the tail of `dev`'s inbox as it is.
 fn push(town: &Town, raw: &str) {
-    town.redis_cmd(&["RPUSH", "tt:t:inbox:dev", raw]);
+    town.redis_cmd(&["RPUSH", &key("t", "inbox:dev"), raw]);
 }
 
 /// Tells worker `id` to shut down (what `tt kill` sends).

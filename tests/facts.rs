@@ -8,19 +8,19 @@ use serde_json::{Value, json};
 use tinytown::store::{Facts, Finish, RedisTarget, Report, Store};
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Tt};
+use crate::support::{RedisServer, Tt, key};
 
 const PLAN: &str = "[town]\nname = \"t\"\n\n[[tasks]]\nid = \"build\"\ndescription = \"b\"\n";
 
 /// `build` at `attempt`, running on `dev-1`, its message claimed.
 fn running(redis: &RedisServer, attempt: u32) -> String {
     let n = attempt.to_string();
-    let key = "tt:t:task:build";
+    let task = key("t", "task:build");
     redis.cmd(&[
-        "HSET", key, "status", "running", "attempt", &n, "worker", "dev-1",
+        "HSET", &task, "status", "running", "attempt", &n, "worker", "dev-1",
     ]);
     let raw = json!({ "kind": "task", "task": "build", "attempt": attempt }).to_string();
-    redis.cmd(&["RPUSH", "tt:t:claimed:dev-1", &raw]);
+    redis.cmd(&["RPUSH", &key("t", "claimed:dev-1"), &raw]);
     raw
 }
 
@@ -73,7 +73,7 @@ fn facts_of_each_attempt_are_kept_and_the_task_holds_the_last_ones() {
         finish(&redis, &raw, 1, 1, Some(&first)),
         Finish::Retry { .. }
     ));
-    let hash: HashMap<String, String> = redis.hgetall("tt:t:task:build");
+    let hash: HashMap<String, String> = redis.hgetall(&key("t", "task:build"));
     let stored: Value = serde_json::from_str(&hash["facts"]).unwrap();
     assert_eq!(stored, Value::Object(first.clone()));
     let v = task_json(&tt);
@@ -84,7 +84,7 @@ fn facts_of_each_attempt_are_kept_and_the_task_holds_the_last_ones() {
     // first one's facts as if they were current, the first attempt keeps them.
     let raw = running(&redis, 2);
     assert_eq!(finish(&redis, &raw, 2, 0, None), Finish::Completed);
-    assert!(!redis.hgetall("tt:t:task:build").contains_key("facts"));
+    assert!(!redis.hgetall(&key("t", "task:build")).contains_key("facts"));
     let v = task_json(&tt);
     assert!(v.get("facts").is_none(), "{v}");
     assert_eq!(v["attempts"][0]["facts"]["branch"], "tt/t/build", "{v}");
@@ -97,7 +97,7 @@ fn a_stale_report_still_records_what_its_attempt_learned() {
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
     tt.run_with(["sync", "push"]).success();
     let raw = running(&redis, 1);
-    redis.cmd(&["HSET", "tt:t:task:build", "status", "cancelled"]);
+    redis.cmd(&["HSET", &key("t", "task:build"), "status", "cancelled"]);
     let mut facts = Facts::new();
     facts.insert("session".into(), json!("abc"));
     assert!(matches!(

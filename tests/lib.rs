@@ -5,20 +5,25 @@ mod support;
 
 mod adapters;
 mod agent;
+mod cluster;
 mod commands;
+mod crosstown;
 mod dashboard;
 mod doctor;
 mod facts;
 mod faults;
 mod fuzz;
 mod mcp;
+mod migrate;
 mod plan;
 mod regression;
 mod reload;
 mod run;
+mod scripts;
 mod store;
 mod sync;
 mod talk;
+mod town_names;
 mod workspace;
 
 use std::collections::HashMap;
@@ -38,9 +43,9 @@ pub trait RedisExt {
     fn cmd(&self, args: &[&str]);
     /// The serialized value of a key, to compare before and after.
     fn dump(&self, key: &str) -> Option<Vec<u8>>;
-    /// One field of a task hash (`tt:<town>:task:<id>`), "" when absent.
+    /// One field of task `id`'s hash in `town`, "" when absent.
     fn task_field(&self, town: &str, id: &str, field: &str) -> String {
-        self.hgetall(&format!("tt:{town}:task:{id}"))
+        self.hgetall(&support::key(town, &format!("task:{id}")))
             .remove(field)
             .unwrap_or_default()
     }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::RedisExt;
-use crate::support::{FileReads, RedisServer, Running, Tt, wait_until};
+use crate::support::{FileReads, RedisServer, Running, Tt, key, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const TASKS: usize = 30;
@@ -176,9 +176,14 @@ fn a_town_synced_from_elsewhere_meanwhile_gets_a_full_reload() {
 
     // As if another `tt sync push` of another version of the file ran:
     // t1 differs, and so does the plan fingerprint.
-    redis.cmd(&["HSET", "tt:re:task:t1", "description", "from elsewhere"]);
-    redis.cmd(&["HSET", "tt:re:fingerprints", "t1", "0000000000000000"]);
-    redis.cmd(&["HSET", "tt:re:meta", "plan_fp", "0000000000000000"]);
+    redis.cmd(&[
+        "HSET",
+        &key("re", "task:t1"),
+        "description",
+        "from elsewhere",
+    ]);
+    redis.cmd(&["HSET", &key("re", "fingerprints"), "t1", "0000000000000000"]);
+    redis.cmd(&["HSET", &key("re", "meta"), "plan_fp", "0000000000000000"]);
 
     save(&tt, &plan().replace("\"Task 3\"", "\"Task 3, edited\""));
     wait_until(DEADLINE, "the edit", || {

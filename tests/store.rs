@@ -11,7 +11,7 @@ use tempfile::TempDir;
 use tinytown::store::server::{self, Launcher};
 use tinytown::store::{RedisTarget, StoreError, connect, connection};
 
-use crate::support::{RedisServer, Tt, stop_embedded};
+use crate::support::{RedisServer, Tt, key, stop_embedded};
 
 /// A temp project whose embedded server (if a test starts one) is stopped
 /// on drop, so no test leaves a daemon behind, even when it fails.
@@ -92,8 +92,8 @@ fn sync_conn(socket: &Path) -> redis::Connection {
 async fn connects_to_a_server_by_url() {
     let redis = RedisServer::start();
     let mut conn = connect(&RedisTarget::Url(redis.url())).await.unwrap();
-    let _: () = conn.set("tt:test:k", "v").await.unwrap();
-    assert_eq!(redis.keys("tt:test:*"), ["tt:test:k"]);
+    let _: () = conn.set(key("test", "k"), "v").await.unwrap();
+    assert_eq!(redis.keys(&key("test", "*")), [key("test", "k")]);
 }
 
 #[tokio::test]
@@ -104,8 +104,8 @@ async fn blocking_connections_wait_past_the_default_response_timeout() {
         .unwrap();
     let started = Instant::now();
     let moved: Option<String> = redis::cmd("BLMOVE")
-        .arg("tt:test:inbox")
-        .arg("tt:test:claimed")
+        .arg(key("test", "inbox"))
+        .arg(key("test", "claimed"))
         .arg("LEFT")
         .arg("RIGHT")
         .arg(1)
@@ -283,7 +283,7 @@ async fn embedded_data_survives_stop_and_restart() {
     let project = Project::new();
     let mut conn = connect(&project.target()).await.unwrap();
     let _: () = conn
-        .hset("tt:test:task:a", "status", "completed")
+        .hset(key("test", "task:a"), "status", "completed")
         .await
         .unwrap();
     let pid = project.pid();
@@ -296,7 +296,7 @@ async fn embedded_data_survives_stop_and_restart() {
 
     let mut conn = connect(&project.target()).await.unwrap();
     assert_ne!(project.pid(), pid);
-    let status: String = conn.hget("tt:test:task:a", "status").await.unwrap();
+    let status: String = conn.hget(key("test", "task:a"), "status").await.unwrap();
     assert_eq!(status, "completed");
 }
 
@@ -432,13 +432,13 @@ fn the_harness_counts_writes() {
 
     let mut conn = redis.conn();
     let _: () = redis::cmd("HSET")
-        .arg("tt:test:h")
+        .arg(key("test", "h"))
         .arg("f")
         .arg("v")
         .query(&mut conn)
         .unwrap();
     let _: () = redis::cmd("DEL")
-        .arg("tt:test:none")
+        .arg(key("test", "none"))
         .query(&mut conn)
         .unwrap();
     assert_eq!(redis.write_calls(), writes + 2);

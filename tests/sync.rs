@@ -1,7 +1,7 @@
 //! `tt sync push|pull`, `tt tasks`, `tt task` against a private redis-server.
 
 use crate::RedisExt;
-use crate::support::{self, RedisServer, Tt};
+use crate::support::{self, RedisServer, Tt, key};
 
 const PLAN: &str = r#"# our plan
 [town]
@@ -53,7 +53,7 @@ fn an_edit_changes_only_the_edited_task() {
     let redis = RedisServer::start();
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
     push(&tt);
-    let before = redis.hgetall("tt:shop:task:schema");
+    let before = redis.hgetall(&key("shop", "task:schema"));
     tt.write(
         "tasks.toml",
         PLAN.replace(
@@ -67,11 +67,11 @@ fn an_edit_changes_only_the_edited_task() {
         "{out}"
     );
     assert_eq!(
-        redis.hgetall("tt:shop:task:login")["description"],
+        redis.hgetall(&key("shop", "task:login"))["description"],
         "Login with OAuth"
     );
     assert_eq!(
-        redis.hgetall("tt:shop:task:schema"),
+        redis.hgetall(&key("shop", "task:schema")),
         before,
         "untouched task kept every field"
     );
@@ -88,7 +88,7 @@ fn removed_tasks_are_cancelled_and_kept_then_restored() {
     tt.write("tasks.toml", &without_schema);
     let out = push(&tt);
     assert!(out.contains("-1 removed"), "{out}");
-    let schema = redis.hgetall("tt:shop:task:schema");
+    let schema = redis.hgetall(&key("shop", "task:schema"));
     assert_eq!(schema["status"], "cancelled");
     assert_eq!(schema["removed"], "1");
     let json = tt
@@ -100,7 +100,10 @@ fn removed_tasks_are_cancelled_and_kept_then_restored() {
     // Back in the file: pending again.
     tt.write("tasks.toml", PLAN);
     push(&tt);
-    assert_eq!(redis.hgetall("tt:shop:task:schema")["status"], "pending");
+    assert_eq!(
+        redis.hgetall(&key("shop", "task:schema"))["status"],
+        "pending"
+    );
 }
 
 #[test]
@@ -115,19 +118,28 @@ fn file_status_applies_only_when_the_file_changes_it() {
     );
     tt.write("tasks.toml", &done);
     push(&tt);
-    assert_eq!(redis.hgetall("tt:shop:task:schema")["status"], "completed");
+    assert_eq!(
+        redis.hgetall(&key("shop", "task:schema"))["status"],
+        "completed"
+    );
     // Progress made in Redis wins while the file keeps saying the same.
-    redis.cmd(&["HSET", "tt:shop:task:login", "status", "completed"]);
+    redis.cmd(&["HSET", &key("shop", "task:login"), "status", "completed"]);
     tt.write("tasks.toml", done.replace("\"Auth\"", "\"Auth work\""));
     push(&tt);
-    assert_eq!(redis.hgetall("tt:shop:task:login")["status"], "completed");
+    assert_eq!(
+        redis.hgetall(&key("shop", "task:login"))["status"],
+        "completed"
+    );
     // Setting pending runs a finished task again.
     tt.write(
         "tasks.toml",
         done.replace("status = \"completed\"", "status = \"pending\""),
     );
     push(&tt);
-    assert_eq!(redis.hgetall("tt:shop:task:schema")["status"], "pending");
+    assert_eq!(
+        redis.hgetall(&key("shop", "task:schema"))["status"],
+        "pending"
+    );
 }
 
 #[test]
@@ -191,7 +203,7 @@ fn pull_writes_statuses_and_keeps_comments() {
     let redis = RedisServer::start();
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
     push(&tt);
-    redis.cmd(&["HSET", "tt:shop:task:login", "status", "completed"]);
+    redis.cmd(&["HSET", &key("shop", "task:login"), "status", "completed"]);
     tt.run_with(["sync", "pull"])
         .success()
         .stdout_contains("1 status pulled");
@@ -205,9 +217,12 @@ fn pull_writes_statuses_and_keeps_comments() {
         "only the status line is new"
     );
     // The pulled file is what Redis already knows: pushing it changes no status.
-    redis.cmd(&["HSET", "tt:shop:task:login", "status", "running"]);
+    redis.cmd(&["HSET", &key("shop", "task:login"), "status", "running"]);
     push(&tt);
-    assert_eq!(redis.hgetall("tt:shop:task:login")["status"], "running");
+    assert_eq!(
+        redis.hgetall(&key("shop", "task:login"))["status"],
+        "running"
+    );
 }
 
 #[test]
@@ -219,10 +234,10 @@ fn a_tinytown_0_10_file_loads_and_pushes() {
         .redis(&redis);
     tt.run_with(["plan"]).success();
     push(&tt);
-    let login = redis.hgetall("tt:legacy:task:login");
+    let login = redis.hgetall(&key("legacy", "task:login"));
     assert_eq!(login["priority"], "1", "P1 tag is the priority");
     assert_eq!(
-        redis.hgetall("tt:legacy:task:signup")["status"],
+        redis.hgetall(&key("legacy", "task:signup"))["status"],
         "completed"
     );
 }
@@ -239,14 +254,17 @@ fn two_towns_in_one_redis_do_not_touch_each_other() {
         .redis(&redis);
     push(&a);
     push(&b);
-    let shop_keys = redis.keys("tt:shop:*");
-    let farm_keys = redis.keys("tt:farm:*");
+    let shop_keys = redis.keys(&key("shop", "*"));
+    let farm_keys = redis.keys(&key("farm", "*"));
     assert!(!shop_keys.is_empty() && shop_keys.len() == farm_keys.len());
     // Remove every task from farm: shop is untouched.
     let shop_before: Vec<_> = shop_keys.iter().map(|k| redis.dump(k)).collect();
     b.write("tasks.toml", "[town]\nname = \"farm\"\n");
     push(&b);
-    assert_eq!(redis.hgetall("tt:farm:task:login")["status"], "cancelled");
+    assert_eq!(
+        redis.hgetall(&key("farm", "task:login"))["status"],
+        "cancelled"
+    );
     let shop_after: Vec<_> = shop_keys.iter().map(|k| redis.dump(k)).collect();
     assert_eq!(shop_before, shop_after);
     let towns = a.run_with(["towns", "--json"]).success().stdout;

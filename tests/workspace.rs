@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Running, Tt, command, wait_until};
+use crate::support::{RedisServer, Running, Tt, command, key, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -346,7 +346,9 @@ fn a_killed_worker_s_changes_end_up_in_a_commit_and_the_retry_runs_in_a_clean_wo
     wait_until(DEADLINE, "attempt 1 has made its changes", || {
         sync.path().join("started").exists()
     });
-    let pid: i32 = redis.hgetall("tt:w:agent:dev-1")["pid"].parse().unwrap();
+    let pid: i32 = redis.hgetall(&key("w", "agent:dev-1"))["pid"]
+        .parse()
+        .unwrap();
     // SAFETY: kill(2) on the worker process the runner started.
     unsafe {
         libc::kill(pid, libc::SIGKILL);

@@ -192,7 +192,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
         redirect_output(&journal_path(&ctx.project_dir, &id))?;
     }
     let setup = setup(ctx, &args)?;
-    let store = Store::open(&setup.target, &setup.town).await?;
+    let store = super::context::open_migrated(&setup.target, &setup.town).await?;
     let shutdown = crate::os::shutdown_on_signals().map_err(|source| AgentError::Io {
         what: "listen for signals".into(),
         source,

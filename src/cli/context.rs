@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{CliError, Global};
-use crate::plan::{self, LoadError, Plan, valid_id};
+use crate::escape::escape;
+use crate::plan::{self, LoadError, Plan, town_name, valid_id};
 use crate::store::{RedisTarget, Store, server};
 
 #[derive(Debug, Clone)]
@@ -28,11 +29,21 @@ impl Context {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| cwd.clone());
         if let Some(t) = &global.town
-            && !valid_id(t)
+            && let Some(why) = town_name::problem(t)
         {
+            // clap does not say which one it read; the variable, when it
+            // holds this very value.
+            let from = if std::env::var_os("TT_TOWN").is_some_and(|v| v == t.as_str()) {
+                "`TT_TOWN`"
+            } else {
+                "`--town`"
+            };
             return Err(CliError::Usage {
-                message: format!("town name `{t}` is not valid"),
-                help: "use 1 to 128 of the characters A-Z a-z 0-9 . _ -".into(),
+                message: format!(
+                    "town name `{}` given by {from} is not valid: it {why}",
+                    escape(t)
+                ),
+                help: town_name::HELP.into(),
             });
         }
         Ok(Self {
@@ -65,7 +76,7 @@ impl Context {
             .project_dir
             .canonicalize()
             .unwrap_or_else(|_| self.project_dir.clone());
-        town_from_dir(&dir)
+        town_name::from_dir(&dir)
     }
 
     /// `REDIS_URL`, else `[town] redis_url`, else the embedded server.
@@ -74,11 +85,11 @@ impl Context {
         RedisTarget::resolve(env.as_deref(), file_url, &self.project_dir)
     }
 
-    /// Opens the store for the plan's town.
+    /// Opens the store for the plan's town, migrating an old-layout town first.
     pub async fn store_for(&self, plan: &Plan) -> Result<Store, CliError> {
         let town = self.town(plan.town.name.as_deref());
         let target = self.target(plan.town.redis_url.as_deref());
-        Ok(Store::open(&target, &town).await?)
+        open_migrated(&target, &town).await
     }
 
     /// Opens the store for commands that work on a town's existing state
@@ -100,10 +111,11 @@ impl Context {
     }
 
     /// [`Context::store`] for commands that create state (`tt assign`,
-    /// `tt send`): starts the embedded server if there is none yet.
+    /// `tt send`): starts the embedded server if there is none yet
+    /// (migrating an old-layout town first).
     pub async fn store_or_start(&self) -> Result<Store, CliError> {
         let (town, target) = self.town_and_target()?;
-        Ok(Store::open(&target, &town).await?)
+        open_migrated(&target, &town).await
     }
 
     /// The Redis [`Context::store`] opens, for a blocking connection of
@@ -113,8 +125,24 @@ impl Context {
     }
 
     /// The town and Redis, with `[town]` peeked from the file if it exists.
+    /// A bad `[town] name` is an error here too (loading the plan reports
+    /// it with its span): falling back to the directory's name would
+    /// quietly show or change another town.
     fn town_and_target(&self) -> Result<(String, RedisTarget), CliError> {
         let (name, url) = self.peek_town()?;
+        if self.town_flag.is_none()
+            && let Some(name) = &name
+            && let Some(why) = town_name::problem(name)
+        {
+            return Err(CliError::Usage {
+                message: format!(
+                    "town name `{}` in `[town] name` of `{}` is not valid: it {why}",
+                    escape(name),
+                    self.file.display()
+                ),
+                help: format!("{} — or pass `--town NAME`", town_name::HELP),
+            });
+        }
         Ok((self.town(name.as_deref()), self.target(url.as_deref())))
     }
 
@@ -130,38 +158,15 @@ impl Context {
     }
 }
 
-/// A town name from a directory name: invalid characters become `-`.
-pub fn town_from_dir(dir: &Path) -> String {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(128)
-        .collect();
-    if cleaned.is_empty() {
-        "default".into()
-    } else {
-        cleaned
+/// Opens the store of a command that writes the town (`tt sync`, `tt
+/// assign`, `tt send`, `tt agent`), moving keys an older tinytown left in the old
+/// layout first (one round trip when there are none), so that no command
+/// writes a town in both layouts. The note goes to stderr: stdout may be
+/// JSON.
+pub(super) async fn open_migrated(target: &RedisTarget, town: &str) -> Result<Store, CliError> {
+    let store = Store::open(target, town).await?;
+    if let Some(m) = store.migrate_if_old().await? {
+        eprintln!("{}", super::migrate::describe(&m));
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn town_names_from_directories_are_valid() {
-        assert_eq!(town_from_dir(Path::new("/home/x/my shop")), "my-shop");
-        assert_eq!(town_from_dir(Path::new("/")), "default");
-        assert!(valid_id(&town_from_dir(Path::new("/tmp/ünï"))));
-    }
+    Ok(store)
 }

@@ -70,7 +70,8 @@ pub const EXIT_BUSY: u8 = 3;
 
 impl CliError {
     /// [`EXIT_BAD_INPUT`] for bad input (file, arguments, ids),
-    /// [`EXIT_BUSY`] for a town another runner holds, 1 for everything else.
+    /// [`EXIT_BUSY`] for a town another runner holds (of this version, or
+    /// an older one that keeps it from being migrated), 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Plan(_) | CliError::Usage { .. } | CliError::UnknownTask { .. } => {
@@ -79,6 +80,10 @@ impl CliError {
             CliError::Store(StoreError::InvalidUrl { .. }) => EXIT_BAD_INPUT,
             CliError::Run(crate::runner::RunError::Plan(_)) => EXIT_BAD_INPUT,
             CliError::Run(crate::runner::RunError::LeaseHeld { .. }) => EXIT_BUSY,
+            CliError::Store(StoreError::OldRunner { .. })
+            | CliError::Run(crate::runner::RunError::Store(StoreError::OldRunner { .. })) => {
+                EXIT_BUSY
+            }
             CliError::Run(_) => 1,
             CliError::Agent(crate::agent::AgentError::IdInUse { .. }) => EXIT_BUSY,
             CliError::Agent(e) => e.exit_code(),

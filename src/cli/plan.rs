@@ -8,9 +8,10 @@ use serde_json::json;
 use super::plan_picture::{self, Shown};
 use super::task_view::TaskView;
 use super::{CliError, Context, output};
+use crate::crosstown;
 use crate::escape::escape;
-use crate::graph::Graph;
-use crate::plan::{LoadError, Plan};
+use crate::graph::{Graph, RemoteState, split_remote};
+use crate::plan::{Absent, LoadError, Plan, Problem, unknown_remote};
 use crate::store::LIGHT_FIELDS;
 
 #[derive(Debug, clap::Args)]
@@ -47,7 +48,14 @@ pub async fn run(ctx: &Context, mut args: Args) -> Result<u8, CliError> {
         Err(e) => return Err(e),
     };
     output::print_warnings(&plan.warnings);
-    let graph = Graph::from_plan(&plan);
+    let mut graph = Graph::from_plan(&plan);
+    let others = OtherTowns::check(ctx, &plan, &mut graph).await;
+    if !json_out {
+        output::print_warnings(&others.warnings);
+        if let Some(why) = &others.unchecked {
+            eprintln!("{}", escape(why));
+        }
+    }
     if matches!(args.format, Format::Mermaid | Format::Dot) {
         let statuses = town_statuses(ctx).await;
         let shown: Vec<Shown<'_>> = plan
@@ -69,7 +77,7 @@ pub async fn run(ctx: &Context, mut args: Args) -> Result<u8, CliError> {
         print!("{text}");
         return Ok(0);
     }
-    let view = View::new(&plan, &graph);
+    let view = View::new(&plan, &graph, &others);
     if json_out {
         output::json(&view.json(ctx.town(plan.town.name.as_deref())));
     } else {
@@ -90,9 +98,86 @@ async fn town_statuses(ctx: &Context) -> Option<TaskView> {
     (!records.is_empty()).then(|| TaskView::new(records))
 }
 
+/// What `tt plan` found of the other towns the plan depends on
+/// (`<town>:<task>`): it looks in Redis when it can, and a dependency that
+/// is not there (yet) is a warning, never an error — that town may sync
+/// later.
+struct OtherTowns {
+    /// `unknown-remote` warnings, one per dependency not found.
+    warnings: Vec<Problem>,
+    /// Why Redis could not be asked, when it could not.
+    unchecked: Option<String>,
+    /// Per town read: whether it exists.
+    exists: BTreeMap<String, bool>,
+}
+
+impl OtherTowns {
+    /// Reads the other towns `graph` depends on, filling in their tasks'
+    /// states, and warns of those that are missing.
+    async fn check(ctx: &Context, plan: &Plan, graph: &mut Graph) -> Self {
+        let mut out = OtherTowns {
+            warnings: Vec::new(),
+            unchecked: None,
+            exists: BTreeMap::new(),
+        };
+        let towns: Vec<String> = graph.remote_towns().into_iter().map(String::from).collect();
+        if towns.is_empty() {
+            return out;
+        }
+        let read = match ctx.store().await {
+            Ok(store) => crosstown::read_towns(&store, graph)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(CliError::NoTown { .. }) => Err(
+                "this project has no Redis yet; both towns must use the same one (`REDIS_URL` or `[town] redis_url`)"
+                    .to_string(),
+            ),
+            Err(e) => Err(e.to_string()),
+        };
+        let read = match read {
+            Ok(read) => read,
+            Err(why) => {
+                out.unchecked = Some(format!(
+                    "note: could not check whether town{} {} and the tasks named there exist: {why}",
+                    plural(towns.len()),
+                    towns
+                        .iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                return out;
+            }
+        };
+        crosstown::fill(graph, &read);
+        for (t, task) in plan.tasks.iter().enumerate() {
+            for (k, dep) in task.depends_on.iter().enumerate() {
+                let Some((town, id)) = split_remote(dep) else {
+                    continue;
+                };
+                let Some(other) = read.get(town) else {
+                    continue;
+                };
+                if other.state(id) != RemoteState::Missing {
+                    continue;
+                }
+                let absent = if other.exists() {
+                    Absent::Task
+                } else {
+                    Absent::Town
+                };
+                out.warnings.extend(unknown_remote(plan, t, k, absent));
+            }
+        }
+        out.exists = read.iter().map(|(t, o)| (t.clone(), o.exists())).collect();
+        out
+    }
+}
+
 struct View<'a> {
     plan: &'a Plan,
     graph: &'a Graph,
+    others: &'a OtherTowns,
     waves: Vec<Vec<usize>>,
     /// Agent (or "(backlog)") → tasks in dispatch order.
     per_agent: BTreeMap<String, Vec<usize>>,
@@ -101,7 +186,7 @@ struct View<'a> {
 const BACKLOG: &str = "(backlog)";
 
 impl<'a> View<'a> {
-    fn new(plan: &'a Plan, graph: &'a Graph) -> Self {
+    fn new(plan: &'a Plan, graph: &'a Graph, others: &'a OtherTowns) -> Self {
         let waves = graph.waves();
         let mut per_agent: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for wave in &waves {
@@ -120,6 +205,7 @@ impl<'a> View<'a> {
         Self {
             plan,
             graph,
+            others,
             waves,
             per_agent,
         }
@@ -179,6 +265,19 @@ impl<'a> View<'a> {
                     "  {agent:<width$}  {}\n",
                     self.ids(list).join(" → ")
                 ));
+            }
+        }
+        let remote: Vec<&str> = self.graph.remote_ids().collect();
+        if !remote.is_empty() {
+            out.push_str("\nOther towns (tasks here wait until these complete):\n");
+            let width = remote.iter().map(|r| r.len()).max().unwrap_or(0);
+            for id in remote {
+                let waiting = self.ids(self.graph.remote_dependants(id)).join(", ");
+                let state = match self.graph.remote_state(id) {
+                    Some(RemoteState::Unknown) | None => String::new(),
+                    Some(state) => format!(" ({state})"),
+                };
+                out.push_str(&format!("  {id:<width$}  ← {waiting}{state}\n"));
             }
         }
         let done = (0..self.graph.len())
@@ -254,7 +353,28 @@ impl<'a> View<'a> {
             .iter()
             .map(|(a, l)| (a.clone(), self.ids(l)))
             .collect();
-        let warnings: Vec<_> = crate::plan::Problem::to_json_all(&plan.warnings);
+        let mut warnings: Vec<_> = crate::plan::Problem::to_json_all(&plan.warnings);
+        warnings.extend(crate::plan::Problem::to_json_all(&self.others.warnings));
+        let other_towns: Vec<_> = self
+            .graph
+            .remote_ids()
+            .map(|id| {
+                let (town, task) = split_remote(id).unwrap_or(("", id));
+                let status = match self.graph.remote_state(id) {
+                    Some(RemoteState::Is(s)) => json!(s),
+                    _ => json!(null),
+                };
+                json!({
+                    "id": id,
+                    "town": town,
+                    "task": task,
+                    "dependants": self.ids(self.graph.remote_dependants(id)),
+                    "town_exists": self.others.exists.get(town),
+                    "task_exists": self.others.exists.get(town).map(|_| self.graph.remote_state(id) != Some(RemoteState::Missing)),
+                    "status": status,
+                })
+            })
+            .collect();
         json!({
             "valid": true,
             "file": plan.file_name(),
@@ -265,6 +385,8 @@ impl<'a> View<'a> {
             "waves": waves,
             "order": per_agent,
             "problems": warnings,
+            "other_towns": other_towns,
+            "other_towns_unchecked": self.others.unchecked,
         })
     }
 }

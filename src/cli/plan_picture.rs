@@ -1,7 +1,9 @@
 //! The plan as a picture other tools draw: Mermaid (GitHub renders it in
 //! Markdown) and Graphviz DOT. Groups are subgraphs around their children,
 //! `depends_on` are edges from what must finish first, and each task shows
-//! its status when the town is in Redis.
+//! its status when the town is in Redis. A task of another town
+//! (`<town>:<task>`) is an external node outside every group, drawn
+//! dashed, with a dashed edge to each task that waits for it.
 //!
 //! Task ids may hold `.` and `-`, which neither language takes in a bare
 //! id, so nodes are named by position (`t0`, `t1`, …) and labelled with
@@ -9,7 +11,7 @@
 //! always well formed.
 
 use crate::Status;
-use crate::graph::Graph;
+use crate::graph::{Graph, RemoteState};
 
 /// One task as a picture shows it.
 pub struct Shown<'a> {
@@ -31,6 +33,22 @@ fn colour(s: Status) -> &'static str {
     }
 }
 
+/// Label of a task of another town: its id and what is known of it.
+fn remote_label(graph: &Graph, id: &str) -> String {
+    match graph.remote_state(id) {
+        Some(RemoteState::Unknown) | None => format!("{id} (other town)"),
+        Some(state) => format!("{id} · {state}"),
+    }
+}
+
+/// Fill of a task of another town.
+fn remote_colour(graph: &Graph, id: &str) -> &'static str {
+    match graph.remote_state(id) {
+        Some(RemoteState::Is(s)) => colour(s),
+        _ => "#ffffff",
+    }
+}
+
 fn label(t: &Shown<'_>) -> String {
     match t.status {
         Some(s) => format!("{} · {s}", t.id),
@@ -44,12 +62,23 @@ pub fn mermaid(graph: &Graph, tasks: &[Shown<'_>]) -> String {
     for i in (0..tasks.len()).filter(|&i| graph.parent(i).is_none()) {
         mermaid_node(graph, tasks, i, 1, &mut out);
     }
+    let remote: Vec<&str> = graph.remote_ids().collect();
+    for (r, id) in remote.iter().enumerate() {
+        out.push_str(&format!("  r{r}([\"{}\"])\n", remote_label(graph, id)));
+    }
     for (i, t) in tasks.iter().enumerate() {
         for d in t.depends_on {
             if let Some(j) = graph.index_of(d) {
                 out.push_str(&format!("  t{j} --> t{i}\n"));
+            } else if let Some(r) = remote.iter().position(|id| id == d) {
+                out.push_str(&format!("  r{r} -.-> t{i}\n"));
             }
         }
+    }
+    if !remote.is_empty() {
+        out.push_str("  classDef remote stroke-dasharray:5 5\n");
+        let members: Vec<String> = (0..remote.len()).map(|r| format!("r{r}")).collect();
+        out.push_str(&format!("  class {} remote\n", members.join(",")));
     }
     let used: Vec<Status> = Status::ALL
         .iter()
@@ -90,8 +119,25 @@ pub fn dot(graph: &Graph, tasks: &[Shown<'_>]) -> String {
     for i in (0..tasks.len()).filter(|&i| graph.parent(i).is_none()) {
         dot_node(graph, tasks, i, 1, &mut out);
     }
+    let remote: Vec<&str> = graph.remote_ids().collect();
+    for (r, id) in remote.iter().enumerate() {
+        out.push_str(&format!(
+            "  r{r} [label=\"{}\", style=\"rounded,filled,dashed\", fillcolor=\"{}\"];\n",
+            remote_label(graph, id),
+            remote_colour(graph, id)
+        ));
+    }
     for (i, t) in tasks.iter().enumerate() {
         for d in t.depends_on {
+            if let Some(r) = remote.iter().position(|id| id == d) {
+                let head = if graph.is_group(i) {
+                    format!(", lhead=cluster_{i}")
+                } else {
+                    String::new()
+                };
+                out.push_str(&format!("  r{r} -> t{i} [style=dashed{head}];\n"));
+                continue;
+            }
             let Some(j) = graph.index_of(d) else { continue };
             let mut attrs = Vec::new();
             if graph.is_group(j) {

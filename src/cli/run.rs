@@ -156,6 +156,7 @@ fn report_line(file: &str, r: RunnerNote) -> Option<String> {
             output::print_load_error(e);
             return None;
         }
+        RunnerNote::Migrated(m) => super::migrate::describe(&m),
         RunnerNote::FileGone => format!("{file} is gone; the last good plan keeps running"),
         RunnerNote::Event(e) => match e.kind.as_str() {
             "dispatched" => format!(
@@ -290,6 +291,7 @@ fn report_line(file: &str, r: RunnerNote) -> Option<String> {
         }
         RunnerNote::Message(m) => format!("message to supervisor from {m}"),
         RunnerNote::BudgetReached(why) => why,
+        RunnerNote::Remote(note) => note.to_string(),
         RunnerNote::WaitingForLease(holder) => {
             format!("waiting for the runner lease held by {holder}")
         }

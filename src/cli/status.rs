@@ -57,7 +57,8 @@ impl Overview {
     pub(super) async fn read(store: &Store) -> Result<Self, CliError> {
         // Counts, progress and readiness only: no text is read, except of
         // the few tasks that need a person or run.
-        let tasks = TaskView::new(store.tasks_with(&LIGHT_FIELDS).await?);
+        let mut tasks = TaskView::new(store.tasks_with(&LIGHT_FIELDS).await?);
+        tasks.read_other_towns(store).await?;
         Ok(Overview {
             town: store.town().to_string(),
             now: store.now_ms().await?,

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::graph::{Graph, Node, Readiness};
-use crate::store::TaskRecord;
+use crate::store::{Store, StoreError, TaskRecord};
 
 /// The task records with the graph built over them, read once for one
 /// command: full records (or light ones), for printing and for deciding
@@ -21,6 +21,13 @@ impl TaskView {
     pub fn new(records: Vec<TaskRecord>) -> Self {
         let graph = Graph::new(records.iter().map(Node::from).collect());
         Self { records, graph }
+    }
+
+    /// Reads the other towns this town's tasks depend on (`<town>:<task>`),
+    /// so readiness knows their statuses; without it such a task waits
+    /// with its dependency's status unknown.
+    pub async fn read_other_towns(&mut self, store: &Store) -> Result<(), StoreError> {
+        crate::crosstown::read_states(store, &mut self.graph).await
     }
 
     /// A record as JSON, with its status as users see it and why it waits.

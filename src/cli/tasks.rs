@@ -77,7 +77,8 @@ impl Filter {
 /// What `tt tasks --json` prints: every full record `filter` keeps, with
 /// its status as users see it (the dashboard's `GET /api/tasks`).
 pub(super) async fn list_json(store: &Store, filter: &Filter) -> Result<Value, CliError> {
-    let town = TaskView::new(store.tasks().await?);
+    let mut town = TaskView::new(store.tasks().await?);
+    town.read_other_towns(store).await?;
     Ok(Value::Array(
         filter
             .matching(&town)
@@ -154,6 +155,7 @@ impl Detail {
         check_task_id(id)?;
         // The graph needs every task's shape; only this one is read whole.
         let mut town = TaskView::new(store.tasks_with(&LIGHT_FIELDS).await?);
+        town.read_other_towns(store).await?;
         let i = find_task(&town, store, id)?;
         if let Some(full) = store.task(id).await? {
             town.records[i] = full;

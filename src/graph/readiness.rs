@@ -2,7 +2,7 @@
 //! Dispatch, `tt plan`, `tt status` and every other view ask it, so they
 //! never disagree (the rules are in the header of [`super`]).
 
-use super::Graph;
+use super::{Graph, RemoteState};
 use crate::Status;
 use crate::plan::ChildFailure;
 
@@ -12,7 +12,11 @@ pub enum Wait {
     /// A dependency (of the task or of a group it belongs to) is not done.
     Dependency { task: String, status: Status },
     /// A dependency failed or was cancelled: only `tt retry` or an edit helps.
+    /// A remote one is named `<town>:<task>`.
     Blocked { task: String, status: Status },
+    /// A dependency on a task of another town (`<town>:<task>`) that is not
+    /// completed, or not known to be.
+    Remote { task: String, state: RemoteState },
     /// A group waiting for its children (`done` of `total` completed).
     Children { done: usize, total: usize },
     /// A group with no agent: it completes when its children do.
@@ -26,6 +30,10 @@ impl std::fmt::Display for Wait {
         match self {
             Wait::Dependency { task, status } => write!(f, "waits for {task} ({status})"),
             Wait::Blocked { task, status } => write!(f, "blocked: {task} {status}"),
+            Wait::Remote { task, state } => match state {
+                RemoteState::Unknown => write!(f, "waiting for {task}"),
+                _ => write!(f, "waiting for {task} ({state})"),
+            },
             Wait::Children { done, total } => write!(f, "waits for children ({done}/{total} done)"),
             Wait::GroupWithoutAgent => f.write_str("group: completes with its children"),
             Wait::GroupCancelled { group } => write!(f, "group {group} cancelled"),
@@ -52,6 +60,8 @@ enum Check {
 enum WaitAt {
     Dependency(usize),
     Blocked(usize),
+    Remote(usize),
+    RemoteBlocked(usize),
     Children { done: usize, total: usize },
     GroupWithoutAgent,
     GroupCancelled(usize),
@@ -71,6 +81,17 @@ impl Graph {
                 WaitAt::Blocked(d) => Wait::Blocked {
                     task: self.nodes[d].id.clone(),
                     status: self.effective[d],
+                },
+                WaitAt::Remote(r) => Wait::Remote {
+                    task: self.remotes[r].id.clone(),
+                    state: self.remotes[r].state,
+                },
+                WaitAt::RemoteBlocked(r) => Wait::Blocked {
+                    task: self.remotes[r].id.clone(),
+                    status: match self.remotes[r].state {
+                        RemoteState::Is(s) => s,
+                        _ => Status::Failed,
+                    },
                 },
                 WaitAt::Children { done, total } => Wait::Children { done, total },
                 WaitAt::GroupWithoutAgent => Wait::GroupWithoutAgent,
@@ -105,6 +126,21 @@ impl Graph {
                         return Check::Waiting(WaitAt::Blocked(d));
                     }
                     _ => return Check::Waiting(WaitAt::Dependency(d)),
+                }
+            }
+            // Few towns have any: skip the lookup for the rest.
+            if let Some(remote) = (!self.remote_deps.is_empty())
+                .then(|| self.remote_deps.get(&t))
+                .flatten()
+            {
+                for &r in remote {
+                    match self.remotes[r].state {
+                        RemoteState::Is(Status::Completed) => {}
+                        RemoteState::Is(Status::Failed | Status::Cancelled) => {
+                            return Check::Waiting(WaitAt::RemoteBlocked(r));
+                        }
+                        _ => return Check::Waiting(WaitAt::Remote(r)),
+                    }
                 }
             }
         }

@@ -16,8 +16,8 @@ use super::model::{
     TownConfig, WorkspaceSpec, agent_keys, meta_keys, task_keys, top_keys, town_keys,
 };
 use super::{
-    LoadError, Plan, Problem, Settings, placeholder, presets, valid_id, validate, workdir,
-    workspace,
+    ID_HELP, LoadError, Plan, Problem, Settings, id_problem, placeholder, presets, remote,
+    town_name, valid_id, validate, workdir, workspace,
 };
 
 /// Reads and loads a file.
@@ -43,7 +43,8 @@ pub fn load(path: &Path, text: String) -> Result<Plan, LoadError> {
     let (root, syntax_errors) = DeTable::parse_recoverable(source.as_str());
     let had_syntax_errors = !syntax_errors.is_empty();
     loader.syntax_errors(syntax_errors);
-    let file = loader.file(root.get_ref());
+    let mut file = loader.file(root.get_ref());
+    remote::localize(&mut file);
     if !had_syntax_errors {
         validate::references(&mut loader.problems, &loader.src, &file);
         workdir::check(&mut loader.problems, &loader.src, root.get_ref(), path);
@@ -90,7 +91,8 @@ pub(super) fn load_settings_text(
     let (root, syntax_errors) = DeTable::parse_recoverable(text);
     let had_syntax_errors = !syntax_errors.is_empty();
     loader.syntax_errors(syntax_errors);
-    let file = loader.file(root.get_ref());
+    let mut file = loader.file(root.get_ref());
+    remote::localize(&mut file);
     if !had_syntax_errors {
         workdir::check(&mut loader.problems, &loader.src, root.get_ref(), path);
         workspace::check(&mut loader.problems, &loader.src, root.get_ref(), path);
@@ -269,13 +271,13 @@ impl Loader {
         if let Some(v) = t.get("name")
             && let Some((name, span)) = self.string(v, "`[town] name`")
         {
-            if !valid_id(&name) {
+            if let Some(why) = town_name::problem(&name) {
                 self.error(
                     "tt::plan::bad-town",
                     span.clone(),
-                    format!("town name `{name}` is not a valid name"),
+                    format!("town name `{name}` is not valid: it {why}"),
                     "invalid town name",
-                    Some("use 1 to 128 of the characters A-Z a-z 0-9 . _ -"),
+                    Some(town_name::HELP),
                 );
             }
             parsed.town_spans.insert("name", span);
@@ -667,24 +669,13 @@ impl Loader {
         if valid_id(id) {
             return true;
         }
-        let why = if id.is_empty() {
-            "is empty".to_string()
-        } else if id.len() > 128 {
-            format!("is {} characters long", id.len())
-        } else {
-            let bad: String = id
-                .chars()
-                .filter(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-                .take(5)
-                .collect();
-            format!("contains `{bad}`")
-        };
+        let why = id_problem(id).unwrap_or_default();
         self.error(
             "tt::plan::bad-id",
             span,
             format!("{what} `{id}` {why}"),
             format!("invalid {what}"),
-            Some("use 1 to 128 of the characters A-Z a-z 0-9 . _ -"),
+            Some(ID_HELP),
         );
         false
     }

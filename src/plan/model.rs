@@ -304,7 +304,8 @@ pub struct TaskSpec {
     /// The group (convoy) this task belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
-    /// Tasks (or groups) that must be completed first.
+    /// Tasks (or groups) that must be completed first: ids of this file,
+    /// or `<town>:<task>` for a task of another town on the same Redis.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
     /// 0 (first) … 4 (last). Ties keep file order. Default 2.

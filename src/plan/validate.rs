@@ -102,20 +102,16 @@ pub(super) fn references(
                     )
                     .help("remove it from `depends_on`"),
                 );
+            } else if let Some(problem) = super::remote::check(src, dep, span) {
+                // Another town's task: its existence is `tt plan`'s to check.
+                problems.extend(problem);
+                if seen.contains(&dep.as_str()) {
+                    problems.push(repeated(src, dep, span));
+                }
             } else if !index.contains_key(dep.as_str()) {
                 problems.push(unknown_task(src, "depends_on", dep, span, ids()));
             } else if seen.contains(&dep.as_str()) {
-                problems.push(
-                    Problem::new(
-                        src,
-                        "tt::plan::repeated-dependency",
-                        span.clone(),
-                        format!("`{dep}` is listed twice in `depends_on`"),
-                        "again",
-                    )
-                    .help("remove the repetition")
-                    .warning(),
-                );
+                problems.push(repeated(src, dep, span));
             }
             seen.push(dep);
         }
@@ -125,6 +121,18 @@ pub(super) fn references(
     // of the "waits for" graph, where it would only show up again.
     let in_parent_cycle = parent_cycles(problems, src, file, &index);
     wait_cycles(problems, src, file, &index, &in_parent_cycle);
+}
+
+fn repeated(src: &NamedSource<Arc<String>>, dep: &str, span: &Span) -> Problem {
+    Problem::new(
+        src,
+        "tt::plan::repeated-dependency",
+        span.clone(),
+        format!("`{dep}` is listed twice in `depends_on`"),
+        "again",
+    )
+    .help("remove the repetition")
+    .warning()
 }
 
 fn unknown_task<'a>(

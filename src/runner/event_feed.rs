@@ -27,7 +27,35 @@ const READ_RETRY: Duration = Duration::from_millis(500);
 /// Pause after a failed connection before the next attempt.
 const CONNECT_RETRY: Duration = Duration::from_secs(1);
 
-type Batch = Result<Vec<Event>, StoreError>;
+pub(super) type Batch = Result<Vec<Event>, StoreError>;
+
+/// A task that reads `follower` until `tx` is closed, sending each batch
+/// of new events, or what went wrong, as `wrap` makes it; after an error
+/// it pauses, and the follower connects again.
+pub(super) fn read_into<T: Send + 'static>(
+    mut follower: EventFollower,
+    tx: mpsc::UnboundedSender<T>,
+    wrap: impl Fn(Batch) -> T + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let connected = follower.is_connected();
+            match follower.next(READ_BLOCK).await {
+                Ok(batch) => {
+                    if !batch.is_empty() && tx.send(wrap(Ok(batch))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    if tx.send(wrap(Err(e))).is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(if connected { READ_RETRY } else { CONNECT_RETRY }).await;
+                }
+            }
+        }
+    })
+}
 
 /// Batches of new events (or what went wrong reading them), from a reader
 /// task that runs until the feed is dropped: the loop waits on the feed
@@ -44,27 +72,9 @@ impl EventFeed {
     /// Follows the town from its newest event now.
     pub(super) async fn start(store: &Store, target: &RedisTarget) -> Result<Self, StoreError> {
         let after = store.last_event_id().await?;
-        let mut follower = EventFollower::lazy(store, target, &after);
+        let follower = EventFollower::lazy(store, target, &after);
         let (tx, batches) = mpsc::unbounded_channel::<Batch>();
-        let reader = tokio::spawn(async move {
-            loop {
-                let connected = follower.is_connected();
-                match follower.next(READ_BLOCK).await {
-                    Ok(batch) => {
-                        if !batch.is_empty() && tx.send(Ok(batch)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        if tx.send(Err(e)).is_err() {
-                            return;
-                        }
-                        tokio::time::sleep(if connected { READ_RETRY } else { CONNECT_RETRY })
-                            .await;
-                    }
-                }
-            }
-        });
+        let reader = read_into(follower, tx, |batch| batch);
         Ok(Self {
             batches,
             seen: after,

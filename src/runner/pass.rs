@@ -74,7 +74,8 @@ impl<F: FnMut(RunnerNote)> Runner<F> {
             return Ok(Pass::Wait);
         }
         let live = self.store.live_agent_names().await.unwrap_or_default();
-        if moves(&live) {
+        // Work that waits for another town moves when that town does.
+        if moves(&live) || s.graph.waits_on_other_towns() {
             return Ok(Pass::Wait);
         }
         let finished = match spent {
@@ -154,6 +155,17 @@ impl<F: FnMut(RunnerNote)> Runner<F> {
                 s
             }
         };
+        match self.others.update(&self.store, &mut snapshot).await {
+            Ok(notes) => {
+                for note in notes {
+                    (self.report)(RunnerNote::Remote(note));
+                }
+            }
+            Err(e) if e.is_connection_error() => return Err(e),
+            // Another town's keys hold what tt never writes: its
+            // dependants keep waiting, this town goes on.
+            Err(e) => self.redis_trouble("reading another town", e),
+        }
         let doomed = snapshot.fail_fast();
         if !doomed.is_empty() {
             self.store.cancel(&doomed).await?;

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::event_feed::EventFeed;
+use super::other_towns::TownBatch;
 use super::supervisor::AgentNote;
 use super::{ARCHIVE_INTERVAL, lease::LEASE_TTL};
 use crate::os::{SignalStream, now_ms};
@@ -29,6 +30,9 @@ pub(super) enum Wake {
     Events(Vec<Event>),
     /// Reading the events failed: some may have been missed.
     EventsFailed(StoreError),
+    /// New events of another town that tasks here depend on (or what went
+    /// wrong reading them).
+    OtherTown(String, Result<Vec<Event>, StoreError>),
     /// An agent replica started, exited or cannot start.
     Agent(AgentNote),
     /// Time to renew the lease.
@@ -50,6 +54,7 @@ pub(super) struct Wakers {
     saves: mpsc::UnboundedReceiver<()>,
     notes: mpsc::UnboundedReceiver<AgentNote>,
     pub(super) feed: EventFeed,
+    others: mpsc::UnboundedReceiver<TownBatch>,
     pub(super) signals: Signals,
     lease: Interval,
     recovery: Interval,
@@ -61,6 +66,7 @@ impl Wakers {
         (watcher, saves): (Watcher, mpsc::UnboundedReceiver<()>),
         notes: mpsc::UnboundedReceiver<AgentNote>,
         feed: EventFeed,
+        others: mpsc::UnboundedReceiver<TownBatch>,
         signals: Signals,
     ) -> Self {
         let mut lease = tokio::time::interval(LEASE_TTL / 3);
@@ -74,6 +80,7 @@ impl Wakers {
             saves,
             notes,
             feed,
+            others,
             signals,
             lease,
             recovery,
@@ -104,6 +111,7 @@ impl Wakers {
                 Ok(batch) => Wake::Events(batch),
                 Err(e) => Wake::EventsFailed(e),
             },
+            Some((town, batch)) = self.others.recv() => Wake::OtherTown(town, batch),
             Some(note) = self.notes.recv() => Wake::Agent(note),
             _ = self.lease.tick() => Wake::LeaseDue,
             _ = self.recovery.tick() => Wake::RecoveryDue,

@@ -11,17 +11,38 @@ use std::sync::LazyLock;
 use redis::Script;
 use serde::Serialize;
 
+use super::script::{Declared, Kind, reply_as, script};
 use super::sync::score;
 use super::{Store, StoreError};
 use crate::Status;
 
 // Built once: `Script::new` hashes the source (SHA1) every time it runs.
-static ASSIGN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/assign.lua")));
-static SEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/send.lua")));
-static KILL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/kill.lua")));
-static PRUNE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/prune.lua")));
-static CANCEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/cancel.lua")));
-static RETRY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/retry.lua")));
+// lib/declared.lua goes before the scripts that ask for keys they find
+// they need (store/script.rs).
+static ASSIGN: LazyLock<Script> = LazyLock::new(|| {
+    script(concat!(
+        include_str!("scripts/lib/declared.lua"),
+        "\n",
+        include_str!("scripts/assign.lua")
+    ))
+});
+static SEND: LazyLock<Script> = LazyLock::new(|| script(include_str!("scripts/send.lua")));
+static KILL: LazyLock<Script> = LazyLock::new(|| script(include_str!("scripts/kill.lua")));
+static PRUNE: LazyLock<Script> = LazyLock::new(|| {
+    script(concat!(
+        include_str!("scripts/lib/declared.lua"),
+        "\n",
+        include_str!("scripts/prune.lua")
+    ))
+});
+static CANCEL: LazyLock<Script> = LazyLock::new(|| {
+    script(concat!(
+        include_str!("scripts/lib/declared.lua"),
+        "\n",
+        include_str!("scripts/cancel.lua")
+    ))
+});
+static RETRY: LazyLock<Script> = LazyLock::new(|| script(include_str!("scripts/retry.lua")));
 
 /// Orders of ad-hoc tasks start here, after every file task (a file would
 /// need 10^11 entries to reach it) and below the priority step of
@@ -263,27 +284,41 @@ impl Store {
     /// file task. A reload never cancels it (sync only removes tasks it has
     /// a fingerprint of).
     pub async fn assign(&self, task: &NewTask) -> Result<Assigned, StoreError> {
-        let mut conn = self.conn.clone();
-        let (created, id): (i64, String) = ASSIGN
-            .arg(self.keys.prefix())
-            .arg(&self.town)
-            .arg(self.keys.adhoc_counter())
-            .arg(&task.id)
-            .arg(&task.description)
-            .arg(&task.agent)
-            .arg(json_list(&task.tags))
-            .arg(&task.parent)
-            .arg(json_list(&task.depends_on))
-            .arg(task.priority)
-            .arg(score(task.priority, 0))
-            .arg(ADHOC_ORDER_BASE)
-            .invoke_async(&mut conn)
+        // A default id is only known once the script has read the counter:
+        // it asks for that task's key.
+        let mut declared = Declared::new();
+        if !task.id.is_empty() {
+            declared.add(Kind::Task, &task.id);
+        }
+        let reply = self
+            .run_declared(
+                &ASSIGN,
+                "assign.lua",
+                &mut declared,
+                |inv| {
+                    inv.key(self.keys.adhoc_counter())
+                        .key(self.keys.tasks())
+                        .key(self.keys.events());
+                },
+                |inv| {
+                    inv.arg(&task.id)
+                        .arg(&task.description)
+                        .arg(&task.agent)
+                        .arg(json_list(&task.tags))
+                        .arg(&task.parent)
+                        .arg(json_list(&task.depends_on))
+                        .arg(task.priority)
+                        .arg(score(task.priority, 0))
+                        .arg(ADHOC_ORDER_BASE);
+                },
+            )
             .await?;
-        Ok(if created == 1 {
-            Assigned::Created { id }
-        } else {
-            Assigned::Exists { id }
-        })
+        let (created, id): (i64, String) = reply_as(reply)?;
+        if created != 1 {
+            return Ok(Assigned::Exists { id });
+        }
+        self.add_town().await?;
+        Ok(Assigned::Created { id })
     }
 
     /// Puts a direct message into `agent`'s inbox, at the head when
@@ -298,7 +333,8 @@ impl Store {
         let msg = serde_json::json!({ "kind": "message", "from": from, "body": body }).to_string();
         let mut conn = self.conn.clone();
         Ok(SEND
-            .arg(self.keys.prefix())
+            .key(self.keys.inbox(agent))
+            .key(self.keys.events())
             .arg(agent)
             .arg(msg)
             .arg(if urgent { "1" } else { "0" })
@@ -355,9 +391,13 @@ impl Store {
         }
         let mut conn = self.conn.clone();
         let mut invocation = KILL.prepare_invoke();
-        invocation.arg(self.keys.prefix());
+        invocation.key(self.keys.events());
         for w in workers {
-            invocation.arg(w);
+            invocation
+                .key(self.keys.agent(w))
+                .key(self.keys.alive(w))
+                .key(self.keys.control(w))
+                .arg(w);
         }
         let out: Vec<String> = invocation.invoke_async(&mut conn).await?;
         Ok(out
@@ -373,11 +413,27 @@ impl Store {
 
     /// Forgets stopped and dead workers (see `scripts/prune.lua`).
     pub async fn prune(&self) -> Result<Vec<Pruned>, StoreError> {
-        let mut conn = self.conn.clone();
-        let out: Vec<(String, String, String, String, u64)> = PRUNE
-            .arg(self.keys.prefix())
-            .invoke_async(&mut conn)
+        // The workers as read now; the script reads the set again and asks
+        // for the keys of any worker (or inbox) not declared here.
+        let mut declared = Declared::new();
+        for w in self.worker_ids().await? {
+            for kind in [Kind::Agent, Kind::Alive, Kind::Claimed, Kind::Control] {
+                declared.add(kind, &w);
+            }
+            declared.add(Kind::Inbox, agent_name_of(&w));
+        }
+        let reply = self
+            .run_declared(
+                &PRUNE,
+                "prune.lua",
+                &mut declared,
+                |inv| {
+                    inv.key(self.keys.agents()).key(self.keys.events());
+                },
+                |_| {},
+            )
             .await?;
+        let out: Vec<(String, String, String, String, u64)> = reply_as(reply)?;
         let mut pruned: Vec<Pruned> = out
             .into_iter()
             .map(|(worker, agent, state, outcome, count)| Pruned {
@@ -402,13 +458,28 @@ impl Store {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn.clone();
-        let mut invocation = CANCEL.prepare_invoke();
-        invocation.arg(self.keys.prefix());
-        for (id, reason) in tasks {
-            invocation.arg(id).arg(reason);
+        // Which worker to stop, or inbox to clear, is known once the
+        // script has read the tasks: it asks for those keys.
+        let mut declared = Declared::new();
+        for (id, _) in tasks {
+            declared.add(Kind::Task, id);
         }
-        let out: Vec<(String, i64)> = invocation.invoke_async(&mut conn).await?;
+        let reply = self
+            .run_declared(
+                &CANCEL,
+                "cancel.lua",
+                &mut declared,
+                |inv| {
+                    inv.key(self.keys.events()).key(self.keys.backlog());
+                },
+                |inv| {
+                    for (id, reason) in tasks {
+                        inv.arg(id).arg(reason);
+                    }
+                },
+            )
+            .await?;
+        let out: Vec<(String, i64)> = reply_as(reply)?;
         Ok(tasks
             .iter()
             .zip(out)
@@ -429,9 +500,9 @@ impl Store {
         }
         let mut conn = self.conn.clone();
         let mut invocation = RETRY.prepare_invoke();
-        invocation.arg(self.keys.prefix());
+        invocation.key(self.keys.events());
         for id in ids {
-            invocation.arg(id);
+            invocation.key(self.keys.task(id)).arg(id);
         }
         let out: Vec<String> = invocation.invoke_async(&mut conn).await?;
         Ok(out.iter().map(|s| Status::parse(s)).collect())

@@ -30,12 +30,13 @@ use std::time::Duration;
 
 use redis::Script;
 
+use super::script::script;
 use super::{Event, Store, StoreError};
 
 /// Trims the stream up to an id and counts what it removed as archived.
 /// KEYS[1] the stream, KEYS[2] the town's meta hash; ARGV[1] the MINID.
 static TRIM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    script(
         "local n = redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
          redis.call('HINCRBY', KEYS[2], 'events_archived', n)
          return n",

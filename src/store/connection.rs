@@ -2,10 +2,16 @@
 //!
 //! The choice, first match wins: a non-empty `REDIS_URL`, then
 //! `[town] redis_url` in tasks.toml, else the embedded server of the project
-//! (see [`super::server`]). Commands share one [`ConnectionManager`] from
+//! (see [`super::server`]). Commands share one [`Connection`] from
 //! [`connect`], which reconnects by itself; every blocking loop (`BLMOVE`)
 //! opens its own connection with [`connect_blocking`], because a blocking
 //! call on a shared connection stalls every command queued behind it.
+//!
+//! A URL that lists several nodes separated by commas, or a server whose
+//! `INFO` says `cluster_enabled:1`, is a Redis Cluster: both kinds of
+//! connection are then cluster connections ([`super::cluster`]), which
+//! route each command to the node of its keys' slot. The embedded server
+//! is never a cluster.
 //!
 //! Connecting never hangs: an unreachable server fails within
 //! [`CONNECT_DEADLINE`] with [`StoreError::Unreachable`].
@@ -15,19 +21,23 @@
 //! `redis+unix://` URLs carry one), else the environment variable
 //! `REDISCLI_AUTH` (as `redis-cli` reads it). `REDISCLI_AUTH` keeps the
 //! password out of URLs, which end up in files, shell history and every
-//! command's `REDIS_URL`; workers and their commands inherit it.
+//! command's `REDIS_URL`; workers and their commands inherit it. Every node
+//! of a cluster gets the same password.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::cluster_async::ClusterConnection;
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
-    RedisError,
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind,
+    IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value,
 };
 
 use super::error::is_error_reply;
-use super::{StoreError, server};
+use super::{StoreError, cluster, server};
 
 /// Timeout of one attempt to open a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -97,8 +107,20 @@ impl RedisTarget {
 /// `url` with every password replaced by `***`: the one in the user info
 /// (`redis://user:pass@host`, `rediss://:pass@host`) and `password=` or
 /// `pass=` query parameters (the latter is how `redis+unix://` URLs carry
-/// one). Anything else, including a bare user name, is kept.
+/// one). Anything else, including a bare user name, is kept. A cluster's
+/// list of nodes is redacted node by node.
 pub fn redact(url: &str) -> String {
+    match cluster::split_nodes(url) {
+        Some(nodes) => nodes
+            .iter()
+            .map(|node| redact_one(node))
+            .collect::<Vec<_>>()
+            .join(","),
+        None => redact_one(url),
+    }
+}
+
+fn redact_one(url: &str) -> String {
     let (main, fragment) = match url.split_once('#') {
         Some((main, fragment)) => (main, Some(fragment)),
         None => (url, None),
@@ -155,29 +177,142 @@ pub fn redact(url: &str) -> String {
     out
 }
 
-/// The client for `target`, starting the embedded server if needed.
-async fn client(target: &RedisTarget) -> Result<Client, StoreError> {
+/// An open connection: to one server, or to a Redis Cluster. Every call
+/// site sends commands, pipelines and scripts through it alike
+/// ([`ConnectionLike`]); clones share the connection.
+#[derive(Clone)]
+pub enum Connection {
+    /// The shared connection to one server ([`connect`]); it reconnects by
+    /// itself.
+    Managed(ConnectionManager),
+    /// A connection to one server for one blocking loop
+    /// ([`connect_blocking`]).
+    Dedicated(MultiplexedConnection),
+    /// A cluster: each command goes to the node of its keys' slot.
+    Cluster(ClusterConnection),
+}
+
+impl Connection {
+    /// Whether this is a cluster connection.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+
+    /// Every key matching `pattern` (a `SCAN MATCH` pattern), `count` per
+    /// call, on every primary of a cluster: `SCAN` on a cluster connection
+    /// would scan one node only. Names are bytes (a key written by hand
+    /// need not be UTF-8); sorted, without the duplicates `SCAN` may give.
+    pub async fn scan_match(
+        &mut self,
+        pattern: &str,
+        count: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        if let Self::Cluster(conn) = self {
+            return Ok(cluster::scan(conn, pattern, count).await?);
+        }
+        let mut keys = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, found): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(count)
+                .query_async(self)
+                .await?;
+            keys.extend(found);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Managed(_) => "Connection::Managed",
+            Self::Dedicated(_) => "Connection::Dedicated",
+            Self::Cluster(_) => "Connection::Cluster",
+        })
+    }
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Managed(c) => c.req_packed_command(cmd),
+            Self::Dedicated(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Managed(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Dedicated(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Managed(c) => c.get_db(),
+            Self::Dedicated(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// How to reach `target`: one server's client (starting the embedded
+/// server if needed), or the nodes of a cluster URL.
+enum Endpoint {
+    Server(Box<Client>),
+    Cluster(Vec<ConnectionInfo>),
+}
+
+fn invalid_url(target: &RedisTarget, reason: impl ToString) -> StoreError {
+    StoreError::InvalidUrl {
+        url: target.describe(),
+        reason: reason.to_string(),
+    }
+}
+
+async fn endpoint(target: &RedisTarget) -> Result<Endpoint, StoreError> {
     match target {
         RedisTarget::Url(url) => {
             let env_password = std::env::var(AUTH_ENV).ok();
-            let info = connection_info(url, env_password.as_deref()).map_err(|e| {
-                StoreError::InvalidUrl {
-                    url: redact(url),
-                    reason: e.to_string(),
-                }
-            })?;
-            Client::open(info).map_err(|e| StoreError::InvalidUrl {
-                url: redact(url),
-                reason: e.to_string(),
-            })
+            if let Some(nodes) = cluster::node_urls(url) {
+                let nodes = nodes.map_err(|reason| invalid_url(target, reason))?;
+                let infos = nodes
+                    .iter()
+                    .map(|node| connection_info(node, env_password.as_deref()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| invalid_url(target, e))?;
+                return Ok(Endpoint::Cluster(infos));
+            }
+            let info = connection_info(url, env_password.as_deref())
+                .map_err(|e| invalid_url(target, e))?;
+            Client::open(info)
+                .map(|client| Endpoint::Server(Box::new(client)))
+                .map_err(|e| invalid_url(target, e))
         }
         RedisTarget::Embedded { state_dir } => {
             let sock = server::ensure_running(state_dir).await?;
             // Built from the path, not a URL, so no path needs escaping.
-            Client::open(ConnectionAddr::Unix(sock)).map_err(|e| StoreError::InvalidUrl {
-                url: target.describe(),
-                reason: e.to_string(),
-            })
+            Client::open(ConnectionAddr::Unix(sock))
+                .map(|client| Endpoint::Server(Box::new(client)))
+                .map_err(|e| invalid_url(target, e))
         }
     }
 }
@@ -230,42 +365,97 @@ fn deadline_error(target: &RedisTarget) -> StoreError {
     }
 }
 
+/// Opens a cluster connection from `nodes`, within [`CONNECT_DEADLINE`].
+async fn open_cluster(
+    target: &RedisTarget,
+    nodes: &[ConnectionInfo],
+    response_timeout: Option<Duration>,
+) -> Result<Connection, StoreError> {
+    if nodes
+        .iter()
+        .any(|node| matches!(node.addr(), ConnectionAddr::Unix(_)))
+    {
+        return Err(invalid_url(
+            target,
+            "a Redis Cluster is reached over TCP only (its nodes announce each other by \
+             host and port): name its nodes as `redis://host:port`",
+        ));
+    }
+    tokio::time::timeout(
+        CONNECT_DEADLINE,
+        cluster::open(nodes, CONNECT_TIMEOUT, response_timeout),
+    )
+    .await
+    .map_err(|_| deadline_error(target))?
+    .map(Connection::Cluster)
+    .map_err(|e| connect_error(target, e))
+}
+
 /// Opens the shared connection to `target` (starting the embedded server
-/// if that is the target) and checks that the server is Redis ≥ 6.2 or
-/// Valkey.
+/// if that is the target), checks that the server is Redis ≥ 6.2 or
+/// Valkey, and switches to a cluster connection when the server is a
+/// cluster node.
 ///
-/// The manager reconnects by itself after the connection drops. Commands
-/// get [`RESPONSE_TIMEOUT`], not redis-rs' default of 500 ms: the sync
+/// The connection reconnects by itself after it drops. Commands get
+/// [`RESPONSE_TIMEOUT`], not redis-rs' default of 500 ms: the sync
 /// transaction of a 100k-task plan takes Redis about a second (see README
 /// "Performance"), and failed as "timed out" with the default. Never send a
 /// blocking command on it, use [`connect_blocking`].
-pub async fn connect(target: &RedisTarget) -> Result<ConnectionManager, StoreError> {
-    let client = client(target).await?;
+pub async fn connect(target: &RedisTarget) -> Result<Connection, StoreError> {
+    let client = match endpoint(target).await? {
+        Endpoint::Cluster(nodes) => {
+            check_nodes(target, &nodes).await?;
+            return open_cluster(target, &nodes, Some(RESPONSE_TIMEOUT)).await;
+        }
+        Endpoint::Server(client) => client,
+    };
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_number_of_retries(CONNECT_RETRIES)
         .set_min_delay(RETRY_MIN_DELAY)
         .set_max_delay(RETRY_MAX_DELAY)
         .set_response_timeout(Some(RESPONSE_TIMEOUT));
-    let mut manager = tokio::time::timeout(
+    let manager = tokio::time::timeout(
         CONNECT_DEADLINE,
-        ConnectionManager::new_with_config(client, config),
+        ConnectionManager::new_with_config((*client).clone(), config),
     )
     .await
     .map_err(|_| deadline_error(target))?
     .map_err(|e| connect_error(target, e))?;
-    check_version(&mut manager, target).await?;
-    Ok(manager)
+    let mut conn = Connection::Managed(manager);
+    if probe(&mut conn, target).await? == Mode::Cluster {
+        let nodes = [client.get_connection_info().clone()];
+        return open_cluster(target, &nodes, Some(RESPONSE_TIMEOUT)).await;
+    }
+    Ok(conn)
 }
 
 /// Opens a connection of its own for one blocking loop (`BLMOVE … 5`),
 /// with no response timeout: redis-rs' default of 500 ms would fail every
-/// blocking call that waits longer.
+/// blocking call that waits longer. On a cluster it is a cluster
+/// connection of its own, so a blocking read stalls no other command on
+/// the same node.
 ///
 /// It does not reconnect by itself; on an error for which
 /// [`StoreError::is_connection_error`] holds, open a new one.
-pub async fn connect_blocking(target: &RedisTarget) -> Result<MultiplexedConnection, StoreError> {
-    let client = client(target).await?;
+pub async fn connect_blocking(target: &RedisTarget) -> Result<Connection, StoreError> {
+    let client = match endpoint(target).await? {
+        Endpoint::Cluster(nodes) => {
+            check_nodes(target, &nodes).await?;
+            return open_cluster(target, &nodes, None).await;
+        }
+        Endpoint::Server(client) => client,
+    };
+    let mut conn = dedicated(target, &client).await?;
+    if probe(&mut conn, target).await? == Mode::Cluster {
+        let nodes = [client.get_connection_info().clone()];
+        return open_cluster(target, &nodes, None).await;
+    }
+    Ok(conn)
+}
+
+/// A connection to one server without response timeout.
+async fn dedicated(target: &RedisTarget, client: &Client) -> Result<Connection, StoreError> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(None);
@@ -275,14 +465,57 @@ pub async fn connect_blocking(target: &RedisTarget) -> Result<MultiplexedConnect
     )
     .await
     .map_err(|_| deadline_error(target))?
+    .map(Connection::Dedicated)
     .map_err(|e| connect_error(target, e))
 }
 
-async fn check_version(
-    conn: &mut ConnectionManager,
-    target: &RedisTarget,
-) -> Result<(), StoreError> {
-    let info: String = match redis::cmd("INFO").arg("server").query_async(conn).await {
+/// Checks the first node of a cluster URL that answers, on a connection
+/// of its own: the cluster client reports a refused password, or
+/// something that is no Redis, only as text, and cannot tell an old server
+/// or one that is no cluster node.
+async fn check_nodes(target: &RedisTarget, nodes: &[ConnectionInfo]) -> Result<(), StoreError> {
+    let mut unreachable = None;
+    for node in nodes {
+        let client = Client::open(node.clone()).map_err(|e| invalid_url(target, e))?;
+        let mut conn = match dedicated(target, &client).await {
+            Ok(conn) => conn,
+            Err(e) if e.is_connection_error() => {
+                unreachable = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        return match probe(&mut conn, target).await? {
+            Mode::Single => Err(invalid_url(
+                target,
+                format!(
+                    "it lists several nodes, but `{}` is no cluster node (its INFO says \
+                     `cluster_enabled:0`); a single server is named by one URL",
+                    node.addr()
+                ),
+            )),
+            Mode::Cluster | Mode::Unknown => Ok(()),
+        };
+    }
+    Err(unreachable.unwrap_or_else(|| deadline_error(target)))
+}
+
+/// What `INFO` told of a server.
+#[derive(Debug, PartialEq, Eq)]
+enum Mode {
+    Single,
+    Cluster,
+    /// `INFO` was refused.
+    Unknown,
+}
+
+/// Reads `INFO`: fails if the server is too old, and says whether it is a
+/// cluster node. A server that refuses `INFO` (ACLs on a managed Redis)
+/// passes, taken for a single server: the commands tt needs fail clearly
+/// if they are missing, and a cluster can still be named by listing its
+/// nodes.
+async fn probe(conn: &mut Connection, target: &RedisTarget) -> Result<Mode, StoreError> {
+    let info: String = match redis::cmd("INFO").query_async(conn).await {
         Ok(info) => info,
         // A server with a password that was given none answers NOAUTH to
         // everything: say so now rather than at the first command.
@@ -292,21 +525,23 @@ async fn check_version(
                 source: e,
             });
         }
-        // A managed Redis may forbid INFO (ACLs); that is no reason to
-        // refuse it, the commands tt needs will fail clearly if missing.
         Err(e) if is_error_reply(&e) => {
             tracing::debug!(error = %e, "cannot check the Redis version");
-            return Ok(());
+            return Ok(Mode::Unknown);
         }
         Err(e) => return Err(connect_error(target, e)),
     };
-    match unsupported_version(&info) {
-        Some(version) => Err(StoreError::UnsupportedServer {
+    if let Some(version) = unsupported_version(&info) {
+        return Err(StoreError::UnsupportedServer {
             url: target.describe(),
             version,
-        }),
-        None => Ok(()),
+        });
     }
+    Ok(if cluster::is_cluster_node(&info) {
+        Mode::Cluster
+    } else {
+        Mode::Single
+    })
 }
 
 /// The server's version if `INFO server` shows a Redis older than 6.2.
@@ -354,6 +589,10 @@ mod tests {
             (
                 "redis://u:x@h/?protocol=3&Password=y#f",
                 "redis://u:***@h/?protocol=3&Password=***#f",
+            ),
+            (
+                "rediss://:secret@a:7000,b:7001,redis://u:s2@c:7002",
+                "rediss://:***@a:7000,b:7001,redis://u:***@c:7002",
             ),
         ];
         for (url, want) in cases {

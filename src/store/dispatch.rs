@@ -5,11 +5,17 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+use super::script::{Declared, Kind, reply_as, script};
 use super::{Store, StoreError};
 
 // Built once: `Script::new` hashes the source (SHA1) every time it runs.
-static DISPATCH: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/dispatch.lua")));
+static DISPATCH: LazyLock<Script> = LazyLock::new(|| {
+    script(concat!(
+        include_str!("scripts/lib/declared.lua"),
+        "\n",
+        include_str!("scripts/dispatch.lua")
+    ))
+});
 
 /// One task to put into an inbox, if the inbox has room.
 #[derive(Debug, Clone)]
@@ -37,13 +43,31 @@ impl Store {
         if batch.is_empty() {
             return Ok(Dispatched::default());
         }
-        let mut inv = DISPATCH.prepare_invoke();
-        inv.arg(self.keys.prefix());
+        // A task that ran before makes the script ask for its last
+        // worker's keys (a second call, only then).
+        let mut declared = Declared::new();
         for d in batch {
-            inv.arg(&d.task).arg(&d.agent).arg(d.window);
+            declared.add(Kind::Task, &d.task);
+            if !d.agent.is_empty() {
+                declared.add(Kind::Inbox, &d.agent);
+            }
         }
-        let mut conn = self.conn.clone();
-        let (sent, missing) = inv.invoke_async(&mut conn).await?;
+        let reply = self
+            .run_declared(
+                &DISPATCH,
+                "dispatch.lua",
+                &mut declared,
+                |inv| {
+                    inv.key(self.keys.events()).key(self.keys.backlog());
+                },
+                |inv| {
+                    for d in batch {
+                        inv.arg(&d.task).arg(&d.agent).arg(d.window);
+                    }
+                },
+            )
+            .await?;
+        let (sent, missing) = reply_as(reply)?;
         Ok(Dispatched { sent, missing })
     }
 }

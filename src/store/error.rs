@@ -179,6 +179,63 @@ pub enum StoreError {
         /// Where this plan comes from.
         ours: String,
     },
+
+    /// Migration refused: a runner of an older tt holds the town's lease
+    /// in the old layout and would go on writing old keys.
+    #[error(
+        "town `{town}` is run by an older tinytown ({holder} holds `{key}`): its keys were not migrated"
+    )]
+    #[diagnostic(
+        code(tt::store::old_runner),
+        help(
+            "stop that `tt run` (and the town's workers of the older version), or wait for it to \
+             exit, then run `tt migrate --town {town}`; `tt run` of this version migrates the town \
+             itself when it starts"
+        )
+    )]
+    OldRunner {
+        town: String,
+        /// The old lease key.
+        key: String,
+        /// Who holds it, e.g. `pid 42 on build-host`.
+        holder: String,
+    },
+
+    /// Migration refused: keys of the town exist in both layouts.
+    #[error(
+        "town `{town}` has keys in both layouts: {count} old key(s) whose new name exists already \
+         ({examples}); nothing was migrated"
+    )]
+    #[diagnostic(
+        code(tt::store::migration_conflict),
+        help(
+            "a newer tt wrote the town before its old keys were migrated; keep one side: to keep \
+             the new keys delete the old ones (`redis-cli --scan --pattern 'tt:{town}:*' | xargs \
+             redis-cli del`), or delete the new ones (pattern `tt:{{{town}}}:*`) and run \
+             `tt migrate --town {town}` again"
+        )
+    )]
+    MigrationConflict {
+        town: String,
+        count: usize,
+        /// The first conflicting pairs, formatted.
+        examples: String,
+    },
+
+    /// Migration refused: the server is a cluster, where the old keys of a
+    /// town lie in different slots and no one script may move them.
+    #[error(
+        "the old-layout keys of town `{town}` lie in different cluster slots: they cannot be migrated in one step"
+    )]
+    #[diagnostic(
+        code(tt::store::migration_across_slots),
+        help(
+            "tinytown's old key layout never ran on Redis Cluster: migrate on the standalone server \
+             the town came from (`tt migrate --town {town}` with `REDIS_URL` pointing at it) before \
+             moving its data to the cluster"
+        )
+    )]
+    MigrationAcrossSlots { town: String },
 }
 
 /// [`StoreError::Corrupt`] naming `key` when a command on it failed with

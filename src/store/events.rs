@@ -9,10 +9,9 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use redis::aio::MultiplexedConnection;
 use serde_json::{Map, Value, json};
 
-use super::connection::connect_blocking;
+use super::connection::{Connection, connect_blocking};
 use super::{RedisTarget, Store, StoreError};
 
 /// Entries read per `XREVRANGE` while looking for one task's events: big
@@ -88,7 +87,7 @@ impl Store {
     /// connection (see [`super::connection::connect_blocking`]).
     async fn read_events(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Connection,
         after: &str,
         block: Duration,
     ) -> Result<Vec<Event>, StoreError> {
@@ -239,7 +238,7 @@ pub struct EventFollower {
     store: Store,
     target: RedisTarget,
     /// `None` until connected, and after an error.
-    conn: Option<MultiplexedConnection>,
+    conn: Option<Connection>,
     /// Stream id of the last event handed out.
     after: String,
 }

@@ -13,15 +13,18 @@ use std::sync::LazyLock;
 use redis::Script;
 use serde_json::{Map, Value};
 
+use super::script::script;
 use super::{Store, StoreError};
 
 static KEEP: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    script(concat!(
         include_str!("scripts/lib/usage.lua"),
         "\n",
         include_str!("scripts/keep_facts.lua")
     ))
 });
+
+static NOTE: LazyLock<Script> = LazyLock::new(|| script(include_str!("scripts/note_facts.lua")));
 
 /// Names and values, as JSON.
 pub type Facts = Map<String, Value>;
@@ -60,14 +63,39 @@ impl Store {
         }
         let mut conn = self.conn.clone();
         let kept: i64 = KEEP
-            .arg(self.keys.prefix())
-            .arg(task)
+            .key(self.keys.task(task))
+            .key(self.keys.usage())
+            .key(self.keys.agent(worker))
             .arg(attempt)
             .arg(worker)
             .arg(facts_text(Some(facts)))
             .invoke_async(&mut conn)
             .await?;
         Ok(kept == 1)
+    }
+
+    /// Notes what a running attempt's output said so far on its task
+    /// (`note_facts.lua`), for a retry to resume should its worker die
+    /// without a word. `false` when the task moved on meanwhile.
+    pub async fn note_facts(
+        &self,
+        worker: &str,
+        task: &str,
+        attempt: u32,
+        facts: &Facts,
+    ) -> Result<bool, StoreError> {
+        if facts.is_empty() {
+            return Ok(false);
+        }
+        let mut conn = self.conn.clone();
+        let noted: i64 = NOTE
+            .key(self.keys.task(task))
+            .arg(attempt)
+            .arg(worker)
+            .arg(facts_text(Some(facts)))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(noted == 1)
     }
 }
 

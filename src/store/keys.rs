@@ -1,5 +1,13 @@
 //! The one place that names Redis keys. Every key of a town starts with
-//! `tt:<town>:`, so many towns share one Redis without touching each other.
+//! `tt:{<town>}:`, so many towns share one Redis without touching each
+//! other, and the town in braces is the key's hash tag: Redis Cluster puts
+//! every key of a town in one slot, where the town's scripts and MULTIs
+//! are legal, and spreads different towns over the cluster. Town names
+//! never hold `{`, `}` or `:` ([`crate::plan::town_name`]), so the tag
+//! is the whole name and no town reaches another's keys.
+//!
+//! Before this layout every key was `tt:<town>:…` ([`legacy_prefix`]);
+//! `store::migrate` moves such towns.
 
 /// The name the runner goes by as a recipient: `tt send supervisor …` puts
 /// a note in `inbox:supervisor`, which the runner drains; no agent may take
@@ -15,11 +23,11 @@ pub struct Keys {
 impl Keys {
     pub fn new(town: &str) -> Self {
         Self {
-            prefix: format!("tt:{town}:"),
+            prefix: format!("tt:{{{town}}}:"),
         }
     }
 
-    /// `tt:<town>:` — what every key of this town starts with.
+    /// `tt:{<town>}:` — what every key of this town starts with.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
@@ -27,11 +35,6 @@ impl Keys {
     /// Hash: one task's definition, status and progress.
     pub fn task(&self, id: &str) -> String {
         format!("{}task:{id}", self.prefix)
-    }
-
-    /// Prefix of every task hash, for scripts that build task keys themselves.
-    pub fn task_prefix(&self) -> String {
-        format!("{}task:", self.prefix)
     }
 
     /// Sorted set: every task id, scored by (priority, file order).
@@ -121,16 +124,23 @@ impl Keys {
 }
 
 /// The global set of town names, so `tt towns` finds every town without SCAN.
+/// Not a town key: commands write it apart from the town's scripts.
 pub const TOWNS: &str = "tt:towns";
+
+/// `tt:<town>:` — what every key of a town started with before keys were
+/// hash-tagged; only migration reads it.
+pub fn legacy_prefix(town: &str) -> String {
+    format!("tt:{town}:")
+}
 
 #[cfg(test)]
 mod tests {
+    use redis::cluster_routing::Slot;
+
     use super::*;
 
-    #[test]
-    fn every_key_is_under_the_town_prefix() {
-        let k = Keys::new("shop");
-        for key in [
+    fn every_key(k: &Keys) -> Vec<String> {
+        vec![
             k.task("a"),
             k.tasks(),
             k.fingerprints(),
@@ -148,9 +158,55 @@ mod tests {
             k.deadletter(),
             k.adhoc_counter(),
             k.answer("a"),
-        ] {
-            assert!(key.starts_with("tt:shop:"), "{key}");
+        ]
+    }
+
+    #[test]
+    fn every_key_is_under_the_town_prefix() {
+        let k = Keys::new("shop");
+        for key in every_key(&k) {
+            assert!(key.starts_with("tt:{shop}:"), "{key}");
         }
-        assert_eq!(k.task("login"), "tt:shop:task:login");
+        assert_eq!(k.task("login"), "tt:{shop}:task:login");
+    }
+
+    #[test]
+    fn every_key_of_a_town_hashes_to_one_slot() {
+        for town in ["shop", "a", "my-shop.v2", "A_b-9"] {
+            let k = Keys::new(town);
+            // Ids that hold braces of their own do not move the tag: Redis
+            // hashes what is between the first `{` and the next `}`.
+            let mut keys = every_key(&k);
+            keys.push(k.task("x{y}z"));
+            keys.push(k.inbox("}{"));
+            let slot = Slot::for_key(town);
+            for key in keys {
+                assert_eq!(Slot::for_key(&key), slot, "{key} of town {town}");
+            }
+        }
+    }
+
+    #[test]
+    fn different_towns_land_on_different_slots() {
+        let towns = ["shop", "api", "web", "payments", "default"];
+        for (i, a) in towns.iter().enumerate() {
+            for b in &towns[i + 1..] {
+                assert_ne!(
+                    Slot::for_key(Keys::new(a).tasks()),
+                    Slot::for_key(Keys::new(b).tasks()),
+                    "{a} and {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_legacy_prefix_does_not_match_new_keys() {
+        assert_eq!(legacy_prefix("shop"), "tt:shop:");
+        assert!(
+            !Keys::new("shop")
+                .tasks()
+                .starts_with(&legacy_prefix("shop"))
+        );
     }
 }

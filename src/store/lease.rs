@@ -10,17 +10,18 @@ use std::time::Duration;
 use redis::Script;
 use serde::Serialize;
 
+use super::script::script;
 use super::{Store, StoreError};
 
 // Built once: `Script::new` hashes the source (SHA1) every time it runs.
 static ACQUIRE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/lease_acquire.lua")));
+    LazyLock::new(|| script(include_str!("scripts/lease_acquire.lua")));
 static TAKE_OVER: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/lease_take_over.lua")));
+    LazyLock::new(|| script(include_str!("scripts/lease_take_over.lua")));
 static REPAIR: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/lease_repair.lua")));
+    LazyLock::new(|| script(include_str!("scripts/lease_repair.lua")));
 static RELEASE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/lease_release.lua")));
+    LazyLock::new(|| script(include_str!("scripts/lease_release.lua")));
 
 /// Who holds the runner lease (`tt:<town>:runner`).
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]

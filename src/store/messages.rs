@@ -8,10 +8,10 @@ use std::sync::LazyLock;
 use redis::Script;
 use serde::Serialize;
 
+use super::script::script;
 use super::{Store, StoreError};
 
-static TAKE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/take_messages.lua")));
+static TAKE: LazyLock<Script> = LazyLock::new(|| script(include_str!("scripts/take_messages.lua")));
 
 /// A direct message, as `tt send` wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,8 +32,8 @@ impl Store {
     ) -> Result<Vec<Message>, StoreError> {
         let mut conn = self.conn.clone();
         let flat: Vec<String> = TAKE
-            .arg(self.keys.prefix())
-            .arg(agent)
+            .key(self.keys.inbox(agent))
+            .key(self.keys.events())
             .arg(reader)
             .arg(task)
             .invoke_async(&mut conn)

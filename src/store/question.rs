@@ -14,21 +14,22 @@ use std::time::Duration;
 use redis::Script;
 use serde::Serialize;
 
+use super::script::script;
 use super::worker::BlockingConn;
 use super::{Store, StoreError};
 
 // lib/running.lua (is this the running attempt?) goes before the scripts
 // a command inside a task calls.
 static ASK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    script(concat!(
         include_str!("scripts/lib/running.lua"),
         "\n",
         include_str!("scripts/ask.lua")
     ))
 });
-static ANSWER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/answer.lua")));
+static ANSWER: LazyLock<Script> = LazyLock::new(|| script(include_str!("scripts/answer.lua")));
 static PROGRESS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    script(concat!(
         include_str!("scripts/lib/running.lua"),
         "\n",
         include_str!("scripts/progress.lua")

@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+use super::script::{Declared, Kind, script};
 use super::{Store, StoreError};
 
 /// A task definition as the file gives it, ready to store.
@@ -97,7 +98,17 @@ pub enum SyncRefused {
 }
 
 // Built once: `Script::new` hashes the source (SHA1) every time it runs.
-static SYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/sync.lua")));
+static SYNC: LazyLock<Script> = LazyLock::new(|| {
+    script(concat!(
+        include_str!("scripts/lib/declared.lua"),
+        "\n",
+        include_str!("scripts/sync.lua")
+    ))
+});
+
+/// How often a sync reads the workers again because one registered
+/// between the read and the transaction, before it gives up.
+const WORKER_ROUNDS: usize = 5;
 
 const UPSERTS_PER_CALL: usize = 1000;
 
@@ -191,6 +202,12 @@ impl Store {
     /// `adopt_status`, the statuses the file names are recorded as seen but
     /// not applied. `guard` is checked inside the script, so atomically:
     /// when it refuses, nothing was written.
+    ///
+    /// The script gets the control list of every worker of the town, read
+    /// just before (a running task the file finishes or removes is told to
+    /// stop there); one that registers in between makes it refuse, and
+    /// the sync is tried again. The town goes into the set of towns beside
+    /// the transaction, not inside it: that set is no key of the town.
     pub async fn apply_sync(
         &self,
         upserts: &[TaskDef],
@@ -199,11 +216,50 @@ impl Store {
         adopt_status: bool,
         guard: &SyncGuard<'_>,
     ) -> Result<Result<SyncCounts, SyncRefused>, StoreError> {
+        for _ in 0..WORKER_ROUNDS {
+            if let Some(done) = self
+                .try_apply_sync(upserts, removed, plan_fp, adopt_status, guard)
+                .await?
+            {
+                return Ok(done);
+            }
+        }
+        Err(StoreError::Corrupt {
+            key: self.keys.agents(),
+            what: format!(
+                "workers kept registering while the sync wrote ({WORKER_ROUNDS} tries): try again"
+            ),
+        })
+    }
+
+    /// One try of [`Store::apply_sync`]; `None` when a worker registered
+    /// after the set of workers was read.
+    async fn try_apply_sync(
+        &self,
+        upserts: &[TaskDef],
+        removed: &[String],
+        plan_fp: &str,
+        adopt_status: bool,
+        guard: &SyncGuard<'_>,
+    ) -> Result<Option<Result<SyncCounts, SyncRefused>>, StoreError> {
         let script = &*SYNC;
         let mut conn = self.conn.clone();
+        let mut load_conn = self.conn.clone();
         // Loading first lets the transaction use EVALSHA without a
-        // NOSCRIPT failure inside MULTI.
-        script.prepare_invoke().load_async(&mut conn).await?;
+        // NOSCRIPT failure inside MULTI; the workers are read in the same
+        // round trip.
+        let (_, workers): (String, Vec<String>) = tokio::try_join!(
+            async {
+                Ok::<_, StoreError>(script.prepare_invoke().load_async(&mut load_conn).await?)
+            },
+            self.worker_ids(),
+        )?;
+        let mut declared = Declared::new();
+        for w in &workers {
+            declared.add(Kind::Control, w);
+        }
+        let declared_keys: Vec<String> = declared.keys(&self.keys).collect();
+        let names = declared.names();
         let mut pipe = redis::pipe();
         pipe.atomic();
         let chunks: Vec<&[TaskDef]> = upserts.chunks(UPSERTS_PER_CALL).collect();
@@ -212,9 +268,23 @@ impl Store {
             let chunk = chunks.get(call).copied().unwrap_or(&[]);
             let last = call + 1 == calls;
             let gone: &[String] = if last { removed } else { &[] };
-            let cmd = pipe.cmd("EVALSHA").arg(script.get_hash()).arg(0);
-            cmd.arg(self.keys.prefix())
-                .arg(&self.town)
+            let cmd = pipe
+                .cmd("EVALSHA")
+                .arg(script.get_hash())
+                .arg(5 + chunk.len() + gone.len() + declared.len());
+            cmd.arg(self.keys.meta())
+                .arg(self.keys.tasks())
+                .arg(self.keys.fingerprints())
+                .arg(self.keys.events())
+                .arg(self.keys.agents());
+            for d in chunk {
+                cmd.arg(self.keys.task(&d.id));
+            }
+            for id in gone {
+                cmd.arg(self.keys.task(id));
+            }
+            cmd.arg(&declared_keys)
+                .arg(&names)
                 .arg(if last { plan_fp } else { "" })
                 .arg(if adopt_status { "1" } else { "0" })
                 .arg(chunk.len())
@@ -243,23 +313,28 @@ impl Store {
                 cmd.arg(id);
             }
         }
-        let results: Vec<(u64, u64, u64, u64, String, Vec<String>)> =
-            pipe.query_async(&mut conn).await?;
+        type Chunk = (u64, u64, u64, u64, String, Vec<String>);
+        let (results, ()): (Vec<Chunk>, ()) = tokio::try_join!(
+            async { Ok::<_, StoreError>(pipe.query_async(&mut conn).await?) },
+            self.add_town(),
+        )?;
         let mut counts = SyncCounts::default();
         for (a, c, r, refused, held, skipped) in results {
             // Every chunk runs in the same transaction and sees the same
-            // stored fingerprint and origin: either all refuse or none does.
+            // stored fingerprint, origin and workers: either all refuse or
+            // none does.
             match refused {
                 0 => {}
-                1 => return Ok(Err(SyncRefused::Stale)),
-                _ => return Ok(Err(SyncRefused::Foreign(held))),
+                1 => return Ok(Some(Err(SyncRefused::Stale))),
+                2 => return Ok(Some(Err(SyncRefused::Foreign(held)))),
+                _ => return Ok(None),
             }
             counts.added += a;
             counts.changed += c;
             counts.removed += r;
             counts.skipped += skipped.len() as u64;
         }
-        Ok(Ok(counts))
+        Ok(Some(Ok(counts)))
     }
 }
 

@@ -12,31 +12,41 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::MultiplexedConnection;
 
-use super::connection::connect_blocking;
+use super::connection::{Connection, connect_blocking};
+use super::script::{Declared, Kind, reply_as, script};
 use super::{Facts, Keys, RedisTarget, Store, StoreError};
 
 // The shared pieces in `scripts/lib/` go before the scripts that call
-// them: lib/requeue.lua bounds the requeues of a task (both scripts that
-// requeue), lib/claim.lua is the claim (a claim on its own, and a busy
-// worker's next message in the call that reports the last one).
+// them: lib/declared.lua finds the keys a script is given for what it
+// reads (store/script.rs), lib/requeue.lua bounds the requeues of a task
+// (both scripts that requeue), lib/claim.lua is the claim (a claim on its
+// own, and a busy worker's next message in the call that reports the last
+// one).
 static WORKER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    script(concat!(
+        include_str!("scripts/lib/declared.lua"),
+        "\n",
         include_str!("scripts/lib/requeue.lua"),
+        "\n",
+        include_str!("scripts/lib/usage.lua"),
         "\n",
         include_str!("scripts/worker.lua")
     ))
 });
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    script(concat!(
+        include_str!("scripts/lib/declared.lua"),
+        "\n",
         include_str!("scripts/lib/claim.lua"),
         "\n",
         include_str!("scripts/claim.lua")
     ))
 });
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
+    script(concat!(
+        include_str!("scripts/lib/declared.lua"),
+        "\n",
         include_str!("scripts/lib/requeue.lua"),
         "\n",
         include_str!("scripts/lib/claim.lua"),
@@ -257,18 +267,15 @@ impl Store {
         w: &WorkerIdentity,
         ttl: Duration,
     ) -> Result<Registered, StoreError> {
-        let mut conn = self.conn.clone();
-        let reply: Vec<String> = WORKER
-            .arg(self.keys.prefix())
-            .arg("register")
-            .arg(&w.id)
-            .arg(&w.agent)
-            .arg(w.pid)
-            .arg(&w.host)
-            .arg(if w.backlog { "1" } else { "0" })
-            .arg(millis(ttl))
-            .arg(&w.token)
-            .invoke_async(&mut conn)
+        let reply = self
+            .worker_op(&w.id, &w.agent, "register", |inv| {
+                inv.arg(&w.agent)
+                    .arg(w.pid)
+                    .arg(&w.host)
+                    .arg(if w.backlog { "1" } else { "0" })
+                    .arg(millis(ttl))
+                    .arg(&w.token);
+            })
             .await?;
         match reply.as_slice() {
             [ok, returned, requeued] if ok == "ok" => Ok(Registered::Ok {
@@ -294,14 +301,10 @@ impl Store {
         w: &WorkerIdentity,
         ttl: Duration,
     ) -> Result<Heartbeat, StoreError> {
-        let mut conn = self.conn.clone();
-        let reply: Vec<String> = WORKER
-            .arg(self.keys.prefix())
-            .arg("heartbeat")
-            .arg(&w.id)
-            .arg(millis(ttl))
-            .arg(&w.token)
-            .invoke_async(&mut conn)
+        let reply = self
+            .worker_op(&w.id, &w.agent, "heartbeat", |inv| {
+                inv.arg(millis(ttl)).arg(&w.token);
+            })
             .await?;
         Ok(match reply.first().map(String::as_str) {
             Some("replaced") => Heartbeat::StepDown(format!(
@@ -324,14 +327,10 @@ impl Store {
     /// Marks the worker stopped and drops its heartbeat, so the runner may
     /// recover what it leaves in `claimed` without waiting for a TTL.
     pub async fn worker_stopped(&self, w: &WorkerIdentity) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let _: Vec<String> = WORKER
-            .arg(self.keys.prefix())
-            .arg("stopped")
-            .arg(&w.id)
-            .arg(&w.token)
-            .invoke_async(&mut conn)
-            .await?;
+        self.worker_op(&w.id, &w.agent, "stopped", |inv| {
+            inv.arg(&w.token);
+        })
+        .await?;
         Ok(())
     }
 
@@ -341,13 +340,10 @@ impl Store {
     /// may have moved a message it will never claim. Returns how many went
     /// back.
     pub async fn give_back(&self, w: &WorkerIdentity) -> Result<u64, StoreError> {
-        let mut conn = self.conn.clone();
-        let reply: Vec<String> = WORKER
-            .arg(self.keys.prefix())
-            .arg("give_back")
-            .arg(&w.id)
-            .arg(&w.agent)
-            .invoke_async(&mut conn)
+        let reply = self
+            .worker_op(&w.id, &w.agent, "give_back", |inv| {
+                inv.arg(&w.agent);
+            })
             .await?;
         match reply.as_slice() {
             [ok, n] if ok == "ok" => Ok(n.parse().unwrap_or(0)),
@@ -366,13 +362,10 @@ impl Store {
         worker: &str,
         agent: &str,
     ) -> Result<Option<(u64, u64)>, StoreError> {
-        let mut conn = self.conn.clone();
-        let reply: Vec<String> = WORKER
-            .arg(self.keys.prefix())
-            .arg("recover")
-            .arg(worker)
-            .arg(agent)
-            .invoke_async(&mut conn)
+        let reply = self
+            .worker_op(worker, agent, "recover", |inv| {
+                inv.arg(agent);
+            })
             .await?;
         match reply.as_slice() {
             [alive] if alive == "alive" => Ok(None),
@@ -431,17 +424,31 @@ impl Store {
             MessageSource::Inbox => w.agent.as_str(),
             MessageSource::Backlog => "",
         };
-        let mut conn = self.conn.clone();
-        let reply: Vec<Vec<u8>> = CLAIM
-            .arg(self.keys.prefix())
-            .arg(&w.id)
-            .arg(raw)
-            .arg(assignee)
-            .arg(if again { "1" } else { "0" })
-            .arg(logs)
-            .invoke_async(&mut conn)
+        let mut declared = Declared::new();
+        if let Some(task) = task_named(raw) {
+            declared.add(Kind::Task, &task);
+        }
+        let reply = self
+            .run_declared(
+                &CLAIM,
+                "claim.lua",
+                &mut declared,
+                |inv| {
+                    inv.key(self.keys.claimed(&w.id))
+                        .key(self.keys.agent(&w.id))
+                        .key(self.keys.events())
+                        .key(self.keys.deadletter());
+                },
+                |inv| {
+                    inv.arg(&w.id)
+                        .arg(raw)
+                        .arg(assignee)
+                        .arg(if again { "1" } else { "0" })
+                        .arg(logs);
+                },
+            )
             .await?;
-        let parsed = self.parse_claim(&texts(reply))?;
+        let parsed = self.parse_claim(&texts(reply_as(reply)?))?;
         self.settle(&w.id, raw, parsed).await
     }
 
@@ -589,8 +596,21 @@ impl Store {
         logs: &str,
     ) -> Result<(Finish, Option<(String, Claim)>), StoreError> {
         let mut conn = self.conn.clone();
-        let reply: Vec<Vec<u8>> = FINISH
-            .arg(self.keys.prefix())
+        let mut inv = FINISH.prepare_invoke();
+        inv.key(self.keys.task(r.task))
+            .key(self.keys.claimed(r.worker))
+            .key(self.keys.agent(r.worker))
+            .key(self.keys.events())
+            .key(self.keys.usage())
+            .key(self.keys.deadletter());
+        if let Some(w) = take {
+            inv.key(self.keys.inbox(&w.agent));
+        }
+        // The next message's task is not known before the script takes it:
+        // when the claim asks for its key, the worker claims it in a call of
+        // its own (below).
+        Declared::new().apply(&self.keys, &mut inv);
+        let reply: Vec<Vec<u8>> = inv
             .arg(r.worker)
             .arg(r.raw)
             .arg(r.task)
@@ -628,15 +648,54 @@ impl Store {
             ),
             _ => return Err(self.unexpected("finish.lua", &text)),
         };
-        let next = match &reply[text.len() - rest.len()..] {
-            [] => None,
-            [(raw, _), claim @ ..] => {
+        let next = match (&reply[text.len() - rest.len()..], take) {
+            ([], _) => None,
+            ([(raw, _), (need, _), ..], Some(w)) if need == "need" => Some((
+                raw.clone(),
+                self.claim(w, raw, MessageSource::Inbox, again, logs)
+                    .await?,
+            )),
+            ([(raw, _), claim @ ..], _) => {
                 let parsed = self.parse_claim(claim)?;
                 let worker = take.map_or(r.worker, |w| w.id.as_str());
                 Some((raw.clone(), self.settle(worker, raw, parsed).await?))
             }
         };
         Ok((finish, next))
+    }
+
+    /// Runs operation `op` of worker.lua for `worker` of agent `agent`;
+    /// `args` adds what follows the worker id.
+    async fn worker_op(
+        &self,
+        worker: &str,
+        agent: &str,
+        op: &str,
+        args: impl Fn(&mut redis::ScriptInvocation<'_>),
+    ) -> Result<Vec<String>, StoreError> {
+        let mut declared = Declared::new();
+        declared.add(Kind::Inbox, agent);
+        let reply = self
+            .run_declared(
+                &WORKER,
+                &format!("worker.lua {op}"),
+                &mut declared,
+                |inv| {
+                    inv.key(self.keys.agent(worker))
+                        .key(self.keys.alive(worker))
+                        .key(self.keys.claimed(worker))
+                        .key(self.keys.events())
+                        .key(self.keys.agents())
+                        .key(self.keys.backlog())
+                        .key(self.keys.usage());
+                },
+                |inv| {
+                    inv.arg(op).arg(worker);
+                    args(inv);
+                },
+            )
+            .await?;
+        reply_as(reply)
     }
 
     /// A script's reply that is none of the ones it gives.
@@ -657,6 +716,13 @@ struct Unreadable {
     what: String,
 }
 
+/// The task an inbox message names, read as claim.lua reads it; `None`
+/// for one that names none (the script then needs no task key, or asks).
+fn task_named(raw: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(raw).ok()?;
+    Some(v.get("task")?.as_str()?.to_string())
+}
+
 /// A script's reply as text, each value with whether it was UTF-8: a task
 /// field holds whatever bytes were written into it.
 fn texts(reply: Vec<Vec<u8>>) -> Vec<(String, bool)> {
@@ -672,7 +738,7 @@ fn texts(reply: Vec<Vec<u8>>) -> Vec<(String, bool)> {
 pub struct BlockingConn {
     target: RedisTarget,
     keys: Keys,
-    conn: Option<MultiplexedConnection>,
+    conn: Option<Connection>,
 }
 
 impl BlockingConn {
@@ -687,7 +753,7 @@ impl BlockingConn {
         Ok(this)
     }
 
-    async fn conn(&mut self) -> Result<&mut MultiplexedConnection, StoreError> {
+    async fn conn(&mut self) -> Result<&mut Connection, StoreError> {
         let conn = match self.conn.take() {
             Some(conn) => conn,
             None => connect_blocking(&self.target).await?,

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{BUILD_DESCRIPTION, PLAN, agent_once, dispatch, shut_down, town, worker};
-use crate::support::Scenario;
+use crate::support::{Scenario, key};
 
 #[test]
 fn a_task_runs_with_its_argv_and_env_and_completes() {
@@ -89,7 +89,7 @@ fn a_task_runs_with_its_argv_and_env_and_completes() {
     assert_eq!(agent["state"], "stopped");
     assert!(!town.alive("dev-1"), "a stopped worker drops its heartbeat");
     let workers: Vec<String> = redis::cmd("SMEMBERS")
-        .arg("tt:t:agents")
+        .arg(key("t", "agents"))
         .query(&mut town.redis().conn())
         .unwrap();
     assert_eq!(workers, ["dev-1"]);
@@ -166,8 +166,15 @@ fn a_missing_program_fails_the_attempt_and_the_worker_goes_on() {
 #[test]
 fn a_backlog_worker_takes_unassigned_work() {
     let town = town();
-    town.redis_cmd(&["HSET", "tt:t:task:a", "status", "assigned", "attempt", "1"]);
-    town.redis_cmd(&["RPUSH", "tt:t:backlog", &super::message("a", 1)]);
+    town.redis_cmd(&[
+        "HSET",
+        &key("t", "task:a"),
+        "status",
+        "assigned",
+        "attempt",
+        "1",
+    ]);
+    town.redis_cmd(&["RPUSH", &key("t", "backlog"), &super::message("a", 1)]);
     agent_once(&town, &["--backlog", "--command", "touch", "ran-{id}"]).success();
     assert!(town.exists("ran-a"));
     assert_eq!(town.status("a"), "completed");

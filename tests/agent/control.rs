@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{SLEEPER, dispatch, message, shut_down, town, worker};
-use crate::support::{pid_running, wait_until};
+use crate::support::{key, pid_running, wait_until};
 
 #[test]
 fn a_stop_message_kills_the_whole_process_group() {
@@ -29,7 +29,7 @@ fn a_stop_message_kills_the_whole_process_group() {
 
     town.redis_cmd(&[
         "LPUSH",
-        "tt:t:control:dev-1",
+        &key("t", "control:dev-1"),
         r#"{"kind":"stop","task":"build","attempt":1}"#,
     ]);
     town.wait_status("build", "failed");

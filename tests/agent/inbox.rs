@@ -3,6 +3,7 @@
 //! addressed to it.
 
 use super::{agent_once, dispatch, dispatch_to, message, push, town};
+use crate::support::key;
 
 #[test]
 fn stale_messages_are_dropped_and_never_run() {
@@ -10,7 +11,7 @@ fn stale_messages_are_dropped_and_never_run() {
     // An old attempt: the task has moved on to attempt 2.
     town.redis_cmd(&[
         "HSET",
-        "tt:t:task:a",
+        &key("t", "task:a"),
         "status",
         "assigned",
         "attempt",
@@ -21,10 +22,10 @@ fn stale_messages_are_dropped_and_never_run() {
     push(&town, &message("a", 1));
     // Cancelled while in the inbox.
     dispatch(&town, "b", 1);
-    town.redis_cmd(&["HSET", "tt:t:task:b", "status", "cancelled"]);
+    town.redis_cmd(&["HSET", &key("t", "task:b"), "status", "cancelled"]);
     // Reassigned to another agent while in this inbox.
     dispatch_to(&town, "c", 1, "other");
-    town.redis_cmd(&["LREM", "tt:t:inbox:other", "0", &message("c", 1)]);
+    town.redis_cmd(&["LREM", &key("t", "inbox:other"), "0", &message("c", 1)]);
     push(&town, &message("c", 1));
     // And one that is ours.
     dispatch(&town, "build", 1);

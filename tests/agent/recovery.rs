@@ -2,6 +2,7 @@
 //! by the same worker id when it starts again.
 
 use super::{agent_once, dispatch, message, town, with_store};
+use crate::support::key;
 
 #[test]
 fn a_dead_workers_claimed_work_is_recovered() {
@@ -9,7 +10,7 @@ fn a_dead_workers_claimed_work_is_recovered() {
     // dev-9 died: it had started `build` and taken `a` without claiming it.
     town.redis_cmd(&[
         "HSET",
-        "tt:t:task:build",
+        &key("t", "task:build"),
         "status",
         "running",
         "attempt",
@@ -20,20 +21,20 @@ fn a_dead_workers_claimed_work_is_recovered() {
     dispatch(&town, "a", 1);
     town.redis_cmd(&[
         "LMOVE",
-        "tt:t:inbox:dev",
-        "tt:t:claimed:dev-9",
+        &key("t", "inbox:dev"),
+        &key("t", "claimed:dev-9"),
         "LEFT",
         "RIGHT",
     ]);
-    town.redis_cmd(&["RPUSH", "tt:t:claimed:dev-9", &message("build", 1)]);
-    town.redis_cmd(&["SET", "tt:t:alive:dev-9", "x", "PX", "60000"]);
+    town.redis_cmd(&["RPUSH", &key("t", "claimed:dev-9"), &message("build", 1)]);
+    town.redis_cmd(&["SET", &key("t", "alive:dev-9"), "x", "PX", "60000"]);
 
     with_store(&town, async |store| {
         let alive = store.recover_worker("dev-9", "dev").await.unwrap();
         assert_eq!(alive, None, "a live worker's work is never touched");
         assert_eq!(town.status("build"), "running");
 
-        town.redis_cmd(&["DEL", "tt:t:alive:dev-9"]);
+        town.redis_cmd(&["DEL", &key("t", "alive:dev-9")]);
         let recovered = store.recover_worker("dev-9", "dev").await.unwrap();
         assert_eq!(recovered, Some((1, 1)));
     });
@@ -52,8 +53,8 @@ fn a_message_moved_but_never_claimed_is_not_lost() {
     dispatch(&town, "build", 1);
     town.redis_cmd(&[
         "LMOVE",
-        "tt:t:inbox:dev",
-        "tt:t:claimed:dev-1",
+        &key("t", "inbox:dev"),
+        &key("t", "claimed:dev-1"),
         "LEFT",
         "RIGHT",
     ]);

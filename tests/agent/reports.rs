@@ -8,6 +8,7 @@ use std::time::Duration;
 use tinytown::store::{Claim, Finish, MessageSource, Report};
 
 use super::{build_succeeded, dispatch, identity, message, town, with_store};
+use crate::support::key;
 
 #[test]
 fn a_late_report_from_an_old_attempt_is_rejected() {
@@ -15,7 +16,7 @@ fn a_late_report_from_an_old_attempt_is_rejected() {
     // Attempt 1 ran on dev-1, was requeued, and attempt 2 now runs on dev-2.
     town.redis_cmd(&[
         "HSET",
-        "tt:t:task:build",
+        &key("t", "task:build"),
         "status",
         "running",
         "attempt",
@@ -24,7 +25,7 @@ fn a_late_report_from_an_old_attempt_is_rejected() {
         "dev-2",
     ]);
     let raw = message("build", 1);
-    town.redis_cmd(&["RPUSH", "tt:t:claimed:dev-1", &raw]);
+    town.redis_cmd(&["RPUSH", &key("t", "claimed:dev-1"), &raw]);
     let before = town.task("build");
 
     let (old, other) = with_store(&town, async |store| {
@@ -77,7 +78,7 @@ fn a_repeated_report_after_a_lost_reply_gets_its_own_outcome_back() {
     let town = town();
     town.redis_cmd(&[
         "HSET",
-        "tt:t:task:build",
+        &key("t", "task:build"),
         "status",
         "running",
         "attempt",
@@ -86,7 +87,7 @@ fn a_repeated_report_after_a_lost_reply_gets_its_own_outcome_back() {
         "dev-1",
     ]);
     let raw = message("build", 1);
-    town.redis_cmd(&["RPUSH", "tt:t:claimed:dev-1", &raw]);
+    town.redis_cmd(&["RPUSH", &key("t", "claimed:dev-1"), &raw]);
     let (first, again, stale) = with_store(&town, async |store| {
         let report = build_succeeded(&raw);
         let first = store.finish(&report, false).await.unwrap();
@@ -112,7 +113,7 @@ fn a_report_claims_the_next_message_and_a_repeat_hands_it_out_again() {
     let town = town();
     town.redis_cmd(&[
         "HSET",
-        "tt:t:task:build",
+        &key("t", "task:build"),
         "status",
         "running",
         "attempt",
@@ -120,9 +121,16 @@ fn a_report_claims_the_next_message_and_a_repeat_hands_it_out_again() {
         "worker",
         "dev-1",
     ]);
-    town.redis_cmd(&["HSET", "tt:t:agent:dev-1", "task", "build", "attempt", "1"]);
+    town.redis_cmd(&[
+        "HSET",
+        &key("t", "agent:dev-1"),
+        "task",
+        "build",
+        "attempt",
+        "1",
+    ]);
     let raw = message("build", 1);
-    town.redis_cmd(&["RPUSH", "tt:t:claimed:dev-1", &raw]);
+    town.redis_cmd(&["RPUSH", &key("t", "claimed:dev-1"), &raw]);
     dispatch(&town, "a", 1);
     let logs = "/p/.tt/logs";
     let me = identity("dev-1");
@@ -179,8 +187,8 @@ fn claim_records_the_log_the_worker_writes() {
     with_store(&town, async |store| {
         for _ in ids {
             let raw: String = redis::cmd("LMOVE")
-                .arg("tt:t:inbox:dev")
-                .arg("tt:t:claimed:dev-1")
+                .arg(key("t", "inbox:dev"))
+                .arg(key("t", "claimed:dev-1"))
                 .arg("LEFT")
                 .arg("RIGHT")
                 .query(&mut town.redis().conn())

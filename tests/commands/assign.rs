@@ -1,6 +1,7 @@
 //! `tt assign`: ad hoc tasks from the command line.
 
 use super::{PLAN, event_kinds, json, shop};
+use crate::support::key;
 
 #[test]
 fn assign_creates_a_pending_cli_task_that_survives_a_reload() {
@@ -15,7 +16,7 @@ fn assign_creates_a_pending_cli_task_that_survives_a_reload() {
     assert_eq!(t["attempt"], "0");
     // Ordered after every file task of the same priority.
     let ids: Vec<String> = redis::cmd("ZRANGE")
-        .arg("tt:shop:tasks")
+        .arg(key("shop", "tasks"))
         .arg(0)
         .arg(-1)
         .query(&mut town.redis().conn())
@@ -56,7 +57,7 @@ fn assign_creates_a_pending_cli_task_that_survives_a_reload() {
     assert_eq!(rate["priority"], "0");
     // P0 comes first despite being ad hoc.
     let first: Vec<String> = redis::cmd("ZRANGE")
-        .arg("tt:shop:tasks")
+        .arg(key("shop", "tasks"))
         .arg(0)
         .arg(0)
         .query(&mut town.redis().conn())
@@ -105,7 +106,7 @@ fn assign_refuses_taken_ids_bad_names_and_unknown_references() {
     town.tt(["assign", "backend", "  "]).code(2);
     town.tt(["assign", "backend", "x", "--priority", "9"])
         .code(2);
-    assert!(town.redis().keys("tt:shop:task:adhoc-*").is_empty());
+    assert!(town.redis().keys(&key("shop", "task:adhoc-*")).is_empty());
     // Taken default ids are skipped.
     town.tt(["assign", "backend", "x", "--id", "adhoc-1"])
         .success();

@@ -2,14 +2,14 @@
 //! message, and bringing them back.
 
 use super::{PLAN, event_kinds, json, set_status, shop};
-use crate::support::Scenario;
+use crate::support::{Scenario, key};
 
 #[test]
 fn cancel_of_a_running_task_tells_its_worker_to_stop() {
     let town = shop();
     town.redis_cmd(&[
         "HSET",
-        "tt:shop:task:schema",
+        &key("shop", "task:schema"),
         "status",
         "running",
         "worker",
@@ -52,7 +52,7 @@ fn cancel_of_an_assigned_task_takes_it_out_of_the_inbox() {
     let town = shop();
     town.redis_cmd(&[
         "HSET",
-        "tt:shop:task:schema",
+        &key("shop", "task:schema"),
         "status",
         "assigned",
         "attempt",
@@ -62,7 +62,7 @@ fn cancel_of_an_assigned_task_takes_it_out_of_the_inbox() {
     ]);
     town.redis_cmd(&[
         "RPUSH",
-        "tt:shop:inbox:backend",
+        &key("shop", "inbox:backend"),
         r#"{"kind":"task","task":"schema","attempt":1}"#,
     ]);
     town.tt(["send", "backend", "keep me"]).success();
@@ -111,7 +111,7 @@ fn cancelling_a_task_queued_in_the_backlog_takes_it_out() {
     // Dispatched to the backlog, as the runner does for a task with no agent.
     town.redis_cmd(&[
         "HSET",
-        "tt:b:task:x",
+        &key("b", "task:x"),
         "status",
         "assigned",
         "attempt",
@@ -121,7 +121,7 @@ fn cancelling_a_task_queued_in_the_backlog_takes_it_out() {
     ]);
     town.redis_cmd(&[
         "RPUSH",
-        "tt:b:backlog",
+        &key("b", "backlog"),
         r#"{"kind":"task","task":"x","attempt":1}"#,
     ]);
     town.tt(["cancel", "x"]).success();
@@ -134,7 +134,7 @@ fn retry_makes_a_failed_task_pending_and_keeps_its_attempt() {
     let town = shop();
     town.redis_cmd(&[
         "HSET",
-        "tt:shop:task:schema",
+        &key("shop", "task:schema"),
         "status",
         "failed",
         "attempt",

@@ -1,6 +1,7 @@
 //! Messages to an agent: `tt send` and `tt inbox`.
 
 use super::{event_kinds, json, shop};
+use crate::support::key;
 
 #[test]
 fn send_appends_and_urgent_messages_go_to_the_head() {
@@ -50,7 +51,7 @@ fn inbox_lists_messages_and_tasks_with_their_status() {
         .stdout_contains("the inbox of `backend` is empty");
     town.redis_cmd(&[
         "HSET",
-        "tt:shop:task:schema",
+        &key("shop", "task:schema"),
         "status",
         "assigned",
         "attempt",
@@ -60,7 +61,7 @@ fn inbox_lists_messages_and_tasks_with_their_status() {
     ]);
     town.redis_cmd(&[
         "RPUSH",
-        "tt:shop:inbox:backend",
+        &key("shop", "inbox:backend"),
         r#"{"kind":"task","task":"schema","attempt":1}"#,
         r#"{"kind":"task","task":"logout","attempt":1}"#,
     ]);

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::{PLAN, json, set_status, shop, worker};
-use crate::support::Scenario;
+use crate::support::{Scenario, key};
 
 #[test]
 fn status_counts_tasks_shows_group_progress_and_why_tasks_wait() {
@@ -15,7 +15,7 @@ fn status_counts_tasks_shows_group_progress_and_why_tasks_wait() {
     worker(&town, "backend-2", "backend", "idle", false);
     town.redis_cmd(&[
         "SET",
-        "tt:shop:runner",
+        &key("shop", "runner"),
         r#"{"id":"run-1","host":"box","pid":77,"since":1}"#,
         "PX",
         "60000",

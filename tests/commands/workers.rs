@@ -1,6 +1,7 @@
 //! The town's workers: `tt list`, `tt kill`, `tt prune`.
 
 use super::{event_kinds, json, shop, worker};
+use crate::support::key;
 
 #[test]
 fn list_shows_workers_and_marks_expired_heartbeats_dead() {
@@ -11,7 +12,7 @@ fn list_shows_workers_and_marks_expired_heartbeats_dead() {
     worker(&town, "backend-1", "backend", "working", true);
     town.redis_cmd(&[
         "HSET",
-        "tt:shop:agent:backend-1",
+        &key("shop", "agent:backend-1"),
         "task",
         "login",
         "attempt",
@@ -75,7 +76,7 @@ fn prune_removes_dead_and_stopped_workers_but_never_live_ones() {
     worker(&town, "review-1", "review", "working", false);
     town.redis_cmd(&[
         "RPUSH",
-        "tt:shop:claimed:review-1",
+        &key("shop", "claimed:review-1"),
         r#"{"kind":"task","task":"login","attempt":1}"#,
     ]);
     worker(&town, "docs-1", "docs", "idle", false);
@@ -92,13 +93,17 @@ fn prune_removes_dead_and_stopped_workers_but_never_live_ones() {
     assert!(!out.contains("backend-1"), "{out}");
 
     let mut members: Vec<String> = redis::cmd("SMEMBERS")
-        .arg("tt:shop:agents")
+        .arg(key("shop", "agents"))
         .query(&mut town.redis().conn())
         .unwrap();
     members.sort();
     assert_eq!(members, ["backend-1", "review-1"]);
-    assert!(town.redis().keys("tt:shop:agent:backend-2").is_empty());
-    assert!(town.redis().keys("tt:shop:inbox:docs").is_empty());
+    assert!(
+        town.redis()
+            .keys(&key("shop", "agent:backend-2"))
+            .is_empty()
+    );
+    assert!(town.redis().keys(&key("shop", "inbox:docs")).is_empty());
     assert_eq!(town.worker("backend-1")["state"], "working");
     assert_eq!(town.list("claimed:review-1").len(), 1);
 

@@ -1,6 +1,6 @@
 //! A runner killed or stopped in the middle of a plan.
 
-use crate::support::{Scenario, Town};
+use crate::support::{Scenario, Town, key};
 
 #[test]
 fn kill_9_of_the_runner_mid_plan_loses_nothing_and_runs_nothing_twice_at_once() {
@@ -76,7 +76,7 @@ fn sigterm_stops_the_runner_cleanly_and_the_next_run_picks_up_the_work() {
     assert_eq!(run.stop(), 0);
     assert_eq!(town.worker("w-1")["state"], "stopped");
     assert!(
-        town.redis().keys("tt:g:runner").is_empty(),
+        town.redis().keys(&key("g", "runner")).is_empty(),
         "lease released"
     );
     // The interrupted attempt is recovered by the next runner and runs again.

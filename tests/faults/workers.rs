@@ -1,6 +1,6 @@
 //! Workers that die, are declared dead, or only look dead.
 
-use crate::support::{Scenario, pid_running};
+use crate::support::{Scenario, key, pid_running};
 
 #[test]
 fn a_long_task_is_never_requeued() {
@@ -77,7 +77,7 @@ fn tt_recover_requeues_a_dead_workers_task_and_never_touches_a_live_one() {
     let msg = r#"{"kind":"task","task":"job","attempt":1}"#;
     town.redis_cmd(&[
         "HSET",
-        "tt:h:task:job",
+        &key("h", "task:job"),
         "status",
         "running",
         "attempt",
@@ -87,10 +87,10 @@ fn tt_recover_requeues_a_dead_workers_task_and_never_touches_a_live_one() {
         "assigned_to",
         "w",
     ]);
-    town.redis_cmd(&["RPUSH", "tt:h:claimed:w-1", msg]);
+    town.redis_cmd(&["RPUSH", &key("h", "claimed:w-1"), msg]);
     town.redis_cmd(&[
         "HSET",
-        "tt:h:agent:w-1",
+        &key("h", "agent:w-1"),
         "id",
         "w-1",
         "name",
@@ -98,7 +98,7 @@ fn tt_recover_requeues_a_dead_workers_task_and_never_touches_a_live_one() {
         "state",
         "working",
     ]);
-    town.redis_cmd(&["SADD", "tt:h:agents", "w-1"]);
+    town.redis_cmd(&["SADD", &key("h", "agents"), "w-1"]);
     town.tt(["recover"])
         .success()
         .stdout_contains("w-1: dead — 1 running task(s) requeued");
@@ -110,17 +110,17 @@ fn tt_recover_requeues_a_dead_workers_task_and_never_touches_a_live_one() {
     // A live worker is never touched.
     town.redis_cmd(&[
         "HSET",
-        "tt:h:task:job",
+        &key("h", "task:job"),
         "status",
         "running",
         "worker",
         "w-2",
     ]);
-    town.redis_cmd(&["RPUSH", "tt:h:claimed:w-2", msg]);
-    town.redis_cmd(&["SADD", "tt:h:agents", "w-2"]);
+    town.redis_cmd(&["RPUSH", &key("h", "claimed:w-2"), msg]);
+    town.redis_cmd(&["SADD", &key("h", "agents"), "w-2"]);
     town.redis_cmd(&[
         "HSET",
-        "tt:h:agent:w-2",
+        &key("h", "agent:w-2"),
         "id",
         "w-2",
         "name",
@@ -128,7 +128,7 @@ fn tt_recover_requeues_a_dead_workers_task_and_never_touches_a_live_one() {
         "state",
         "working",
     ]);
-    town.redis_cmd(&["SET", "tt:h:alive:w-2", "x", "PX", "60000"]);
+    town.redis_cmd(&["SET", &key("h", "alive:w-2"), "x", "PX", "60000"]);
     town.tt(["recover"])
         .success()
         .stdout_contains("no dead workers");
@@ -154,11 +154,11 @@ fn a_worker_declared_dead_or_replaced_while_cut_off_steps_down() {
         runner.stop();
         if how == "replaced" {
             // Another process took the id while this one was cut off.
-            town.redis_cmd(&["SET", "tt:d:alive:w-9", "someone-else", "PX", "60000"]);
+            town.redis_cmd(&["SET", &key("d", "alive:w-9"), "someone-else", "PX", "60000"]);
         } else {
             // The runner declared it dead and requeued its task.
-            town.redis_cmd(&["DEL", "tt:d:alive:w-9"]);
-            town.redis_cmd(&["HSET", "tt:d:agent:w-9", "state", "dead"]);
+            town.redis_cmd(&["DEL", &key("d", "alive:w-9")]);
+            town.redis_cmd(&["HSET", &key("d", "agent:w-9"), "state", "dead"]);
         }
         // Not an exit 0 (what `tt kill` gets): a supervisor restarts it.
         assert_eq!(agent.wait_exit(), 1, "{how}: {}", agent.output());
@@ -168,6 +168,6 @@ fn a_worker_declared_dead_or_replaced_while_cut_off_steps_down() {
             agent.output()
         );
         assert!(!pid_running(pid), "{how}: its command was stopped");
-        town.redis_cmd(&["DEL", "tt:d:alive:w-9"]);
+        town.redis_cmd(&["DEL", &key("d", "alive:w-9")]);
     }
 }

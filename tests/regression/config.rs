@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Running, Tt};
+use crate::support::{RedisServer, Running, Tt, key};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -191,7 +191,7 @@ fn sync_pull_writes_through_a_symlinked_plan() {
     let tt = Tt::new().file("shared/plan.toml", plan).redis(&redis);
     std::os::unix::fs::symlink("shared/plan.toml", tt.dir().join("tasks.toml")).unwrap();
     tt.run_with(["sync", "push"]).success();
-    redis.cmd(&["HSET", "tt:link:task:a", "status", "completed"]);
+    redis.cmd(&["HSET", &key("link", "task:a"), "status", "completed"]);
     tt.run_with(["sync", "pull"])
         .success()
         .stdout_contains("1 status pulled");
@@ -390,7 +390,7 @@ fn an_attempt_logged_on_another_machine_shows_its_host() {
     let log = "/home/ci/proj/.tt/logs/t/1.log";
     redis.cmd(&[
         "HSET",
-        "tt:far:task:t",
+        &key("far", "task:t"),
         "status",
         "running",
         "attempt",
@@ -402,7 +402,7 @@ fn an_attempt_logged_on_another_machine_shows_its_host() {
     ]);
     redis.cmd(&[
         "XADD",
-        "tt:far:events",
+        &key("far", "events"),
         "*",
         "kind",
         "started",

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Running, Tt, pid_running, wait_until};
+use crate::support::{RedisServer, Running, Tt, key, pid_running, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -51,7 +51,7 @@ fn a_zombie_holding_the_lease_does_not_block_the_next_run() {
         .unwrap();
     let pid = first.id();
     wait_until(DEADLINE, "the first run holds the lease", || {
-        redis.keys("tt:z:runner").len() == 1
+        redis.keys(&key("z", "runner")).len() == 1
     });
     // SAFETY: kill(2) on our own child.
     unsafe {
@@ -59,7 +59,7 @@ fn a_zombie_holding_the_lease_does_not_block_the_next_run() {
     }
     wait_until(DEADLINE, "the first run is a zombie", || zombie(pid));
     assert_eq!(
-        redis.keys("tt:z:runner").len(),
+        redis.keys(&key("z", "runner")).len(),
         1,
         "the lease is left behind"
     );
@@ -88,10 +88,12 @@ fn a_clean_stop_leaves_no_process_group_on_record() {
     let agent = Running::start(&tt, &["agent", "w", "--id", "w-1"]);
     wait_until(DEADLINE, "the command's group is on record", || {
         tt.dir().join("pid-1").exists()
-            && redis.hgetall("tt:p:agent:w-1").contains_key("command_pgid")
+            && redis
+                .hgetall(&key("p", "agent:w-1"))
+                .contains_key("command_pgid")
     });
     assert_eq!(agent.stop(), 0);
-    let record = redis.hgetall("tt:p:agent:w-1");
+    let record = redis.hgetall(&key("p", "agent:w-1"));
     assert_eq!(record["state"], "stopped", "{record:?}");
     assert!(
         !record.contains_key("command_pgid") && !record.contains_key("command_start"),
@@ -140,18 +142,32 @@ fn recovery_never_kills_a_process_group_that_is_not_the_recorded_command() {
     for recoverer in ["tt recover", "a new worker with the id"] {
         // Worker `w-1` on this host died while running `job`; the group id it
         // recorded now belongs to an unrelated process (another start time).
-        redis.cmd(&["HSET", "tt:p:task:job", "status", "running", "attempt", "1"]);
-        redis.cmd(&["HSET", "tt:p:task:job", "worker", "w-1", "assigned_to", "w"]);
-        redis.cmd(&["DEL", "tt:p:claimed:w-1", "tt:p:agent:w-1"]);
+        redis.cmd(&[
+            "HSET",
+            &key("p", "task:job"),
+            "status",
+            "running",
+            "attempt",
+            "1",
+        ]);
+        redis.cmd(&[
+            "HSET",
+            &key("p", "task:job"),
+            "worker",
+            "w-1",
+            "assigned_to",
+            "w",
+        ]);
+        redis.cmd(&["DEL", &key("p", "claimed:w-1"), &key("p", "agent:w-1")]);
         redis.cmd(&[
             "RPUSH",
-            "tt:p:claimed:w-1",
+            &key("p", "claimed:w-1"),
             r#"{"kind":"task","task":"job","attempt":1}"#,
         ]);
         let pgid = bystander.pid().to_string();
         redis.cmd(&[
             "HSET",
-            "tt:p:agent:w-1",
+            &key("p", "agent:w-1"),
             "id",
             "w-1",
             "name",
@@ -161,7 +177,7 @@ fn recovery_never_kills_a_process_group_that_is_not_the_recorded_command() {
         ]);
         redis.cmd(&[
             "HSET",
-            "tt:p:agent:w-1",
+            &key("p", "agent:w-1"),
             "state",
             "working",
             "task",
@@ -171,13 +187,13 @@ fn recovery_never_kills_a_process_group_that_is_not_the_recorded_command() {
         ]);
         redis.cmd(&[
             "HSET",
-            "tt:p:agent:w-1",
+            &key("p", "agent:w-1"),
             "command_pgid",
             &pgid,
             "command_start",
             "1",
         ]);
-        redis.cmd(&["SADD", "tt:p:agents", "w-1"]);
+        redis.cmd(&["SADD", &key("p", "agents"), "w-1"]);
         if recoverer == "tt recover" {
             tt.run_with(["recover"])
                 .success()
@@ -201,7 +217,7 @@ fn recovery_never_kills_a_process_group_that_is_not_the_recorded_command() {
 }
 
 fn alive_key(redis: &RedisServer, worker: &str) -> bool {
-    !redis.keys(&format!("tt:p:alive:{worker}")).is_empty()
+    !redis.keys(&key("p", &format!("alive:{worker}"))).is_empty()
 }
 
 #[test]
@@ -240,7 +256,9 @@ fn a_frozen_worker_stops_its_command_as_soon_as_it_is_continued() {
     // No runner: nothing recovers the task, so on waking the worker finds
     // its heartbeat expired but its task untouched — it must still stop.
     runner.stop();
-    let worker: i32 = redis.hgetall("tt:p:agent:w-1")["pid"].parse().unwrap();
+    let worker: i32 = redis.hgetall(&key("p", "agent:w-1"))["pid"]
+        .parse()
+        .unwrap();
     // SAFETY: kill(2) on the worker this test started.
     unsafe {
         libc::kill(worker, libc::SIGSTOP);
@@ -340,7 +358,9 @@ fn a_worker_whose_runner_and_redis_are_gone_gives_up_and_exits() {
     wait_until(DEADLINE, "attempt 1 runs", || {
         redis.task_field("p", "job", "status") == "running"
     });
-    let worker: i32 = redis.hgetall("tt:p:agent:w-1")["pid"].parse().unwrap();
+    let worker: i32 = redis.hgetall(&key("p", "agent:w-1"))["pid"]
+        .parse()
+        .unwrap();
     run.kill9();
     redis.kill();
     // The command ends; its report cannot be delivered, and nobody
@@ -426,7 +446,7 @@ status = "completed"
     let out = run.output();
     assert_eq!(code, 0, "killed by the signal instead of stopping: {out}");
     assert!(
-        redis.keys("tt:t:runner").is_empty(),
+        redis.keys(&key("t", "runner")).is_empty(),
         "the lease is released: {out}"
     );
     let left = crate::support::processes_in(tt.dir());
@@ -495,7 +515,7 @@ agent = "w"
 fn agents_set(redis: &RedisServer) -> Vec<String> {
     let mut conn = redis.conn();
     redis::cmd("SMEMBERS")
-        .arg("tt:p:agents")
+        .arg(key("p", "agents"))
         .query(&mut conn)
         .unwrap_or_default()
 }
@@ -576,7 +596,9 @@ fn a_runner_that_was_frozen_waits_a_heartbeat_ttl_before_recovering() {
     wait_until(DEADLINE, "attempt 1 runs", || {
         redis.task_field("p", "job", "status") == "running"
     });
-    let worker: i32 = redis.hgetall("tt:p:agent:w-1")["pid"].parse().unwrap();
+    let worker: i32 = redis.hgetall(&key("p", "agent:w-1"))["pid"]
+        .parse()
+        .unwrap();
     // Both freeze, as on a suspended laptop; the heartbeat expires meanwhile.
     runner.signal(libc::SIGSTOP);
     // SAFETY: kill(2) on the worker this test started.
@@ -592,7 +614,7 @@ fn a_runner_that_was_frozen_waits_a_heartbeat_ttl_before_recovering() {
     let woke = std::time::Instant::now();
     wait_until(DEADLINE, "the still frozen worker is recovered", || {
         redis
-            .hgetall("tt:p:agent:w-1")
+            .hgetall(&key("p", "agent:w-1"))
             .get("state")
             .map(String::as_str)
             == Some("dead")

@@ -2,7 +2,7 @@
 //! been written several times and disagreed.
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Running, Tt};
+use crate::support::{RedisServer, Running, Tt, key};
 
 const PLAN: &str = r#"
 [town]
@@ -19,8 +19,8 @@ fn a_parent_cycle_in_redis_does_not_hang_readiness() {
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
     tt.run_with(["sync", "push"]).success();
     // A cycle no valid plan can make, written by hand into Redis.
-    redis.cmd(&["HSET", "tt:app:task:a", "parent", "b"]);
-    redis.cmd(&["HSET", "tt:app:task:b", "parent", "a"]);
+    redis.cmd(&["HSET", &key("app", "task:a"), "parent", "b"]);
+    redis.cmd(&["HSET", &key("app", "task:b"), "parent", "a"]);
     let mut status = Running::start(&tt, &["status"]);
     let code = status.wait_exit();
     let out = status.output();

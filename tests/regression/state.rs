@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::RedisExt;
-use crate::support::{RedisServer, Tt, wait_until};
+use crate::support::{RedisServer, Tt, key, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -53,7 +53,7 @@ fn sync_push_restores_a_deleted_task_record() {
     let redis = RedisServer::start();
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
     tt.run_with(["sync", "push"]).success();
-    redis.cmd(&["DEL", "tt:app:task:b"]);
+    redis.cmd(&["DEL", &key("app", "task:b")]);
     let out = tt.run_with(["sync", "push"]).success();
     assert!(!out.stdout.contains("=3 unchanged"), "{out}");
     assert!(out.stdout.contains("1 restored"), "{out}");
@@ -70,7 +70,7 @@ fn until_done_runs_a_task_whose_record_was_deleted() {
     let redis = RedisServer::start();
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
     tt.run_with(["sync", "push"]).success();
-    redis.cmd(&["DEL", "tt:app:task:c"]);
+    redis.cmd(&["DEL", &key("app", "task:c")]);
     let out = tt.run_with(["run", "--until-done"]).success();
     let mut got = ran(&tt);
     got.sort();
@@ -84,7 +84,7 @@ fn until_done_restores_a_record_deleted_while_it_runs() {
     // `a` waits for `go` before it finishes, so `b` can be deleted while
     // the runner holds it as pending.
     let (tt, mut run) = run_until_a_waits(&redis);
-    redis.cmd(&["DEL", "tt:app:task:b"]);
+    redis.cmd(&["DEL", &key("app", "task:b")]);
     std::fs::write(tt.dir().join("go"), "").unwrap();
     let code = run.wait_exit();
     let out = run.output();
@@ -115,7 +115,7 @@ fn a_second_project_with_the_same_town_name_does_not_replace_the_first() {
         .stderr_contains("--take-over")
         .stderr_contains("[town] name");
     assert_eq!(redis.task_field("app", "c", "status"), "pending", "c kept");
-    assert!(redis.hgetall("tt:app:task:other").is_empty());
+    assert!(redis.hgetall(&key("app", "task:other")).is_empty());
     // `tt run` from the second project is refused the same way.
     p2.run_with(["run", "--until-done", "--no-agents"])
         .code(1)
@@ -145,11 +145,11 @@ fn a_task_with_corrupt_tags_fails_at_claim_instead_of_running_forever() {
     let redis = RedisServer::start();
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
     tt.run_with(["sync", "push"]).success();
-    redis.cmd(&["HSET", "tt:app:task:c", "tags", "not json"]);
+    redis.cmd(&["HSET", &key("app", "task:c"), "tags", "not json"]);
     let (code, out) = run_until_done(&tt);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("tt:app:task:c") && out.contains("tags"),
+        out.contains(&key("app", "task:c")) && out.contains("tags"),
         "{out}"
     );
     assert_ne!(redis.task_field("app", "c", "status"), "running", "{out}");
@@ -174,14 +174,14 @@ fn corrupt_fields_leave_status_tasks_and_towns_working() {
         .redis(&redis)
         .run_with(["sync", "push"])
         .success();
-    redis.cmd(&["HSET", "tt:app:task:a", "status", "bogus"]);
-    redis.cmd(&["HSET", "tt:app:task:c", "depends_on", "[oops"]);
+    redis.cmd(&["HSET", &key("app", "task:a"), "status", "bogus"]);
+    redis.cmd(&["HSET", &key("app", "task:c"), "depends_on", "[oops"]);
     let status = tt.run_with(["status"]).success();
     assert!(
-        status.stdout.contains("tt:app:task:a") && status.stdout.contains("`status`"),
+        status.stdout.contains(&key("app", "task:a")) && status.stdout.contains("`status`"),
         "{status}"
     );
-    assert!(status.stdout.contains("tt:app:task:c"), "{status}");
+    assert!(status.stdout.contains(&key("app", "task:c")), "{status}");
     // `b` waits for the corrupt `a`, and says so.
     assert!(
         status.stdout.contains("b  blocked: a has a corrupt record"),
@@ -190,7 +190,7 @@ fn corrupt_fields_leave_status_tasks_and_towns_working() {
     let tasks = tt.run_with(["tasks"]).success();
     assert!(tasks.stdout.contains("corrupt"), "{tasks}");
     let json = tt.run_with(["tasks", "--json"]).success();
-    assert!(json.stdout.contains("tt:app:task:a"), "{json}");
+    assert!(json.stdout.contains(&key("app", "task:a")), "{json}");
     let towns = tt.run_with(["towns"]).success();
     assert!(
         towns.stdout.contains("web") && towns.stdout.contains("app"),
@@ -203,11 +203,11 @@ fn a_non_numeric_attempt_is_named_not_blamed_on_memory() {
     let redis = RedisServer::start();
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
     tt.run_with(["sync", "push"]).success();
-    redis.cmd(&["HSET", "tt:app:task:c", "attempt", "x"]);
+    redis.cmd(&["HSET", &key("app", "task:c"), "attempt", "x"]);
     let (code, out) = run_until_done(&tt);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("tt:app:task:c") && out.contains("attempt"),
+        out.contains(&key("app", "task:c")) && out.contains("attempt"),
         "{out}"
     );
     assert!(!out.contains("out of memory"), "{out}");
@@ -219,14 +219,14 @@ fn a_task_key_of_the_wrong_type_is_named_and_the_rest_runs() {
     let redis = RedisServer::start();
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
     tt.run_with(["sync", "push"]).success();
-    redis.cmd(&["DEL", "tt:app:task:c"]);
-    redis.cmd(&["SET", "tt:app:task:c", "garbage"]);
+    redis.cmd(&["DEL", &key("app", "task:c")]);
+    redis.cmd(&["SET", &key("app", "task:c"), "garbage"]);
     tt.run_with(["status"])
         .success()
-        .stdout_contains("tt:app:task:c");
+        .stdout_contains(&key("app", "task:c"));
     let (code, out) = run_until_done(&tt);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("tt:app:task:c"), "{out}");
+    assert!(out.contains(&key("app", "task:c")), "{out}");
     assert_eq!(redis.task_field("app", "b", "status"), "completed", "{out}");
 }
 
@@ -234,7 +234,7 @@ fn a_task_key_of_the_wrong_type_is_named_and_the_rest_runs() {
 fn a_garbage_lease_without_expiry_does_not_lock_the_town() {
     let redis = RedisServer::start();
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
-    redis.cmd(&["SET", "tt:app:runner", "garbage"]);
+    redis.cmd(&["SET", &key("app", "runner"), "garbage"]);
     let (code, out) = run_until_done(&tt);
     assert_eq!(code, 0, "{out}");
     assert!(
@@ -245,13 +245,13 @@ fn a_garbage_lease_without_expiry_does_not_lock_the_town() {
     // cannot hold the town for ever.
     redis.cmd(&[
         "SET",
-        "tt:app:runner",
+        &key("app", "runner"),
         r#"{"id":"elsewhere:1","host":"elsewhere","pid":1,"since":0}"#,
     ]);
     let (code, out) = run_until_done(&tt);
     assert_ne!(code, 0, "{out}");
     let ttl: i64 = redis::cmd("PTTL")
-        .arg("tt:app:runner")
+        .arg(key("app", "runner"))
         .query(&mut redis.conn())
         .unwrap();
     assert!(ttl > 0, "the lease got an expiry: {ttl}");
@@ -263,7 +263,7 @@ fn flood(redis: &RedisServer, town: &str, n: usize) {
     let mut pipe = redis::pipe();
     for i in 0..n {
         pipe.cmd("XADD")
-            .arg(format!("tt:{town}:events"))
+            .arg(key(town, "events"))
             .arg("MAXLEN")
             .arg("~")
             .arg(100_000)
@@ -303,7 +303,7 @@ fn history_keeps_the_events_the_stream_cap_trims_while_a_runner_runs() {
     for _ in 0..12 {
         flood(&redis, "app", 10_000);
         wait_until(DEADLINE, "the runner archives", || {
-            xlen(&redis, "tt:app:events") <= 20_000
+            xlen(&redis, &key("app", "events")) <= 20_000
         });
     }
     std::fs::write(tt.dir().join("go"), "").unwrap();
@@ -327,7 +327,7 @@ fn history_says_exactly_how_many_events_the_cap_trimmed_unarchived() {
     tt.run_with(["sync", "push"]).success();
     // No runner archives: the cap trims the oldest, `a`'s `added` among them.
     flood(&redis, "app", 110_000);
-    let kept = xlen(&redis, "tt:app:events");
+    let kept = xlen(&redis, &key("app", "events"));
     let gone = 110_000 + 3 - kept;
     let export = tt.run_with(["history", "--export", "all.jsonl"]).success();
     assert!(
@@ -363,13 +363,13 @@ fn a_task_key_turned_into_another_type_under_a_runner_does_not_stop_it() {
     let redis = RedisServer::start();
     let (tt, mut run) = run_until_a_waits(&redis);
     // `b` waits for `a` in the runner's view; its key becomes a string.
-    redis.cmd(&["DEL", "tt:app:task:b"]);
-    redis.cmd(&["SET", "tt:app:task:b", "garbage"]);
+    redis.cmd(&["DEL", &key("app", "task:b")]);
+    redis.cmd(&["SET", &key("app", "task:b"), "garbage"]);
     std::fs::write(tt.dir().join("go"), "").unwrap();
     let code = run.wait_exit();
     let out = run.output();
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("tt:app:task:b"), "{out}");
+    assert!(out.contains(&key("app", "task:b")), "{out}");
     assert_eq!(redis.task_field("app", "c", "status"), "completed", "{out}");
 }
 
@@ -400,10 +400,10 @@ fn non_utf8_bytes_in_a_task_field_do_not_stop_the_run_or_status() {
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
     tt.run_with(["sync", "push"]).success();
     // `priority` is read by dispatch and by every view.
-    hset_bytes(&redis, "tt:app:task:c", "priority", b"\xff\xfe");
+    hset_bytes(&redis, &key("app", "task:c"), "priority", b"\xff\xfe");
     let status = tt.run_with(["status"]).success();
     assert!(
-        status.stdout.contains("tt:app:task:c") && status.stdout.contains("`priority`"),
+        status.stdout.contains(&key("app", "task:c")) && status.stdout.contains("`priority`"),
         "{status}"
     );
     tt.run_with(["tasks"]).success().stdout_contains("corrupt");
@@ -412,7 +412,7 @@ fn non_utf8_bytes_in_a_task_field_do_not_stop_the_run_or_status() {
     let code = run.wait_exit();
     let out = run.output();
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("tt:app:task:c"), "{out}");
+    assert!(out.contains(&key("app", "task:c")), "{out}");
     assert_eq!(redis.task_field("app", "b", "status"), "completed", "{out}");
     assert!(
         !ran(&tt).contains(&"c".to_string()),
@@ -426,18 +426,18 @@ fn a_non_utf8_description_fails_the_attempt_instead_of_running_forever() {
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
     tt.run_with(["sync", "push"]).success();
     // Not read by dispatch: the worker meets it in its claim.
-    hset_bytes(&redis, "tt:app:task:c", "description", b"caf\xc3");
+    hset_bytes(&redis, &key("app", "task:c"), "description", b"caf\xc3");
     let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
     let code = run.wait_exit();
     let out = run.output();
     assert_eq!(code, 1, "{out}");
     assert_eq!(
-        hget_lossy(&redis, "tt:app:task:c", "status"),
+        hget_lossy(&redis, &key("app", "task:c"), "status"),
         "failed",
         "{out}"
     );
     assert!(
-        hget_lossy(&redis, "tt:app:task:c", "error").contains("description"),
+        hget_lossy(&redis, &key("app", "task:c"), "error").contains("description"),
         "{out}"
     );
     assert!(
@@ -453,7 +453,7 @@ fn tags_lua_accepts_but_serde_rejects_fail_the_attempt_instead_of_running_foreve
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
     tt.run_with(["sync", "push"]).success();
     // A raw tab inside a string: cjson takes it, serde_json refuses it.
-    redis.cmd(&["HSET", "tt:app:task:c", "tags", "[\"a\tb\"]"]);
+    redis.cmd(&["HSET", &key("app", "task:c"), "tags", "[\"a\tb\"]"]);
     let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
     let code = run.wait_exit();
     let out = run.output();
@@ -475,8 +475,8 @@ fn an_edited_task_whose_key_is_not_a_hash_is_skipped_not_fatal_to_the_push() {
     let redis = RedisServer::start();
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
     tt.run_with(["sync", "push"]).success();
-    redis.cmd(&["DEL", "tt:app:task:c"]);
-    redis.cmd(&["SET", "tt:app:task:c", "garbage"]);
+    redis.cmd(&["DEL", &key("app", "task:c")]);
+    redis.cmd(&["SET", &key("app", "task:c"), "garbage"]);
     // Both `a` and `c` change.
     tt.write(
         "tasks.toml",
@@ -488,10 +488,10 @@ fn an_edited_task_whose_key_is_not_a_hash_is_skipped_not_fatal_to_the_push() {
         .stdout_contains("1 skipped");
     tt.run_with(["status"])
         .success()
-        .stdout_contains("tt:app:task:c");
+        .stdout_contains(&key("app", "task:c"));
     assert_eq!(redis.task_field("app", "a", "description"), "new a");
     let kind: String = redis::cmd("TYPE")
-        .arg("tt:app:task:c")
+        .arg(key("app", "task:c"))
         .query(&mut redis.conn())
         .unwrap();
     assert_eq!(kind, "string", "c's key is left alone");
@@ -505,7 +505,7 @@ fn a_worker_hash_with_a_non_numeric_pid_does_not_stop_the_runner() {
     // A dead worker of agent `dev` that held `c`, its hash edited by hand.
     redis.cmd(&[
         "HSET",
-        "tt:app:agent:dev-9",
+        &key("app", "agent:dev-9"),
         "name",
         "dev",
         "host",
@@ -521,15 +521,15 @@ fn a_worker_hash_with_a_non_numeric_pid_does_not_stop_the_runner() {
         "attempt",
         "1",
     ]);
-    redis.cmd(&["SADD", "tt:app:agents", "dev-9"]);
+    redis.cmd(&["SADD", &key("app", "agents"), "dev-9"]);
     redis.cmd(&[
         "RPUSH",
-        "tt:app:claimed:dev-9",
+        &key("app", "claimed:dev-9"),
         r#"{"kind":"task","task":"c","attempt":1}"#,
     ]);
     redis.cmd(&[
         "HSET",
-        "tt:app:task:c",
+        &key("app", "task:c"),
         "status",
         "running",
         "attempt",
@@ -551,13 +551,13 @@ fn a_task_hash_without_an_id_is_reported_by_the_runner_not_ignored() {
     let redis = RedisServer::start();
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
     tt.run_with(["sync", "push"]).success();
-    redis.cmd(&["HDEL", "tt:app:task:c", "id"]);
+    redis.cmd(&["HDEL", &key("app", "task:c"), "id"]);
     let mut run = crate::support::Running::start(&tt, &["run", "--until-done"]);
     let code = run.wait_exit();
     let out = run.output();
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("tt:app:task:c") && out.contains("`id`"),
+        out.contains(&key("app", "task:c")) && out.contains("`id`"),
         "{out}"
     );
 }
@@ -575,7 +575,7 @@ fn until_done_does_not_succeed_when_redis_restarts_empty_and_the_plan_cannot_loa
     tt.write("go", "");
     // The runner is back on the new server (it renews its lease there)...
     wait_until(DEADLINE, "the runner holds its lease again", || {
-        !redis.keys("tt:app:runner").is_empty()
+        !redis.keys(&key("app", "runner")).is_empty()
     });
     // ...and once the plan loads again, it runs it all.
     tt.write("tasks.toml", &plan);

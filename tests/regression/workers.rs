@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{RedisServer, Running, Tt, wait_until};
+use crate::support::{RedisServer, Running, Tt, key, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -32,10 +32,10 @@ fn a_worker_does_not_load_every_task_of_the_plan() {
     // …yet a worker reads only its tables, and starts.
     let mut agent = Running::start(&tt, &["agent", "w", "--id", "w-1"]);
     wait_until(DEADLINE, "the worker registers", || {
-        redis.keys("tt:wk:alive:w-1").len() == 1 || agent.output().contains("tt::")
+        redis.keys(&key("wk", "alive:w-1")).len() == 1 || agent.output().contains("tt::")
     });
     assert!(
-        redis.keys("tt:wk:alive:w-1").len() == 1,
+        redis.keys(&key("wk", "alive:w-1")).len() == 1,
         "{}",
         agent.output()
     );

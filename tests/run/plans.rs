@@ -2,7 +2,7 @@
 //! backlog, each example with its exit code, with and without a terminal.
 
 use super::{RECORD, lines, pos};
-use crate::support::{self, RedisServer, Scenario, Tt};
+use crate::support::{self, RedisServer, Scenario, Tt, key};
 
 #[test]
 fn a_plan_with_groups_and_dependencies_runs_in_order() {
@@ -145,9 +145,9 @@ fn on_a_terminal_a_live_summary_is_drawn_and_without_one_it_is_not() {
     let out = town.tt(["run", "--until-done"]).success();
     assert!(!out.stdout.contains("\x1b["), "{out}");
     // Under a pseudo-terminal (util-linux `script`): the summary footer.
-    town.redis_cmd(&["DEL", "tt:tty:task:a"]);
-    town.redis_cmd(&["HDEL", "tt:tty:fingerprints", "a"]);
-    town.redis_cmd(&["HDEL", "tt:tty:meta", "plan_fp"]);
+    town.redis_cmd(&["DEL", &key("tty", "task:a")]);
+    town.redis_cmd(&["HDEL", &key("tty", "fingerprints"), "a"]);
+    town.redis_cmd(&["HDEL", &key("tty", "meta"), "plan_fp"]);
     let exe = env!("CARGO_BIN_EXE_tt");
     let out = support::command("script")
         .args(["-qec", &format!("{exe} run --until-done"), "/dev/null"])

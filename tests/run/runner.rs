@@ -1,7 +1,7 @@
 //! The runner itself: one per town, and its own inbox.
 
 use super::{gated_plan, task};
-use crate::support::Scenario;
+use crate::support::{Scenario, key};
 
 #[test]
 fn a_second_runner_on_the_same_town_is_refused() {
@@ -26,12 +26,12 @@ fn supervisor_messages_show_in_the_runner_output() {
     run.wait_output("town `live`");
     town.redis_cmd(&[
         "RPUSH",
-        "tt:live:inbox:supervisor",
+        &key("live", "inbox:supervisor"),
         r#"{"kind":"message","from":"ann","body":"hello runner"}"#,
     ]);
     town.redis_cmd(&[
         "XADD",
-        "tt:live:events",
+        &key("live", "events"),
         "*",
         "kind",
         "message",

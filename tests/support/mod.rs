@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 mod child_env;
+pub mod cluster;
 mod file_reads;
 pub mod proxy;
 mod scenario;
@@ -31,6 +32,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+/// The key `rest` of `town` (`key("shop", "task:login")`), named by the
+/// one place that names keys, so no test spells the layout.
+pub fn key(town: &str, rest: &str) -> String {
+    format!("{}{rest}", tinytown::store::Keys::new(town).prefix())
+}
 
 /// How long a private server may take to answer its first PING.
 const SERVER_START: Duration = Duration::from_secs(10);

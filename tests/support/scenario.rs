@@ -214,9 +214,9 @@ impl Town {
         self.tt.wait_pid(rel_path)
     }
 
-    /// The town's key `tt:<town>:<rest>`.
+    /// The town's key `rest` ([`super::key`]).
     pub fn key(&self, rest: &str) -> String {
-        format!("tt:{}:{rest}", self.name)
+        super::key(&self.name, rest)
     }
 
     /// Task `id`'s record, every field.
@@ -233,7 +233,7 @@ impl Town {
         self.field(id, "status")
     }
 
-    /// Worker `id`'s record (`tt:<town>:agent:<id>`).
+    /// Worker `id`'s record (`agent:<id>`).
     pub fn worker(&self, id: &str) -> HashMap<String, String> {
         self.hash(&self.key(&format!("agent:{id}")))
     }
@@ -243,7 +243,7 @@ impl Town {
         self.redis.exists(&self.key(&format!("alive:{id}")))
     }
 
-    /// The town's list `tt:<town>:<rest>` (an inbox, a claimed list …),
+    /// The town's list `rest` (an inbox, a claimed list …),
     /// head first.
     pub fn list(&self, rest: &str) -> Vec<String> {
         self.redis.lrange(&self.key(rest))

@@ -34,13 +34,31 @@ fn assistant(v: &Value, state: &mut State, p: &mut Progress, t: &mut Transcript)
     };
     // One model message may come as several events (one per content
     // block), all with its id: a turn is a message, not an event.
-    match text(message, "id") {
-        Some(id) if state.claude_messages.iter().any(|m| m == id) => {}
+    let new = match text(message, "id") {
+        Some(id) if state.claude_messages.iter().any(|m| m == id) => false,
         Some(id) => {
             state.claude_messages.push(id.to_string());
             p.turns = Some(state.claude_messages.len() as u64);
+            true
         }
-        None => p.turns = Some(p.turns.unwrap_or(0) + 1),
+        None => {
+            p.turns = Some(p.turns.unwrap_or(0) + 1);
+            true
+        }
+    };
+    // Tokens so far, message by message, until the result gives the
+    // run's totals: a run cut off before its result still counts them.
+    if new && let Some(u) = message.get("usage") {
+        add(&mut p.input_tokens, count(u, "input_tokens"));
+        add(&mut p.output_tokens, count(u, "output_tokens"));
+        add(
+            &mut p.cache_read_tokens,
+            count(u, "cache_read_input_tokens"),
+        );
+        add(
+            &mut p.cache_write_tokens,
+            count(u, "cache_creation_input_tokens"),
+        );
     }
     let Some(Value::Array(blocks)) = message.get("content") else {
         return;
@@ -58,6 +76,12 @@ fn assistant(v: &Value, state: &mut State, p: &mut Progress, t: &mut Transcript)
             }
             _ => {}
         }
+    }
+}
+
+fn add(total: &mut Option<u64>, more: Option<u64>) {
+    if let Some(n) = more {
+        *total = Some(total.unwrap_or(0).saturating_add(n));
     }
 }
 
@@ -145,5 +169,17 @@ mod tests {
         let (p, _) = run(&lines.join("\n"));
         assert_eq!(p.turns, Some(2));
         assert_eq!(p.result, None);
+    }
+
+    #[test]
+    fn tokens_add_up_message_by_message_until_the_result_gives_the_totals() {
+        // Cut off before the result: each message's usage, once per message
+        // (a message's blocks repeat its id and usage).
+        let first = SUCCESS.lines().nth(1).unwrap_or_default();
+        let lines: Vec<&str> = SUCCESS.lines().take(4).collect();
+        let (p, _) = run(&format!("{}\n{first}", lines.join("\n")));
+        assert_eq!((p.input_tokens, p.output_tokens), (Some(10), Some(72)));
+        let (p, _) = run(SUCCESS.lines().next().unwrap_or_default());
+        assert_eq!((p.input_tokens, p.output_tokens), (None, None));
     }
 }

@@ -99,13 +99,15 @@ impl Loop<'_> {
                     pid: running.pid(),
                     log: log.path().to_path_buf(),
                 });
+                let mut live =
+                    reading::LiveFacts::new(self.store, &identity.id, &task, resumed.as_deref());
                 let watched = self
                     .watch(
                         &task,
                         &log,
                         &mut running,
                         record,
-                        (follow.as_mut(), &budget),
+                        (follow.as_mut(), &budget, &mut live),
                     )
                     .await;
                 match watched {
@@ -138,10 +140,10 @@ impl Loop<'_> {
         log: &process::Log,
         running: &mut process::Running,
         record: impl Future<Output = Result<(), StoreError>>,
-        (mut follow, budget): (Option<&mut Follow>, &Budget),
+        (mut follow, budget, live): (Option<&mut Follow>, &Budget, &mut reading::LiveFacts),
     ) -> Option<Ending> {
         tokio::pin!(record);
-        let mut reading = follow.is_some() && !budget.is_none();
+        let mut reading = follow.is_some();
         let mut recorded = false;
         let mark = self.pulse.mark();
         let mut fence = tokio::time::interval(FENCE_CHECK);
@@ -156,7 +158,11 @@ impl Loop<'_> {
             tokio::select! {
                 ending = running.wait() => return Some(ending),
                 more = progressed(&mut follow), if reading => {
-                    let over = follow.as_mut().and_then(|f| budget.exceeded(&f.latest().borrow().progress));
+                    let over = follow.as_mut().and_then(|f| {
+                        let progress = &f.latest().borrow().progress;
+                        live.offer(progress);
+                        budget.exceeded(progress)
+                    });
                     if let Some(why) = over {
                         log.note(&format!("{why}; stopping its process group"));
                         running.stop_by(STOP_GRACE, || self.pulse.kill_within()).await;
@@ -174,7 +180,14 @@ impl Loop<'_> {
                         });
                     }
                 }
-                _ = fence.tick() => if let Some(silent) = self.pulse.lapsed(mark) {
+                _ = fence.tick() => {
+                    // The output's last words, noted once they are due.
+                    if let Some(f) = follow.as_mut() {
+                        live.offer(&f.latest().borrow().progress);
+                    }
+                    let Some(silent) = self.pulse.lapsed(mark) else {
+                        continue;
+                    };
                     // Recovery may requeue the task once the
                     // heartbeat expires: the command must be gone
                     // before that (see `heartbeat`).
@@ -184,7 +197,7 @@ impl Loop<'_> {
                     ));
                     running.stop(fence_grace(silent)).await;
                     return Some(Ending::Fenced(round_ms(silent)));
-                },
+                }
                 _ = &mut timer, if timeout.is_some() => {
                     let after = timeout.unwrap_or_default();
                     if let Some(waited) = self.question_wait(task, paused).await {

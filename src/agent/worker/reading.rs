@@ -3,6 +3,11 @@
 //! and, once it ended, the facts it learned, its readable transcript and
 //! whether its output turned a clean exit into a failure.
 
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+
+use crate::agent::adapter::Progress;
 use crate::agent::adapter::stream::{DRAIN, Follow, Snapshot};
 use crate::agent::budget::Budget;
 use crate::agent::config::AgentConfig;
@@ -65,16 +70,7 @@ pub(super) async fn finish(
         Some(f) => f.finish(DRAIN).await,
         None => Snapshot::default(),
     };
-    let mut learned = snapshot.progress.facts();
-    if let Some(s) = resumed {
-        learned.insert("resumed".into(), s.into());
-        // A resumed run that died before saying its session is still in
-        // the one it resumed: the next retry goes on there.
-        learned
-            .entry("session")
-            .or_insert_with(|| s.to_string().into());
-    }
-    facts.extend(learned);
+    facts.extend(learned(&snapshot.progress, resumed));
     let over = budget.exceeded(&snapshot.progress);
     let ending = match (ending, over) {
         (Ending::Exited(_), Some(why)) => Ending::OverBudget(why),
@@ -97,9 +93,104 @@ pub(super) async fn finish(
     (ending, Read { transcript })
 }
 
+/// The facts `progress` gives an attempt that resumed session `resumed`.
+fn learned(progress: &Progress, resumed: Option<&str>) -> Facts {
+    let mut learned = progress.facts();
+    if let Some(s) = resumed {
+        learned.insert("resumed".into(), s.into());
+        // A resumed run that died before saying its session is still in
+        // the one it resumed: the next retry goes on there.
+        learned
+            .entry("session")
+            .or_insert_with(|| s.to_string().into());
+    }
+    learned
+}
+
+/// How often, at most, a running attempt's facts so far are noted again
+/// on its task; its session is noted as soon as the output says it.
+const NOTE_EVERY: Duration = Duration::from_secs(5);
+/// How long one note may take before it is given up (the next is sent
+/// when it is due).
+const NOTE_WAIT: Duration = Duration::from_secs(5);
+
+/// Notes what a running attempt's output said so far on its task
+/// (`Store::note_facts`): a worker killed outright (SIGKILL, the machine
+/// gone) reports nothing and cannot [`keep`] anything, and the session
+/// noted here is what its retry resumes, the tokens what recovery counts.
+/// One note at a time, in the background: the attempt never waits on
+/// Redis for it.
+pub(super) struct LiveFacts {
+    store: Store,
+    worker: String,
+    task: String,
+    attempt: u32,
+    resumed: Option<String>,
+    noted: Facts,
+    at: Option<Instant>,
+    writing: Option<JoinHandle<()>>,
+}
+
+impl LiveFacts {
+    pub(super) fn new(
+        store: &Store,
+        worker: &str,
+        task: &ClaimedTask,
+        resumed: Option<&str>,
+    ) -> Self {
+        Self {
+            store: store.clone(),
+            worker: worker.to_string(),
+            task: task.id.clone(),
+            attempt: task.attempt,
+            resumed: resumed.map(String::from),
+            noted: Facts::new(),
+            at: None,
+            writing: None,
+        }
+    }
+
+    /// Notes `progress` when it says something new and a note is due: a
+    /// new session at once, anything else at most every [`NOTE_EVERY`].
+    /// Called when the output said more and on the worker's ticks, so the
+    /// last of it is noted too.
+    pub(super) fn offer(&mut self, progress: &Progress) {
+        if self.writing.as_ref().is_some_and(|w| !w.is_finished()) {
+            return;
+        }
+        let facts = learned(progress, self.resumed.as_deref());
+        if facts.is_empty() || facts == self.noted {
+            return;
+        }
+        let new_session = facts.get("session") != self.noted.get("session");
+        let due = self.at.is_none_or(|at| at.elapsed() >= NOTE_EVERY);
+        if !(new_session || due) {
+            return;
+        }
+        let (store, worker, task, attempt) = (
+            self.store.clone(),
+            self.worker.clone(),
+            self.task.clone(),
+            self.attempt,
+        );
+        let noting = facts.clone();
+        // A note that fails is not retried as such: the next one, due in
+        // NOTE_EVERY, carries everything it had.
+        self.writing = Some(tokio::spawn(async move {
+            let _ = tokio::time::timeout(
+                NOTE_WAIT,
+                store.note_facts(&worker, &task, attempt, &noting),
+            )
+            .await;
+        }));
+        self.noted = facts;
+        self.at = Some(Instant::now());
+    }
+}
+
 /// How long an interrupted attempt's facts may take to reach Redis: the
 /// worker is shutting down.
-const KEEP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const KEEP_WAIT: Duration = Duration::from_secs(2);
 
 /// Keeps what an interrupted attempt (stopped at shutdown, left for
 /// recovery) read on its task: the attempt that recovery's requeue leads

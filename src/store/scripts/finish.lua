@@ -1,8 +1,13 @@
 -- Records how one attempt of a task ended, and may claim the worker's next
 -- message in the same call. Called by Store::finish, which puts
--- lib/requeue.lua (`requeues_exhausted`) and lib/claim.lua (`claim`,
--- `now_ms`) before this file.
--- ARGV[1] key prefix, ARGV[2] worker id, ARGV[3] the raw claimed message,
+-- lib/declared.lua, lib/requeue.lua (`requeues_exhausted`), lib/claim.lua
+-- (`claim`, `now_ms`) and lib/usage.lua before this file.
+-- KEYS[1] the task hash, KEYS[2] the worker's claimed list, KEYS[3] its
+-- agent hash, KEYS[4] the events stream, KEYS[5] the usage hash, KEYS[6]
+-- the deadletter list, KEYS[7] the inbox of ARGV[13] (when not ""), then
+-- the declared keys: the hashes of the tasks the next message may name
+-- (kind `task`; the caller looked at the head of the inbox).
+-- ARGV[1] the declared keys, ARGV[2] worker id, ARGV[3] the raw claimed message,
 -- ARGV[4] task id, ARGV[5] attempt, ARGV[6] exit code ("" when the command
 -- did not exit by itself: not started, killed, timed out, stopped),
 -- ARGV[7] error ("" on success), ARGV[8] output tail, ARGV[9] log path,
@@ -26,8 +31,11 @@
 -- Returns {'completed'} | {'retry', retry_at} | {'failed'} | {'requeued'} |
 -- {'stale', reason},
 -- followed, when a next message was taken, by that raw message and what
--- claim.lua made of it.
-local prefix, worker, raw, id, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+-- claim.lua made of it — {'need', 'task', id} when its task was not one
+-- declared: the message is in `claimed`, for the caller to claim.
+local key, claimed, agent_key, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local usage, deadletter = KEYS[5], KEYS[6]
+local worker, raw, id, attempt = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local code, err, output, log = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local retries, backoff = tonumber(ARGV[10]) or 0, tonumber(ARGV[11]) or 0
 local again = ARGV[12] == '1'
@@ -36,8 +44,6 @@ local requeue = ARGV[15] == '1'
 local facts = ARGV[16] or ''
 local finished_ms = now_ms()
 local now = tostring(finished_ms)
-local key = prefix .. 'task:' .. id
-local claimed = prefix .. 'claimed:' .. worker
 
 local function event(kind, ...)
   local extra = { ... }
@@ -45,18 +51,17 @@ local function event(kind, ...)
     table.insert(extra, 'facts')
     table.insert(extra, facts)
   end
-  redis.call('XADD', prefix .. 'events', 'MAXLEN', '~', '100000', '*',
+  redis.call('XADD', events, 'MAXLEN', '~', '100000', '*',
     'kind', kind, 'task', id, 'agent', worker, 'attempt', attempt, 'at', now, unpack(extra))
 end
 
 redis.call('LREM', claimed, 1, raw)
 
 -- The town's spending (lib/usage.lua).
-count_usage(prefix, key, worker, attempt, facts)
+count_usage(usage, key, agent_key, attempt, facts)
 
 -- The worker is free again, whatever the task's record says; only clear
 -- the agent's task if it is this one (a report may come late).
-local agent_key = prefix .. 'agent:' .. worker
 local function free_worker()
   redis.call('HSET', agent_key, 'state', 'idle')
   redis.call('HDEL', agent_key, 'task', 'attempt', 'command_pgid', 'command_start')
@@ -180,11 +185,12 @@ if take ~= '' then
   end
   local reclaim = next_raw and true or false
   if not next_raw then
-    next_raw = redis.call('LMOVE', prefix .. 'inbox:' .. take, claimed, 'LEFT', 'RIGHT')
+    next_raw = redis.call('LMOVE', KEYS[7], claimed, 'LEFT', 'RIGHT')
   end
   if next_raw then
     table.insert(reply, next_raw)
-    for _, v in ipairs(claim(prefix, worker, next_raw, take, reclaim, logs, now)) do
+    local k = { claimed = claimed, agent = agent_key, events = events, deadletter = deadletter }
+    for _, v in ipairs(claim(k, worker, next_raw, take, reclaim, logs, now)) do
       table.insert(reply, v)
     end
   end

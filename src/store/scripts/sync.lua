@@ -1,26 +1,38 @@
--- Applies one chunk of a plan diff atomically. Called by Store::apply_sync.
--- ARGV[1] key prefix "tt:<town>:", ARGV[2] town name, ARGV[3] plan
--- fingerprint to record ("" for all but the last chunk), ARGV[4] "1" to
--- record file statuses as seen without applying them, ARGV[5] number of
--- upserts, ARGV[6] number of removals, ARGV[7] the plan fingerprint the
--- caller expects Redis to hold ("" = no check), ARGV[8] the origin of the
--- plan (host and path of its file, "" = no check), ARGV[9] "1" to take the
--- town over from another origin, then 15 fields per upsert
--- (id, fingerprint, description, agent, tags, parent, depends_on, priority,
--- order, file status, score, retries, timeout ms, on_child_failure, budget
--- JSON), then
--- the removed ids.
+-- Applies one chunk of a plan diff atomically. Called by Store::apply_sync,
+-- after lib/declared.lua, every chunk in one MULTI/EXEC.
+-- KEYS[1] the town's meta hash, KEYS[2] the sorted set of tasks, KEYS[3]
+-- the fingerprints hash, KEYS[4] the events stream, KEYS[5] the set of
+-- workers, then the hash of each task of the chunk (upserts, then
+-- removals, in ARGV's order), then the declared keys: the control list of
+-- every worker in the set (kind `control`), where a running task the file
+-- finishes or removes is told to stop.
+-- ARGV[1] the declared keys, ARGV[2] plan fingerprint to record ("" for
+-- all but the last chunk), ARGV[3] "1" to record file statuses as seen
+-- without applying them, ARGV[4] number of upserts, ARGV[5] number of
+-- removals, ARGV[6] the plan fingerprint the caller expects Redis to hold
+-- ("" = no check), ARGV[7] the origin of the plan (host and path of its
+-- file, "" = no check), ARGV[8] "1" to take the town over from another
+-- origin, then 15 fields per upsert (id, fingerprint, description, agent,
+-- tags, parent, depends_on, priority, order, file status, score, retries,
+-- timeout ms, on_child_failure, budget JSON), then the removed ids.
 -- Returns {added, changed, removed, refused, held, skipped}: refused = 1
 -- means the stored plan fingerprint was not the expected one (someone else
 -- synced meanwhile), 2 that the town's plan comes from another origin
--- (`held`); either way nothing was written. `skipped` lists the tasks
--- whose key holds no hash (edited by hand): they are left alone, and their
--- fingerprint is not recorded, so the next push tries them again.
-local prefix, town, plan_fp = ARGV[1], ARGV[2], ARGV[3]
-local adopt = ARGV[4] == '1'
-local nu, nr = tonumber(ARGV[5]), tonumber(ARGV[6])
-local expected, origin, take_over = ARGV[7], ARGV[8], ARGV[9] == '1'
-local meta = redis.call('HMGET', prefix .. 'meta', 'plan_fp', 'origin')
+-- (`held`), 3 that the set of workers holds one whose control list was not
+-- declared (one registered since the caller read the set); either way
+-- nothing was written, and every chunk of the transaction answers the
+-- same. `skipped` lists the tasks whose key holds no hash (edited by
+-- hand): they are left alone, and their fingerprint is not recorded, so
+-- the next push tries them again.
+-- The set of towns is not written here: it is not a key of the town
+-- (Store::apply_sync adds the town to it).
+local meta_key, tasks_key, fps_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local agents_key = KEYS[5]
+local plan_fp = ARGV[2]
+local adopt = ARGV[3] == '1'
+local nu, nr = tonumber(ARGV[4]), tonumber(ARGV[5])
+local expected, origin, take_over = ARGV[6], ARGV[7], ARGV[8] == '1'
+local meta = redis.call('HMGET', meta_key, 'plan_fp', 'origin')
 if expected ~= '' and meta[1] ~= expected then
   return { 0, 0, 0, 1, '', {} }
 end
@@ -28,14 +40,28 @@ local held = meta[2]
 if origin ~= '' and held and held ~= origin and not take_over then
   return { 0, 0, 0, 2, held, {} }
 end
+for _, w in ipairs(redis.call('SMEMBERS', agents_key)) do
+  if not declared('control', w) then
+    return { 0, 0, 0, 3, '', {} }
+  end
+end
 local t = redis.call('TIME')
 local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
-local tasks_key, fps_key, events_key = prefix .. 'tasks', prefix .. 'fingerprints', prefix .. 'events'
 
 local final = { completed = true, failed = true, cancelled = true }
 local function applied(s)
   if s == 'assigned' or s == 'running' then return 'pending' end
   return s
+end
+-- Tells a worker to stop an attempt. One that is not in the set of
+-- workers has no control key declared, and no process that reads it: a
+-- worker registers before it claims, and is pruned only once its claimed
+-- list is empty.
+local function stop(worker, message)
+  local control = declared('control', worker)
+  if control then
+    redis.call('LPUSH', control, message)
+  end
 end
 local function event(kind, id, ...)
   redis.call('XADD', events_key, 'MAXLEN', '~', '100000', '*',
@@ -44,8 +70,8 @@ end
 
 local added, changed, removed = 0, 0, 0
 local skipped = {}
-local i = 10
-for _ = 1, nu do
+local i = 9
+for j = 1, nu do
   local id, fp, desc, agent, tags, parent, deps, prio, order, fstatus, score =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5],
     ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
@@ -54,7 +80,7 @@ for _ = 1, nu do
   i = i + 15
   -- `break` leaves this one-pass loop: the task is skipped.
   repeat
-    local key = prefix .. 'task:' .. id
+    local key = KEYS[5 + j]
     local cur = redis.pcall('HMGET', key, 'status', 'file_status', 'removed', 'id', 'agent', 'worker', 'attempt')
     if cur.err then
       table.insert(skipped, id)
@@ -92,7 +118,7 @@ for _ = 1, nu do
       if old == 'running' and status ~= 'running' and cur[6] then
         -- The file finished or cancelled a task that runs: stop its process
         -- (dispatch waits for that before running it again).
-        redis.call('LPUSH', prefix .. 'control:' .. cur[6],
+        stop(cur[6],
           cjson.encode({ kind = 'stop', task = id, attempt = tonumber(cur[7]) or 0 }))
       end
       redis.call('HSET', key, 'status', status, unpack(def))
@@ -110,11 +136,11 @@ for _ = 1, nu do
     redis.call('HSET', fps_key, id, fp)
   until true
 end
-for _ = 1, nr do
+for j = 1, nr do
   local id = ARGV[i]
   i = i + 1
   repeat
-    local key = prefix .. 'task:' .. id
+    local key = KEYS[5 + nu + j]
     local cur = redis.pcall('HMGET', key, 'status', 'worker', 'attempt')
     if cur.err then
       table.insert(skipped, id)
@@ -124,7 +150,7 @@ for _ = 1, nr do
     if status then
       if status == 'running' and cur[2] then
         -- Stop the process; its finish report will find the task cancelled.
-        redis.call('LPUSH', prefix .. 'control:' .. cur[2],
+        stop(cur[2],
           cjson.encode({ kind = 'stop', task = id, attempt = tonumber(cur[3]) or 0 }))
       end
       local fields = { 'removed', '1', 'updated', now }
@@ -140,13 +166,12 @@ for _ = 1, nr do
   until true
 end
 if plan_fp ~= '' then
-  redis.call('HSET', prefix .. 'meta', 'plan_fp', plan_fp, 'synced', now)
+  redis.call('HSET', meta_key, 'plan_fp', plan_fp, 'synced', now)
   if origin ~= '' and held ~= origin then
-    redis.call('HSET', prefix .. 'meta', 'origin', origin)
+    redis.call('HSET', meta_key, 'origin', origin)
     if held then
       event('taken_over', '', 'from', held, 'by', origin)
     end
   end
-  redis.call('SADD', 'tt:towns', town)
 end
 return { added, changed, removed, 0, '', skipped }

@@ -4,11 +4,12 @@
 -- delivered (event `message`, as claim.lua records one a worker takes), and
 -- is gone from the inbox: no worker takes it again.
 -- Called by Store::take_messages.
--- ARGV[1] key prefix, ARGV[2] agent name, ARGV[3] who reads (the worker id,
--- else the agent), ARGV[4] the task it is read in ("" for none).
+-- KEYS[1] the agent's inbox, KEYS[2] the events stream.
+-- ARGV[1] who reads (the worker id, else the agent), ARGV[2] the task it
+-- is read in ("" for none).
 -- Returns from1, body1, from2, body2, …, head first.
-local prefix, agent, reader, task = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local inbox = prefix .. 'inbox:' .. agent
+local inbox, events = KEYS[1], KEYS[2]
+local reader, task = ARGV[1], ARGV[2]
 local t = redis.call('TIME')
 local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
 local out = {}
@@ -17,7 +18,7 @@ for _, raw in ipairs(redis.call('LRANGE', inbox, 0, -1)) do
   if ok and type(msg) == 'table' and msg.kind == 'message'
       and type(msg.from) == 'string' and type(msg.body) == 'string' then
     redis.call('LREM', inbox, 1, raw)
-    redis.call('XADD', prefix .. 'events', 'MAXLEN', '~', '100000', '*',
+    redis.call('XADD', events, 'MAXLEN', '~', '100000', '*',
       'kind', 'message', 'task', task, 'agent', reader, 'attempt', '', 'at', now,
       'from', msg.from, 'body', msg.body)
     table.insert(out, msg.from)

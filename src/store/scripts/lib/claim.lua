@@ -1,9 +1,13 @@
 -- The claim of one message a worker took from an inbox or the backlog
 -- (docs/PROTOCOL.md "claim"), shared by claim.lua (a claim on its own) and
 -- finish.lua (a busy worker's next message, in the call that reports the
--- last one). Defines `claim(prefix, worker, raw, assignee, again, logs,
--- now)`, whose arguments and reply claim.lua describes, and `now_ms()`.
--- Store::claim and Store::finish_and_take put this file before theirs.
+-- last one). Defines `claim(k, worker, raw, assignee, again, logs, now)`,
+-- whose arguments and reply claim.lua describes (`k` holds the worker's
+-- keys: `claimed`, `agent`, and the town's `events`, `deadletter`), and
+-- `now_ms()`. The task a message names is a declared key
+-- (lib/declared.lua): without it the claim answers {'need', 'task', id}
+-- before it changes anything. Store::claim and Store::finish_and_take put
+-- this file before theirs.
 
 -- The log an attempt writes, as state_dir::task_log names it; "" when that
 -- cannot be said here (an id no plan allows: the report records it).
@@ -32,17 +36,17 @@ local function is_string_list(text)
   return true
 end
 
-local function claim(prefix, worker, raw, assignee, again, logs, now)
-  local claimed = prefix .. 'claimed:' .. worker
+local function claim(k, worker, raw, assignee, again, logs, now)
+  local claimed = k.claimed
 
   local function event(kind, task, attempt, ...)
-    redis.call('XADD', prefix .. 'events', 'MAXLEN', '~', '100000', '*',
+    redis.call('XADD', k.events, 'MAXLEN', '~', '100000', '*',
       'kind', kind, 'task', task, 'agent', worker, 'attempt', attempt, 'at', now, ...)
   end
 
   local function deadletter(reason)
     redis.call('LREM', claimed, 1, raw)
-    redis.call('RPUSH', prefix .. 'deadletter', raw)
+    redis.call('RPUSH', k.deadletter, raw)
     event('deadletter', '', '', 'reason', reason)
     return { 'deadletter', reason }
   end
@@ -71,7 +75,10 @@ local function claim(prefix, worker, raw, assignee, again, logs, now)
   local attempt = string.format('%d', n)
   local log = log_of(logs, id, attempt)
 
-  local key = prefix .. 'task:' .. id
+  local key = declared('task', id)
+  if not key then
+    return { 'need', 'task', id }
+  end
   local cur = redis.call('HMGET', key, 'status', 'attempt', 'assigned_to', 'worker',
     'description', 'tags', 'parent', 'retries', 'timeout', 'facts', 'budget')
   local status, current, assigned, owner = cur[1], cur[2] or '0', cur[3] or '', cur[4] or ''
@@ -125,7 +132,7 @@ local function claim(prefix, worker, raw, assignee, again, logs, now)
     redis.call('HSET', key, 'status', 'running', 'worker', worker, 'started', now, 'updated', now)
     redis.call('HDEL', key, 'finished', 'exit_code', 'error', 'output', 'log', 'retry_at', 'reason')
   end
-  local agent_key = prefix .. 'agent:' .. worker
+  local agent_key = k.agent
   redis.call('HSET', agent_key, 'state', 'working', 'task', id, 'attempt', attempt)
   -- Where this attempt's log is, on which machine: the task hash keeps
   -- only the latest attempt's, and a log path means nothing without its host.
