@@ -10,6 +10,8 @@
 //! following the town grows with what changed, not with the town. A change
 //! of shape (a task added or gone, a parent, a dependency, an order) reads
 //! the town again and sends it whole: the page lays the graph out anew then.
+//! Tasks of other towns named in `depends_on` are read with the whole town
+//! (their events are in their own stream, which this does not follow).
 
 use serde_json::{Map, Value, json};
 
@@ -40,7 +42,8 @@ pub struct TaskFeed {
 impl TaskFeed {
     /// Reads every task (the light fields, as `tt status` does).
     pub async fn read(store: &Store) -> Result<Self, StoreError> {
-        let view = TaskView::new(store.tasks_with(&LIGHT_FIELDS).await?);
+        let mut view = TaskView::new(store.tasks_with(&LIGHT_FIELDS).await?);
+        view.read_other_towns(store).await?;
         let sent = (0..view.records.len()).map(|i| lean(&view, i)).collect();
         Ok(Self { view, sent })
     }
