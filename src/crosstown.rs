@@ -7,13 +7,20 @@
 //!
 //! The commands read every other town once ([`read_states`]); the runner
 //! keeps an [`OtherTown`] per town and refreshes the records its events
-//! name.
+//! name; the views that redraw follow the other towns' events with
+//! [`TownEvents`].
+
+pub mod cycle;
+mod follow;
 
 use std::collections::BTreeMap;
 
 use crate::dispatch::Snapshot;
 use crate::graph::{Graph, RemoteState, split_remote};
 use crate::store::{RemoteTown, Store, StoreError, TaskRecord};
+
+pub use cycle::Cycle;
+pub use follow::TownEvents;
 
 /// Another town's tasks, as its own views derive their statuses.
 pub struct OtherTown {
@@ -39,6 +46,11 @@ impl OtherTown {
             self.exists = true;
         }
         self.tasks.refresh(records);
+    }
+
+    /// Its graph, with statuses as its own views derive them.
+    pub fn graph(&self) -> &Graph {
+        &self.tasks.graph
     }
 
     /// Whether the town has synced into this Redis.
@@ -84,7 +96,10 @@ pub fn fill(graph: &mut Graph, towns: &BTreeMap<String, OtherTown>) {
 /// readiness. A town whose keys hold what tt never writes is left
 /// unread (its tasks' states stay unknown, so its dependants wait) rather
 /// than failing the command; a Redis that does not answer is an error.
-pub async fn read_states(store: &Store, graph: &mut Graph) -> Result<(), StoreError> {
+pub async fn read_states(
+    store: &Store,
+    graph: &mut Graph,
+) -> Result<BTreeMap<String, OtherTown>, StoreError> {
     let mut towns = BTreeMap::new();
     for town in graph.remote_towns() {
         match OtherTown::read(&RemoteTown::of(store, town)).await {
@@ -96,5 +111,27 @@ pub async fn read_states(store: &Store, graph: &mut Graph) -> Result<(), StoreEr
         }
     }
     fill(graph, &towns);
-    Ok(())
+    Ok(towns)
+}
+
+/// Why remote dependency `dep` (`<town>:<task>`) is not in this Redis
+/// (yet), in words; `None` when its task is there. One or two reads.
+pub async fn absent(store: &Store, dep: &str) -> Result<Option<String>, StoreError> {
+    let Some((town, task)) = split_remote(dep) else {
+        return Ok(None);
+    };
+    let remote = RemoteTown::of(store, town);
+    if !remote.records(&[task.to_string()]).await?.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(if remote.exists().await? {
+        format!(
+            "town `{town}` has no task `{task}` (yet): the task waits until it exists and completes"
+        )
+    } else {
+        format!(
+            "town `{town}` does not exist in this Redis (yet): the task waits until town \
+             `{town}` completes `{task}` (both towns must use the same Redis)"
+        )
+    }))
 }

@@ -14,6 +14,7 @@ pub mod escape;
 pub mod graph;
 pub mod os;
 pub mod plan;
+pub mod profile;
 pub mod reload;
 pub mod runner;
 pub mod state_dir;

@@ -28,7 +28,7 @@ pub use model::{
 };
 pub use peek::peek_town;
 pub use read::{MAX_PLAN_BYTES, read_plan};
-pub use remote::{Absent, unknown_remote};
+pub use remote::{Absent, remote_cycle, unknown_remote};
 pub use settings::{Settings, load_settings, load_settings_file};
 
 use std::path::PathBuf;

@@ -257,6 +257,7 @@ impl Cache {
             origin: &origin,
             take_over: false,
             expected: Some(&self.plan_fp),
+            cold: false,
         };
         let applied = store
             .apply_sync(

@@ -167,6 +167,9 @@ struct Runner<F: FnMut(RunnerNote)> {
     snapshot: Option<Snapshot>,
     /// Tasks named by events since the last pass: the only records re-read.
     dirty: HashSet<String>,
+    /// The plan fingerprint of this runner's last full push: the `synced`
+    /// event of its own push needs no read (it marked what it wrote).
+    own_plan_fp: String,
     /// Declared agents whose replicas cannot start, with what they said:
     /// their tasks can never run until the plan changes, so `--until-done`
     /// does not wait for them.
@@ -257,6 +260,7 @@ pub async fn run<F: FnMut(RunnerNote)>(
         report,
         snapshot: None,
         dirty: HashSet::new(),
+        own_plan_fp: String::new(),
         cannot_start: HashMap::new(),
         resync: false,
         corrupt: HashMap::new(),
@@ -315,6 +319,7 @@ impl<F: FnMut(RunnerNote)> Runner<F> {
             (self.report)(RunnerNote::ArchiveFailed(e.to_string()));
         }
         self.plan_ids = self.plan.tasks.iter().map(|t| t.id.clone()).collect();
+        self.own_plan_fp.clone_from(&pushed.plan_fp);
         self.last_load
             .loaded(&self.plan, pushed.fingerprints, pushed.plan_fp);
         self.plan = only_agents(std::mem::replace(&mut self.plan, empty_plan()));

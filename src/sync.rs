@@ -99,35 +99,66 @@ fn budget_json(t: &TaskSpec) -> String {
 /// a change too: the first 8 bytes of a SHA-1, stored in Redis as 16 hex
 /// digits ([`fingerprint_hex`]).
 pub fn fingerprint(d: &TaskDef) -> u64 {
+    // Fed part by part, without building the joined lists and numbers as
+    // strings: the bytes are those of `tags.join("\u{1f}")` and so on.
     let mut h = sha1_smol::Sha1::new();
+    let mut digits = [0u8; 20];
+    let list = |h: &mut sha1_smol::Sha1, items: &[String]| {
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                h.update(&[0x1f]);
+            }
+            h.update(item.as_bytes());
+        }
+    };
+    // Separator after each part, so ("ab","c") and ("a","bc") differ.
+    let end = |h: &mut sha1_smol::Sha1| h.update(&[0x1e]);
+    for part in [d.id.as_str(), &d.description, &d.agent] {
+        h.update(part.as_bytes());
+        end(&mut h);
+    }
+    list(&mut h, &d.tags);
+    end(&mut h);
+    h.update(d.parent.as_bytes());
+    end(&mut h);
+    list(&mut h, &d.depends_on);
+    end(&mut h);
+    h.update(decimal(u64::from(d.priority), &mut digits));
+    end(&mut h);
+    h.update(decimal(d.order, &mut digits));
+    end(&mut h);
     for part in [
-        d.id.as_str(),
-        &d.description,
-        &d.agent,
-        &d.tags.join("\u{1f}"),
-        &d.parent,
-        &d.depends_on.join("\u{1f}"),
-        &d.priority.to_string(),
-        &d.order.to_string(),
         &d.file_status,
         &d.retries,
         &d.timeout_ms,
         &d.on_child_failure,
     ] {
         h.update(part.as_bytes());
-        // Separator so ("ab","c") and ("a","bc") differ.
-        h.update(&[0x1e]);
+        end(&mut h);
     }
     // Only when set: the fingerprints of tasks without a budget stay what
     // they were before tasks could have one.
     if !d.budget.is_empty() {
         h.update(d.budget.as_bytes());
-        h.update(&[0x1e]);
+        end(&mut h);
     }
     let bytes = h.digest().bytes();
     let mut first = [0u8; 8];
     first.copy_from_slice(&bytes[..8]);
     u64::from_be_bytes(first)
+}
+
+/// `n` in decimal digits, written into the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
 }
 
 /// A fingerprint as Redis stores it: 16 lowercase hex digits.
@@ -164,6 +195,11 @@ pub struct Diff {
 /// Compares definitions with stored fingerprints.
 pub fn diff(defs: Vec<TaskDef>, stored: &HashMap<String, String>) -> Diff {
     let mut d = Diff::default();
+    if stored.is_empty() {
+        d.added = defs.len() as u64;
+        d.upserts = defs;
+        return d;
+    }
     let ids: HashSet<&str> = defs.iter().map(|x| x.id.as_str()).collect();
     let mut removed: Vec<String> = stored
         .keys()
@@ -240,12 +276,36 @@ pub struct Pushed {
 /// difference written. A task record that is gone from Redis is written
 /// again even when the fingerprints say nothing changed: the no-op check
 /// counts the plan's records in the same round trip as it reads `plan_fp`.
+///
+/// A town that holds none of the plan's records and no fingerprint is
+/// synced cold: the script reads nothing per task, and refuses if the town
+/// has any task by the time it runs (a sync from elsewhere in between), in
+/// which case the push starts again and reads them.
 pub async fn push_full(
     store: &Store,
     plan: &Plan,
     adopt: Adopt,
     claim: Claim,
 ) -> Result<Pushed, StoreError> {
+    let mut may_be_cold = true;
+    loop {
+        if let Some(pushed) = push_once(store, plan, adopt, claim, may_be_cold).await? {
+            return Ok(pushed);
+        }
+        may_be_cold = false;
+    }
+}
+
+/// One try of [`push_full`]; `None` when a cold sync was refused (only
+/// when `may_be_cold`).
+async fn push_once(
+    store: &Store,
+    plan: &Plan,
+    adopt: Adopt,
+    claim: Claim,
+    may_be_cold: bool,
+) -> Result<Option<Pushed>, StoreError> {
+    let phase = crate::profile::phase("definitions, fingerprints");
     let groups = group_ids(plan);
     let default_agent = plan.meta.default_agent.as_deref();
     let mut fingerprints = Vec::with_capacity(plan.tasks.len());
@@ -255,7 +315,10 @@ pub async fn push_full(
         .enumerate()
         .map(|(order, t)| {
             let def = definition(t, order, groups.contains(t.id.as_str()), default_agent);
-            fingerprints.push(fingerprint(&def));
+            // Its hex form, read back: cheaper than hashing again.
+            fingerprints.push(
+                u64::from_str_radix(&def.fingerprint, 16).unwrap_or_else(|_| fingerprint(&def)),
+            );
             def
         })
         .collect();
@@ -264,7 +327,10 @@ pub async fn push_full(
     let total = defs.len() as u64;
     let origin = origin_of(&plan.path);
     let ids: Vec<&str> = defs.iter().map(|d| d.id.as_str()).collect();
+    drop(phase);
+    let phase = crate::profile::phase("read the town's state");
     let state = store.sync_state(&ids).await?;
+    drop(phase);
     if let Some(held) = &state.origin
         && *held != origin
         && claim == Claim::Keep
@@ -279,14 +345,15 @@ pub async fn push_full(
             unchanged: total,
             ..SyncCounts::default()
         };
-        return Ok(Pushed {
+        return Ok(Some(Pushed {
             counts,
             touched: Vec::new(),
             fingerprints,
             plan_fp,
             archive_error: None,
-        });
+        }));
     }
+    let phase = crate::profile::phase("read fingerprints");
     let mut stored = store.task_fingerprints().await?;
     // Records that are gone although their fingerprint matches: only these
     // are asked about one by one, and only when some record is missing.
@@ -303,16 +370,20 @@ pub async fn push_full(
         }
     }
     drop(ids);
+    let cold = may_be_cold && state.present == 0 && stored.is_empty();
     let diff = diff(defs, &stored);
     drop(stored);
-    // The sync adds up to one event per task it writes: archive first
-    // what the stream's cap would otherwise trim for them.
+    drop(phase);
+    let phase = crate::profile::phase("archive events");
+    // The sync adds one event per task it changes or removes, and one for
+    // the whole sync: archive first what the stream's cap would otherwise
+    // trim for them.
     let mut archive_error = None;
     if let Some(dir) = std::path::absolute(&plan.path)
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
     {
-        let writes = (diff.upserts.len() + diff.removed.len() + 1) as u64;
+        let writes = diff.changed + diff.removed.len() as u64 + 2;
         match store
             .archive_events(&Archive::of(&dir, store.town()), room_for(writes))
             .await
@@ -324,10 +395,12 @@ pub async fn push_full(
             Err(e) => archive_error = Some(e),
         }
     }
+    drop(phase);
     let guard = SyncGuard {
         origin: &origin,
         take_over: claim == Claim::TakeOver,
         expected: None,
+        cold,
     };
     let applied = match store
         .apply_sync(
@@ -341,7 +414,9 @@ pub async fn push_full(
     {
         Ok(applied) => applied,
         Err(SyncRefused::Foreign(held)) => return Err(foreign(store, &held, &origin)),
-        // Without an expected fingerprint the script never finds it stale.
+        // Tasks came since the town was read.
+        Err(SyncRefused::Stale) if cold => return Ok(None),
+        // Without an expected fingerprint a warm sync is never stale.
         Err(SyncRefused::Stale) => SyncCounts::default(),
     };
     let restored = missing.len() as u64;
@@ -362,13 +437,13 @@ pub async fn push_full(
         .map(|d| d.id)
         .chain(diff.removed)
         .collect();
-    Ok(Pushed {
+    Ok(Some(Pushed {
         counts,
         touched,
         fingerprints,
         plan_fp,
         archive_error,
-    })
+    }))
 }
 
 fn foreign(store: &Store, held: &str, ours: &str) -> StoreError {
@@ -493,6 +568,49 @@ description = "Docs"
         for (d, fp) in defs.iter().zip(&fps) {
             assert_eq!(d.fingerprint, fingerprint_hex(*fp));
             assert_eq!(d.fingerprint.len(), 16);
+        }
+    }
+
+    /// The fingerprint as first defined, from joined strings: stored
+    /// fingerprints must not change.
+    fn fingerprint_from_strings(d: &TaskDef) -> u64 {
+        let mut h = sha1_smol::Sha1::new();
+        for part in [
+            d.id.as_str(),
+            &d.description,
+            &d.agent,
+            &d.tags.join("\u{1f}"),
+            &d.parent,
+            &d.depends_on.join("\u{1f}"),
+            &d.priority.to_string(),
+            &d.order.to_string(),
+            &d.file_status,
+            &d.retries,
+            &d.timeout_ms,
+            &d.on_child_failure,
+        ] {
+            h.update(part.as_bytes());
+            h.update(&[0x1e]);
+        }
+        if !d.budget.is_empty() {
+            h.update(d.budget.as_bytes());
+            h.update(&[0x1e]);
+        }
+        u64::from_be_bytes(h.digest().bytes()[..8].try_into().unwrap())
+    }
+
+    #[test]
+    fn fingerprint_is_the_one_of_the_joined_fields() {
+        let mut defs = definitions(&plan(BASE));
+        let mut d = defs[1].clone();
+        d.tags = vec!["a".into(), "bc".into(), String::new()];
+        d.depends_on = vec!["x".into(), "y".into()];
+        d.priority = 4;
+        d.order = 1_234_567_890;
+        d.budget = "{\"max_turns\":3}".into();
+        defs.push(d);
+        for d in &defs {
+            assert_eq!(fingerprint(d), fingerprint_from_strings(d), "{d:?}");
         }
     }
 

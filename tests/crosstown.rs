@@ -364,3 +364,174 @@ fn a_town_that_may_only_read_the_other_still_follows_it_to_the_end() {
     );
     assert_eq!(run_a.stop(), 0);
 }
+
+#[test]
+fn an_adhoc_task_may_wait_for_another_towns_task_and_a_running_runner_follows_that_town() {
+    let redis = RedisServer::start();
+    let a = project(&redis, town_a());
+    a.run_bounded(["sync", "push"]).success();
+    // Town b's file names no other town: its runner follows none at first.
+    let b = project(
+        &redis,
+        r#"[town]
+name = "b"
+[meta]
+default_agent = "w"
+[agents.w]
+command = ["sh", "-c", "echo \"$TT_TASK_ID\" >> order.log"]
+[[tasks]]
+id = "docs"
+"#
+        .into(),
+    );
+    let run_b = Running::start(&b, &["run"]);
+    wait_until(DEADLINE, "docs ran in town b", || {
+        field(&redis, "b", "docs", "status") == "completed"
+    });
+
+    // Checked like the file's entries.
+    b.run_bounded(["assign", "w", "x", "--depends-on", "a:b:c"])
+        .code(2)
+        .stderr_contains("`--depends-on` entry `a:b:c` is not `<task>` or `<town>:<task>`");
+    b.run_bounded(["assign", "w", "x", "--depends-on", "b:nope"])
+        .code(2)
+        .stderr_contains("nope");
+    b.run_bounded([
+        "assign",
+        "w",
+        "x",
+        "--id",
+        "ghostly",
+        "--depends-on",
+        "ghost:x",
+    ])
+    .success()
+    .stderr_contains("town `ghost` does not exist in this Redis (yet)");
+    b.run_bounded(["assign", "w", "x", "--id", "typo", "--depends-on", "a:nope"])
+        .success()
+        .stderr_contains("town `a` has no task `nope` (yet)");
+    // The own town's name is the local task.
+    let out = b
+        .run_bounded([
+            "assign",
+            "w",
+            "after schema",
+            "--id",
+            "login",
+            "--depends-on",
+            "a:schema,b:docs",
+        ])
+        .success();
+    assert!(!out.stderr.contains("warning"), "{out}");
+    assert_eq!(
+        field(&redis, "b", "login", "depends_on"),
+        r#"["a:schema","docs"]"#
+    );
+
+    // The runner follows town a from here on, without a restart.
+    run_b.wait_output("login waiting for a:schema (pending)");
+    b.run_bounded(["status"])
+        .success()
+        .stdout_contains("waiting for a:schema (pending)");
+    assert_eq!(field(&redis, "b", "login", "status"), "pending");
+    a.write("ok-schema", "");
+    a.write("go-schema", "");
+    let run_a = Running::start(&a, &["run"]);
+    wait_until(DEADLINE, "login completed in town b", || {
+        field(&redis, "b", "login", "status") == "completed"
+    });
+    let completed = event_at(&redis, "a", "completed", "schema").expect("schema completed");
+    let dispatched = event_at(&redis, "b", "dispatched", "login").expect("login dispatched");
+    assert!(
+        dispatched >= completed,
+        "login dispatched at {dispatched}, before schema completed at {completed}"
+    );
+    assert_eq!(field(&redis, "b", "typo", "status"), "pending");
+    assert_eq!(run_b.stop(), 0);
+    assert_eq!(run_a.stop(), 0);
+}
+
+#[test]
+fn status_watch_redraws_when_a_task_of_another_town_it_waits_on_changes() {
+    let redis = RedisServer::start();
+    let a = project(&redis, town_a());
+    let b = project(&redis, town_b());
+    a.run_bounded(["sync", "push"]).success();
+    b.run_bounded(["sync", "push"]).success();
+    // No runner in town b: nothing happens there, so only town a's events
+    // can redraw before the watch's own periodic redraw (10 s).
+    let watch = Running::start(&b, &["status", "--watch"]);
+    watch.wait_output("waiting for a:schema (pending)");
+    a.write("ok-schema", "");
+    a.write("go-schema", "");
+    let run_a = Running::start(&a, &["run"]);
+    wait_until(DEADLINE, "schema completed in town a", || {
+        field(&redis, "a", "schema", "status") == "completed"
+    });
+    wait_until(
+        Duration::from_secs(5),
+        "the watch redrew with login ready",
+        || {
+            watch
+                .output()
+                .contains("2 ready to dispatch, in order: login, docs")
+        },
+    );
+    assert_eq!(field(&redis, "b", "login", "status"), "pending");
+    drop(watch);
+    assert_eq!(run_a.stop(), 0);
+}
+
+#[test]
+fn a_dependency_cycle_across_towns_is_a_warning_naming_it_in_plan_and_status() {
+    let redis = RedisServer::start();
+    let town = |name: &str, task: &str, dep: &str| {
+        format!("[town]\nname = \"{name}\"\n[[tasks]]\nid = \"{task}\"\ndepends_on = [\"{dep}\"]\n")
+    };
+    let a = project(&redis, town("a", "x", "b:y"));
+    let b = project(&redis, town("b", "y", "a:x"));
+    a.run_bounded(["sync", "push"]).success();
+    b.run_bounded(["sync", "push"]).success();
+
+    let cycle = "a:x → b:y → a:x";
+    a.run_bounded(["plan"])
+        .success()
+        .stderr_contains(&format!("dependency cycle across towns: {cycle}"));
+    let json = a.run_bounded(["plan", "--json"]).success();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let codes: Vec<&str> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["tt::plan::remote-cycle"], "{v}");
+    b.run_bounded(["status"])
+        .success()
+        .stdout_contains("dependency cycle across towns")
+        .stdout_contains(cycle);
+    let json = b.run_bounded(["status", "--json"]).success();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["cycles"], serde_json::json!([["a:x", "b:y"]]), "{v}");
+
+    // Through three towns: town a reads town c, which b depends on.
+    let c = project(&redis, town("c", "z", "a:x"));
+    c.run_bounded(["sync", "push"]).success();
+    b.write("tasks.toml", town("b", "y", "c:z"));
+    b.run_bounded(["sync", "push"]).success();
+    a.run_bounded(["status"])
+        .success()
+        .stdout_contains("a:x → b:y → c:z → a:x");
+    a.run_bounded(["plan"])
+        .success()
+        .stderr_contains("a:x → b:y → c:z → a:x");
+
+    // Broken: no warning.
+    c.write(
+        "tasks.toml",
+        "[town]\nname = \"c\"\n[[tasks]]\nid = \"z\"\n",
+    );
+    c.run_bounded(["sync", "push"]).success();
+    a.run_bounded(["plan"]).success().stderr_lacks("cycle");
+    a.run_bounded(["status"]).success().stdout_lacks("cycle");
+}

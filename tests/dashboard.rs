@@ -39,6 +39,13 @@ fn town() -> Town {
     Scenario::new().plan(PLAN).pushed().build()
 }
 
+/// `n` messages to `backend`: events beside the push's one `synced`.
+fn notes(town: &Town, n: usize) {
+    for i in 0..n {
+        town.tt(["send", "backend", &format!("note {i}")]).success();
+    }
+}
+
 fn dashboard(town: &Town, extra: &[&str]) -> Dashboard {
     let mut args = vec!["dashboard"];
     if !extra.contains(&"--addr") {
@@ -140,6 +147,8 @@ fn read_only_public_opens_reads_but_not_actions() {
 #[test]
 fn the_api_returns_what_the_commands_print() {
     let town = town();
+    // The push is one event; messages make the history longer than 2.
+    notes(&town, 2);
     let d = dashboard(&town, &[]);
     assert_eq!(d.get("/api/town"), cli_json(&town, &["status", "--json"]));
     assert_eq!(d.get("/api/tasks"), cli_json(&town, &["tasks", "--json"]));
@@ -269,6 +278,7 @@ agent = "dev"
 #[test]
 fn the_event_stream_resumes_after_last_event_id() {
     let town = town();
+    notes(&town, 4);
     let d = dashboard(&town, &[]);
     let history = d.get("/api/history?limit=100");
     let ids: Vec<String> = history["events"]

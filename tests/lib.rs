@@ -6,6 +6,7 @@ mod support;
 mod adapters;
 mod agent;
 mod cluster;
+mod cold_sync;
 mod commands;
 mod crosstown;
 mod dashboard;

@@ -2,6 +2,11 @@
 //! with `source = cli` and dispatched by the runner like any file task
 //! (after every file task of its priority). A reload of tasks.toml never
 //! cancels it: only tasks that came from the file can leave with it.
+//!
+//! `--depends-on` takes `<town>:<task>` like tasks.toml: this town's own
+//! name is the local task (which must exist), another town's task is
+//! waited for by the runner, and one that is not in Redis (yet) is a
+//! warning, not an error — that town may sync later.
 
 use serde_json::json;
 
@@ -9,7 +14,8 @@ use super::lookup::{SUPERVISOR, check_agent_name, check_task_id, find_task};
 use super::task_view::TaskView;
 use super::{CliError, Context, output};
 use crate::Status;
-use crate::graph::{Graph, Node};
+use crate::crosstown;
+use crate::graph::{Graph, Node, split_remote};
 use crate::store::{Assigned, NewTask, Store};
 
 #[derive(Debug, clap::Args)]
@@ -27,7 +33,8 @@ pub struct Args {
     /// Tags, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub(super) tags: Vec<String>,
-    /// Tasks that must complete first, comma-separated.
+    /// Tasks that must complete first, comma-separated; `<town>:<task>`
+    /// for a task of another town on the same Redis.
     #[arg(long, value_delimiter = ',')]
     pub(super) depends_on: Vec<String>,
     /// 0 (first) to 4 (last).
@@ -81,10 +88,24 @@ pub(super) async fn create(ctx: &Context, args: &Args) -> Result<(Store, String)
         .filter(|t| !t.is_empty())
         .collect();
     let store = ctx.store_or_start().await?;
+    // `<own town>:<task>` is the local task, as in tasks.toml.
+    let depends_on: Vec<String> = args
+        .depends_on
+        .iter()
+        .map(|d| match split_remote(d) {
+            Some((town, task)) if town == store.town() => task.to_string(),
+            _ => d.clone(),
+        })
+        .collect();
+    let (remote, local): (Vec<&String>, Vec<&String>) =
+        depends_on.iter().partition(|d| split_remote(d).is_some());
+    for d in &remote {
+        check_remote(d)?;
+    }
     // References must exist: a typo would otherwise make a dependency that
     // never blocks, or a group of one.
     let town = TaskView::new(store.tasks().await?);
-    for r in args.parent.iter().chain(&args.depends_on) {
+    for r in args.parent.iter().chain(local) {
         check_task_id(r)?;
         if Some(r) == args.id.as_ref() {
             return Err(CliError::Usage {
@@ -94,14 +115,23 @@ pub(super) async fn create(ctx: &Context, args: &Args) -> Result<(Store, String)
         }
         find_task(&town, &store, r)?;
     }
-    check_shape(&town, args)?;
+    check_shape(&town, args, &depends_on)?;
+    for d in remote {
+        // Only a warning, so only a Redis that does not answer stops it.
+        match crosstown::absent(&store, d).await {
+            Ok(None) => {}
+            Ok(Some(warning)) => eprintln!("warning: {warning}"),
+            Err(e) if e.is_connection_error() => return Err(e.into()),
+            Err(e) => eprintln!("warning: could not check `{d}`: {e}"),
+        }
+    }
     let task = NewTask {
         id: args.id.clone().unwrap_or_default(),
         description: args.description.clone(),
         agent: args.agent.clone(),
         tags,
         parent: args.parent.clone().unwrap_or_default(),
-        depends_on: args.depends_on.clone(),
+        depends_on,
         priority: args.priority,
     };
     let id = match store.assign(&task).await? {
@@ -118,10 +148,34 @@ pub(super) async fn create(ctx: &Context, args: &Args) -> Result<(Store, String)
     Ok((store, id))
 }
 
+/// Refuses a `<town>:<task>` dependency whose parts cannot be names, as
+/// the file validator does.
+fn check_remote(dep: &str) -> Result<(), CliError> {
+    let Some((town, task)) = split_remote(dep) else {
+        return Ok(());
+    };
+    // Town names and task ids follow one rule.
+    let problem = crate::plan::town_name::problem;
+    let why = problem(town)
+        .map(|why| format!("the town part {why}"))
+        .or_else(|| problem(task).map(|why| format!("the task part {why}")));
+    match why {
+        None => Ok(()),
+        Some(why) => Err(CliError::Usage {
+            message: format!(
+                "`--depends-on` entry `{dep}` is not `<task>` or `<town>:<task>`: {why}"
+            ),
+            help: "a task of another town is `<town>:<task>`, both made of 1 to 128 of \
+                   A-Z a-z 0-9 . _ -"
+                .into(),
+        }),
+    }
+}
+
 /// What the file validator would refuse: a parent that is cancelled (the
 /// task could never run) and a task that would wait for itself through
 /// its dependencies and groups.
-fn check_shape(town: &TaskView, args: &Args) -> Result<(), CliError> {
+fn check_shape(town: &TaskView, args: &Args, depends_on: &[String]) -> Result<(), CliError> {
     if let Some(p) = &args.parent
         && let Some(i) = town.graph.index_of(p)
     {
@@ -143,7 +197,7 @@ fn check_shape(town: &TaskView, args: &Args) -> Result<(), CliError> {
     nodes.push(Node {
         id: id.clone(),
         parent: args.parent.clone(),
-        depends_on: args.depends_on.clone(),
+        depends_on: depends_on.to_vec(),
         has_agent: true,
         on_child_failure: Default::default(),
         status: Status::Pending,

@@ -11,7 +11,7 @@ use super::{CliError, Context, output};
 use crate::crosstown;
 use crate::escape::escape;
 use crate::graph::{Graph, RemoteState, split_remote};
-use crate::plan::{Absent, LoadError, Plan, Problem, unknown_remote};
+use crate::plan::{Absent, LoadError, Plan, Problem, remote_cycle, unknown_remote};
 use crate::store::LIGHT_FIELDS;
 
 #[derive(Debug, clap::Args)]
@@ -124,17 +124,24 @@ impl OtherTowns {
         if towns.is_empty() {
             return out;
         }
+        let own = ctx.town(plan.town.name.as_deref());
         let read = match ctx.store().await {
-            Ok(store) => crosstown::read_towns(&store, graph)
-                .await
-                .map_err(|e| e.to_string()),
+            Ok(store) => match crosstown::read_towns(&store, graph).await {
+                Ok(mut read) => {
+                    crosstown::cycle::find(&store, &own, graph, &mut read)
+                        .await
+                        .map(|cycles| (read, cycles))
+                }
+                Err(e) => Err(e),
+            }
+            .map_err(|e| e.to_string()),
             Err(CliError::NoTown { .. }) => Err(
                 "this project has no Redis yet; both towns must use the same one (`REDIS_URL` or `[town] redis_url`)"
                     .to_string(),
             ),
             Err(e) => Err(e.to_string()),
         };
-        let read = match read {
+        let (read, cycles) = match read {
             Ok(read) => read,
             Err(why) => {
                 out.unchecked = Some(format!(
@@ -169,7 +176,14 @@ impl OtherTowns {
                 out.warnings.extend(unknown_remote(plan, t, k, absent));
             }
         }
-        out.exists = read.iter().map(|(t, o)| (t.clone(), o.exists())).collect();
+        for c in &cycles {
+            out.warnings.extend(remote_cycle(plan, &own, &c.0));
+        }
+        out.exists = read
+            .iter()
+            .filter(|(t, _)| graph.remote_towns().contains(&t.as_str()))
+            .map(|(t, o)| (t.clone(), o.exists()))
+            .collect();
         out
     }
 }

@@ -5,12 +5,15 @@
 //! `--watch` redraws whenever an event arrives: it blocks on the events
 //! stream (`XREAD BLOCK`), it does not poll. Heartbeat ages and expired
 //! heartbeats produce no event, so a quiet town is also redrawn each time
-//! a blocking read of [`super::feed`] times out.
+//! a blocking read of [`super::feed`] times out. The events of the other
+//! towns this town's tasks depend on (`<town>:<task>`) redraw too: a
+//! dependant's wait changes when they do.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
 use super::agent_view::{agent_json, current_task};
 use super::attention::Attention;
@@ -20,6 +23,7 @@ use super::time::{ago, duration};
 use super::{CliError, Context, output};
 use crate::Status;
 use crate::agent::budget::usd;
+use crate::crosstown::{self, Cycle, TownEvents};
 use crate::graph::{Readiness, Wait};
 use crate::store::{AgentInfo, EventFollower, LIGHT_FIELDS, RunnerLease, Store, Totals, Usage};
 
@@ -51,6 +55,8 @@ pub(super) struct Overview {
     runner: Option<RunnerLease>,
     usage: Usage,
     attention: Attention,
+    /// Cycles of waits through this town and others (`a:x` → `b:y` → `a:x`).
+    cycles: Vec<Cycle>,
 }
 
 impl Overview {
@@ -58,8 +64,10 @@ impl Overview {
         // Counts, progress and readiness only: no text is read, except of
         // the few tasks that need a person or run.
         let mut tasks = TaskView::new(store.tasks_with(&LIGHT_FIELDS).await?);
-        tasks.read_other_towns(store).await?;
+        let mut towns = tasks.read_other_towns(store).await?;
+        let cycles = crosstown::cycle::find(store, store.town(), &tasks.graph, &mut towns).await?;
         Ok(Overview {
+            cycles,
             town: store.town().to_string(),
             now: store.now_ms().await?,
             attention: Attention::read(store, &tasks).await?,
@@ -164,6 +172,7 @@ impl Overview {
             "usage": self.usage,
             "budget_reached": self.usage.budget_reached(),
             "waiting": waiting,
+            "cycles": self.cycles.iter().map(|c| &c.0).collect::<Vec<_>>(),
             "corrupt": self
                 .corrupt()
                 .into_iter()
@@ -287,6 +296,15 @@ impl Overview {
                 ));
             }
         }
+        if !self.cycles.is_empty() {
+            out.push_str(
+                "\nwarning: dependency cycle across towns (these tasks wait for each other \
+                 and never run: remove one `depends_on` in the cycle)\n",
+            );
+            for c in &self.cycles {
+                out.push_str(&format!("  {c}\n"));
+            }
+        }
         let corrupt = self.corrupt();
         if !corrupt.is_empty() {
             out.push_str(
@@ -392,7 +410,11 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
     // Follow from the newest event *before* the first drawing, so nothing
     // that happens while drawing goes unseen.
     let (_, last) = store.recent_events(0, None).await?;
-    let mut follower = EventFollower::open(&store, &follow_target(ctx)?, &last).await?;
+    let target = follow_target(ctx)?;
+    let follower = EventFollower::open(&store, &target, &last).await?;
+    let mut own = own_events(follower);
+    // The other towns this town waits on: their events redraw too.
+    let mut others = TownEvents::new(&store, &target);
     let clear = !args.json && std::io::stdout().is_terminal();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -403,7 +425,15 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
             tokio::time::sleep(rest).await;
         }
         drawn = Some(Instant::now());
-        let snap = Overview::read(&store).await?;
+        // Every town a drawing names is followed before it is read: what
+        // a town newly named did since the read that named it is read
+        // again at once.
+        let snap = loop {
+            let snap = Overview::read(&store).await?;
+            if !others.follow(&snap.tasks.graph.remote_towns()).await? {
+                break snap;
+            }
+        };
         let text = if args.json {
             snap.json().to_string()
         } else {
@@ -426,10 +456,31 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
             shown = text;
         }
         tokio::select! {
-            events = next_events(&mut follower) => { events?; }
+            read = own.recv() => match read {
+                Some(read) => read?,
+                None => return Ok(0),
+            },
+            _ = others.next() => {}
             _ = &mut ctrl_c => return Ok(0),
         }
     }
+}
+
+/// This town's events, read by a task of its own so that waiting on other
+/// towns too never cancels a read half-way: one message per batch (or
+/// timeout), and the error that ends the follow.
+fn own_events(mut follower: EventFollower) -> mpsc::UnboundedReceiver<Result<(), CliError>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let read = next_events(&mut follower).await.map(|_| ());
+            let end = read.is_err();
+            if tx.send(read).is_err() || end {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 fn draw(snap: &Overview, json: bool) {

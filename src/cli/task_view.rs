@@ -26,7 +26,11 @@ impl TaskView {
     /// Reads the other towns this town's tasks depend on (`<town>:<task>`),
     /// so readiness knows their statuses; without it such a task waits
     /// with its dependency's status unknown.
-    pub async fn read_other_towns(&mut self, store: &Store) -> Result<(), StoreError> {
+    /// Returns the towns read.
+    pub async fn read_other_towns(
+        &mut self,
+        store: &Store,
+    ) -> Result<std::collections::BTreeMap<String, crate::crosstown::OtherTown>, StoreError> {
         crate::crosstown::read_states(store, &mut self.graph).await
     }
 

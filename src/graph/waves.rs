@@ -84,3 +84,112 @@ impl Graph {
         g
     }
 }
+
+impl Graph {
+    /// One cycle of waits per group of tasks that wait for each other, as
+    /// the tasks along it in order (each once): empty when every task can
+    /// run some day. For graphs merged from several towns, where no file
+    /// validator saw the whole.
+    pub fn wait_cycles(&self) -> Vec<Vec<usize>> {
+        use std::collections::{HashMap, HashSet, VecDeque};
+        let g = self.wait_graph();
+        let mut out = Vec::new();
+        // kosaraju_scc is iterative: no stack overflow on deep chains.
+        for scc in petgraph::algo::kosaraju_scc(&g) {
+            if scc.len() < 2 {
+                continue;
+            }
+            let members: HashSet<NodeIndex> = scc.iter().copied().collect();
+            let Some(first) = scc.iter().copied().min() else {
+                continue;
+            };
+            // Breadth-first back to `first` inside the component.
+            let mut prev: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+            let mut queue = VecDeque::from([first]);
+            let mut path = Vec::new();
+            'search: while let Some(n) = queue.pop_front() {
+                for t in g.neighbors(n) {
+                    if !members.contains(&t) {
+                        continue;
+                    }
+                    if t == first {
+                        let mut cur = n;
+                        path.push(cur);
+                        while cur != first {
+                            let Some(&p) = prev.get(&cur) else { break };
+                            cur = p;
+                            path.push(cur);
+                        }
+                        path.reverse();
+                        break 'search;
+                    }
+                    if let std::collections::hash_map::Entry::Vacant(v) = prev.entry(t) {
+                        v.insert(n);
+                        queue.push_back(t);
+                    }
+                }
+            }
+            let mut tasks: Vec<usize> = Vec::new();
+            for n in path {
+                let t = n.index() / 2;
+                if !tasks.contains(&t) {
+                    tasks.push(t);
+                }
+            }
+            if tasks.len() > 1 {
+                out.push(tasks);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Node;
+
+    fn node(id: &str, parent: Option<&str>, deps: &[&str]) -> Node {
+        Node {
+            id: id.into(),
+            parent: parent.map(String::from),
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            has_agent: true,
+            on_child_failure: Default::default(),
+            status: Status::Pending,
+            priority: 2,
+            order: 0,
+        }
+    }
+
+    fn cycles(nodes: Vec<Node>) -> Vec<Vec<String>> {
+        let g = Graph::new(nodes);
+        g.wait_cycles()
+            .into_iter()
+            .map(|c| c.into_iter().map(|i| g.node(i).id.clone()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn wait_cycles_name_the_tasks_in_order_and_only_on_a_cycle() {
+        assert!(cycles(vec![node("x", None, &["y"]), node("y", None, &[])]).is_empty());
+        assert_eq!(
+            cycles(vec![
+                node("x", None, &["y"]),
+                node("y", None, &["z"]),
+                node("z", None, &["x"]),
+                node("free", None, &["x"]),
+            ]),
+            [["x", "y", "z"]]
+        );
+        // Through a group: a child waits for what its group depends on.
+        assert_eq!(
+            cycles(vec![
+                node("g", None, &["w"]),
+                node("c", Some("g"), &[]),
+                node("w", None, &["c"]),
+            ]),
+            [["g", "w", "c"]]
+        );
+    }
+}

@@ -22,7 +22,11 @@ use super::{
 
 /// Reads and loads a file.
 pub fn load_file(path: &Path) -> Result<Plan, LoadError> {
-    load(path, super::read_plan(path)?)
+    let text = {
+        let _p = crate::profile::phase("read the file");
+        super::read_plan(path)?
+    };
+    load(path, text)
 }
 
 /// Loads a plan from text. `path` names the file in messages and is where
@@ -40,16 +44,24 @@ pub fn load(path: &Path, text: String) -> Result<Plan, LoadError> {
         problems: Vec::new(),
         with_tasks: true,
     };
+    let parse = crate::profile::phase("parse TOML");
     let (root, syntax_errors) = DeTable::parse_recoverable(source.as_str());
+    drop(parse);
     let had_syntax_errors = !syntax_errors.is_empty();
     loader.syntax_errors(syntax_errors);
+    let walk = crate::profile::phase("check entries");
     let mut file = loader.file(root.get_ref());
     remote::localize(&mut file);
+    drop(walk);
     if !had_syntax_errors {
+        let _p = crate::profile::phase("check references, cycles");
         validate::references(&mut loader.problems, &loader.src, &file);
         workdir::check(&mut loader.problems, &loader.src, root.get_ref(), path);
         workspace::check(&mut loader.problems, &loader.src, root.get_ref(), path);
     }
+    let free = crate::profile::phase("free the TOML tree");
+    drop(root);
+    drop(free);
     let mut problems = loader.problems;
     problems.sort_by_key(|p| p.labels.first().map_or(0, |(s, _)| s.start));
     if problems.iter().any(Problem::is_error) {
@@ -749,7 +761,13 @@ impl Loader {
         };
         let mut out = Vec::with_capacity(items.len());
         for item in items.iter() {
-            out.push(self.string(item, &format!("each item of {what}"))?);
+            // The message is built only for an item that is wrong.
+            match item.get_ref() {
+                DeValue::String(s) => out.push((s.to_string(), item.span())),
+                _ => {
+                    out.push(self.string(item, &format!("each item of {what}"))?);
+                }
+            }
         }
         Some(out)
     }

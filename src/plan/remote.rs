@@ -97,3 +97,48 @@ pub fn unknown_remote(plan: &Plan, t: usize, k: usize, absent: Absent) -> Option
             .warning(),
     )
 }
+
+/// The warning `tt plan` gives for a cycle of waits through tasks of this
+/// town and others (`path`: `<town>:<task>` in order, this town being
+/// `own`): every task on it waits for ever. Points at the `depends_on`
+/// entry by which a task here waits for the next town.
+pub fn remote_cycle(plan: &Plan, own: &str, path: &[String]) -> Option<Problem> {
+    let local = |q: &str| {
+        split_remote(q)
+            .filter(|(town, _)| *town == own)
+            .and_then(|(_, id)| plan.tasks.iter().position(|t| t.id == id))
+    };
+    let step = (0..path.len()).find_map(|i| {
+        let t = local(&path[i])?;
+        let next = &path[(i + 1) % path.len()];
+        let k = plan.tasks[t].depends_on.iter().position(|d| d == next)?;
+        Some((t, plan.tasks[t].spans.depends_on.get(k)?.clone(), next))
+    });
+    let (span, label) = match step {
+        Some((t, span, next)) => (span, format!("`{}` waits for `{next}`", plan.tasks[t].id)),
+        None => {
+            let task = &plan.tasks[path.iter().find_map(|q| local(q))?];
+            (
+                task.spans.id.clone(),
+                format!("`{}` is on the cycle", task.id),
+            )
+        }
+    };
+    let mut shown = path.to_vec();
+    shown.push(path.first()?.clone());
+    let src = NamedSource::new(plan.file_name(), plan.source.clone());
+    Some(
+        Problem::new(
+            &src,
+            "tt::plan::remote-cycle",
+            span,
+            format!("dependency cycle across towns: {}", shown.join(" → ")),
+            label,
+        )
+        .help(
+            "these tasks wait for each other and never run; remove one `depends_on` entry \
+             in the cycle (here or in the other town's tasks.toml)",
+        )
+        .warning(),
+    )
+}

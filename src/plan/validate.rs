@@ -284,6 +284,11 @@ fn wait_cycles(
             g.add_edge(done(p), done(i), Edge::Contains { group: p, child: i });
         }
     }
+    // Most plans have no cycle: a topological sort proves it with one walk
+    // and one allocation, where the components below take a vector each.
+    if petgraph::algo::toposort(&g, None).is_ok() {
+        return;
+    }
     // kosaraju_scc is iterative; tarjan_scc recurses and overflows the stack
     // on chains thousands deep.
     for scc in kosaraju_scc(&g) {

@@ -158,12 +158,26 @@ impl<F: FnMut(RunnerNote)> Runner<F> {
         }
     }
 
+    /// A sync's one event for what it wrote. The tasks it added have no
+    /// event of their own (changed and removed ones do, and are re-read
+    /// as they come), so a sync that added any, unless it was this
+    /// runner's own push, makes the next pass read the whole town.
+    fn on_synced(&mut self, e: &Event) {
+        let added = e.field("added").and_then(|v| v.parse::<u64>().ok());
+        let own = e.field("plan_fp") == Some(self.own_plan_fp.as_str());
+        if added != Some(0) && !own {
+            self.snapshot = None;
+        }
+    }
+
     /// Takes a batch of events in: the snapshot follows them, each is
     /// reported, and notes to the supervisor are drained.
     pub(super) async fn on_events(&mut self, batch: Vec<Event>) -> Result<(), RunError> {
         let mut messages = false;
         for e in batch {
-            if !e.task.is_empty() && !self.follow(&e) {
+            if e.kind == "synced" {
+                self.on_synced(&e);
+            } else if !e.task.is_empty() && !self.follow(&e) {
                 self.dirty.insert(e.task.clone());
             }
             if e.kind == "message" && e.agent == crate::store::keys::SUPERVISOR {

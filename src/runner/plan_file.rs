@@ -104,6 +104,7 @@ impl<F: FnMut(RunnerNote)> Runner<F> {
         } else {
             self.dirty.extend(touched);
         }
+        self.own_plan_fp.clone_from(&plan_fp);
         self.last_load.loaded(&plan, fingerprints, plan_fp);
         self.plan_ids = plan.tasks.iter().map(|t| t.id.clone()).collect();
         self.plan = only_agents(plan);

@@ -234,10 +234,12 @@ impl Store {
     /// The ids of every worker registered in the town, in no order.
     pub async fn worker_ids(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn.clone();
-        Ok(redis::cmd("SMEMBERS")
-            .arg(self.keys.agents())
+        let key = self.keys.agents();
+        redis::cmd("SMEMBERS")
+            .arg(&key)
             .query_async(&mut conn)
-            .await?)
+            .await
+            .map_err(|e| super::error::name_key(e, &key, "set"))
     }
 
     /// Every worker registered in the town, by id.

@@ -86,12 +86,16 @@ pub struct SyncGuard<'a> {
     /// The plan fingerprint Redis must still hold (an incremental reload
     /// writes on the assumption that it does).
     pub expected: Option<&'a str>,
+    /// A cold sync: the town must hold no task (else it is refused as
+    /// [`SyncRefused::Stale`]), so no record is read before it is written.
+    pub cold: bool,
 }
 
 /// Why a sync wrote nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncRefused {
-    /// Redis no longer holds the plan fingerprint the caller expected.
+    /// Redis no longer holds the plan fingerprint the caller expected, or
+    /// a cold sync found tasks in the town.
     Stale,
     /// The town's plan comes from another file (its origin is given).
     Foreign(String),
@@ -248,12 +252,15 @@ impl Store {
         // Loading first lets the transaction use EVALSHA without a
         // NOSCRIPT failure inside MULTI; the workers are read in the same
         // round trip.
+        let phase = crate::profile::phase("load the script, read workers");
         let (_, workers): (String, Vec<String>) = tokio::try_join!(
             async {
                 Ok::<_, StoreError>(script.prepare_invoke().load_async(&mut load_conn).await?)
             },
             self.worker_ids(),
         )?;
+        drop(phase);
+        let phase = crate::profile::phase("encode the transaction");
         let mut declared = Declared::new();
         for w in &workers {
             declared.add(Kind::Control, w);
@@ -291,7 +298,9 @@ impl Store {
                 .arg(gone.len())
                 .arg(guard.expected.unwrap_or(""))
                 .arg(guard.origin)
-                .arg(if guard.take_over { "1" } else { "0" });
+                .arg(if guard.take_over { "1" } else { "0" })
+                .arg(if call == 0 { "1" } else { "0" })
+                .arg(if guard.cold { "1" } else { "0" });
             for d in chunk {
                 cmd.arg(&d.id)
                     .arg(&d.fingerprint)
@@ -313,11 +322,14 @@ impl Store {
                 cmd.arg(id);
             }
         }
+        drop(phase);
+        let phase = crate::profile::phase("send, run, reply");
         type Chunk = (u64, u64, u64, u64, String, Vec<String>);
         let (results, ()): (Vec<Chunk>, ()) = tokio::try_join!(
             async { Ok::<_, StoreError>(pipe.query_async(&mut conn).await?) },
             self.add_town(),
         )?;
+        drop(phase);
         let mut counts = SyncCounts::default();
         for (a, c, r, refused, held, skipped) in results {
             // Every chunk runs in the same transaction and sees the same

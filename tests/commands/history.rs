@@ -9,27 +9,28 @@ fn history_prints_events_in_order_and_filters_by_task() {
     town.tt(["send", "backend", "hi there"]).success();
     let out = town.tt(["history"]).success().stdout;
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 7, "5 added, cancelled, message:\n{out}");
+    assert_eq!(lines.len(), 3, "synced, cancelled, message:\n{out}");
     let pos = |needle: &str| {
         lines
             .iter()
             .position(|l| l.contains(needle))
             .unwrap_or_else(|| panic!("no {needle:?} in\n{out}"))
     };
-    assert!(pos("added       schema") < pos("added       deploy"));
-    assert!(pos("added       deploy") < pos("cancelled   login"));
+    // The sync that added the five tasks is one event.
+    assert!(pos("synced      -") < pos("cancelled   login"));
+    assert!(lines[0].contains("added=5"), "{out}");
     assert!(
-        lines[5].contains("reason=\"cancelled from the command line\""),
+        lines[1].contains("reason=\"cancelled from the command line\""),
         "{out}"
     );
-    assert!(lines[6].contains("from ann: hi there"), "{out}");
+    assert!(lines[2].contains("from ann: hi there"), "{out}");
     assert!(
         lines[0].starts_with("20") && lines[0].contains('T'),
         "{out}"
     );
 
     let login = town.tt(["history", "--task", "login"]).success().stdout;
-    assert_eq!(login.lines().count(), 2, "{login}");
+    assert_eq!(login.lines().count(), 1, "{login}");
     assert!(login.lines().all(|l| l.contains(" login ")), "{login}");
 
     let last = town.tt(["history", "--limit", "2"]).success().stdout;
@@ -42,8 +43,9 @@ fn history_prints_events_in_order_and_filters_by_task() {
     let json_lines = town.tt(["history", "--json"]).success().stdout;
     let first = json(json_lines.lines().next().unwrap());
     assert_eq!(
-        (&first["kind"], &first["task"]),
-        (&"added".into(), &"schema".into())
+        (&first["kind"], &first["added"]),
+        (&"synced".into(), &"5".into()),
+        "{first}"
     );
     town.tt(["history", "--task", "lgin"])
         .code(2)
@@ -54,11 +56,11 @@ fn history_prints_events_in_order_and_filters_by_task() {
 fn history_follow_prints_new_events_as_they_happen() {
     let town = shop();
     let follow = town.start(&["history", "--follow"]);
-    follow.wait_output_until("the past events", |o| o.contains("added       deploy"));
+    follow.wait_output_until("the past events", |o| o.contains("synced      -"));
     town.tt(["send", "backend", "hello follower"]).success();
     follow.wait_output_until("the new message", |o| {
         o.contains("from ann: hello follower")
     });
     // Only once: the past is not printed again.
-    assert_eq!(follow.output().matches("added       deploy").count(), 1);
+    assert_eq!(follow.output().matches("synced      -").count(), 1);
 }

@@ -177,7 +177,7 @@ fn history_export_and_task_attempts_make_an_audit_trail() {
                 .to_string()
         })
         .collect();
-    for k in ["added", "dispatched", "started", "retried", "completed"] {
+    for k in ["synced", "dispatched", "started", "retried", "completed"] {
         assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
     }
     assert!(

@@ -325,10 +325,11 @@ fn history_says_exactly_how_many_events_the_cap_trimmed_unarchived() {
     let redis = RedisServer::start();
     let tt = Tt::new().file("tasks.toml", PLAN).redis(&redis);
     tt.run_with(["sync", "push"]).success();
-    // No runner archives: the cap trims the oldest, `a`'s `added` among them.
+    // No runner archives: the cap trims the oldest, the push's `synced`
+    // among them.
     flood(&redis, "app", 110_000);
     let kept = xlen(&redis, &key("app", "events"));
-    let gone = 110_000 + 3 - kept;
+    let gone = 110_000 + 1 - kept;
     let export = tt.run_with(["history", "--export", "all.jsonl"]).success();
     assert!(
         export.stderr.contains(&format!("{gone} older events")),
@@ -626,7 +627,9 @@ fn a_partial_last_line_in_the_archive_is_not_glued_to_the_next_event() {
         ".tt/events/app.jsonl",
         b"{\"id\":\"1-1\",\"kind\":\"noise\",\"task\":\"caf\xc3".as_slice(),
     );
-    flood(&redis, "app", 99_000);
+    // 99,002 + the push's one `synced` event: full enough that the next
+    // push must archive first.
+    flood(&redis, "app", 99_002);
     tt.write(
         "tasks.toml",
         PLAN.replace("id = \"c\"", "id = \"c\"\ndescription = \"2\""),

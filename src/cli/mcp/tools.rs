@@ -61,7 +61,8 @@ pub struct AddTask {
     id: Option<String>,
     /// Group it belongs to; default: the current task.
     parent: Option<String>,
-    /// Tasks that must complete first.
+    /// Tasks that must complete first; `<town>:<task>` for a task of
+    /// another town.
     #[serde(default)]
     depends_on: Vec<String>,
     #[serde(default)]

@@ -12,12 +12,15 @@
 -- removals, ARGV[6] the plan fingerprint the caller expects Redis to hold
 -- ("" = no check), ARGV[7] the origin of the plan (host and path of its
 -- file, "" = no check), ARGV[8] "1" to take the town over from another
--- origin, then 15 fields per upsert (id, fingerprint, description, agent,
+-- origin, ARGV[9] "1" in the first chunk of the sync, ARGV[10] "1" for a
+-- cold sync (the caller found the town without tasks: nothing is read per
+-- task), then 15 fields per upsert (id, fingerprint, description, agent,
 -- tags, parent, depends_on, priority, order, file status, score, retries,
 -- timeout ms, on_child_failure, budget JSON), then the removed ids.
 -- Returns {added, changed, removed, refused, held, skipped}: refused = 1
 -- means the stored plan fingerprint was not the expected one (someone else
--- synced meanwhile), 2 that the town's plan comes from another origin
+-- synced meanwhile) or that a cold sync found tasks in the town (the
+-- caller syncs again, reading them), 2 that the town's plan comes from another origin
 -- (`held`), 3 that the set of workers holds one whose control list was not
 -- declared (one registered since the caller read the set); either way
 -- nothing was written, and every chunk of the transaction answers the
@@ -32,7 +35,15 @@ local plan_fp = ARGV[2]
 local adopt = ARGV[3] == '1'
 local nu, nr = tonumber(ARGV[4]), tonumber(ARGV[5])
 local expected, origin, take_over = ARGV[6], ARGV[7], ARGV[8] == '1'
-local meta = redis.call('HMGET', meta_key, 'plan_fp', 'origin')
+local first, last, cold = ARGV[9] == '1', plan_fp ~= '', ARGV[10] == '1'
+-- The chunks of one sync run in one MULTI/EXEC, one after the other; they
+-- pass on what only the first checks and what the last reports in
+-- scratch fields of meta that nobody else sees (the first chunk clears
+-- what a failed transaction may have left).
+if first and not last then
+  redis.call('HDEL', meta_key, 'sync_cold', 'sync_added', 'sync_changed')
+end
+local meta = redis.call('HMGET', meta_key, 'plan_fp', 'origin', 'sync_cold', 'sync_added', 'sync_changed')
 if expected ~= '' and meta[1] ~= expected then
   return { 0, 0, 0, 1, '', {} }
 end
@@ -43,6 +54,15 @@ end
 for _, w in ipairs(redis.call('SMEMBERS', agents_key)) do
   if not declared('control', w) then
     return { 0, 0, 0, 3, '', {} }
+  end
+end
+if cold then
+  -- Every later chunk writes only if the first found the town empty.
+  if first then
+    if redis.call('ZCARD', tasks_key) ~= 0 then return { 0, 0, 0, 1, '', {} } end
+    if not last then redis.call('HSET', meta_key, 'sync_cold', '1') end
+  elseif meta[3] ~= '1' then
+    return { 0, 0, 0, 1, '', {} }
   end
 end
 local t = redis.call('TIME')
@@ -70,7 +90,10 @@ end
 
 local added, changed, removed = 0, 0, 0
 local skipped = {}
-local i = 9
+-- Sorted-set entries and fingerprints of the chunk, written by one ZADD and
+-- one HSET (at most 2 × UPSERTS_PER_CALL values: within what unpack takes).
+local scores, fps = {}, {}
+local i = 11
 for j = 1, nu do
   local id, fp, desc, agent, tags, parent, deps, prio, order, fstatus, score =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5],
@@ -81,22 +104,33 @@ for j = 1, nu do
   -- `break` leaves this one-pass loop: the task is skipped.
   repeat
     local key = KEYS[5 + j]
-    local cur = redis.pcall('HMGET', key, 'status', 'file_status', 'removed', 'id', 'agent', 'worker', 'attempt')
+    -- A cold sync knows there is no record to read.
+    local cur = cold and {} or redis.pcall('HMGET', key, 'status', 'file_status', 'removed', 'id', 'agent', 'worker', 'attempt')
     if cur.err then
       table.insert(skipped, id)
       break
     end
-    local def = { 'id', id, 'description', desc, 'agent', agent, 'tags', tags,
-      'parent', parent, 'depends_on', deps, 'priority', prio, 'order', order,
-      'file_status', fstatus, 'fingerprint', fp, 'source', 'file', 'updated', now,
-      'retries', retries, 'timeout', timeout, 'on_child_failure', policy, 'budget', budget }
     if not cur[4] then
       local status = 'pending'
       if fstatus ~= '' then status = applied(fstatus) end
-      redis.call('HSET', key, 'status', status, 'attempt', '0', 'created', now, unpack(def))
+      -- The fields of `def` below, spelt out: most tasks of a large sync
+      -- are new, and a table per task costs more than the call.
+      -- pcall: a key made by hand between the caller's check and now.
+      local ok = redis.pcall('HSET', key, 'status', status, 'attempt', '0', 'created', now,
+        'id', id, 'description', desc, 'agent', agent, 'tags', tags,
+        'parent', parent, 'depends_on', deps, 'priority', prio, 'order', order,
+        'file_status', fstatus, 'fingerprint', fp, 'source', 'file', 'updated', now,
+        'retries', retries, 'timeout', timeout, 'on_child_failure', policy, 'budget', budget)
+      if type(ok) == 'table' and ok.err then
+        table.insert(skipped, id)
+        break
+      end
       added = added + 1
-      event('added', id, 'status', status)
     else
+      local def = { 'id', id, 'description', desc, 'agent', agent, 'tags', tags,
+        'parent', parent, 'depends_on', deps, 'priority', prio, 'order', order,
+        'file_status', fstatus, 'fingerprint', fp, 'source', 'file', 'updated', now,
+        'retries', retries, 'timeout', timeout, 'on_child_failure', policy, 'budget', budget }
       local old, status, reason = cur[1] or 'pending', cur[1] or 'pending', nil
       if cur[3] == '1' then
         redis.call('HDEL', key, 'removed')
@@ -132,9 +166,15 @@ for j = 1, nu do
         event('changed', id, 'status', status)
       end
     end
-    redis.call('ZADD', tasks_key, score, id)
-    redis.call('HSET', fps_key, id, fp)
+    scores[#scores + 1] = score
+    scores[#scores + 1] = id
+    fps[#fps + 1] = id
+    fps[#fps + 1] = fp
   until true
+end
+if #scores > 0 then
+  redis.call('ZADD', tasks_key, unpack(scores))
+  redis.call('HSET', fps_key, unpack(fps))
 end
 for j = 1, nr do
   local id = ARGV[i]
@@ -165,7 +205,7 @@ for j = 1, nr do
     redis.call('HDEL', fps_key, id)
   until true
 end
-if plan_fp ~= '' then
+if last then
   redis.call('HSET', meta_key, 'plan_fp', plan_fp, 'synced', now)
   if origin ~= '' and held ~= origin then
     redis.call('HSET', meta_key, 'origin', origin)
@@ -173,5 +213,20 @@ if plan_fp ~= '' then
       event('taken_over', '', 'from', held, 'by', origin)
     end
   end
+  -- One event for what the whole sync wrote: added tasks have no event of
+  -- their own (readers re-read the town), changed and removed ones do.
+  local all_added, all_changed = added, changed
+  if not first then
+    all_added = added + (tonumber(meta[4]) or 0)
+    all_changed = changed + (tonumber(meta[5]) or 0)
+    redis.call('HDEL', meta_key, 'sync_cold', 'sync_added', 'sync_changed')
+  end
+  if all_added + all_changed + removed > 0 then
+    event('synced', '', 'added', all_added, 'changed', all_changed, 'removed', removed,
+      'plan_fp', plan_fp)
+  end
+else
+  if added > 0 then redis.call('HINCRBY', meta_key, 'sync_added', added) end
+  if changed > 0 then redis.call('HINCRBY', meta_key, 'sync_changed', changed) end
 end
 return { added, changed, removed, 0, '', skipped }
