@@ -60,6 +60,10 @@ def main():
                 wait("every task completed", done)
                 driver.find_element(By.CSS_SELECTOR, '#graph .node[data-task="login"]').click()
                 wait("the panel shows login", lambda: driver.find_elements(By.CSS_SELECTOR, '#panel [data-task="login"] [data-attempt]'))
+                # The overview (agents) is read a moment after the tasks change.
+                wait("no agent is working", lambda: driver.find_elements(By.CSS_SELECTOR, "#agents [data-agent]")
+                     and not driver.find_elements(By.CSS_SELECTOR, '#agents [data-state="working"]')
+                     and not driver.find_elements(By.CSS_SELECTOR, '#timeline [data-outcome="running"]'))
                 driver.save_screenshot(OUT)
             finally:
                 driver.quit()

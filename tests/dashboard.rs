@@ -1,9 +1,11 @@
 //! `tt dashboard` and `tt run --dashboard`: the URL with its token, the
 //! token rules, every endpoint of the JSON API agreeing with the command
 //! it stands for, the event stream resumed with `Last-Event-ID`, and the
-//! page in a real headless Chromium (`dashboard/browser.rs`).
+//! page in a real headless Chromium (`dashboard/browser.rs`), also under a
+//! burst of events in a town of 2,000 tasks (`dashboard/burst.rs`).
 
 mod browser;
+mod burst;
 mod http;
 
 use std::time::Duration;

@@ -14,6 +14,7 @@ mod auth;
 mod page;
 mod server;
 mod sse;
+mod task_feed;
 
 use std::net::SocketAddr;
 

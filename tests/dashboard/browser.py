@@ -8,16 +8,15 @@ Run by tests/dashboard/browser.rs; exits non-zero with what failed.
 """
 
 import os
-import shutil
 import signal
 import sys
 import time
 import urllib.error
 import urllib.request
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+
+from chrome import chrome, wait as wait_within
 
 URL, PROJECT, SERVER = sys.argv[1], sys.argv[2], int(sys.argv[3])
 BASE = URL.split("/?")[0]
@@ -26,17 +25,7 @@ DEADLINE = 30.0
 
 
 def wait(what, fn, within=DEADLINE):
-    start = time.monotonic()
-    while True:
-        try:
-            value = fn()
-        except Exception:  # an element redrawn under us: ask again
-            value = None
-        if value:
-            return value
-        if time.monotonic() - start > within:
-            raise SystemExit(f"timed out after {within}s waiting until {what}")
-        time.sleep(0.02)
+    return wait_within(what, fn, within)
 
 
 def status(driver, task):
@@ -52,12 +41,7 @@ def main():
     except urllib.error.HTTPError as e:
         assert e.code == 401, e.code
 
-    opts = webdriver.ChromeOptions()
-    for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000"]:
-        opts.add_argument(a)
-    # Both named, so selenium never looks for (or downloads) others.
-    opts.binary_location = shutil.which("chromium")
-    driver = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
+    driver = chrome()
     try:
         driver.get(BASE + "/")
         assert "needs the access token" in driver.page_source, driver.page_source[:500]
@@ -87,12 +71,12 @@ def main():
         wait("the panel shows two attempts", lambda: len(driver.find_elements(By.CSS_SELECTOR, "#panel [data-attempt]")) == 2)
         wait("the attention strip is empty again", lambda: driver.find_element(By.ID, "attention").text.strip() == "")
         wait("every task completed", lambda: all(status(driver, t) == "completed" for t in TASKS))
-        bars = driver.find_elements(By.CSS_SELECTOR, "#timeline .bar")
-        assert len(bars) >= 6, f"one timeline bar per attempt, got {len(bars)}"
+        bars = lambda: driver.find_elements(By.CSS_SELECTOR, "#timeline .bar")
+        wait("one timeline bar per attempt (6)", lambda: len(bars()) >= 6, within=5)
         edges = driver.find_elements(By.CSS_SELECTOR, "#edges path")
         assert len(edges) >= 2, f"depends_on edges are drawn, got {len(edges)}"
-        agents = driver.find_elements(By.CSS_SELECTOR, "#agents [data-agent]")
-        assert len(agents) == 3, f"three workers listed, got {len(agents)}"
+        agents = lambda: driver.find_elements(By.CSS_SELECTOR, "#agents [data-agent]")
+        wait("three workers listed", lambda: len(agents()) == 3, within=5)
 
         # A lost connection is said, not shown as live.
         os.kill(SERVER, signal.SIGTERM)

@@ -22,6 +22,16 @@ fn require_tool(tool: &str, package: &str) {
     );
 }
 
+/// Fails with how to install them when Chromium, its driver, Python or
+/// selenium are missing.
+#[track_caller]
+pub(super) fn require_browser() {
+    require_tool("chromium", "chromium");
+    require_tool("chromedriver", "chromium-driver");
+    require_tool("python3", "python3");
+    require_selenium();
+}
+
 #[track_caller]
 fn require_selenium() {
     let ok = support::command("python3")
@@ -66,14 +76,12 @@ depends_on = ["gate"]
 
 #[test]
 fn the_page_lists_every_task_updates_live_retries_and_says_when_it_is_disconnected() {
-    require_tool("chromium", "chromium");
-    require_tool("chromedriver", "chromium-driver");
-    require_tool("python3", "python3");
-    require_selenium();
+    require_browser();
     let town = Scenario::new().plan(PLAN).build();
     let d = Dashboard::of(town.start(&["run", "--dashboard", "127.0.0.1:0"]));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard/browser.py");
     let out = support::command("python3")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .arg(&script)
         .arg(d.url())
         .arg(town.dir())

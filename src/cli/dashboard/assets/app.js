@@ -1,13 +1,34 @@
 "use strict";
-// The tt dashboard: reads the JSON API, follows /api/events, and redraws.
+// The tt dashboard. It follows /api/events?tasks=1 — every task at first,
+// then only the tasks that changed — and applies what arrived once per
+// animation frame (or every 100 ms when frames are not drawn): each change
+// patches the elements of its task, nothing is redrawn whole. The graph is
+// laid out in script and only what is in view (and a margin) has elements;
+// #tasks keeps one hidden element per task, so every task stays findable.
 // The token comes from the URL (?token= or #token=) and stays in memory.
 const params = new URLSearchParams(location.search);
 const TOKEN = params.get("token") || new URLSearchParams(location.hash.slice(1)).get("token") || "";
+const STATUSES = ["pending", "assigned", "running", "completed", "failed", "cancelled"];
 const FINAL = new Set(["completed", "failed", "cancelled"]);
 const ENDS = new Set(["completed", "failed", "retried", "requeued", "cancelled", "rejected"]);
+// Above this many tasks, groups start collapsed.
+const BIG = 500;
+// Graph geometry, in px: a row, gaps between rows and columns, the inset
+// of a group's children, the widest label; and how far beyond the visible
+// part elements are kept.
+const ROW = 24, VGAP = 6, HGAP = 40, PAD = 8, GPAD = 10, MAXW = 320, MARGIN = 400;
+// Most edges drawn at once (those in view come first).
+const EDGES_MAX = 3000;
+// Events kept for the timeline.
+const EVENTS_KEPT = 5000;
+// Least time between two reads of /api/town and of the task panel, and
+// between two drawings of the timeline.
+const TOWN_GAP = 500, PANEL_GAP = 300, TIMELINE_GAP = 250;
+// Attention items, and the height of one when the strip is a scrolled list.
+const ATTENTION_ROW = 22, ATTENTION_ALL = 30;
 const $ = (id) => document.getElementById(id);
-const S = { town: null, tasks: [], byId: new Map(), events: [], lastId: null,
-  selected: null, collapsed: new Set(), expanded: new Set(), live: false };
+const S = { town: null, tasks: new Map(), order: [], events: [], lastId: null, selected: null,
+  collapsed: new Set(), expanded: new Set(), live: false, counts: {}, ready: 0, completedAt: [] };
 
 function h(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -51,194 +72,410 @@ function setLive(on) {
   $("live").textContent = on ? "live" : "disconnected";
 }
 
-// ---- refreshing: at most one read in flight, another queued behind it.
-let busy = false, again = false;
-function refresh() {
-  if (busy) { again = true; return; }
-  busy = true;
-  (async () => {
-    try {
-      const [town, tasks] = await Promise.all([api("/api/town"), api("/api/tasks")]);
-      S.town = town; S.tasks = tasks; S.byId = new Map(tasks.map((t) => [t.id, t]));
-      render();
-      if (S.selected) await loadPanel();
-    } catch (e) {
-      if (!S.live) return;
-      $("attention").replaceChildren(h("div", { class: "err" }, "cannot read the town: " + e.message));
-    } finally {
+// A call of `fn` at most every `gap` ms and one at a time; calls in
+// between are folded into one that runs after.
+function throttled(gap, fn) {
+  let busy = false, again = false, timer = null, last = 0;
+  const run = async () => {
+    timer = null; busy = true; last = Date.now();
+    try { await fn(); } finally {
       busy = false;
-      if (again) { again = false; setTimeout(refresh, 30); }
+      if (again) { again = false; call(); }
     }
-  })();
+  };
+  const call = () => {
+    if (busy) { again = true; return; }
+    if (!timer) timer = setTimeout(run, Math.max(0, last + gap - Date.now()));
+  };
+  return call;
 }
 
-// ---- the event stream, resumed after the last id seen.
+// ---- the town's overview (attention, agents, runner): read again after
+// changes, at most every TOWN_GAP ms.
+const refreshTown = throttled(TOWN_GAP, async () => {
+  try {
+    S.town = await api("/api/town");
+    $("town").textContent = S.town.town;
+    document.title = "tt · " + S.town.town;
+    renderAttention(); renderAgents();
+  } catch (e) {
+    if (S.live) $("attention").replaceChildren(h("div", { class: "err" }, "cannot read the town: " + e.message));
+  }
+});
+
+// ---- the event stream, resumed after the last id seen; the tasks come
+// along (`tasks` events) and are applied per frame.
 let source = null;
 function connect() {
-  const q = "?token=" + encodeURIComponent(TOKEN) + (S.lastId ? "&after=" + encodeURIComponent(S.lastId) : "");
+  const q = "?tasks=1&token=" + encodeURIComponent(TOKEN) + (S.lastId ? "&after=" + encodeURIComponent(S.lastId) : "");
   source = new EventSource("/api/events" + q);
-  source.onopen = () => { setLive(true); refresh(); };
+  source.onopen = () => { setLive(true); refreshTown(); };
   source.onmessage = (m) => {
     let ev; try { ev = JSON.parse(m.data); } catch (_) { return; }
     S.lastId = m.lastEventId || ev.id;
     S.events.push(ev);
-    if (S.events.length > 5000) S.events.splice(0, S.events.length - 5000);
-    refresh();
+    if (ev.kind === "completed") S.completedAt.push(ev.at);
+    if (S.events.length > EVENTS_KEPT * 1.2) S.events = S.events.slice(-EVENTS_KEPT);
+    refreshTimeline();
   };
+  source.addEventListener("tasks", (m) => {
+    let v; try { v = JSON.parse(m.data); } catch (_) { return; }
+    pending.push(v);
+    schedule();
+  });
   source.onerror = () => {
     setLive(false);
     if (source.readyState === EventSource.CLOSED) { source.close(); setTimeout(connect, 1000); }
   };
 }
 
-async function start() {
-  setLive(false);
-  $("live").textContent = "connecting…";
-  try {
-    const hist = await api("/api/history?limit=2000");
-    S.events = hist.events; S.lastId = hist.last_event_id;
-  } catch (e) {
-    $("attention").replaceChildren(h("div", { class: "err" }, e.message));
-    if (e.status === 401 || e.status === 403) return;
+let pending = [], frame = null, timer = null;
+function schedule() {
+  if (frame !== null) return;
+  frame = requestAnimationFrame(flush);
+  timer = setTimeout(flush, 100);
+}
+
+// Applies what arrived since the last frame: the newest whole town, if
+// any, then the changes after it.
+function flush() {
+  if (frame === null) return;
+  cancelAnimationFrame(frame); clearTimeout(timer); frame = null;
+  const batch = pending; pending = [];
+  let from = 0;
+  for (let i = 0; i < batch.length; i++) if (batch[i].full) from = i;
+  const touched = new Set();
+  for (let i = from; i < batch.length; i++) {
+    if (batch[i].full) applyAll(batch[i].tasks);
+    else for (const t of batch[i].tasks) { applyOne(t); touched.add(t.id); }
   }
-  connect();
+  renderCounts();
+  refreshTown();
+  if (batch[from].full) refreshTimeline();
+  if (S.selected && (batch[from].full || touched.has(S.selected))) refreshPanel();
+  if (tt.renderedAt === null && batch.length) {
+    requestAnimationFrame(() => setTimeout(() => { if (tt.renderedAt === null) tt.renderedAt = performance.now(); }));
+  }
+}
+
+function applyAll(list) {
+  S.tasks = new Map(); S.order = [];
+  for (const t of list) { S.tasks.set(t.id, t); S.order.push(t.id); }
+  S.counts = {}; S.ready = 0;
+  for (const t of list) count(t, 1);
+  const index = $("tasks"), rows = [];
+  INDEX.clear();
+  for (const t of list) {
+    const e = document.createElement("i");
+    e.dataset.task = t.id; e.dataset.status = t.status;
+    INDEX.set(t.id, e); rows.push(e);
+  }
+  index.replaceChildren(...rows);
+  layout(true);
+}
+
+function applyOne(t) {
+  const old = S.tasks.get(t.id);
+  if (!old) return; // a new task comes with the whole town
+  count(old, -1); count(t, 1);
+  S.tasks.set(t.id, t);
+  const i = INDEX.get(t.id);
+  if (i && i.dataset.status !== t.status) i.dataset.status = t.status;
+  const el = G.shown.get(t.id);
+  if (el) paint(el, t);
+}
+
+function isReady(t) { return t.status === "pending" && !t.waiting; }
+
+function count(t, n) {
+  S.counts[t.status] = (S.counts[t.status] || 0) + n;
+  if (isReady(t)) S.ready += n;
 }
 
 // ---- drawing
-function render() {
-  const t = S.town;
-  $("town").textContent = t.town;
-  document.title = "tt · " + t.town;
-  renderAttention(); renderCounts(); renderGraph(); renderTimeline(); renderAgents();
+const INDEX = new Map();
+
+function renderCounts() {
+  const kids = [];
+  for (const s of STATUSES) kids.push(h("span", { class: "c", "data-count": s }, h("b", {}, S.counts[s] || 0), s));
+  kids.push(h("span", { class: "c" }, h("b", {}, S.ready), "ready"));
+  const since = Date.now() - 5 * 60 * 1000;
+  let k = 0;
+  while (k < S.completedAt.length && S.completedAt[k] < since) k++;
+  if (k) S.completedAt.splice(0, k);
+  kids.push(h("span", { class: "c quiet" }, h("b", {}, S.completedAt.length), "completed in the last 5 min"));
+  $("counts").replaceChildren(...kids);
 }
 
 function taskAttrs(id) {
-  const t = S.byId.get(id);
+  const t = S.tasks.get(id);
   return { "data-task": id, "data-status": t ? t.status : "unknown" };
 }
 
 function renderAttention() {
   const n = S.town.needs_you, items = [];
-  const item = (kind, id, text) => h("div", Object.assign({ class: "item", onclick: () => id && select(id) }, id ? taskAttrs(id) : {}),
-    h("span", { class: "kind" }, kind), id ? h("b", {}, id + " ") : null, text);
+  const item = (kind, id, text) => ({ kind, id, text });
   for (const q of n.questions) items.push(item("question", q.task, q.question + (q.choices.length ? " [" + q.choices.join(" / ") + "]" : "") + " — waiting " + age(q.waiting_ms)));
   for (const f of n.failed) items.push(item("failed", f.task, f.error || f.reason || ""));
   if (n.failed_total > n.failed.length) items.push(item("failed", null, "… and " + (n.failed_total - n.failed.length) + " more"));
   for (const b of n.blocked) items.push(item("blocked", b.task, b.reason));
   for (const a of S.town.agents) if (a.state === "dead") items.push(item("dead agent", null, a.id + (a.task ? " (was on " + a.task + ")" : "")));
-  const open = S.tasks.some((x) => !FINAL.has(x.status));
+  const open = STATUSES.some((s) => !FINAL.has(s) && S.counts[s] > 0);
   if (!S.town.runner && open) items.push(item("no runner", null, "nothing is dispatched — start `tt run`"));
-  $("attention").replaceChildren(...items);
+  listInto($("attention"), items, ATTENTION_ROW, (it) => h("div", Object.assign({ class: "item" }, it.id ? taskAttrs(it.id) : {}),
+    h("span", { class: "kind" }, it.kind), it.id ? h("b", {}, it.id + " ") : null, it.text));
 }
 
-function renderCounts() {
-  const c = S.town.counts, kids = [];
-  for (const s of ["pending", "assigned", "running", "completed", "failed", "cancelled"])
-    kids.push(h("span", { class: "c", "data-count": s }, h("b", {}, c[s] || 0), s));
-  kids.push(h("span", { class: "c" }, h("b", {}, S.town.ready), "ready"));
-  const since = Date.now() - 5 * 60 * 1000;
-  const done = S.events.filter((e) => e.kind === "completed" && e.at >= since).length;
-  kids.push(h("span", { class: "c quiet" }, h("b", {}, done), "completed in the last 5 min"));
-  $("counts").replaceChildren(...kids);
+// Rows into `box`: all of them when they are few, else a scrolled list
+// that has elements only for the rows in view (and a few more).
+function listInto(box, rows, rowH, make) {
+  box.onscroll = null;
+  if (rows.length <= ATTENTION_ALL) { box.classList.remove("vlist"); box.replaceChildren(...rows.map(make)); return; }
+  const top = box.classList.contains("vlist") ? box.scrollTop : 0;
+  box.classList.add("vlist");
+  const spacer = h("div", { class: "spacer", style: `height:${rows.length * rowH}px` });
+  box.replaceChildren(spacer);
+  box.scrollTop = top;
+  const draw = () => {
+    const first = Math.max(0, Math.floor(box.scrollTop / rowH) - 5);
+    const last = Math.min(rows.length, Math.ceil((box.scrollTop + box.clientHeight) / rowH) + 5);
+    const shown = [];
+    for (let i = first; i < last; i++) {
+      const e = make(rows[i]);
+      e.style.top = i * rowH + "px"; e.style.height = rowH + "px";
+      shown.push(e);
+    }
+    spacer.replaceChildren(...shown);
+  };
+  let queued = false;
+  box.onscroll = () => { if (!queued) { queued = true; requestAnimationFrame(() => { queued = false; draw(); }); } };
+  draw();
 }
+
+// ---- the graph: laid out in script (columns are dependency waves; a
+// group is a box around its children), drawn only where it is in view.
+const G = { items: new Map(), list: [], edges: [], w: 0, h: 0, shown: new Map() };
 
 // Dependency waves: a task comes after everything it depends on; a group
 // stands where its first child does (or later, for its own dependencies).
+// Iterative, so a chain of thousands does not exhaust the stack.
 function waves(kids) {
-  const memo = new Map();
-  const wave = (id, seen) => {
-    if (memo.has(id)) return memo.get(id);
-    if (seen.has(id)) return 0;
-    seen.add(id);
-    const t = S.byId.get(id);
-    let w = 0;
-    for (const d of (t && t.depends_on) || []) if (S.byId.has(d)) w = Math.max(w, wave(d, seen) + 1);
-    const under = kids.get(id) || [];
-    if (under.length) w = Math.max(w, Math.min(...under.map((c) => wave(c.id, seen))));
-    memo.set(id, w);
-    return w;
-  };
-  for (const t of S.tasks) wave(t.id, new Set());
+  const memo = new Map(), open = new Set();
+  for (const root of S.order) {
+    if (memo.has(root)) continue;
+    const stack = [[root, false]];
+    while (stack.length) {
+      const top = stack[stack.length - 1], id = top[0], t = S.tasks.get(id);
+      if (!top[1]) {
+        if (memo.has(id) || open.has(id)) { stack.pop(); continue; }
+        open.add(id); top[1] = true;
+        for (const d of (t && t.depends_on) || []) if (S.tasks.has(d) && !memo.has(d) && !open.has(d)) stack.push([d, false]);
+        for (const c of kids.get(id) || []) if (!memo.has(c) && !open.has(c)) stack.push([c, false]);
+        continue;
+      }
+      stack.pop(); open.delete(id);
+      let w = 0;
+      for (const d of (t && t.depends_on) || []) if (memo.has(d)) w = Math.max(w, memo.get(d) + 1);
+      const under = kids.get(id) || [];
+      if (under.length) w = Math.max(w, Math.min(...under.map((c) => memo.get(c) || 0)));
+      memo.set(id, w);
+    }
+  }
   return memo;
 }
 
-function renderGraph() {
-  const kids = new Map();
-  for (const t of S.tasks) {
-    const p = t.parent && S.byId.has(t.parent) ? t.parent : "";
-    if (!kids.has(p)) kids.set(p, []);
-    kids.get(p).push(t);
+// Width of a label in the page's font (bold: a group's header).
+const measurers = {};
+function textWidth(text, bold) {
+  const key = bold ? "b" : "n";
+  if (!measurers[key]) {
+    const c = document.createElement("canvas").getContext("2d"), f = getComputedStyle(document.body);
+    c.font = (bold ? "bold " : "") + f.fontSize + " " + f.fontFamily;
+    measurers[key] = c;
   }
-  const wv = waves(kids);
-  const big = S.tasks.length > 500;
-  const collapsed = (id) => S.collapsed.has(id) || (big && !S.expanded.has(id));
-  const block = (parent) => {
+  return measurers[key].measureText(text).width;
+}
+
+function progressText(t) {
+  const p = t.progress || {};
+  return " " + (p.completed || 0) + "/" + (p.total || 0);
+}
+
+// Positions every task (or the collapsed group it is in) and every edge.
+// `fresh`: the town was read whole (its shape may have changed).
+function layout(fresh) {
+  const kids = new Map();
+  for (const id of S.order) {
+    const t = S.tasks.get(id), p = t.parent && S.tasks.has(t.parent) ? t.parent : "";
+    if (!kids.has(p)) kids.set(p, []);
+    kids.get(p).push(id);
+  }
+  const wv = waves(kids), big = S.order.length > BIG;
+  const shut = (id) => S.collapsed.has(id) || (big && !S.expanded.has(id));
+  const items = new Map(), list = [];
+  const place = (parent, x0, y0, depth) => {
     const cols = new Map();
-    for (const t of kids.get(parent) || []) {
-      const w = wv.get(t.id) || 0;
+    for (const id of kids.get(parent) || []) {
+      if (items.has(id)) continue;
+      const w = wv.get(id) || 0;
       if (!cols.has(w)) cols.set(w, []);
-      cols.get(w).push(t);
+      cols.get(w).push(id);
     }
-    const order = [...cols.keys()].sort((a, b) => a - b);
-    return h("div", { class: "waves" }, order.map((w) => h("div", { class: "wave" }, cols.get(w).map(one))));
-  };
-  const one = (t) => {
-    const sel = S.selected === t.id ? " sel" : "";
-    if (t.group) {
-      const shut = collapsed(t.id), p = t.progress || {};
-      return h("div", Object.assign({ class: "group" + (shut ? " collapsed" : "") + sel }, taskAttrs(t.id)),
-        h("div", { class: "ghead", onclick: (ev) => {
-          if (ev.target.classList.contains("tog")) toggle(t.id, shut); else select(t.id);
-        } }, h("span", { class: "tog", title: "collapse / expand" }, shut ? "▸" : "▾"),
-        t.id, h("span", { class: "quiet" }, " " + (p.completed || 0) + "/" + (p.total || 0))),
-        shut ? null : block(t.id));
+    let x = x0, height = 0;
+    for (const w of [...cols.keys()].sort((a, b) => a - b)) {
+      let y = y0, colW = 0;
+      for (const id of cols.get(w)) {
+        const t = S.tasks.get(id);
+        const it = { id, x, y, w: 0, h: ROW, group: !!t.group, shut: false, depth };
+        items.set(id, it); list.push(it);
+        if (t.group) {
+          it.w = Math.min(MAXW, textWidth(id + progressText(t), true) + 40);
+          it.shut = shut(id);
+          if (!it.shut && (kids.get(id) || []).length) {
+            const [iw, ih] = place(id, x + GPAD, y + ROW + 2, depth + 1);
+            it.w = Math.max(it.w, iw + 2 * GPAD);
+            it.h = ROW + 2 + ih + GPAD;
+          }
+        } else it.w = Math.min(MAXW, textWidth(id) + 24);
+        y += it.h + VGAP; colW = Math.max(colW, it.w);
+      }
+      x += colW + HGAP; height = Math.max(height, y - y0 - VGAP);
     }
-    const ready = t.status === "pending" && !t.waiting;
-    return h("div", Object.assign({ class: "node" + (ready ? " ready" : "") + sel, title: t.waiting || t.status,
-      onclick: () => select(t.id) }, taskAttrs(t.id)), t.id);
+    return [Math.max(0, x - x0 - HGAP), height];
   };
-  $("graph").replaceChildren(block(""));
-  requestAnimationFrame(drawEdges);
-}
-
-function toggle(id, shut) {
-  if (shut) { S.collapsed.delete(id); S.expanded.add(id); } else { S.collapsed.add(id); S.expanded.delete(id); }
-  renderGraph();
-}
-
-function drawEdges() {
-  const wrap = $("graph-wrap"), svg = $("edges"), base = wrap.getBoundingClientRect();
-  const shown = new Map();
-  for (const el of $("graph").querySelectorAll(".node[data-task], .group[data-task] > .ghead"))
-    shown.set(el.dataset.task || el.parentNode.dataset.task, el);
-  const visible = (id) => {
-    for (let cur = id, n = 0; cur && n < 1000; n++) {
-      if (shown.has(cur)) return shown.get(cur);
-      const t = S.byId.get(cur); cur = t && t.parent;
+  let [w, hgt] = place("", PAD, PAD, 0);
+  // Tasks whose parents loop (hand-edited Redis) hang under no root:
+  // one more column, so they are drawn all the same.
+  let y = PAD;
+  for (const id of S.order) if (!items.has(id) && !S.tasks.get(id).group) {
+    const it = { id, x: w + PAD + HGAP, y, w: Math.min(MAXW, textWidth(id) + 24), h: ROW, group: false, shut: false, depth: 0 };
+    items.set(id, it); list.push(it); y += ROW + VGAP;
+  }
+  if (y > PAD) { w += HGAP + MAXW; hgt = Math.max(hgt, y); }
+  // An edge ends at the task, or at the collapsed group it is hidden in.
+  const at = (id) => {
+    for (let cur = id, n = 0; cur && n <= S.order.length; n++) {
+      if (items.has(cur)) return items.get(cur);
+      const t = S.tasks.get(cur); cur = t && t.parent;
     }
     return null;
   };
-  const paths = [];
-  for (const t of S.tasks) for (const d of t.depends_on || []) {
-    if (paths.length > 4000) break;
-    const a = visible(d), b = visible(t.id);
+  const edges = [], seen = new Set();
+  for (const id of S.order) for (const d of S.tasks.get(id).depends_on || []) {
+    const a = at(d), b = at(id);
     if (!a || !b || a === b) continue;
-    const r1 = a.getBoundingClientRect(), r2 = b.getBoundingClientRect();
-    const x1 = r1.right - base.left + wrap.scrollLeft, y1 = r1.top + r1.height / 2 - base.top + wrap.scrollTop;
-    const x2 = r2.left - base.left + wrap.scrollLeft, y2 = r2.top + r2.height / 2 - base.top + wrap.scrollTop;
-    const mx = (x1 + x2) / 2;
+    const key = a.id + "→" + b.id;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    edges.push({ key, x1: a.x + a.w, y1: a.y + ROW / 2, x2: b.x, y2: b.y + ROW / 2 });
+  }
+  G.items = items; G.list = list; G.edges = edges; G.w = w + 2 * PAD; G.h = hgt + 2 * PAD;
+  const graph = $("graph");
+  graph.style.width = G.w + "px"; graph.style.height = G.h + "px";
+  for (const el of G.shown.values()) el.remove();
+  G.shown.clear();
+  if (fresh) $("graph-wrap").dataset.tasks = S.order.length;
+  drawWindow();
+}
+
+// Elements for what is in view, and for nothing else.
+function drawWindow() {
+  const wrap = $("graph-wrap");
+  const x0 = wrap.scrollLeft - MARGIN, y0 = wrap.scrollTop - MARGIN;
+  const x1 = wrap.scrollLeft + wrap.clientWidth + MARGIN, y1 = wrap.scrollTop + wrap.clientHeight + MARGIN;
+  const inView = (x, y, w, hh) => x < x1 && x + w > x0 && y < y1 && y + hh > y0;
+  const want = new Set();
+  for (const it of G.list) if (inView(it.x, it.y, it.w, it.h)) want.add(it.id);
+  for (const [id, el] of G.shown) if (!want.has(id)) { el.remove(); G.shown.delete(id); }
+  const add = document.createDocumentFragment();
+  for (const it of G.list) if (want.has(it.id) && !G.shown.has(it.id)) {
+    const el = element(it);
+    G.shown.set(it.id, el); add.append(el);
+  }
+  $("graph").append(add);
+  const paths = [];
+  for (const e of G.edges) {
+    if (paths.length >= EDGES_MAX) break;
+    const left = Math.min(e.x1, e.x2), top = Math.min(e.y1, e.y2);
+    if (!inView(left, top, Math.abs(e.x2 - e.x1) + 1, Math.abs(e.y2 - e.y1) + 1)) continue;
+    const mx = (e.x1 + e.x2) / 2;
     const p = document.createElementNS("http://www.w3.org/2000/svg", "path");
-    p.setAttribute("d", `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`);
-    p.setAttribute("data-edge", d + "→" + t.id);
+    p.setAttribute("d", `M${e.x1},${e.y1} C${mx},${e.y1} ${mx},${e.y2} ${e.x2},${e.y2}`);
+    p.setAttribute("data-edge", e.key);
     paths.push(p);
   }
-  // Sized to the graph, not the wrapper: the wrapper's scroll size would
-  // include the SVG itself and grow with every redraw.
-  const g = $("graph");
-  svg.setAttribute("width", g.offsetLeft + g.scrollWidth); svg.setAttribute("height", g.offsetTop + g.scrollHeight);
+  const svg = $("edges");
+  svg.setAttribute("width", G.w); svg.setAttribute("height", G.h);
   svg.replaceChildren(...paths);
 }
 
+function element(it) {
+  const t = S.tasks.get(it.id);
+  const style = `left:${it.x}px;top:${it.y}px;width:${it.w}px;height:${it.h}px`;
+  let el;
+  if (it.group) {
+    el = h("div", { class: "group" + (it.shut ? " collapsed" : ""), style: style + `;z-index:${it.depth}` },
+      h("div", { class: "ghead" }, h("span", { class: "tog", title: "collapse / expand" }, it.shut ? "▸" : "▾"),
+        it.id, h("span", { class: "quiet prog" }, progressText(t))));
+  } else {
+    el = h("div", { class: "node", style }, it.id);
+  }
+  el.dataset.task = it.id;
+  paint(el, t);
+  return el;
+}
+
+// A task's element after its task changed: status, ready ring, title,
+// a group's progress.
+function paint(el, t) {
+  if (el.dataset.status !== t.status) el.dataset.status = t.status;
+  el.classList.toggle("sel", S.selected === t.id);
+  if (el.classList.contains("node")) {
+    el.classList.toggle("ready", isReady(t));
+    el.title = t.waiting || t.status;
+  } else {
+    const p = el.querySelector(".prog");
+    const text = progressText(t);
+    if (p && p.textContent !== text) p.textContent = text;
+  }
+}
+
+let scrolled = false;
+function onScroll() {
+  if (scrolled) return;
+  scrolled = true;
+  requestAnimationFrame(() => { scrolled = false; drawWindow(); });
+}
+
+function toggle(id) {
+  const it = G.items.get(id);
+  if (!it) return;
+  if (it.shut) { S.collapsed.delete(id); S.expanded.add(id); } else { S.collapsed.add(id); S.expanded.delete(id); }
+  layout(false);
+}
+
+// Opens the groups above `id`, scrolls it into view and selects it.
+function reveal(id) {
+  if (!S.tasks.has(id)) return false;
+  let opened = false;
+  for (let cur = S.tasks.get(id).parent, n = 0; cur && S.tasks.has(cur) && n <= S.order.length; n++) {
+    const it = G.items.get(cur);
+    if (it && it.shut) { S.collapsed.delete(cur); S.expanded.add(cur); opened = true; }
+    cur = S.tasks.get(cur).parent;
+  }
+  if (opened) layout(false);
+  const it = G.items.get(id), wrap = $("graph-wrap");
+  if (it && (it.y < wrap.scrollTop || it.y + ROW > wrap.scrollTop + wrap.clientHeight ||
+      it.x < wrap.scrollLeft || it.x + it.w > wrap.scrollLeft + wrap.clientWidth)) {
+    wrap.scrollTop = Math.max(0, it.y - wrap.clientHeight / 3);
+    wrap.scrollLeft = Math.max(0, it.x - wrap.clientWidth / 3);
+    drawWindow();
+  }
+  select(id);
+  return true;
+}
+
+// ---- the timeline: one bar per attempt, from the events.
 function attemptsFromEvents() {
   const open = new Map(), bars = [];
   for (const e of S.events) {
@@ -253,10 +490,13 @@ function attemptsFromEvents() {
   return bars.slice(-400);
 }
 
+const refreshTimeline = throttled(TIMELINE_GAP, () => renderTimeline());
+
 function renderTimeline() {
   const bars = attemptsFromEvents(), now = Date.now();
   if (!bars.length) { $("timeline").replaceChildren(h("p", { class: "quiet" }, "no attempts yet")); return; }
-  const t0 = Math.min(...bars.map((b) => b.start)), t1 = Math.max(now, ...bars.map((b) => b.end || now));
+  let t0 = Infinity, t1 = now;
+  for (const b of bars) { t0 = Math.min(t0, b.start); t1 = Math.max(t1, b.end || now); }
   const span = Math.max(1, t1 - t0), lanes = new Map();
   for (const b of bars) { if (!lanes.has(b.lane)) lanes.set(b.lane, []); lanes.get(b.lane).push(b); }
   const rows = [...lanes.keys()].sort().map((lane) => h("div", { class: "lane" },
@@ -264,8 +504,7 @@ function renderTimeline() {
     h("div", { class: "track" }, lanes.get(lane).map((b) => {
       const left = (100 * (b.start - t0)) / span, width = (100 * ((b.end || now) - b.start)) / span;
       return h("div", Object.assign({ class: "bar" + (b.attempt > 1 ? " retry" : ""), "data-outcome": b.outcome,
-        style: `left:${left}%;width:${width}%`, title: `${b.task} #${b.attempt} ${b.outcome} ${age((b.end || now) - b.start)}`,
-        onclick: () => select(b.task) }, taskAttrs(b.task)));
+        style: `left:${left}%;width:${width}%`, title: `${b.task} #${b.attempt} ${b.outcome} ${age((b.end || now) - b.start)}` }, taskAttrs(b.task)));
     }))));
   $("timeline").replaceChildren(...rows);
 }
@@ -282,13 +521,19 @@ function renderAgents() {
 
 // ---- the task panel and its actions
 function select(id) {
+  const old = S.selected && G.shown.get(S.selected);
   S.selected = id;
-  renderGraph();
+  if (old) old.classList.remove("sel");
+  const now = G.shown.get(id);
+  if (now) now.classList.add("sel");
   loadPanel();
 }
 
+const refreshPanel = throttled(PANEL_GAP, () => loadPanel());
+
 async function loadPanel() {
   const id = S.selected;
+  if (!id) return;
   let t;
   try { t = await api("/api/tasks/" + encodeURIComponent(id)); } catch (e) {
     $("panel").replaceChildren(h("p", { class: "err" }, e.message)); return;
@@ -336,12 +581,54 @@ async function act(id, action, body) {
   const out = () => $("action-result");
   try {
     await api("/api/tasks/" + encodeURIComponent(id) + "/" + action, { method: "POST", body: JSON.stringify(body || {}) });
-    refresh();
+    refreshTown(); refreshPanel();
   } catch (e) {
     if (out()) out().replaceChildren(h("p", { class: "err" }, e.message));
   }
 }
 
-window.addEventListener("resize", () => requestAnimationFrame(drawEdges));
-setInterval(() => { if (S.town && S.live) { renderTimeline(); renderAgents(); } }, 1000);
+// ---- for user scripts and tests (docs/DASHBOARD.md)
+const tt = window.tt = {
+  // A task as the page holds it (the keys of /api/events?tasks=1), or null.
+  task: (id) => S.tasks.get(id) || null,
+  // Every task, in dispatch order.
+  tasks: () => S.order.map((id) => S.tasks.get(id)),
+  // Opens the groups above a task, scrolls to it and selects it.
+  reveal,
+  // performance.now() when the first full town was drawn.
+  renderedAt: null,
+};
+
+async function start() {
+  setLive(false);
+  $("live").textContent = "connecting…";
+  $("graph-wrap").addEventListener("scroll", onScroll, { passive: true });
+  $("graph").addEventListener("click", (ev) => {
+    const el = ev.target.closest("[data-task]");
+    if (!el) return;
+    if (ev.target.classList.contains("tog")) toggle(el.dataset.task); else select(el.dataset.task);
+  });
+  const pick = (ev) => { const el = ev.target.closest("[data-task]"); if (el) reveal(el.dataset.task); };
+  $("attention").addEventListener("click", pick);
+  $("timeline").addEventListener("click", pick);
+  try {
+    const hist = await api("/api/history?limit=2000");
+    S.events = hist.events; S.lastId = hist.last_event_id;
+    const since = Date.now() - 5 * 60 * 1000;
+    S.completedAt = S.events.filter((e) => e.kind === "completed" && e.at >= since).map((e) => e.at);
+  } catch (e) {
+    $("attention").replaceChildren(h("div", { class: "err" }, e.message));
+    if (e.status === 401 || e.status === 403) return;
+  }
+  connect();
+}
+
+window.addEventListener("resize", onScroll);
+// Bars grow and heartbeats age without events.
+let ticks = 0;
+setInterval(() => {
+  if (!S.live) return;
+  renderTimeline();
+  if (++ticks % 5 === 0) refreshTown();
+}, 1000);
 start();
