@@ -46,14 +46,16 @@ fn snapshot(redis: &RedisServer, pattern: &str) -> Snapshot {
 }
 
 /// The town pushed, with what workers and attempts add beside the tasks:
-/// an inbox message, a worker with a heartbeat that expires, usage.
+/// an inbox message, a worker (stopped: no heartbeat), an answer that
+/// expires (answer.lua gives it a day), usage.
 fn pushed_town() -> Town {
     let town = Scenario::new().plan(PLAN).pushed().build();
     let message = r#"{"kind":"message","from":"lead","body":"hi"}"#;
     town.redis_cmd(&["RPUSH", &town.key("inbox:dev"), message]);
     town.redis_cmd(&["HSET", &town.key("agent:dev-1"), "state", "idle"]);
     town.redis_cmd(&["SADD", &town.key("agents"), "dev-1"]);
-    town.redis_cmd(&["SET", &town.key("alive:dev-1"), "x", "PX", "600000"]);
+    town.redis_cmd(&["RPUSH", &town.key("answer:login"), "yes"]);
+    town.redis_cmd(&["EXPIRE", &town.key("answer:login"), "86400"]);
     town.redis_cmd(&[
         "HSET",
         &town.key("usage"),
@@ -112,7 +114,7 @@ fn an_old_town_migrates_with_every_key_value_and_ttl() {
         "task:login",
         "events",
         "inbox:dev",
-        "alive:dev-1",
+        "answer:login",
         "usage",
     ] {
         let old_key = format!("{}{rest}", legacy_prefix("shop"));
@@ -226,6 +228,33 @@ fn a_live_runner_of_the_old_layout_refuses_the_migration() {
     );
     // Once that runner is gone, the town migrates.
     town.redis_cmd(&["DEL", &lease]);
+    town.tt(["migrate"]).success();
+    assert_moved(&town, &old);
+}
+
+#[test]
+fn a_live_worker_of_the_old_layout_refuses_the_migration() {
+    let town = pushed_town();
+    let old = to_old_layout(&town);
+    // A `tt agent` of the older version, still beating: it would go on
+    // writing the old layout after the move.
+    let beat = format!("{}alive:w-1", legacy_prefix("shop"));
+    town.redis_cmd(&["SET", &beat, "4242@far/1", "PX", "60000"]);
+    let out = town.tt(["migrate"]).code(3);
+    assert!(
+        out.stderr.contains("run by an older tinytown")
+            && out.stderr.contains("worker `w-1`")
+            && out.stderr.contains(&format!("`{beat}`")),
+        "{out}"
+    );
+    assert!(
+        town.redis().keys(&key("shop", "*")).is_empty(),
+        "moved anyway"
+    );
+    let out = town.tt(["run", "--until-done"]).code(3);
+    assert!(out.stderr.contains("worker `w-1`"), "{out}");
+    // Once its heartbeat is gone (the worker stopped), the town migrates.
+    town.redis_cmd(&["DEL", &beat]);
     town.tt(["migrate"]).success();
     assert_moved(&town, &old);
 }

@@ -125,9 +125,14 @@ impl Store {
         mut old: Vec<Vec<u8>>,
         dry_run: bool,
     ) -> Result<Migration, StoreError> {
-        // In name order, so a conflict names the same keys every time.
-        old.sort();
         let town = self.town().to_string();
+        // The old workers' heartbeats first (migrate.lua checks them), each
+        // part in name order, so a conflict names the same keys every time.
+        let beat = legacy_name(&town, self.keys.alive("").as_bytes());
+        old.sort_by(|a, b| {
+            (!a.starts_with(&beat), a.as_slice()).cmp(&(!b.starts_with(&beat), b.as_slice()))
+        });
+        let heartbeats = old.iter().take_while(|k| k.starts_with(&beat)).count();
         if old.is_empty() {
             return Ok(Migration {
                 town,
@@ -144,7 +149,9 @@ impl Store {
         for key in &old {
             invocation.key(self.new_name(key));
         }
-        invocation.arg(if dry_run { "check" } else { "move" });
+        invocation
+            .arg(if dry_run { "check" } else { "move" })
+            .arg(heartbeats);
         let mut conn = self.conn.clone();
         let reply: Vec<redis::Value> =
             invocation
@@ -182,6 +189,16 @@ impl Store {
                 key: String::from_utf8_lossy(&lease).into_owned(),
                 holder: describe_holder(&text(rest.first().ok_or_else(|| corrupt("no holder"))?)?),
             }),
+            "worker" => {
+                let key = text(rest.first().ok_or_else(|| corrupt("no heartbeat"))?)?;
+                let token = text(rest.get(1).ok_or_else(|| corrupt("no holder"))?)?;
+                let worker = key.rsplit(':').next().unwrap_or_default().to_string();
+                Err(StoreError::OldRunner {
+                    town,
+                    key,
+                    holder: format!("worker `{worker}` ({token})"),
+                })
+            }
             "conflict" => {
                 let (total, pairs) = rest.split_first().ok_or_else(|| corrupt("no count"))?;
                 let names = pairs.iter().map(text).collect::<Result<Vec<_>, _>>()?;

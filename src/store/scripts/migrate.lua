@@ -2,9 +2,13 @@
 -- hash-tagged one (`tt:{<town>}:…`), all or nothing: nothing moves while a
 -- runner of an older tt holds the old lease, or while any new name is
 -- taken already. RENAME keeps each key's value, type and TTL.
--- KEYS[1] the old runner lease, then the n old keys, then their n new
--- names in the same order. ARGV[1] 'move', or 'check' (move nothing).
--- Returns {'lease', holder} when the old lease is held;
+-- KEYS[1] the old runner lease, then the n old keys (the old workers'
+-- heartbeats first), then their n new names in the same order. ARGV[1]
+-- 'move', or 'check' (move nothing); ARGV[2] how many of the old keys are
+-- heartbeats: a worker of the older tt still beating would go on writing
+-- the old layout after the move.
+-- Returns {'lease', holder} when the old lease is held; {'worker', key,
+-- holder} while an old worker's heartbeat lasts;
 -- {'conflict', count, old, new, …} (the first pairs whose new name
 -- exists) when nothing was moved because of them; else {'moved', count}
 -- (or, for 'check', the count that would move). A key gone since the
@@ -16,6 +20,11 @@ if lease ~= 'none' then
     holder = redis.call('GET', KEYS[1])
   end
   return {'lease', holder}
+end
+for i = 1, tonumber(ARGV[2]) or 0 do
+  if redis.call('TYPE', KEYS[1 + i]).ok == 'string' then
+    return {'worker', KEYS[1 + i], redis.call('GET', KEYS[1 + i])}
+  end
 end
 local n = (#KEYS - 1) / 2
 if n ~= math.floor(n) then
