@@ -368,22 +368,25 @@ impl Graph {
     }
 }
 
+/// A pending task with an agent, for tests: `id`, its `parent` and what it
+/// depends on.
+#[cfg(test)]
+pub(crate) fn node(id: &str, parent: Option<&str>, deps: &[&str]) -> Node {
+    Node {
+        id: id.into(),
+        parent: parent.map(String::from),
+        depends_on: deps.iter().map(|d| d.to_string()).collect(),
+        has_agent: true,
+        on_child_failure: ChildFailure::Wait,
+        status: Status::Pending,
+        priority: 2,
+        order: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn node(id: &str, parent: Option<&str>, deps: &[&str]) -> Node {
-        Node {
-            id: id.into(),
-            parent: parent.map(String::from),
-            depends_on: deps.iter().map(|d| d.to_string()).collect(),
-            has_agent: true,
-            on_child_failure: ChildFailure::Wait,
-            status: Status::Pending,
-            priority: 2,
-            order: 0,
-        }
-    }
 
     fn graph(mut nodes: Vec<Node>) -> Graph {
         for (i, n) in nodes.iter_mut().enumerate() {

@@ -621,22 +621,16 @@ max_turns = 1
     assert!(text.contains("over budget: 2 turns of 1"), "{text}");
 }
 
-#[test]
-fn an_attempt_interrupted_by_a_shutdown_is_resumed_by_the_next_run() {
+/// Town `town` with one claude task, `long`, whose attempt 1 says its
+/// session and one message, then works on (until killed); attempt 2
+/// succeeds.
+fn long_claude_task(town: &str) -> (RedisServer, Tt) {
     let redis = RedisServer::start();
-    let plan = r#"[town]
-name = "ad"
-
-[agents.dev]
-cli = "claude"
-
-[[tasks]]
-id = "long"
-description = "Long work"
-agent = "dev"
-"#;
-    let tt = project(&redis, plan);
-    // Attempt 1 says its session and works on; the run is stopped.
+    let plan = format!(
+        "[town]\nname = \"{town}\"\n\n[agents.dev]\ncli = \"claude\"\n\n\
+         [[tasks]]\nid = \"long\"\ndescription = \"Long work\"\nagent = \"dev\"\n"
+    );
+    let tt = project(&redis, &plan);
     let started: String = CLAUDE_SUCCESS
         .lines()
         .take(2)
@@ -645,6 +639,12 @@ agent = "dev"
     fake(&tt, "long", Some(1), "out", &started);
     fake(&tt, "long", Some(1), "hang", "");
     fake(&tt, "long", Some(2), "out", CLAUDE_SUCCESS);
+    (redis, tt)
+}
+
+#[test]
+fn an_attempt_interrupted_by_a_shutdown_is_resumed_by_the_next_run() {
+    let (redis, tt) = long_claude_task("ad");
     let run = crate::support::Running::start(&tt, &["run"]);
     wait_until(
         Duration::from_secs(30),
@@ -675,28 +675,7 @@ agent = "dev"
 
 #[test]
 fn a_worker_killed_outright_leaves_its_session_for_the_retry_to_resume() {
-    let redis = RedisServer::start();
-    let plan = r#"[town]
-name = "ak"
-
-[agents.dev]
-cli = "claude"
-
-[[tasks]]
-id = "long"
-description = "Long work"
-agent = "dev"
-"#;
-    let tt = project(&redis, plan);
-    // Attempt 1 says its session, one message, and works on.
-    let started: String = CLAUDE_SUCCESS
-        .lines()
-        .take(2)
-        .map(|l| format!("{l}\n"))
-        .collect();
-    fake(&tt, "long", Some(1), "out", &started);
-    fake(&tt, "long", Some(1), "hang", "");
-    fake(&tt, "long", Some(2), "out", CLAUDE_SUCCESS);
+    let (redis, tt) = long_claude_task("ak");
     let _run = crate::support::Running::start(&tt, &["run"]);
     let keys = tinytown::store::Keys::new("ak");
     // The session is on the task while attempt 1 runs: nothing waits for

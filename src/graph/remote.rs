@@ -134,21 +134,8 @@ impl Graph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{Node, Readiness, Wait};
-    use crate::plan::ChildFailure;
-
-    fn node(id: &str, parent: Option<&str>, deps: &[&str]) -> Node {
-        Node {
-            id: id.into(),
-            parent: parent.map(String::from),
-            depends_on: deps.iter().map(|d| d.to_string()).collect(),
-            has_agent: true,
-            on_child_failure: ChildFailure::Wait,
-            status: Status::Pending,
-            priority: 2,
-            order: 0,
-        }
-    }
+    use crate::graph::node;
+    use crate::graph::{Readiness, Wait};
 
     fn ready_ids(g: &Graph) -> Vec<&str> {
         g.ready()

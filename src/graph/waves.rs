@@ -148,19 +148,7 @@ impl Graph {
 mod tests {
     use super::*;
     use crate::graph::Node;
-
-    fn node(id: &str, parent: Option<&str>, deps: &[&str]) -> Node {
-        Node {
-            id: id.into(),
-            parent: parent.map(String::from),
-            depends_on: deps.iter().map(|d| d.to_string()).collect(),
-            has_agent: true,
-            on_child_failure: Default::default(),
-            status: Status::Pending,
-            priority: 2,
-            order: 0,
-        }
-    }
+    use crate::graph::node;
 
     fn cycles(nodes: Vec<Node>) -> Vec<Vec<String>> {
         let g = Graph::new(nodes);
