@@ -17,7 +17,7 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 
 use crate::backoff::{Backoff, Policy};
-use crate::os::signal_group;
+use crate::os::{signal_group, signal_process};
 use crate::plan::AgentSpec;
 
 /// Pauses before a replica that exited is started again.
@@ -322,10 +322,16 @@ async fn wait_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
     }
 }
 
-/// SIGTERM to the replica's process group (it forwards to its command),
-/// SIGKILL to the group if it outlives `grace`.
+/// SIGTERM to the replica (it stops its command and leaves the task for
+/// recovery), SIGKILL to its process group if it outlives `grace`. The
+/// SIGTERM goes to the worker alone, not its group: a command the worker
+/// is spawning is in that group until it takes its own, and a SIGTERM
+/// there would end the attempt as killed (a failure) instead of
+/// interrupted.
 async fn terminate(child: &mut tokio::process::Child, pid: u32, grace: Duration) {
-    signal_group(pid, libc::SIGTERM);
+    if let Ok(pid) = i32::try_from(pid) {
+        signal_process(pid, libc::SIGTERM);
+    }
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
         signal_group(pid, libc::SIGKILL);
         let _ = child.wait().await;
