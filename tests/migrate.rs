@@ -360,3 +360,27 @@ fn migrate_all_moves_every_town_and_reports_each_refusal() {
     assert_eq!(v["refused"][0]["town"], "farm", "{v}");
     assert_eq!(v["migrated"].as_array().unwrap().len(), 2, "{v}");
 }
+
+#[test]
+fn a_command_that_only_reads_an_old_town_says_how_to_migrate_it() {
+    let town = pushed_town();
+    let old = to_old_layout(&town);
+    let out = town.tt(["status"]).success();
+    assert!(
+        out.stderr
+            .contains("town `shop` has keys in the key layout of an older tinytown")
+            && out.stderr.contains("`tt migrate --town shop`"),
+        "{out}"
+    );
+    // Said, not done: a command that reads moves nothing.
+    assert!(
+        town.redis().keys(&key("shop", "*")).is_empty(),
+        "moved by a read"
+    );
+    // `tt migrate` moves them without the note; then nobody says it.
+    town.tt(["migrate"])
+        .success()
+        .stderr_lacks("older tinytown");
+    assert_moved(&town, &old);
+    town.tt(["status"]).success().stderr_lacks("older tinytown");
+}

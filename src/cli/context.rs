@@ -98,7 +98,25 @@ impl Context {
     /// started only if this project has one (running, or stopped with its
     /// data on disk): a command that only looks never creates `.tt/` and a
     /// server in a directory with no town.
+    /// A town an older tinytown left in the old key layout is not moved
+    /// here (the command may only read), but said on stderr: it would
+    /// otherwise look empty.
     pub async fn store(&self) -> Result<Store, CliError> {
+        let store = self.store_as_is().await?;
+        // A check that fails is the command's own error to report.
+        if store.has_old_layout().await.unwrap_or(false) {
+            eprintln!(
+                "note: town `{town}` has keys in the key layout of an older tinytown, which this \
+                 version does not read: `tt migrate --town {town}` (or `tt run`) moves them",
+                town = store.town()
+            );
+        }
+        Ok(store)
+    }
+
+    /// [`Context::store`] without the check for the old key layout, for
+    /// `tt migrate`, which moves it.
+    pub async fn store_as_is(&self) -> Result<Store, CliError> {
         let (town, target) = self.town_and_target()?;
         if let RedisTarget::Embedded { state_dir } = &target
             && !server::has_data(state_dir)

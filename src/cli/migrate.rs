@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<u8, CliError> {
-    let store = ctx.store().await?;
+    let store = ctx.store_as_is().await?;
     if !args.all {
         // One town: a refusal is the command's error.
         let m = store.migrate(args.dry_run).await?;

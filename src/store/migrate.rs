@@ -53,11 +53,21 @@ impl Store {
         self.migrate_keys(old, dry_run).await
     }
 
-    /// What `tt run` calls when it starts: one round trip (one `EXISTS` of
-    /// the town-wide keys of the old layout) when the town has none, else
-    /// [`Store::migrate`]. A town of the old layout always has one of them
-    /// (its tasks, events or workers); `tt migrate` finds every other key.
+    /// What `tt run` calls when it starts: one round trip
+    /// ([`Store::has_old_layout`]) when the town has no keys of the old
+    /// layout, else [`Store::migrate`], which finds every one.
     pub async fn migrate_if_old(&self) -> Result<Option<Migration>, StoreError> {
+        if !self.has_old_layout().await? {
+            return Ok(None);
+        }
+        let done = self.migrate(false).await?;
+        Ok((done.keys > 0).then_some(done))
+    }
+
+    /// Whether the town has keys an older tinytown wrote (the old layout):
+    /// one `EXISTS` of its town-wide keys, which a town of the old layout
+    /// always has one of (its tasks, events or workers).
+    pub async fn has_old_layout(&self) -> Result<bool, StoreError> {
         let k = &self.keys;
         let town_wide = [
             k.tasks(),
@@ -83,11 +93,7 @@ impl Store {
             .arg(&old)
             .query_async(&mut conn)
             .await?;
-        if found == 0 {
-            return Ok(None);
-        }
-        let done = self.migrate(false).await?;
-        Ok((done.keys > 0).then_some(done))
+        Ok(found > 0)
     }
 
     /// Migrates every town of [`keys::TOWNS`] (every town that ever
