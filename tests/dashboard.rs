@@ -332,6 +332,62 @@ fn the_event_stream_resumes_after_last_event_id() {
 }
 
 #[test]
+fn the_page_feed_follows_the_other_towns_its_tasks_wait_on() {
+    let b = Scenario::new()
+        .plan(
+            "[town]\nname = \"b\"\n[[tasks]]\nid = \"login\"\nagent = \"w\"\ndepends_on = [\"a:schema\"]\n[agents.w]\ncommand = [\"true\"]\n",
+        )
+        .pushed()
+        .build();
+    // Town `a`, on the same Redis, has the task `login` waits for.
+    let a = crate::support::Tt::new().redis(b.redis()).file(
+        "tasks.toml",
+        "[town]\nname = \"a\"\n[[tasks]]\nid = \"schema\"\nagent = \"w\"\n[agents.w]\ncommand = [\"true\"]\n",
+    );
+    a.run_with(["sync", "push"]).success();
+    let d = dashboard(&b, &[]);
+    let within = Duration::from_secs(10);
+    let mut feed = EventStream::open(&d, &format!("/api/events?tasks=1&token={}", d.token), &[]);
+    let login = |v: &Value| {
+        v["tasks"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["id"] == "login").cloned())
+            .unwrap_or(Value::Null)
+    };
+    let first = feed.next_tasks(within);
+    assert_eq!(first["full"], true, "{first}");
+    let waiting = login(&first)["waiting"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        waiting.contains("a:schema") && waiting.contains("pending"),
+        "{first}"
+    );
+    // Only town `a` changes: the feed of `b` says what that does to `login`.
+    a.run_with(["cancel", "schema"]).success();
+    let next = feed.next_tasks(within);
+    let now = login(&next);
+    assert_ne!(now, Value::Null, "{next}");
+    assert_ne!(
+        now["waiting"].as_str().unwrap_or_default(),
+        waiting,
+        "{next}"
+    );
+    assert!(
+        now.to_string().contains("cancelled"),
+        "the dependency's new state: {next}"
+    );
+    // And agrees with the command.
+    let cli = cli_json(&b, &["tasks", "--json"]);
+    let cli_login = cli
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["id"] == "login").cloned())
+        .unwrap_or(Value::Null);
+    assert_eq!(cli_login["waiting"], now["waiting"], "{cli}");
+}
+
+#[test]
 fn tt_run_serves_the_dashboard_and_prints_its_url_first() {
     let town = Scenario::new()
         .plan(PLAN.replace(

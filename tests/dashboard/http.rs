@@ -179,6 +179,34 @@ impl EventStream {
         EventStream { reader, status }
     }
 
+    /// The data of the next `event: tasks` (what the page draws the tasks
+    /// from), skipping every other event; fails after `within`.
+    #[track_caller]
+    pub fn next_tasks(&mut self, within: Duration) -> Value {
+        let started = Instant::now();
+        let mut named = false;
+        let mut line = String::new();
+        loop {
+            assert!(
+                started.elapsed() < within,
+                "no tasks event within {within:?}"
+            );
+            line.clear();
+            let n = self.reader.read_line(&mut line).unwrap();
+            assert!(n > 0, "the event stream ended");
+            let l = line.trim_end_matches(['\r', '\n']);
+            if l == "event: tasks" || l == "event:tasks" {
+                named = true;
+            } else if let Some(v) = l.strip_prefix("data:")
+                && named
+            {
+                return serde_json::from_str(v.trim()).unwrap();
+            } else if l.is_empty() {
+                named = false;
+            }
+        }
+    }
+
     /// The next event, skipping keep-alive comments and chunk sizes;
     /// fails after `within`.
     #[track_caller]

@@ -10,8 +10,9 @@
 //! following the town grows with what changed, not with the town. A change
 //! of shape (a task added or gone, a parent, a dependency, an order) reads
 //! the town again and sends it whole: the page lays the graph out anew then.
-//! Tasks of other towns named in `depends_on` are read with the whole town
-//! (their events are in their own stream, which this does not follow).
+//! Tasks of other towns named in `depends_on` are read with the whole town,
+//! and again whenever one of those towns has events
+//! ([`TaskFeed::others_changed`]; `sse.rs` follows their streams).
 
 use serde_json::{Map, Value, json};
 
@@ -114,6 +115,39 @@ impl TaskFeed {
         Ok(Some(
             json!({ "full": false, "after": after, "tasks": changed }),
         ))
+    }
+}
+
+impl TaskFeed {
+    /// The other towns the tasks depend on, whose events change them too.
+    pub fn other_towns(&self) -> Vec<String> {
+        self.view
+            .graph
+            .remote_towns()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+
+    /// After another town's events: reads the other towns again and
+    /// returns the tasks whose state changed with them (why they wait,
+    /// whether they are ready), as [`TaskFeed::follow`] does, or `None`.
+    pub async fn others_changed(
+        &mut self,
+        store: &Store,
+        after: &str,
+    ) -> Result<Option<Value>, StoreError> {
+        self.view.read_other_towns(store).await?;
+        let mut changed = Vec::new();
+        for i in 0..self.sent.len() {
+            let now = lean(&self.view, i);
+            if now != self.sent[i] {
+                changed.push(now.clone());
+                self.sent[i] = now;
+            }
+        }
+        Ok((!changed.is_empty())
+            .then(|| json!({ "full": false, "after": after, "tasks": changed })))
     }
 }
 
