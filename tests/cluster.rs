@@ -375,3 +375,49 @@ fn a_dependency_across_towns_on_different_nodes_is_honoured() {
     assert_eq!(down.wait_exit(), 0, "{}", down.output());
     assert_eq!(lines(&downstream, "order.log"), ["login"]);
 }
+
+#[test]
+fn a_cluster_node_taken_for_a_single_server_is_a_clear_error() {
+    let cluster = Cluster::shared();
+    let town = "cl-noinfo";
+    // A user who may not run INFO (as on some managed services): tt cannot
+    // tell the node is a cluster's, and its commands are redirected.
+    for i in 0..3 {
+        let () = redis::cmd("ACL")
+            .arg(
+                &[
+                    "SETUSER",
+                    "noinfo",
+                    "on",
+                    ">noinfo-pw",
+                    "~*",
+                    "&*",
+                    "+@all",
+                    "-info",
+                ][..],
+            )
+            .query(&mut cluster.node_conn(i))
+            .unwrap();
+    }
+    let slot = cluster.keyslot(&Keys::new(town).tasks());
+    let other = (cluster.owner(slot) + 1) % 3;
+    let url = cluster
+        .node_url_without_password(other)
+        .replace("://", "://noinfo:noinfo-pw@");
+    let tt = project(town, &["a"], &url);
+    let out = tt.run_with(["sync", "push"]);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        out.stderr.contains("node of a Redis Cluster")
+            && out.stderr.contains("separated by commas")
+            && !out.stderr.contains("noinfo-pw"),
+        "{out}"
+    );
+    // Listing the node twice makes it a cluster URL: the same user works.
+    let tt = project(
+        town,
+        &["a"],
+        &format!("{url},{}", url.rsplit('@').next().unwrap_or_default()),
+    );
+    tt.run_with(["sync", "push"]).success();
+}

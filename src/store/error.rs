@@ -139,7 +139,22 @@ pub enum StoreError {
         code(tt::store::redis),
         help("if this repeats, check the server's log and that it is not out of memory")
     )]
-    Redis(#[from] redis::RedisError),
+    Redis(redis::RedisError),
+
+    /// A node of a Redis Cluster answered `MOVED`, `ASK` or `CROSSSLOT` on
+    /// a connection tt took for a single server: the server refused the
+    /// `INFO` that tells.
+    #[error("the server is a node of a Redis Cluster, but tt took it for a single server: {0}")]
+    #[diagnostic(
+        code(tt::store::cluster_redirect),
+        help(
+            "name the cluster by listing its nodes in the URL, separated by commas \
+             (`redis://host:7000,host:7001`; the same endpoint twice will do for a managed \
+             cluster behind one address): tt then uses a cluster connection. tt asks `INFO` to \
+             tell by itself; this user may not run it"
+        )
+    )]
+    ClusterRedirect(redis::RedisError),
 
     /// A file of the embedded server could not be read or written.
     #[error("cannot {what}")]
@@ -236,6 +251,26 @@ pub enum StoreError {
         )
     )]
     MigrationAcrossSlots { town: String },
+}
+
+impl From<redis::RedisError> for StoreError {
+    /// A redirect, or keys of several slots in one command, can only reach
+    /// tt from a cluster node it took for a single server: a cluster
+    /// connection follows redirects and splits such commands itself.
+    fn from(e: redis::RedisError) -> Self {
+        if matches!(
+            e.kind(),
+            redis::ErrorKind::Server(
+                redis::ServerErrorKind::Moved
+                    | redis::ServerErrorKind::Ask
+                    | redis::ServerErrorKind::CrossSlot
+            )
+        ) {
+            StoreError::ClusterRedirect(e)
+        } else {
+            StoreError::Redis(e)
+        }
+    }
 }
 
 /// [`StoreError::Corrupt`] naming `key` when a command on it failed with
