@@ -24,8 +24,6 @@ static KEEP: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-static NOTE: LazyLock<Script> = LazyLock::new(|| script(include_str!("scripts/note_facts.lua")));
-
 /// Names and values, as JSON.
 pub type Facts = Map<String, Value>;
 
@@ -58,25 +56,13 @@ impl Store {
         attempt: u32,
         facts: &Facts,
     ) -> Result<bool, StoreError> {
-        if facts.is_empty() {
-            return Ok(false);
-        }
-        let mut conn = self.conn.clone();
-        let kept: i64 = KEEP
-            .key(self.keys.task(task))
-            .key(self.keys.usage())
-            .key(self.keys.agent(worker))
-            .arg(attempt)
-            .arg(worker)
-            .arg(facts_text(Some(facts)))
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(kept == 1)
+        self.put_facts(worker, task, attempt, facts, "keep").await
     }
 
     /// Notes what a running attempt's output said so far on its task
-    /// (`note_facts.lua`), for a retry to resume should its worker die
-    /// without a word. `false` when the task moved on meanwhile.
+    /// (`keep_facts.lua`, uncounted: recovery counts it should the worker
+    /// die without a word), for a retry to resume. `false` when the task
+    /// moved on meanwhile.
     pub async fn note_facts(
         &self,
         worker: &str,
@@ -84,18 +70,32 @@ impl Store {
         attempt: u32,
         facts: &Facts,
     ) -> Result<bool, StoreError> {
+        self.put_facts(worker, task, attempt, facts, "note").await
+    }
+
+    async fn put_facts(
+        &self,
+        worker: &str,
+        task: &str,
+        attempt: u32,
+        facts: &Facts,
+        what: &str,
+    ) -> Result<bool, StoreError> {
         if facts.is_empty() {
             return Ok(false);
         }
         let mut conn = self.conn.clone();
-        let noted: i64 = NOTE
+        let put: i64 = KEEP
             .key(self.keys.task(task))
+            .key(self.keys.usage())
+            .key(self.keys.agent(worker))
             .arg(attempt)
             .arg(worker)
             .arg(facts_text(Some(facts)))
+            .arg(what)
             .invoke_async(&mut conn)
             .await?;
-        Ok(noted == 1)
+        Ok(put == 1)
     }
 }
 

@@ -34,7 +34,7 @@ local function event(kind, task, attempt, ...)
 end
 
 -- Counts in the town's usage what a dead attempt's output said while it
--- ran (note_facts.lua), once, as its report would have (lib/usage.lua).
+-- ran (keep_facts.lua, note), once, as its report would have (lib/usage.lua).
 local function count_noted(key, attempt)
   local noted = redis.call('HMGET', key, 'facts', 'facts_attempt')
   if noted[1] and noted[2] == attempt then
